@@ -1,0 +1,128 @@
+# qdq-server: TensorFlow's QuantizeAndDequantizeV2 over HTTP.
+#
+#   make            build the server and libraries (build/)
+#   make run        build and start the server with default settings
+#   make test       install what is missing, build normal and sanitizer (ASan+UBSan) builds,
+#                   run every test in both; ends with "N passed, N failed"
+#   make bench      build and run the benchmarks (baselines in the same run, ratios printed)
+#   make install    install the server (PREFIX, DESTDIR)
+#   make SAN=1 ...  the same with AddressSanitizer and UndefinedBehaviorSanitizer (build-san/)
+#   make deps       install build, test and benchmark dependencies (Debian, as root)
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SAN ?=
+BUILD ?= build$(if $(SAN),-san)
+ARCH := $(shell uname -m)
+
+CC ?= cc
+CXX ?= c++
+OPT ?= -O2
+PKGS := libmicrohttpd libuv libcjson zlib
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CURL_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
+
+# The kernel's arithmetic must be one IEEE operation at a time: no FMA contraction, no
+# fast-math. These flags apply to every file so that test references compile the same way.
+FPFLAGS := -ffp-contract=off -fno-fast-math
+SANITIZERS := address,undefined
+SANFLAGS := $(if $(SAN),-fsanitize=$(SANITIZERS) -fno-sanitize-recover=all -fno-omit-frame-pointer)
+WARN := -Wall -Wextra -Wno-unused-parameter $(if $(WERROR),-Werror)
+CPPFLAGS += -D_GNU_SOURCE -Icore -Iproto -Iconfig -Iserver
+CFLAGS += -std=gnu11 $(OPT) -g $(FPFLAGS) $(WARN) $(SANFLAGS) -pthread
+CXXFLAGS += -std=c++17 $(OPT) -g $(FPFLAGS) $(WARN) $(SANFLAGS) -fno-exceptions -fno-rtti \
+	-isystem /usr/include/dragonbox-1.1.3
+LDFLAGS += $(SANFLAGS) -pthread
+AVX2FLAGS := $(if $(filter x86_64,$(ARCH)),-mavx2 -mf16c)
+
+CORE_SRC := $(wildcard core/*.c)
+PROTO_SRC := $(wildcard proto/*.c)
+PROTO_CXX := $(wildcard proto/*.cc)
+SERVER_SRC := $(strip $(wildcard server/*.c) $(wildcard config/*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+HTTP_SRC := $(wildcard tests/http/test_*.c)
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
+BENCH_SRC := $(wildcard bench/bench_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst %.cc,$(BUILD)/%.o,$(1)))
+CORE_OBJ := $(call obj,$(CORE_SRC))
+PROTO_OBJ := $(strip $(call obj,$(PROTO_SRC) $(PROTO_CXX)))
+SERVER_OBJ := $(call obj,$(SERVER_SRC))
+TESTLIB_OBJ := $(call obj,$(TESTLIB_SRC))
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+HTTP_BIN := $(patsubst tests/http/%.c,$(BUILD)/tests/%,$(HTTP_SRC))
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+LIBQDQ := $(BUILD)/libqdq.a
+LIBPROTO := $(BUILD)/libproto.a
+SERVER := $(BUILD)/qdq-server
+# Link with the C++ driver when proto/ has C++ (header-only number libraries).
+LINK := $(if $(PROTO_CXX),$(CXX),$(CC))
+
+# Keep objects of pattern-built programs.
+.SECONDARY:
+
+.PHONY: all run test tests bench install clean deps asan fuzz
+all: $(LIBQDQ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(if $(SERVER_SRC),$(SERVER))
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/core/kernels_avx2.o: CFLAGS += $(AVX2FLAGS) -O3
+
+$(LIBQDQ): $(CORE_OBJ)
+	$(AR) rcs $@ $^
+
+$(LIBPROTO): $(PROTO_OBJ)
+	$(AR) rcs $@ $^
+
+$(SERVER): $(SERVER_OBJ) $(LIBPROTO) $(LIBQDQ)
+	$(LINK) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(LIBPROTO) $(LIBQDQ) $(PKG_LIBS) -lm
+
+TEST_LIBS = $(TESTLIB_OBJ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(LIBQDQ) $(PKG_LIBS) $(CURL_LIBS) -lm
+$(BUILD)/tests/unit/%.o $(BUILD)/tests/http/%.o $(BUILD)/tests/lib/%.o: CPPFLAGS += -Itests/lib
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(LIBQDQ)
+	$(LINK) $(LDFLAGS) -o $@ $< $(TEST_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/http/%.o $(TESTLIB_OBJ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(LIBQDQ)
+	$(LINK) $(LDFLAGS) -o $@ $< $(TEST_LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBQDQ)
+	$(LINK) $(LDFLAGS) -o $@ $< $(if $(PROTO_OBJ),$(LIBPROTO)) $(LIBQDQ) $(PKG_LIBS) $(CURL_LIBS) -lm
+
+tests: all $(UNIT_BIN) $(HTTP_BIN)
+
+deps:
+	sh scripts/install-deps.sh --dev
+
+run: all
+	$(SERVER) $(ARGS)
+
+# Both builds, then every test binary of each; tests/run.sh prints the total.
+test: deps
+	$(MAKE) tests
+	$(MAKE) SAN=1 tests
+	sh tests/run.sh build build-san
+
+asan:
+	$(MAKE) SAN=1 tests
+	sh tests/run.sh build-san
+
+bench: $(BENCH_BIN) $(if $(SERVER_SRC),$(SERVER))
+	sh bench/run.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(SERVER) $(DESTDIR)$(BINDIR)/qdq-server
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

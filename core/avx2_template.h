@@ -1,0 +1,192 @@
+/*
+ * AVX2 element kernels, instantiated once per dtype by kernels_avx2.c with:
+ *   SUF, S (storage), T (compute), F (flag), LANES, VT (vector of T),
+ *   LOADV(p) / STOREV(p, v)   LANES elements of S <-> VT
+ *   VLOADT(p) / VSTORET(p, v) LANES values of T
+ *   VSET1, VMIN, VMAX, VMUL, VADD, VRINT, VFLOOR, VCMPEQ_I (on the bits), VSIGN_I (the -0.0 bits),
+ *   S_NAN (a NaN of S, to pad partial vectors).
+ * Each operation is the single IEEE operation of the contract; a partial vector at the end is
+ * padded in a local buffer and goes through the same instructions.
+ */
+
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define AI static inline __attribute__((always_inline))
+
+static void CAT(reduce_run, SUF)(const void *in_, size_t n, void *mn_, void *mx_, void *nz_,
+                                 void *pz_, void *nn_)
+{
+    const S *in = in_;
+    VT mn0 = VSET1((T)INFINITY), mn1 = mn0, mx0 = VSET1(-(T)INFINITY), mx1 = mx0;
+    __m256i nz = _mm256_setzero_si256(), pz = nz, nn = nz, zero = nz, sign = VSIGN_I;
+    size_t k = 0;
+    /* _mm256_min_ps(x, acc) returns acc when x is NaN: NaN is ignored. */
+    for (; k + 2 * LANES <= n; k += 2 * LANES) {
+        VT x0 = LOADV(in + k), x1 = LOADV(in + k + LANES);
+        mn0 = VMIN(x0, mn0), mx0 = VMAX(x0, mx0);
+        mn1 = VMIN(x1, mn1), mx1 = VMAX(x1, mx1);
+        __m256i b0 = VCAST_I(x0), b1 = VCAST_I(x1);
+        nz = _mm256_or_si256(nz, _mm256_or_si256(VCMPEQ_I(b0, sign), VCMPEQ_I(b1, sign)));
+        pz = _mm256_or_si256(pz, _mm256_or_si256(VCMPEQ_I(b0, zero), VCMPEQ_I(b1, zero)));
+        nn = _mm256_or_si256(nn, VCAST_I(VOR(VUNORD(x0), VUNORD(x1))));
+    }
+    for (; k < n; k += LANES) {
+        VT x;
+        if (k + LANES <= n) {
+            x = LOADV(in + k);
+        } else {
+            S buf[LANES];
+            for (size_t j = 0; j < LANES; j++)
+                buf[j] = k + j < n ? in[k + j] : S_NAN;
+            x = LOADV(buf);
+        }
+        mn0 = VMIN(x, mn0), mx0 = VMAX(x, mx0);
+        __m256i b = VCAST_I(x);
+        nz = _mm256_or_si256(nz, VCMPEQ_I(b, sign));
+        pz = _mm256_or_si256(pz, VCMPEQ_I(b, zero));
+        if (k + LANES <= n) /* the padding is NaN */
+            nn = _mm256_or_si256(nn, VCAST_I(VUNORD(x)));
+        else
+            for (size_t j = 0; k + j < n; j++)
+                if (in[k + j] != in[k + j] || S_ISNAN(in[k + j]))
+                    *(F *)nn_ = -1;
+    }
+    mn0 = VMIN(mn0, mn1), mx0 = VMAX(mx0, mx1);
+    T a[LANES], b[LANES];
+    VSTORET(a, mn0), VSTORET(b, mx0);
+    T mn = *(T *)mn_, mx = *(T *)mx_;
+    for (size_t j = 0; j < LANES; j++) {
+        mn = a[j] < mn ? a[j] : mn;
+        mx = b[j] > mx ? b[j] : mx;
+    }
+    *(T *)mn_ = mn, *(T *)mx_ = mx;
+    if (!_mm256_testz_si256(nz, nz))
+        *(F *)nz_ = -1;
+    if (!_mm256_testz_si256(pz, pz))
+        *(F *)pz_ = -1;
+    if (!_mm256_testz_si256(nn, nn))
+        *(F *)nn_ = -1;
+}
+
+static void CAT(reduce_lanes, SUF)(const void *in_, size_t n, void *mn_, void *mx_, void *nz_,
+                                   void *pz_, void *nn_)
+{
+    const S *in = in_;
+    T *mn = mn_, *mx = mx_;
+    F *nz = nz_, *pz = pz_, *nn = nn_;
+    __m256i zero = _mm256_setzero_si256(), sign = VSIGN_I;
+    for (size_t k = 0; k < n; k += LANES) {
+        VT x;
+        if (k + LANES <= n) {
+            x = LOADV(in + k);
+        } else {
+            S buf[LANES];
+            for (size_t j = 0; j < LANES; j++)
+                buf[j] = k + j < n ? in[k + j] : S_NAN;
+            x = LOADV(buf);
+        }
+        VT a = VMIN(x, VLOADT(mn + k)), b = VMAX(x, VLOADT(mx + k));
+        __m256i bits = VCAST_I(x);
+        __m256i z0 = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(nz + k)),
+                                     VCMPEQ_I(bits, sign));
+        __m256i z1 = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(pz + k)),
+                                     VCMPEQ_I(bits, zero));
+        if (k + LANES <= n) {
+            __m256i z2 = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(nn + k)),
+                                         VCAST_I(VUNORD(x)));
+            VSTORET(mn + k, a), VSTORET(mx + k, b);
+            _mm256_storeu_si256((__m256i *)(nz + k), z0);
+            _mm256_storeu_si256((__m256i *)(pz + k), z1);
+            _mm256_storeu_si256((__m256i *)(nn + k), z2);
+        } else {
+            T ta[LANES], tb[LANES];
+            F fa[LANES], fb[LANES];
+            VSTORET(ta, a), VSTORET(tb, b);
+            _mm256_storeu_si256((__m256i *)fa, z0);
+            _mm256_storeu_si256((__m256i *)fb, z1);
+            for (size_t j = 0; k + j < n; j++) {
+                mn[k + j] = ta[j], mx[k + j] = tb[j], nz[k + j] = fa[j], pz[k + j] = fb[j];
+                if (in[k + j] != in[k + j] || S_ISNAN(in[k + j]))
+                    nn[k + j] = -1;
+            }
+        }
+    }
+}
+
+/* One vector: clamp with std::min / std::max semantics (VMIN(hi, x) returns x when x is NaN or
+ * when both are zeros), scale, round, scale back. */
+AI VT CAT(vec, SUF)(VT x, VT lo, VT hi, VT scale, VT inv, int clamp, int half_up)
+{
+    if (clamp)
+        x = VMAX(lo, VMIN(hi, x));
+    VT y = VMUL(x, scale);
+    y = half_up ? VFLOOR(VADD(y, VSET1((T)0.5))) : VRINT(y);
+    return VMUL(y, inv);
+}
+
+AI void CAT(run_loop, SUF)(const S *in, S *out, size_t n, VT lo, VT hi, VT s, VT v, int clamp,
+                           int half_up)
+{
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES)
+        STOREV(out + k, CAT(vec, SUF)(LOADV(in + k), lo, hi, s, v, clamp, half_up));
+    if (k < n) {
+        S buf[LANES] = { 0 };
+        for (size_t j = 0; k + j < n; j++)
+            buf[j] = in[k + j];
+        STOREV(buf, CAT(vec, SUF)(LOADV(buf), lo, hi, s, v, clamp, half_up));
+        for (size_t j = 0; k + j < n; j++)
+            out[k + j] = buf[j];
+    }
+}
+
+static void CAT(apply_run, SUF)(const void *in, void *out, size_t n, const void *lo,
+                                const void *hi, const void *scale, const void *inv, int clamp,
+                                int half_up)
+{
+    VT l = VSET1(*(const T *)lo), h = VSET1(*(const T *)hi);
+    VT s = VSET1(*(const T *)scale), v = VSET1(*(const T *)inv);
+    /* Constant flags let the compiler emit four branch-free loops. */
+    switch (clamp * 2 + half_up) {
+    case 0: CAT(run_loop, SUF)(in, out, n, l, h, s, v, 0, 0); break;
+    case 1: CAT(run_loop, SUF)(in, out, n, l, h, s, v, 0, 1); break;
+    case 2: CAT(run_loop, SUF)(in, out, n, l, h, s, v, 1, 0); break;
+    default: CAT(run_loop, SUF)(in, out, n, l, h, s, v, 1, 1); break;
+    }
+}
+
+AI void CAT(lanes_loop, SUF)(const S *in, S *out, size_t n, const T *lo, const T *hi,
+                             const T *s, const T *v, int clamp, int half_up)
+{
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES)
+        STOREV(out + k, CAT(vec, SUF)(LOADV(in + k), VLOADT(lo + k), VLOADT(hi + k),
+                                      VLOADT(s + k), VLOADT(v + k), clamp, half_up));
+    if (k < n) {
+        S buf[LANES] = { 0 };
+        T bl[LANES] = { 0 }, bh[LANES] = { 0 }, bs[LANES] = { 0 }, bv[LANES] = { 0 };
+        for (size_t j = 0; k + j < n; j++)
+            buf[j] = in[k + j], bl[j] = lo[k + j], bh[j] = hi[k + j], bs[j] = s[k + j],
+            bv[j] = v[k + j];
+        STOREV(buf, CAT(vec, SUF)(LOADV(buf), VLOADT(bl), VLOADT(bh), VLOADT(bs), VLOADT(bv),
+                                  clamp, half_up));
+        for (size_t j = 0; k + j < n; j++)
+            out[k + j] = buf[j];
+    }
+}
+
+static void CAT(apply_lanes, SUF)(const void *in, void *out, size_t n, const void *lo,
+                                  const void *hi, const void *scale, const void *inv, int clamp,
+                                  int half_up)
+{
+    switch (clamp * 2 + half_up) {
+    case 0: CAT(lanes_loop, SUF)(in, out, n, lo, hi, scale, inv, 0, 0); break;
+    case 1: CAT(lanes_loop, SUF)(in, out, n, lo, hi, scale, inv, 0, 1); break;
+    case 2: CAT(lanes_loop, SUF)(in, out, n, lo, hi, scale, inv, 1, 0); break;
+    default: CAT(lanes_loop, SUF)(in, out, n, lo, hi, scale, inv, 1, 1); break;
+    }
+}
+
+#undef AI
+#undef CAT
+#undef CAT_

@@ -1,0 +1,35 @@
+/*
+ * The interface between the op's bookkeeping (qdq.c) and its element kernels.
+ *
+ * A kernel family provides, per dtype, four loops over n contiguous elements:
+ *   run:   all n elements belong to one channel (scalar parameters)
+ *   lanes: element k belongs to channel c0 + k (parameter arrays starting at c0)
+ * Values of the compute type T (float, or double for float64) are passed through void
+ * pointers. Accumulators: mn, mx of T (NaN ignored); nz, pz, nn are flags of T's width
+ * (nonzero: a -0.0 / +0.0 / NaN was seen). The flags tell qdq.c when the result could depend on
+ * the order of the reduction, where it takes the exact path (exact.c).
+ */
+#ifndef QDQ_KERNELS_H
+#define QDQ_KERNELS_H
+
+#include <stddef.h>
+
+typedef struct qdq_kernels {
+    void (*reduce_run)(const void *in, size_t n, void *mn, void *mx, void *nz, void *pz,
+                       void *nn);
+    void (*reduce_lanes)(const void *in, size_t n, void *mn, void *mx, void *nz, void *pz,
+                         void *nn);
+    void (*apply_run)(const void *in, void *out, size_t n, const void *lo, const void *hi,
+                      const void *scale, const void *inv, int clamp, int half_up);
+    void (*apply_lanes)(const void *in, void *out, size_t n, const void *lo, const void *hi,
+                        const void *scale, const void *inv, int clamp, int half_up);
+} qdq_kernels;
+
+/* Indexed by qdq_dtype. */
+extern const qdq_kernels qdq_kernels_portable[4];
+#if defined(__x86_64__) && !defined(QDQ_NO_AVX2)
+#define QDQ_HAVE_AVX2 1
+extern const qdq_kernels qdq_kernels_avx2[4];
+#endif
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * Portable element kernels, instantiated once per dtype by kernels_portable.c with:
+ *   SUF (name suffix), S (storage type), T (compute type), F (flag type), LOAD(p), STORE(p, v),
+ *   RINT, FLOOR.
+ * The arithmetic is the contract's, one IEEE operation at a time, in T.
+ */
+
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+
+static void CAT(reduce_run, SUF)(const void *in_, size_t n, void *mn_, void *mx_, void *nz_,
+                                 void *pz_, void *nn_)
+{
+    const S *in = in_;
+    T mn = *(T *)mn_, mx = *(T *)mx_;
+    F nz = *(F *)nz_, pz = *(F *)pz_, nn = *(F *)nn_;
+    for (size_t k = 0; k < n; k++) {
+        T x = LOAD(in + k);
+        mn = x < mn ? x : mn; /* NaN compares false: ignored */
+        mx = x > mx ? x : mx;
+        if (x == 0) {
+            if (signbit(x))
+                nz = -1;
+            else
+                pz = -1;
+        }
+        if (x != x)
+            nn = -1;
+    }
+    *(T *)mn_ = mn, *(T *)mx_ = mx, *(F *)nz_ = nz, *(F *)pz_ = pz, *(F *)nn_ = nn;
+}
+
+static void CAT(reduce_lanes, SUF)(const void *in_, size_t n, void *mn_, void *mx_, void *nz_,
+                                   void *pz_, void *nn_)
+{
+    const S *in = in_;
+    T *mn = mn_, *mx = mx_;
+    F *nz = nz_, *pz = pz_, *nn = nn_;
+    for (size_t k = 0; k < n; k++) {
+        T x = LOAD(in + k);
+        mn[k] = x < mn[k] ? x : mn[k];
+        mx[k] = x > mx[k] ? x : mx[k];
+        if (x == 0) {
+            if (signbit(x))
+                nz[k] = -1;
+            else
+                pz[k] = -1;
+        }
+        if (x != x)
+            nn[k] = -1;
+    }
+}
+
+/* One element: clamp (std::min then std::max semantics: a NaN x stays NaN), scale, round,
+ * scale back. */
+static inline T CAT(element, SUF)(T x, T lo, T hi, T scale, T inv, int clamp, int half_up)
+{
+    if (clamp) {
+        x = hi < x ? hi : x;
+        x = x < lo ? lo : x;
+    }
+    T y = x * scale;
+    y = half_up ? FLOOR(y + (T)0.5) : RINT(y);
+    return y * inv;
+}
+
+static void CAT(apply_run, SUF)(const void *in_, void *out_, size_t n, const void *lo,
+                                const void *hi, const void *scale, const void *inv, int clamp,
+                                int half_up)
+{
+    const S *in = in_;
+    S *out = out_;
+    T l = *(const T *)lo, h = *(const T *)hi, s = *(const T *)scale, v = *(const T *)inv;
+    for (size_t k = 0; k < n; k++)
+        STORE(out + k, CAT(element, SUF)(LOAD(in + k), l, h, s, v, clamp, half_up));
+}
+
+static void CAT(apply_lanes, SUF)(const void *in_, void *out_, size_t n, const void *lo,
+                                  const void *hi, const void *scale, const void *inv, int clamp,
+                                  int half_up)
+{
+    const S *in = in_;
+    S *out = out_;
+    const T *l = lo, *h = hi, *s = scale, *v = inv;
+    for (size_t k = 0; k < n; k++)
+        STORE(out + k, CAT(element, SUF)(LOAD(in + k), l[k], h[k], s[k], v[k], clamp, half_up));
+}
+
+#undef CAT
+#undef CAT_

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs what qdq-server needs on Debian bookworm: the build and runtime libraries, and, with
+# --dev, the tools the tests and benchmarks use. Idempotent: installs only what is missing.
+# Must run as root (or with sudo available).
+set -eu
+
+RUNTIME="libmicrohttpd12 libuv1 libcjson1 zlib1g"
+BUILD="build-essential pkg-config libmicrohttpd-dev libuv1-dev libcjson-dev zlib1g-dev \
+libdragonbox-dev libfast-float-dev"
+DEV="curl libcurl4-openssl-dev clang libclang-rt-14-dev wrk libeigen3-dev python3 ca-certificates"
+
+want="$RUNTIME $BUILD"
+case "${1:-}" in
+  --dev) want="$want $DEV" ;;
+  --runtime) want="$RUNTIME" ;;
+  "") ;;
+  *) echo "usage: $0 [--dev|--runtime]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

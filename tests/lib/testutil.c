@@ -1,0 +1,94 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qdq_half.h"
+
+double tu_load(qdq_dtype dt, const void *a, size_t i)
+{
+    switch (dt) {
+    case QDQ_FLOAT32: return ((const float *)a)[i];
+    case QDQ_FLOAT64: return ((const double *)a)[i];
+    case QDQ_FLOAT16: return qdq_f16_to_f32(((const uint16_t *)a)[i]);
+    case QDQ_BFLOAT16: return qdq_bf16_to_f32(((const uint16_t *)a)[i]);
+    }
+    return NAN;
+}
+
+void tu_store(qdq_dtype dt, void *a, size_t i, double v)
+{
+    switch (dt) {
+    case QDQ_FLOAT32: ((float *)a)[i] = (float)v; break;
+    case QDQ_FLOAT64: ((double *)a)[i] = v; break;
+    case QDQ_FLOAT16: ((uint16_t *)a)[i] = qdq_f64_to_f16(v); break;
+    case QDQ_BFLOAT16: ((uint16_t *)a)[i] = qdq_f64_to_bf16(v); break;
+    }
+}
+
+bool tu_same_f32(float a, float b)
+{
+    return (isnan(a) && isnan(b)) || qdq_f32_bits(a) == qdq_f32_bits(b);
+}
+
+bool tu_same_f64(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || qdq_f64_bits(a) == qdq_f64_bits(b);
+}
+
+bool tu_same(qdq_dtype dt, const void *a, const void *b, size_t i)
+{
+    switch (dt) {
+    case QDQ_FLOAT32: return tu_same_f32(((const float *)a)[i], ((const float *)b)[i]);
+    case QDQ_FLOAT64: return tu_same_f64(((const double *)a)[i], ((const double *)b)[i]);
+    default: {
+        double x = tu_load(dt, a, i), y = tu_load(dt, b, i);
+        return (isnan(x) && isnan(y)) || ((const uint16_t *)a)[i] == ((const uint16_t *)b)[i];
+    }
+    }
+}
+
+qdq_dtype tu_dtype(const char *s)
+{
+    if (!strcmp(s, "float32") || !strcmp(s, "FP32"))
+        return QDQ_FLOAT32;
+    if (!strcmp(s, "float64") || !strcmp(s, "FP64"))
+        return QDQ_FLOAT64;
+    if (!strcmp(s, "float16") || !strcmp(s, "half") || !strcmp(s, "FP16"))
+        return QDQ_FLOAT16;
+    if (!strcmp(s, "bfloat16") || !strcmp(s, "BF16"))
+        return QDQ_BFLOAT16;
+    return (qdq_dtype)-1;
+}
+
+const char *tu_data_path(const char *rel)
+{
+    static char buf[4096];
+    const char *base = getenv("QDQ_TESTDATA");
+    snprintf(buf, sizeof buf, "%s/%s", base && *base ? base : "tests", rel);
+    return buf;
+}
+
+char *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        perror(path);
+        exit(2);
+    }
+    buf[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return buf;
+}

@@ -1,0 +1,25 @@
+/* Helpers shared by the tests: typed element access, bitwise comparison, files. */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "qdq.h"
+
+/* Element i of an array of dtype, widened to double (exact). */
+double tu_load(qdq_dtype dt, const void *a, size_t i);
+/* Stores v (rounded once to dtype, to nearest even) as element i. */
+void tu_store(qdq_dtype dt, void *a, size_t i, double v);
+/* Same bits, or both NaN. */
+bool tu_same_f32(float a, float b);
+bool tu_same_f64(double a, double b);
+bool tu_same(qdq_dtype dt, const void *a, const void *b, size_t i);
+/* "float32" etc. (and the KServe names) to a dtype; -1 when unknown. */
+qdq_dtype tu_dtype(const char *name);
+/* A path under the test data folder ($QDQ_TESTDATA, default "tests"). Static buffer. */
+const char *tu_data_path(const char *rel);
+/* The whole file, NUL-terminated (malloc'ed; *len gets its length when not NULL). Exits on error. */
+char *tu_read_file(const char *path, size_t *len);
+
+#endif
