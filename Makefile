@@ -44,6 +44,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 HTTP_SRC := $(wildcard tests/http/test_*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_CXX := $(wildcard bench/*.cc)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst %.cc,$(BUILD)/%.o,$(1)))
 CORE_OBJ := $(call obj,$(CORE_SRC))
@@ -53,6 +54,7 @@ TESTLIB_OBJ := $(call obj,$(TESTLIB_SRC))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 HTTP_BIN := $(patsubst tests/http/%.c,$(BUILD)/tests/%,$(HTTP_SRC))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+BENCH_CXX_OBJ := $(call obj,$(BENCH_CXX))
 
 LIBQDQ := $(BUILD)/libqdq.a
 LIBPROTO := $(BUILD)/libproto.a
@@ -94,8 +96,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJ) $(if $(PROTO_OBJ),$(LIB
 $(BUILD)/tests/%: $(BUILD)/tests/http/%.o $(TESTLIB_OBJ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(LIBQDQ)
 	$(LINK) $(LDFLAGS) -o $@ $< $(TEST_LIBS)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBQDQ)
-	$(LINK) $(LDFLAGS) -o $@ $< $(if $(PROTO_OBJ),$(LIBPROTO)) $(LIBQDQ) $(PKG_LIBS) $(CURL_LIBS) -lm
+# Benchmarks may use C++ baselines (bench/*.cc, e.g. TensorFlow's Eigen expression).
+$(BUILD)/bench/%.o: CXXFLAGS += -I/usr/include/eigen3 -mavx -fexceptions
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BENCH_CXX_OBJ) $(LIBQDQ) $(if $(PROTO_OBJ),$(LIBPROTO))
+	$(CXX) $(LDFLAGS) -o $@ $< $(BENCH_CXX_OBJ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(LIBQDQ) $(PKG_LIBS) $(CURL_LIBS) -lm
 
 tests: all $(UNIT_BIN) $(HTTP_BIN)
 

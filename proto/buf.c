@@ -1,0 +1,86 @@
+/* proto_buf, proto_request lifecycle and dtype names. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+int proto_buf_reserve(proto_buf *b, size_t extra)
+{
+    if (b->cap - b->len >= extra)
+        return 0;
+    if (extra > SIZE_MAX / 2 - b->len)
+        return PROTO_ENOMEM;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < extra)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p)
+        return PROTO_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int proto_buf_append(proto_buf *b, const void *p, size_t n)
+{
+    if (proto_buf_reserve(b, n))
+        return PROTO_ENOMEM;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+char *proto_buf_detach(proto_buf *b, size_t *len)
+{
+    char *p = b->data;
+    if (len)
+        *len = b->len;
+    memset(b, 0, sizeof *b);
+    return p;
+}
+
+void proto_buf_free(proto_buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+void proto_request_init(proto_request *req)
+{
+    static const qdq_attrs defaults = QDQ_ATTRS_DEFAULT;
+    memset(req, 0, sizeof *req);
+    req->dtype = QDQ_FLOAT32;
+    req->attrs = defaults;
+    req->count = 1;
+}
+
+void proto_request_clear(proto_request *req)
+{
+    free(req->data);
+    free(req->min);
+    free(req->max);
+    free(req->min_text);
+    free(req->max_text);
+    proto_request_init(req);
+}
+
+int proto_dtype_parse(const char *s, size_t n, qdq_dtype *out)
+{
+    static const struct { const char *name; qdq_dtype dt; } names[] = {
+        { "float32", QDQ_FLOAT32 }, { "float64", QDQ_FLOAT64 }, { "float16", QDQ_FLOAT16 },
+        { "half", QDQ_FLOAT16 },    { "bfloat16", QDQ_BFLOAT16 }, { "FP32", QDQ_FLOAT32 },
+        { "FP64", QDQ_FLOAT64 },    { "FP16", QDQ_FLOAT16 },    { "BF16", QDQ_BFLOAT16 },
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i].name) == n && memcmp(names[i].name, s, n) == 0) {
+            *out = names[i].dt;
+            return 0;
+        }
+    return QDQ_EINVAL;
+}
+
+const char *proto_dtype_kserve(qdq_dtype dtype)
+{
+    static const char *const names[] = { "FP32", "FP64", "FP16", "BF16" };
+    return (unsigned)dtype < 4 ? names[dtype] : NULL;
+}
