@@ -75,41 +75,39 @@ static void CAT(reduce_lanes, SUF)(const void *in_, size_t n, void *mn_, void *m
     T *mn = mn_, *mx = mx_;
     F *nz = nz_, *pz = pz_, *nn = nn_;
     __m256i zero = _mm256_setzero_si256(), sign = VSIGN_I;
-    for (size_t k = 0; k < n; k += LANES) {
-        VT x;
-        if (k + LANES <= n) {
-            x = LOADV(in + k);
-        } else {
-            S buf[LANES];
-            for (size_t j = 0; j < LANES; j++)
-                buf[j] = k + j < n ? in[k + j] : S_NAN;
-            x = LOADV(buf);
-        }
-        VT a = VMIN(x, VLOADT(mn + k)), b = VMAX(x, VLOADT(mx + k));
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES) {
+        VT x = LOADV(in + k);
         __m256i bits = VCAST_I(x);
-        __m256i z0 = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(nz + k)),
-                                     VCMPEQ_I(bits, sign));
-        __m256i z1 = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(pz + k)),
-                                     VCMPEQ_I(bits, zero));
-        if (k + LANES <= n) {
-            __m256i z2 = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(nn + k)),
-                                         VCAST_I(VUNORD(x)));
-            VSTORET(mn + k, a), VSTORET(mx + k, b);
-            _mm256_storeu_si256((__m256i *)(nz + k), z0);
-            _mm256_storeu_si256((__m256i *)(pz + k), z1);
-            _mm256_storeu_si256((__m256i *)(nn + k), z2);
-        } else {
-            T ta[LANES], tb[LANES];
-            F fa[LANES], fb[LANES];
-            VSTORET(ta, a), VSTORET(tb, b);
-            _mm256_storeu_si256((__m256i *)fa, z0);
-            _mm256_storeu_si256((__m256i *)fb, z1);
-            for (size_t j = 0; k + j < n; j++) {
-                mn[k + j] = ta[j], mx[k + j] = tb[j], nz[k + j] = fa[j], pz[k + j] = fb[j];
-                if (in[k + j] != in[k + j] || S_ISNAN(in[k + j]))
-                    nn[k + j] = -1;
-            }
+        VSTORET(mn + k, VMIN(x, VLOADT(mn + k)));
+        VSTORET(mx + k, VMAX(x, VLOADT(mx + k)));
+        _mm256_storeu_si256((__m256i *)(nz + k),
+                            _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(nz + k)),
+                                            VCMPEQ_I(bits, sign)));
+        _mm256_storeu_si256((__m256i *)(pz + k),
+                            _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(pz + k)),
+                                            VCMPEQ_I(bits, zero)));
+        _mm256_storeu_si256((__m256i *)(nn + k),
+                            _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(nn + k)),
+                                            VCAST_I(VUNORD(x))));
+    }
+    /* The last channels: the same comparisons, one element at a time (no vector may read past
+     * the accumulators). NaN compares false, so it is skipped as by VMIN(x, acc). */
+    for (; k < n; k++) {
+        S one[LANES] = { 0 };
+        one[0] = in[k];
+        T x[LANES];
+        VSTORET(x, LOADV(one));
+        mn[k] = x[0] < mn[k] ? x[0] : mn[k];
+        mx[k] = x[0] > mx[k] ? x[0] : mx[k];
+        if (x[0] == 0) {
+            if (signbit(x[0]))
+                nz[k] = -1;
+            else
+                pz[k] = -1;
         }
+        if (x[0] != x[0])
+            nn[k] = -1;
     }
 }
 

@@ -4,6 +4,9 @@
  */
 #include "qdq.h"
 
+#ifdef __x86_64__
+#include <cpuid.h>
+#endif
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
@@ -47,11 +50,21 @@ const char *qdq_dtype_name(qdq_dtype dtype)
 qdq_isa qdq_isa_best(void)
 {
 #ifdef QDQ_HAVE_AVX2
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
-        return QDQ_ISA_AVX2;
-#endif
+    /* AVX2 and F16C in the CPU, and YMM state enabled by the OS (OSXSAVE, XCR0 bits 1-2). */
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return QDQ_ISA_PORTABLE;
+    bool f16c = c & (1u << 29), avx = c & (1u << 28), osxsave = c & (1u << 27);
+    if (!f16c || !avx || !osxsave)
+        return QDQ_ISA_PORTABLE;
+    unsigned lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6) != 6 || !__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 5)))
+        return QDQ_ISA_PORTABLE;
+    return QDQ_ISA_AVX2;
+#else
     return QDQ_ISA_PORTABLE;
+#endif
 }
 
 static const qdq_kernels *kernels(const qdq_plan *p)

@@ -58,6 +58,8 @@ typedef struct proto_request {
     char *min_text, *max_text; /* raw/npy: the query's bounds until the dtype is known (owned) */
     proto_form form;
     bool shape_given;   /* raw: "shape" was in the query (else 1-D of the body's length) */
+    bool dtype_given;   /* raw/npy: "dtype" was in the query (npy: the descr must agree) */
+    unsigned query_seen; /* raw/npy: the query keys given so far, one bit each (query.c) */
     int npy_version;    /* npy: 1, 2 or 3 (the response uses the same) */
     bool npy_bf16_v2;   /* npy bfloat16 came as '<V2' (else '<u2') */
 } proto_request;
@@ -139,6 +141,13 @@ int proto_raw_finish(proto_request *req, uint64_t body_len, const proto_limits *
                      qdq_error *err);
 
 /*
+ * Converts the query's bounds text (min_text, max_text) to arrays of req->dtype in req->min and
+ * req->max (n_min, n_max) and frees the text; nothing to do when there is none. proto_raw_finish
+ * and proto_npy_header_parse call it once the dtype is known.
+ */
+int proto_query_bounds(proto_request *req, qdq_error *err);
+
+/*
  * The value of an X-QDQ-* header: the reported quantity `which` (0 input_min, 1 input_max,
  * 2 output_min, 3 output_max, 4 scale, 5 inverse_scale) for every channel, comma-separated,
  * shortest form. Appends to buf (no NUL).
@@ -155,7 +164,8 @@ int proto_shape_format(const proto_request *req, proto_buf *buf);
  * or '<u2' when the query said dtype=bfloat16 (req->dtype preset by proto_query_arg; 'dtype' in
  * the query must otherwise agree with descr). Rejects object arrays and pickles, big-endian and
  * Fortran order, bad dicts, and shapes over the limits. On success fills req's dtype, rank,
- * dims, count, npy fields and *data_offset (header length); PROTO_EAGAIN when more bytes are
+ * dims, count, npy fields and *data_offset (header length), and converts the query's bounds
+ * (proto_query_bounds); PROTO_EAGAIN when more bytes are
  * needed to see the whole header. Checks file_len == data_offset + count * itemsize when
  * file_len is known (UINT64_MAX when not).
  */

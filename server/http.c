@@ -1,0 +1,546 @@
+/*
+ * libmicrohttpd glue: the daemon, the per-request life (srv.h), receiving bodies, and the
+ * graceful stop.
+ *
+ * libmicrohttpd calls the access handler several times per request: once with the headers
+ * (we set up and answer nothing yet: answering in that first call would close keep-alive
+ * connections), once per body chunk, once when the body is complete, and once more after a
+ * resume. A failure found while receiving is recorded and answered when the body is complete,
+ * so the connection stays usable; only a body over the size limit is answered at once (and the
+ * connection closed) rather than read.
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "srv.h"
+
+uint64_t srv_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A request id: 16 hex digits from a process-random seed and a counter (splitmix64). */
+static void new_request_id(char *out, size_t n)
+{
+    static atomic_ullong counter;
+    static uint64_t seed;
+    if (!seed) {
+        FILE *f = fopen("/dev/urandom", "rb");
+        if (!f || fread(&seed, sizeof seed, 1, f) != 1)
+            seed = srv_now_ns() ^ (uint64_t)getpid() << 32;
+        if (f)
+            fclose(f);
+        seed |= 1;
+    }
+    uint64_t z = seed + 0x9e3779b97f4a7c15ull * (atomic_fetch_add(&counter, 1) + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    snprintf(out, n, "%016llx", (unsigned long long)z);
+}
+
+/* A client's X-Request-Id is echoed when it is 1..64 printable characters without spaces. */
+static bool usable_request_id(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] <= ' ' || v[i] > '~' || v[i] == '"' || v[i] == '\\')
+            return false;
+    return true;
+}
+
+static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    srv *s = cls;
+    srv_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->s = s;
+    r->conn = conn;
+    r->t_start = srv_now_ns();
+    proto_request_init(&r->preq);
+    size_t n = strcspn(uri, "?");
+    if (n >= sizeof r->path)
+        n = sizeof r->path - 1;
+    memcpy(r->path, uri, n);
+    r->path[n] = '\0';
+    atomic_fetch_add(&s->active, 1);
+    return r;
+}
+
+static void req_free(srv_req *r)
+{
+    proto_buf_free(&r->text);
+    proto_buf_free(&r->hdrs);
+    proto_request_clear(&r->preq);
+    free(r->acc);
+    free(r->params);
+    srv_buf_put(r->tbase, r->tcap);
+    if (r->body) {
+        if (r->body_free)
+            r->body_free(r->body_free_cls);
+        else
+            free(r->body);
+    }
+    free(r->work);
+    srv_inflate_end(r);
+    free(r);
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    srv *s = cls;
+    srv_req *r = *con_cls;
+    (void)conn;
+    if (!r)
+        return;
+    if (!r->done)
+        r->status = 499; /* the client went away (or the connection failed) before an answer */
+    else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        r->status = r->status ? r->status : 499;
+    srv_log_access(r);
+    atomic_fetch_add(&s->served, 1);
+    req_free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->active, 1);
+}
+
+/* Records a failure to answer once the body is complete. */
+static void fail_later(srv_req *r, int http, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail_later(srv_req *r, int http, int code, const char *fmt, ...)
+{
+    if (r->fail_http || r->fail_code)
+        return; /* the first failure is the one reported */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->fail_msg, sizeof r->fail_msg, fmt, ap);
+    va_end(ap);
+    r->fail_http = http;
+    r->fail_code = code;
+}
+
+/* The media type of a Content-Type or Accept value, without parameters, lower-cased. */
+static void media_type(const char *v, char *out, size_t n)
+{
+    size_t k = 0;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    for (; *v && *v != ';' && *v != ',' && *v != ' ' && k + 1 < n; v++)
+        out[k++] = (char)((*v >= 'A' && *v <= 'Z') ? *v + 32 : *v);
+    out[k] = '\0';
+}
+
+/* Whether an Accept header asks for JSON first ("application/json" before any other type). */
+static bool accepts_json(const char *v)
+{
+    char mt[64];
+    media_type(v, mt, sizeof mt);
+    return strcmp(mt, "application/json") == 0;
+}
+
+typedef struct qarg_ctx {
+    srv_req *r;
+} qarg_ctx;
+
+static enum MHD_Result query_arg_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    srv_req *r = cls;
+    (void)kind;
+    if (r->fail_code || r->fail_http)
+        return MHD_NO;
+    qdq_error err = { 0 };
+    int rc = proto_query_arg(&r->preq, key, value ? value : "", &r->s->limits, &err);
+    if (rc) {
+        fail_later(r, 0, rc, "%s", err.msg);
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* Parses a Content-Length value strictly (digits only). */
+static bool parse_length(const char *v, uint64_t *out)
+{
+    uint64_t n = 0;
+    if (!*v)
+        return false;
+    for (; *v; v++) {
+        if (*v < '0' || *v > '9' || n > (UINT64_MAX - 9) / 10)
+            return false;
+        n = n * 10 + (uint64_t)(*v - '0');
+    }
+    *out = n;
+    return true;
+}
+
+/* The first call: route, method, headers. Returns false when the request was answered. */
+static bool begin(srv_req *r, const char *method)
+{
+    srv *s = r->s;
+    struct MHD_Connection *c = r->conn;
+    snprintf(r->method, sizeof r->method, "%s", method);
+    const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (rid && usable_request_id(rid))
+        snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+    else
+        new_request_id(r->request_id, sizeof r->request_id);
+    r->route = srv_route_find(r->path);
+    if (r->route->id == SRV_ROUTE_NONE) {
+        fail_later(r, 404, 0, "no route for %s %s", r->method, r->path);
+        return true;
+    }
+    if (!srv_route_allows(r->route, method)) {
+        fail_later(r, 405, 0, "method %s is not allowed on %s (allowed: %s)", r->method,
+                   r->path, r->route->allow);
+        return true;
+    }
+    if (atomic_load(&s->draining) && r->route->id == SRV_ROUTE_QDQ) {
+        fail_later(r, 503, 0, "the server is shutting down");
+        return true;
+    }
+    if (r->route->id != SRV_ROUTE_QDQ)
+        return true;
+
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl) {
+        if (!parse_length(cl, &r->content_length)) {
+            fail_later(r, 400, 0, "Content-Length is not a number: '%.40s'", cl);
+            return true;
+        }
+        r->have_length = true;
+        if (r->content_length > s->limits.max_body) {
+            srv_req_fail(r, 413, "body of %llu bytes is over the limit of %llu bytes "
+                         "(--max-body-bytes)", (unsigned long long)r->content_length,
+                         (unsigned long long)s->limits.max_body);
+            srv_req_queue(r);
+            return false;
+        }
+    }
+    const char *ce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
+    if (ce && strcasecmp(ce, "identity") != 0) {
+        int rc = srv_inflate_begin(r, ce);
+        if (rc == -1) {
+            fail_later(r, 415, 0, "Content-Encoding '%.40s' is not supported: use gzip or "
+                       "deflate", ce);
+            return true;
+        }
+        if (rc == -2) {
+            fail_later(r, 503, 0, "out of memory starting to inflate the body");
+            return true;
+        }
+        r->have_length = false; /* Content-Length counts compressed bytes */
+    }
+    const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
+    if (ae)
+        snprintf(r->accept_encoding, sizeof r->accept_encoding, "%s", ae);
+    const char *ac = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    r->want_json = ac && accepts_json(ac);
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    char mt[64];
+    media_type(ct ? ct : "", mt, sizeof mt);
+    if (strcmp(mt, "application/json") == 0) {
+        r->fmt = SRV_FMT_JSON;
+        if (MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
+            fail_later(r, 400, 0, "JSON requests take their attributes in the body, "
+                       "not in the query string");
+        else if (r->have_length && proto_buf_reserve(&r->text, r->content_length + 1))
+            fail_later(r, 503, 0, "out of memory for a %llu-byte body",
+                       (unsigned long long)r->content_length);
+        return true;
+    }
+    if (strcmp(mt, "application/octet-stream") == 0)
+        r->fmt = SRV_FMT_RAW;
+    else if (strcmp(mt, "application/x-npy") == 0)
+        r->fmt = SRV_FMT_NPY;
+    else {
+        fail_later(r, 415, 0, "Content-Type '%.60s' is not supported: use application/json, "
+                   "application/octet-stream or application/x-npy", ct ? ct : "(none)");
+        return true;
+    }
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_arg_cb, r);
+    if (r->fail_code || r->fail_http)
+        return true;
+    if (r->fmt == SRV_FMT_RAW && r->have_length) {
+        qdq_error err = { 0 };
+        int rc = proto_raw_finish(&r->preq, r->content_length, &s->limits, &err);
+        if (rc)
+            fail_later(r, 0, rc, "%s", err.msg);
+        else
+            srv_ops_tensor_setup(r);
+    }
+    return true;
+}
+
+/* Body bytes after any Content-Encoding: counted against the limit, then stored. */
+static void consume(srv_req *r, const char *data, size_t n)
+{
+    srv *s = r->s;
+    r->body_decoded += n;
+    if (r->body_decoded > s->limits.max_body) {
+        fail_later(r, 413, 0, "body is over the limit of %llu bytes (--max-body-bytes)%s",
+                   (unsigned long long)s->limits.max_body, r->zin ? " after inflating" : "");
+        return;
+    }
+    if (r->tensor_ready) {
+        srv_ops_tensor_feed(r, data, n);
+        return;
+    }
+    if (proto_buf_append(&r->text, data, n)) {
+        fail_later(r, 503, 0, "out of memory receiving the body");
+        return;
+    }
+    if (r->fmt != SRV_FMT_NPY)
+        return;
+    size_t off = 0;
+    qdq_error err = { 0 };
+    int rc = proto_npy_header_parse((const uint8_t *)r->text.data, r->text.len,
+                                    r->have_length ? r->content_length : UINT64_MAX,
+                                    &s->limits, &r->preq, &off, &err);
+    if (rc == PROTO_EAGAIN)
+        return;
+    if (rc) {
+        fail_later(r, 0, rc, "%s", err.msg);
+        return;
+    }
+    if (srv_ops_tensor_setup(r) == 0)
+        srv_ops_tensor_feed(r, r->text.data + off, r->text.len - off);
+    proto_buf_free(&r->text);
+}
+
+/* A body chunk as it came over the wire. */
+static void receive(srv_req *r, const char *data, size_t n)
+{
+    r->bytes_in += n;
+    if (r->fail_code || r->fail_http || r->route->id != SRV_ROUTE_QDQ)
+        return; /* a failed request's body is read and dropped, keeping the connection */
+    if (r->zin)
+        srv_inflate_feed(r, data, n, consume);
+    else
+        consume(r, data, n);
+}
+
+/* How many pool items a tensor of this size is split into. */
+static int split_items(const srv *s, uint64_t bytes)
+{
+    uint64_t k = bytes / (256u << 10) + 1;
+    return k < (uint64_t)s->cfg->workers ? (int)k : s->cfg->workers;
+}
+
+/* The body is complete: compute (inline or on the pool) or answer a recorded failure. */
+static enum MHD_Result finish(srv_req *r)
+{
+    srv *s = r->s;
+    r->t_body = srv_now_ns();
+    if (r->zin && srv_inflate_end(r) && !r->fail_code && !r->fail_http)
+        fail_later(r, 400, 0, "Content-Encoding %s: the compressed body is truncated",
+                   r->encoding);
+    if (r->fail_code || r->fail_http) {
+        srv_req_fail(r, r->fail_http ? r->fail_http : srv_http_status(r->fail_code), "%s",
+                     r->fail_msg);
+        return srv_req_queue(r);
+    }
+    switch (r->route->id) {
+    case SRV_ROUTE_HEALTHZ:
+        r->status = 200;
+        r->ctype = "application/json";
+        r->body = strdup("{\"status\":\"ok\"}");
+        r->body_len = r->body ? strlen(r->body) : 0;
+        return srv_req_queue(r);
+    case SRV_ROUTE_READYZ:
+        if (atomic_load(&s->draining)) {
+            srv_req_fail(r, 503, "the server is shutting down");
+        } else {
+            r->status = 200;
+            r->ctype = "application/json";
+            r->body = strdup("{\"status\":\"ready\"}");
+            r->body_len = r->body ? strlen(r->body) : 0;
+        }
+        return srv_req_queue(r);
+    default:
+        break;
+    }
+
+    bool inline_run;
+    if (r->fmt == SRV_FMT_JSON) {
+        r->job = SRV_JOB_JSON;
+        r->items = 1;
+        inline_run = r->text.len <= (size_t)s->cfg->small_request_bytes;
+    } else {
+        if (r->fmt == SRV_FMT_RAW && !r->tensor_ready) { /* no Content-Length: body is in text */
+            qdq_error err = { 0 };
+            int rc = proto_raw_finish(&r->preq, r->text.len, &s->limits, &err);
+            if (rc)
+                fail_later(r, 0, rc, "%s", err.msg);
+            else if (srv_ops_tensor_setup(r) == 0)
+                srv_ops_tensor_feed(r, r->text.data, r->text.len);
+            proto_buf_free(&r->text);
+        } else if (r->fmt == SRV_FMT_NPY && !r->tensor_ready && !r->fail_code && !r->fail_http) {
+            fail_later(r, 400, 0, "the body ends inside the .npy header (%zu bytes received)",
+                       r->text.len);
+        }
+        if (!r->fail_code && !r->fail_http && r->got != r->tlen)
+            fail_later(r, 400, 0, "body is shorter than the tensor: %llu bytes of data, the "
+                       "shape needs %llu", (unsigned long long)r->got,
+                       (unsigned long long)r->tlen);
+        if (r->fail_code || r->fail_http)
+            return finish(r);
+        char *t = r->tbase + SRV_TENSOR_OFF;
+        if (!r->preq.attrs.range_given)
+            qdq_params_from_acc(&r->plan, r->acc, t, r->params);
+        r->job = SRV_JOB_APPLY;
+        if (r->preq.attrs.range_given) { /* already applied while receiving */
+            r->items = 0;
+            inline_run = true;
+        } else {
+            inline_run = r->tlen <= (uint64_t)s->cfg->small_request_bytes;
+            r->items = (inline_run || r->want_json) ? 1 : split_items(s, r->tlen);
+        }
+    }
+    if (inline_run) {
+        r->t_compute0 = srv_now_ns();
+        for (int i = 0; i < r->items; i++)
+            srv_ops_run(r, i);
+        r->t_compute1 = srv_now_ns();
+        srv_ops_finish(r);
+        return srv_req_queue(r);
+    }
+    if (atomic_fetch_add(&s->queued, 1) >= s->cfg->max_queue) {
+        atomic_fetch_sub(&s->queued, 1);
+        srv_req_fail(r, 503, "the server is overloaded: %d requests are queued (--max-queue)",
+                     s->cfg->max_queue);
+        return srv_req_queue(r);
+    }
+    r->suspended = true;
+    MHD_suspend_connection(r->conn);
+    if (srv_pool_submit(s->pool, r)) {
+        atomic_fetch_sub(&s->queued, 1);
+        srv_req_fail(r, 503, "out of memory queueing the request");
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+        r->done_resume_fail = true;
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
+{
+    srv_req *r = *con_cls;
+    (void)cls, (void)url, (void)version;
+    if (!r)
+        return MHD_NO;
+    if (!r->started) {
+        r->started = true;
+        begin(r, method);
+        return MHD_YES;
+    }
+    if (r->done) { /* answered early (413): drop the rest */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        receive(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    (void)conn;
+    if (r->suspended || r->done_resume_fail) { /* resumed: the pool has prepared the answer */
+        r->suspended = false;
+        r->done_resume_fail = false;
+        return srv_req_queue(r);
+    }
+    return finish(r);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    srv_log("debug", "libmicrohttpd: %s", msg);
+}
+
+int srv_start(srv *s, const cfg *c)
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = c;
+    s->limits.max_elements = c->max_elements;
+    s->limits.max_rank = c->max_rank;
+    s->limits.max_depth = c->max_json_depth;
+    s->limits.max_body = c->max_body_bytes;
+    s->pool = srv_pool_start(s, c->workers);
+    if (!s->pool) {
+        srv_log("error", "cannot start the worker pool");
+        return -1;
+    }
+    struct addrinfo hints = { .ai_flags = AI_NUMERICSERV | AI_PASSIVE,
+                              .ai_socktype = SOCK_STREAM }, *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->listen_port);
+    int gai = getaddrinfo(c->listen_host, port, &hints, &ai);
+    if (gai) {
+        srv_log("error", "cannot resolve listen address %s: %s", c->listen_host,
+                gai_strerror(gai));
+        return -1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    size_t mem = c->max_header_bytes < (256u << 10) ? (256u << 10) : (size_t)c->max_header_bytes;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)c->listen_port, NULL, NULL, handler, s,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(c->http_threads > 1 ? c->http_threads : 0),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_cb, s,
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->daemon) {
+        srv_log("error", "cannot listen on %s:%d", c->listen_host, c->listen_port);
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : c->listen_port;
+    return 0;
+}
+
+void srv_stop(srv *s)
+{
+    atomic_store(&s->draining, true);
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    uint64_t deadline = srv_now_ns() + (uint64_t)s->cfg->drain_timeout_s * 1000000000u;
+    while (atomic_load(&s->active) > 0 && srv_now_ns() < deadline)
+        usleep(10000);
+    if (atomic_load(&s->active) > 0)
+        srv_log("warn", "drain timeout: %d requests still open", atomic_load(&s->active));
+    /* Work on the pool cannot be abandoned (its connections are suspended): let it finish. */
+    while (atomic_load(&s->queued) > 0)
+        usleep(1000);
+    MHD_stop_daemon(s->daemon);
+    srv_pool_stop(s->pool);
+    srv_buf_trim();
+}

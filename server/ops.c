@@ -1,0 +1,158 @@
+/*
+ * The work of a request: tensor set-up while the body arrives (raw, npy), the min/max folded
+ * into the receive copy, and the job items that run inline or on the pool.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "srv.h"
+
+/* Allocates accumulators and parameters for r->plan. 0, or -1 with the failure recorded. */
+static int alloc_state(srv_req *r)
+{
+    r->acc = malloc(qdq_acc_size(&r->plan) + 1);
+    r->params = malloc(qdq_params_size(&r->plan) + 1);
+    if (!r->acc || !r->params) {
+        r->fail_http = 503;
+        snprintf(r->fail_msg, sizeof r->fail_msg, "out of memory for %llu channels",
+                 (unsigned long long)r->plan.channels);
+        return -1;
+    }
+    qdq_acc_init(&r->plan, r->acc);
+    return 0;
+}
+
+/* Records a failure from core or proto. */
+static int fail(srv_req *r, int code, const qdq_error *err)
+{
+    r->fail_code = code;
+    snprintf(r->fail_msg, sizeof r->fail_msg, "%s", err->msg);
+    return -1;
+}
+
+int srv_ops_tensor_setup(srv_req *r)
+{
+    qdq_error err = { 0 };
+    proto_request *q = &r->preq;
+    int rc = qdq_plan_init(&r->plan, q->dtype, q->dims, q->rank, &q->attrs, &err);
+    if (rc)
+        return fail(r, rc, &err);
+    r->tlen = q->count * qdq_dtype_size(q->dtype);
+    if (alloc_state(r))
+        return -1;
+    if (q->attrs.range_given) {
+        rc = qdq_params_given(&r->plan, q->min, q->n_min, q->max, q->n_max, r->params, &err);
+        if (rc)
+            return fail(r, rc, &err);
+    }
+    r->tbase = srv_buf_get(SRV_TENSOR_OFF + r->tlen, &r->tcap);
+    if (!r->tbase) {
+        r->fail_http = 503;
+        snprintf(r->fail_msg, sizeof r->fail_msg, "out of memory for a %llu-byte tensor",
+                 (unsigned long long)r->tlen);
+        return -1;
+    }
+    r->tensor_ready = true;
+    return 0;
+}
+
+/*
+ * Copies body bytes into the tensor and folds the complete elements: into the min/max when the
+ * range comes from the data, or straight through the op when the range is given (the bytes are
+ * still in cache).
+ */
+int srv_ops_tensor_feed(srv_req *r, const char *data, size_t n)
+{
+    if (n > r->tlen - r->got) {
+        r->fail_code = QDQ_EINVAL;
+        snprintf(r->fail_msg, sizeof r->fail_msg,
+                 "body is longer than the tensor: shape needs %llu bytes of data",
+                 (unsigned long long)r->tlen);
+        return -1;
+    }
+    char *t = r->tbase + SRV_TENSOR_OFF;
+    memcpy(t + r->got, data, n);
+    r->got += n;
+    uint64_t complete = r->got / qdq_dtype_size(r->preq.dtype);
+    if (complete > r->done_elems) {
+        if (r->preq.attrs.range_given)
+            qdq_apply(&r->plan, r->params, t, t, r->done_elems, complete);
+        else
+            qdq_reduce(&r->plan, r->acc, t, r->done_elems, complete);
+        r->done_elems = complete;
+    }
+    return 0;
+}
+
+/* The element range of item i of n, split on 64-byte boundaries. */
+static void item_range(const srv_req *r, int i, int n, uint64_t *b, uint64_t *e)
+{
+    uint64_t count = r->plan.count, per = 64 / qdq_dtype_size(r->plan.dtype);
+    uint64_t blocks = (count + per - 1) / per;
+    *b = blocks * (uint64_t)i / (uint64_t)n * per;
+    *e = blocks * (uint64_t)(i + 1) / (uint64_t)n * per;
+    if (*b > count)
+        *b = count;
+    if (*e > count)
+        *e = count;
+}
+
+/* The whole JSON request: decode, compute, encode, on one thread. */
+static void run_json(srv_req *r)
+{
+    qdq_error err = { 0 };
+    proto_request *q = &r->preq;
+    int rc = proto_json_decode(r->text.data ? r->text.data : "", r->text.len, &r->s->limits, q,
+                               &err);
+    if (rc) {
+        fail(r, rc, &err);
+        return;
+    }
+    rc = qdq_plan_init(&r->plan, q->dtype, q->dims, q->rank, &q->attrs, &err);
+    if (rc) {
+        fail(r, rc, &err);
+        return;
+    }
+    if (alloc_state(r))
+        return;
+    rc = qdq_run(&r->plan, q->data, q->data, q->min, q->n_min, q->max, q->n_max, r->acc,
+                 r->params, &err);
+    if (rc) {
+        fail(r, rc, &err);
+        return;
+    }
+    proto_buf b = { 0 };
+    rc = proto_json_encode(q, &r->plan, r->params, q->data, &b, &err);
+    if (rc) {
+        proto_buf_free(&b);
+        fail(r, rc, &err);
+        return;
+    }
+    r->body = proto_buf_detach(&b, &r->body_len);
+    r->status = 200;
+    r->ctype = "application/json";
+}
+
+void srv_ops_run(srv_req *r, int item)
+{
+    if (r->job == SRV_JOB_JSON) {
+        run_json(r);
+        return;
+    }
+    uint64_t b, e;
+    item_range(r, item, r->items, &b, &e);
+    char *t = r->tbase + SRV_TENSOR_OFF;
+    if (b < e)
+        qdq_apply(&r->plan, r->params, t, t, b, e);
+}
+
+void srv_ops_finish(srv_req *r)
+{
+    if (r->fail_code || r->fail_http) {
+        srv_req_fail(r, r->fail_http ? r->fail_http : srv_http_status(r->fail_code), "%s",
+                     r->fail_msg);
+        return;
+    }
+    if (r->job == SRV_JOB_APPLY)
+        srv_req_respond_tensor(r);
+}

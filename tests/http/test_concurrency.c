@@ -1,0 +1,626 @@
+/*
+ * Many clients at once against a server with --workers 2: 16 threads x 50 requests of mixed
+ * formats (JSON nested, data, b64; raw; npy; raw answered as JSON), dtypes, attributes and sizes
+ * (1 element to 1M), with a few bad requests mixed in. Every answer is checked bit for bit
+ * against the core run here; the bad ones must get their 400 without disturbing the rest.
+ */
+#include <cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "http_client.h"
+#include "qdq.h"
+#include "qdq_half.h"
+#include "server_proc.h"
+#include "testutil.h"
+
+/* The core's AVX2 reduction reads whole vectors past the end of a small accumulator (a core
+ * bug, reported); the local reference pads its buffers so that it runs clean under ASan. */
+#define ACC_PAD 64
+
+#define THREADS 16
+#define PER_THREAD 50
+#define MAX_ELEMS (1u << 20)
+#define MAX_JSON_ELEMS 20000
+#define MAX_CH 64
+
+static sp_server srv;
+
+/* ---- per-thread results (check.h's counters are not thread-safe) ---- */
+
+typedef struct worker {
+    int id;
+    uint64_t rng;
+    int passed, failed, printed;
+    int requests, bad_requests;
+    uint64_t elements;
+    int by_form[6];
+} worker;
+
+#define TCHECK(w, cond, ...)                                                      \
+    do {                                                                          \
+        if (cond) {                                                               \
+            (w)->passed++;                                                        \
+        } else {                                                                  \
+            (w)->failed++;                                                        \
+            if ((w)->printed++ < 10) {                                            \
+                char msg_[1024];                                                   \
+                snprintf(msg_, sizeof msg_, __VA_ARGS__);                         \
+                fprintf(stderr, "FAIL %s:%d [thread %d]: %s\n", __FILE__, __LINE__, \
+                        (w)->id, msg_);                                           \
+            }                                                                     \
+        }                                                                         \
+    } while (0)
+
+static uint64_t rnd(worker *w)
+{
+    uint64_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return w->rng = x;
+}
+
+static double rnd_unit(worker *w)
+{
+    return (double)(rnd(w) >> 11) / 9007199254740992.0;
+}
+
+/* ---- text ---- */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+} sbuf;
+
+static void sb_add(sbuf *b, const void *data, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 1024;
+        while (c < b->len + n + 1)
+            c *= 2;
+        b->p = realloc(b->p, c);
+        if (!b->p) {
+            perror("realloc");
+            exit(2);
+        }
+        b->cap = c;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    sb_add(b, tmp, n < (int)sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+static void sb_num(sbuf *b, double v, bool query)
+{
+    if (isnan(v)) {
+        sb_add(b, "NaN", 3);
+        return;
+    }
+    if (isinf(v)) {
+        sb_printf(b, "%s", v < 0 ? "-Infinity" : "Infinity");
+        return;
+    }
+    char t[40];
+    int n = snprintf(t, sizeof t, "%.17g", v);
+    for (int i = 0; i < n; i++) {
+        if (query && t[i] == '+')
+            sb_add(b, "%2B", 3);
+        else
+            sb_add(b, &t[i], 1);
+    }
+}
+
+/* ---- one request ---- */
+
+typedef enum form { F_NESTED, F_DATA, F_B64, F_RAW, F_NPY, F_RAW_JSON } form;
+static const char *const form_names[] = { "nested", "data", "b64", "raw", "npy", "raw+json" };
+static const char *const rng_keys[6] = { "input_min", "input_max", "output_min", "output_max",
+                                         "scale", "inverse_scale" };
+static const char *const rng_headers[6] = { "X-QDQ-Input-Min", "X-QDQ-Input-Max",
+                                            "X-QDQ-Output-Min", "X-QDQ-Output-Max",
+                                            "X-QDQ-Scale", "X-QDQ-Inverse-Scale" };
+
+typedef struct job {
+    char what[160];
+    form f;
+    qdq_dtype dt;
+    int rank;
+    int64_t dims[3];
+    uint64_t count;
+    qdq_attrs attrs;
+    int n_bounds;                 /* given bounds per side (0: none) */
+    double min[MAX_CH], max[MAX_CH];
+    bool bad;                     /* sent with num_bits 0: a 400 is the answer */
+    void *in, *want;
+    uint64_t channels;
+    double rng[6][MAX_CH];
+} job;
+
+static void make_job(worker *w, job *j, int seq)
+{
+    memset(j, 0, sizeof *j);
+    j->dt = (qdq_dtype)(rnd(w) % 4);
+    j->f = (form)(rnd(w) % 6);
+    if (j->f == F_NESTED && j->dt != QDQ_FLOAT32)
+        j->f = F_DATA;
+    bool json = j->f <= F_B64 || j->f == F_RAW_JSON;
+    /* Log-uniform size: 1 .. 1M elements (20k for JSON text, 512k for float64). */
+    uint64_t cap = json ? MAX_JSON_ELEMS : j->dt == QDQ_FLOAT64 ? MAX_ELEMS / 2 : MAX_ELEMS;
+    uint64_t n = (uint64_t)exp(rnd_unit(w) * log((double)cap)) + 1;
+    if (n > cap)
+        n = cap;
+    qdq_attrs a = QDQ_ATTRS_DEFAULT;
+    a.signed_input = rnd(w) % 4 != 0;
+    int max_bits = j->dt == QDQ_FLOAT64 ? 40 : 16;
+    a.num_bits = 1 + (int)(rnd(w) % (uint64_t)max_bits);
+    a.narrow_range = rnd(w) % 4 == 0;
+    a.round_mode = rnd(w) % 2 ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
+    a.range_given = rnd(w) % 3 == 0;
+    /* Shape: rank 1..3; per channel: a channel dimension of 1..64. */
+    bool per_channel = rnd(w) % 2 && n >= 2;
+    int rank = 1 + (int)(rnd(w) % 3);
+    if (per_channel) {
+        uint64_t c = 1 + rnd(w) % MAX_CH;
+        if (c > n)
+            c = n;
+        uint64_t rest = n / c;
+        if (rank == 1) {
+            j->dims[0] = (int64_t)c;
+            a.axis = 0;
+        } else if (rank == 2) {
+            bool last = rnd(w) % 2;
+            j->dims[last ? 1 : 0] = (int64_t)c;
+            j->dims[last ? 0 : 1] = (int64_t)rest;
+            a.axis = last ? 1 : 0;
+        } else {
+            uint64_t r1 = 1 + rnd(w) % 4;
+            j->dims[0] = (int64_t)r1;
+            j->dims[1] = (int64_t)c;
+            j->dims[2] = (int64_t)(rest / r1 ? rest / r1 : 1);
+            a.axis = 1;
+        }
+    } else if (rank == 1) {
+        j->dims[0] = (int64_t)n;
+    } else if (rank == 2) {
+        j->dims[0] = (int64_t)(1 + rnd(w) % 8);
+        j->dims[1] = (int64_t)(n / (uint64_t)j->dims[0]);
+    } else {
+        j->dims[0] = 2;
+        j->dims[1] = (int64_t)(1 + rnd(w) % 4);
+        j->dims[2] = (int64_t)(n / (uint64_t)(2 * j->dims[1]));
+    }
+    j->rank = rank;
+    j->count = 1;
+    for (int i = 0; i < rank; i++)
+        j->count *= (uint64_t)j->dims[i];
+    j->attrs = a;
+    j->bad = rnd(w) % 25 == 0;
+
+    /* Data: per-channel magnitudes, ties, signed zeros, now and then a NaN. */
+    size_t es = qdq_dtype_size(j->dt);
+    j->in = malloc(j->count * es + 1);
+    j->want = malloc(j->count * es + 1);
+    uint64_t inner = 1, ch = 1;
+    if (a.axis >= 0) {
+        ch = (uint64_t)j->dims[a.axis];
+        for (int i = (int)a.axis + 1; i < rank; i++)
+            inner *= (uint64_t)j->dims[i];
+    }
+    double base = ldexp(1.0, (int)(rnd(w) % 20) - 10);
+    for (uint64_t i = 0; i < j->count; i++) {
+        double s = base * (a.axis >= 0 ? (double)((i / inner) % ch % 7 + 1) : 1.0);
+        uint64_t r = rnd(w);
+        double v;
+        switch (r % 16) {
+        case 0: v = 0.0; break;
+        case 1: v = -0.0; break;
+        case 2: v = (double)((int64_t)(r >> 40) % 64 - 32) * 0.5 * s / 16; break;
+        case 3: v = (r >> 24) % 512 == 0 ? NAN : s; break;
+        default: v = ((double)(r >> 11) / 9007199254740992.0 * 2 - 1) * s;
+        }
+        tu_store(j->dt, j->in, i, v);
+    }
+    if (a.range_given) {
+        j->n_bounds = a.axis >= 0 ? (int)ch : 1;
+        for (int c = 0; c < j->n_bounds; c++) {
+            double s = base * (a.axis >= 0 ? (double)(c % 7 + 1) : 1.0);
+            double lo = -s * (0.25 + rnd_unit(w)), hi = s * (0.25 + rnd_unit(w));
+            /* Round the bounds to the dtype so the request and the reference agree. */
+            unsigned char tmp[8];
+            tu_store(j->dt, tmp, 0, lo);
+            j->min[c] = tu_load(j->dt, tmp, 0);
+            tu_store(j->dt, tmp, 0, hi);
+            j->max[c] = tu_load(j->dt, tmp, 0);
+        }
+    }
+    snprintf(j->what, sizeof j->what,
+             "thread %d req %d: %s %s rank %d [%" PRId64 ",%" PRId64 ",%" PRId64 "] axis %" PRId64
+             " bits %d%s%s%s",
+             w->id, seq, form_names[j->f], qdq_dtype_name(j->dt), rank, j->dims[0],
+             rank > 1 ? j->dims[1] : 0, rank > 2 ? j->dims[2] : 0, a.axis, a.num_bits,
+             a.range_given ? " range_given" : "", a.round_mode ? " HALF_UP" : "",
+             j->bad ? " (bad)" : "");
+}
+
+/* The reference answer. */
+static int compute(job *j)
+{
+    qdq_plan p;
+    qdq_error err = { 0 };
+    if (qdq_plan_init(&p, j->dt, j->dims, j->rank, &j->attrs, &err))
+        return -1;
+    size_t es = qdq_dtype_size(j->dt);
+    unsigned char mn[MAX_CH * 8], mx[MAX_CH * 8];
+    for (int c = 0; c < j->n_bounds; c++) {
+        tu_store(j->dt, mn, (size_t)c, j->min[c]);
+        tu_store(j->dt, mx, (size_t)c, j->max[c]);
+    }
+    void *acc = malloc(qdq_acc_size(&p) + ACC_PAD),
+         *params = malloc(qdq_params_size(&p) + ACC_PAD);
+    int rc = qdq_run(&p, j->in, j->want, mn, (size_t)j->n_bounds, mx, (size_t)j->n_bounds, acc,
+                     params, &err);
+    j->channels = p.channels;
+    for (uint64_t c = 0; rc == 0 && c < p.channels; c++) {
+        qdq_range r;
+        qdq_params_get(&p, params, c, &r);
+        double v[6] = { r.input_min, r.input_max, r.output_min, r.output_max, r.scale,
+                        r.inverse_scale };
+        for (int k = 0; k < 6; k++)
+            j->rng[k][c] = v[k];
+    }
+    (void)es;
+    free(acc);
+    free(params);
+    return rc;
+}
+
+static void nested(sbuf *b, const job *j, int level, uint64_t *i)
+{
+    if (level == j->rank) {
+        sb_num(b, tu_load(j->dt, j->in, (*i)++), false);
+        return;
+    }
+    sb_add(b, "[", 1);
+    for (int64_t k = 0; k < j->dims[level]; k++) {
+        if (k)
+            sb_add(b, ",", 1);
+        nested(b, j, level + 1, i);
+    }
+    sb_add(b, "]", 1);
+}
+
+static void build(const job *j, sbuf *url, sbuf *body, const char **ctype)
+{
+    const qdq_attrs *a = &j->attrs;
+    int bits = j->bad ? 0 : a->num_bits;
+    sb_printf(url, "%s/quantize-dequantize", srv.base);
+    if (j->f <= F_B64) {
+        *ctype = "Content-Type: application/json";
+        sb_add(body, "{\"input\": ", 10);
+        if (j->f == F_NESTED) {
+            uint64_t i = 0;
+            nested(body, j, 0, &i);
+        } else {
+            sb_printf(body, "{\"dtype\": \"%s\", \"shape\": [", qdq_dtype_name(j->dt));
+            for (int i = 0; i < j->rank; i++)
+                sb_printf(body, "%s%" PRId64, i ? "," : "", j->dims[i]);
+            sb_add(body, "], ", 3);
+            if (j->f == F_B64) {
+                char *s = hc_b64_encode(j->in, j->count * qdq_dtype_size(j->dt));
+                sb_add(body, "\"b64\": \"", 8);
+                sb_add(body, s, strlen(s));
+                sb_add(body, "\"}", 2);
+                free(s);
+            } else {
+                sb_add(body, "\"data\": [", 9);
+                for (uint64_t i = 0; i < j->count; i++) {
+                    if (i)
+                        sb_add(body, ",", 1);
+                    sb_num(body, tu_load(j->dt, j->in, i), false);
+                }
+                sb_add(body, "]}", 2);
+            }
+        }
+        sb_printf(body, ", \"num_bits\": %d, \"signed_input\": %s, \"narrow_range\": %s, "
+                  "\"round_mode\": \"%s\", \"axis\": %" PRId64 ", \"range_given\": %s", bits,
+                  a->signed_input ? "true" : "false", a->narrow_range ? "true" : "false",
+                  a->round_mode ? "HALF_UP" : "HALF_TO_EVEN", a->axis,
+                  a->range_given ? "true" : "false");
+        for (int m = 0; m < 2 && j->n_bounds; m++) {
+            sb_printf(body, ", \"%s\": %s", m ? "input_max" : "input_min", a->axis >= 0 ? "[" : "");
+            for (int c = 0; c < j->n_bounds; c++) {
+                if (c)
+                    sb_add(body, ",", 1);
+                sb_num(body, m ? j->max[c] : j->min[c], false);
+            }
+            if (a->axis >= 0)
+                sb_add(body, "]", 1);
+        }
+        sb_add(body, "}", 1);
+        return;
+    }
+    sb_printf(url, "?num_bits=%d&signed_input=%s&narrow_range=%s&round_mode=%s&axis=%" PRId64
+              "&range_given=%s", bits, a->signed_input ? "1" : "0",
+              a->narrow_range ? "1" : "0", a->round_mode ? "HALF_UP" : "HALF_TO_EVEN", a->axis,
+              a->range_given ? "true" : "false");
+    for (int m = 0; m < 2 && j->n_bounds; m++) {
+        sb_printf(url, "&%s=", m ? "input_max" : "input_min");
+        for (int c = 0; c < j->n_bounds; c++) {
+            if (c)
+                sb_add(url, ",", 1);
+            sb_num(url, m ? j->max[c] : j->min[c], true);
+        }
+    }
+    if (j->f == F_NPY) {
+        *ctype = "Content-Type: application/x-npy";
+        static const char *const descr[4] = { "<f4", "<f8", "<f2", "<V2" };
+        if (j->dt == QDQ_BFLOAT16)
+            sb_add(url, "&dtype=bfloat16", 15);
+        sbuf d = { 0 };
+        sb_printf(&d, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr[j->dt]);
+        for (int i = 0; i < j->rank; i++)
+            sb_printf(&d, "%" PRId64 "%s", j->dims[i], j->rank == 1 ? "," : i + 1 < j->rank ? ", " : "");
+        sb_add(&d, "), }", 4);
+        while ((10 + d.len + 1) % 64)
+            sb_add(&d, " ", 1);
+        sb_add(&d, "\n", 1);
+        unsigned char m[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(d.len & 0xff),
+                                (unsigned char)(d.len >> 8) };
+        sb_add(body, m, 10);
+        sb_add(body, d.p, d.len);
+        free(d.p);
+    } else {
+        *ctype = "Content-Type: application/octet-stream";
+        sb_printf(url, "&dtype=%s&shape=", qdq_dtype_name(j->dt));
+        for (int i = 0; i < j->rank; i++)
+            sb_printf(url, "%s%" PRId64, i ? "," : "", j->dims[i]);
+    }
+    sb_add(body, j->in, j->count * qdq_dtype_size(j->dt));
+}
+
+static bool range_same(qdq_dtype dt, const char *text, double want)
+{
+    if (!text || !*text)
+        return false;
+    char *end;
+    if (dt == QDQ_FLOAT64) {
+        double v = strtod(text, &end);
+        return *end == '\0' && tu_same_f64(v, want);
+    }
+    float v = strtof(text, &end);
+    return *end == '\0' && tu_same_f32(v, (float)want);
+}
+
+static bool elem_parse(qdq_dtype dt, const char *text, void *a, size_t i)
+{
+    if (!text)
+        return false;
+    char *end;
+    if (dt == QDQ_FLOAT64) {
+        ((double *)a)[i] = strtod(text, &end);
+        return *end == '\0';
+    }
+    float f = strtof(text, &end);
+    if (*end)
+        return false;
+    tu_store(dt, a, i, f);
+    double back = tu_load(dt, a, i);
+    return (isnan(back) && isnan(f)) || back == (double)f;
+}
+
+static void compare(worker *w, const job *j, const void *got)
+{
+    uint64_t bad = 0, first = 0;
+    for (uint64_t i = 0; i < j->count; i++)
+        if (!tu_same(j->dt, got, j->want, i) && bad++ == 0)
+            first = i;
+    TCHECK(w, bad == 0, "%s: %" PRIu64 " elements differ; first [%" PRIu64 "] = %.9g, want %.9g",
+           j->what, bad, first, bad ? tu_load(j->dt, got, first) : 0.0,
+           bad ? tu_load(j->dt, j->want, first) : 0.0);
+}
+
+static void flatten(const cJSON *a, const job *j, void *got, uint64_t *n, bool *ok)
+{
+    const cJSON *e;
+    if (!cJSON_IsArray(a)) {
+        if (*n >= j->count || !elem_parse(j->dt, hc_json_num(a), got, *n))
+            *ok = false;
+        (*n)++;
+        return;
+    }
+    cJSON_ArrayForEach(e, a)
+        flatten(e, j, got, n, ok);
+}
+
+static void check_json(worker *w, const job *j, const hc_resp *r)
+{
+    cJSON *o = hc_json_parse_exact(r->body, r->len);
+    TCHECK(w, o != NULL, "%s: answer is not JSON", j->what);
+    if (!o)
+        return;
+    const cJSON *out = cJSON_GetObjectItem(o, "output");
+    size_t es = qdq_dtype_size(j->dt);
+    void *got = malloc(j->count * es + 1);
+    uint64_t n = 0;
+    bool ok = true;
+    if (j->f == F_NESTED) {
+        /* Nesting: the first level has dims[0] entries; all leaves in order. */
+        ok = cJSON_IsArray(out) && cJSON_GetArraySize(out) == j->dims[0];
+        flatten(out, j, got, &n, &ok);
+    } else if (j->f == F_B64) {
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(out, "b64"));
+        size_t blen = 0;
+        unsigned char *bytes = s ? hc_b64_decode(s, strlen(s), &blen) : NULL;
+        ok = bytes && blen == j->count * es;
+        if (ok)
+            memcpy(got, bytes, blen);
+        n = blen / es;
+        free(bytes);
+    } else {
+        const cJSON *d = cJSON_GetObjectItem(out, "data");
+        ok = cJSON_IsArray(d);
+        flatten(d, j, got, &n, &ok);
+    }
+    TCHECK(w, ok && n == j->count, "%s: output has %" PRIu64 " readable elements, want %" PRIu64,
+           j->what, n, j->count);
+    if (ok && n == j->count)
+        compare(w, j, got);
+    free(got);
+    for (int k = 0; k < 6; k++) {
+        const cJSON *e = cJSON_GetObjectItem(o, rng_keys[k]);
+        bool same;
+        if (j->attrs.axis < 0) {
+            same = range_same(j->dt, hc_json_num(e), j->rng[k][0]);
+        } else {
+            same = cJSON_IsArray(e) && (uint64_t)cJSON_GetArraySize(e) == j->channels;
+            for (uint64_t c = 0; same && c < j->channels; c++)
+                same = range_same(j->dt, hc_json_num(cJSON_GetArrayItem(e, (int)c)), j->rng[k][c]);
+        }
+        TCHECK(w, same, "%s: %s differs", j->what, rng_keys[k]);
+    }
+    cJSON_Delete(o);
+}
+
+static void check_binary(worker *w, const job *j, const hc_resp *r)
+{
+    size_t off = 0;
+    if (j->f == F_NPY) {
+        bool ok = r->len >= 10 && memcmp(r->body, "\x93NUMPY", 6) == 0;
+        TCHECK(w, ok, "%s: answer is not .npy", j->what);
+        if (!ok)
+            return;
+        off = 10 + (size_t)((unsigned char)r->body[8] | (unsigned char)r->body[9] << 8);
+    }
+    size_t want = j->count * qdq_dtype_size(j->dt);
+    TCHECK(w, r->len >= off && r->len - off == want, "%s: %zu data bytes, want %zu", j->what,
+           r->len - off, want);
+    if (r->len < off || r->len - off != want)
+        return;
+    void *got = malloc(want + 1);
+    memcpy(got, r->body + off, want);
+    compare(w, j, got);
+    free(got);
+    for (int k = 0; k < 6; k++) {
+        const char *v = hc_header(r, rng_headers[k]);
+        bool same = v != NULL;
+        uint64_t c = 0;
+        if (v) {
+            char *copy = strdup(v), *save = NULL;
+            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save), c++)
+                if (c >= j->channels || !range_same(j->dt, t, j->rng[k][c]))
+                    same = false;
+            free(copy);
+        }
+        TCHECK(w, same && c == j->channels, "%s: %s '%.80s' differs", j->what, rng_headers[k],
+               v ? v : "(none)");
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    job *j = malloc(sizeof *j);
+    for (int i = 0; i < PER_THREAD; i++) {
+        make_job(w, j, i);
+        int rc = compute(j);
+        TCHECK(w, rc == 0, "%s: the local reference failed", j->what);
+        sbuf url = { 0 }, body = { 0 };
+        const char *ct = NULL;
+        build(j, &url, &body, &ct);
+        const char *h[] = { ct, j->f == F_RAW_JSON ? "Accept: application/json" : NULL, NULL };
+        hc_resp r;
+        hc_opts o = { .timeout_ms = 60000 };
+        hc_request_ex("POST", url.p, h, body.p, body.len, &o, &r);
+        w->requests++;
+        w->by_form[j->f]++;
+        if (j->bad) {
+            w->bad_requests++;
+            const char *ctype = hc_header(&r, "Content-Type");
+            TCHECK(w, r.status == 400 && ctype && !strcmp(ctype, "application/json") &&
+                   strstr(r.body, "num_bits"), "%s: status %ld, %.200s", j->what, r.status,
+                   r.body);
+        } else {
+            TCHECK(w, r.status == 200, "%s: status %ld %s %.200s", j->what, r.status, r.err,
+                   r.body);
+            if (r.status == 200 && rc == 0) {
+                w->elements += j->count;
+                if (j->f <= F_B64 || j->f == F_RAW_JSON)
+                    check_json(w, j, &r);
+                else
+                    check_binary(w, j, &r);
+            }
+        }
+        hc_resp_free(&r);
+        free(url.p);
+        free(body.p);
+        free(j->in);
+        free(j->want);
+    }
+    free(j);
+    return NULL;
+}
+
+int main(void)
+{
+    long long t0 = sp_now_ms();
+    const char *args[] = { "--workers", "2", NULL };
+    if (sp_start(&srv, args) != 0) {
+        CHECK(0, "the server did not start");
+        sp_release(&srv);
+        return check_done();
+    }
+    static worker ws[THREADS];
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        ws[i].id = i;
+        ws[i].rng = 0x2545f4914f6cdd1dull * (uint64_t)(i + 1) | 1;
+        if (pthread_create(&th[i], NULL, worker_main, &ws[i]))
+            CHECK(0, "pthread_create");
+    }
+    int requests = 0, bad = 0, by_form[6] = { 0 };
+    uint64_t elements = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        check_passed += ws[i].passed;
+        check_failed += ws[i].failed;
+        requests += ws[i].requests;
+        bad += ws[i].bad_requests;
+        elements += ws[i].elements;
+        for (int k = 0; k < 6; k++)
+            by_form[k] += ws[i].by_form[k];
+    }
+    CHECK(requests == THREADS * PER_THREAD, "%d requests made", requests);
+    fprintf(stderr, "test_concurrency: %d requests (%d bad), %" PRIu64 " elements checked; "
+            "nested %d, data %d, b64 %d, raw %d, npy %d, raw+json %d; %lld ms\n", requests, bad,
+            elements, by_form[0], by_form[1], by_form[2], by_form[3], by_form[4], by_form[5],
+            sp_now_ms() - t0);
+    /* Still healthy afterwards. */
+    char url[128];
+    snprintf(url, sizeof url, "%s/readyz", srv.base);
+    hc_resp r;
+    hc_request("GET", url, NULL, NULL, 0, &r);
+    CHECK(r.status == 200, "/readyz after the load: %ld", r.status);
+    hc_resp_free(&r);
+    hc_thread_done();
+    CHECK(sp_alive(&srv), "the server died under load");
+    CHECK(sp_stop(&srv, 20000) == 0, "the server did not exit 0 on SIGTERM");
+    sp_release(&srv);
+    return check_done();
+}

@@ -1,0 +1,1139 @@
+/*
+ * The optimised core against a plain scalar reference of the whole op, written here from the
+ * semantics document and independent of core's code (it uses only qdq_half.h's conversions).
+ *
+ * Random cases cover every dtype and every combination of signed_input, range_given,
+ * round_mode, narrow_range and axis kind (-1, the last axis, any axis), num_bits across 1..61/62,
+ * shapes of rank 0..5 (empty dims, channel counts that are not multiples of 8, inner sizes
+ * 1..20) and data with special values (+-0, +-inf, NaN payloads, subnormals, exact .5 ties after
+ * scaling, huge and tiny magnitudes, integers near 2^23/2^24 and 2^52/2^53). Directed cases put
+ * NaN and zeros of both signs into tensors whose sizes straddle Eigen's packet and leaf sizes.
+ *
+ * Each case runs with the portable kernels and with the best family of this CPU, four ways:
+ * qdq_run out of place, qdq_run in place, random chunks (each reduced into its own accumulator,
+ * merged in random order, applied in another random chunking), and 1-4 threads (each reduces its
+ * chunks into its own accumulator; merge; the threads apply disjoint ranges). Outputs and the
+ * reported ranges must match the reference bit for bit (NaN matches NaN, -0.0 differs from 0.0).
+ *
+ * QDQ_SEED=n changes the seed (printed at start); QDQ_CASE=k runs only case k of that seed.
+ */
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "qdq.h"
+#include "qdq_half.h"
+#include "testutil.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+#define DEFAULT_SEED 20240611u
+/* Random rounds over the 192 attribute combinations, and the largest random tensor. */
+#define ROUNDS (SANITIZED ? 2 : 4)
+#define BIG (SANITIZED ? (1u << 15) : (1u << 20))
+
+/* ================================ random numbers ================================ */
+
+typedef struct rng {
+    uint64_t s[4];
+} rng;
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void rng_seed(rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rnext(rng *r) /* xoshiro256** */
+{
+    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t, s[3] = rotl(s[3], 45);
+    return out;
+}
+
+static uint64_t rbelow(rng *r, uint64_t n) { return n ? rnext(r) % n : 0; }
+static double runit(rng *r) { return (double)(rnext(r) >> 11) * 0x1p-53; }
+static int rchance(rng *r, double p) { return runit(r) < p; }
+static int64_t rrange(rng *r, int64_t lo, int64_t hi) /* inclusive */
+{
+    return lo + (int64_t)rbelow(r, (uint64_t)(hi - lo) + 1);
+}
+
+/* ================================ cases ================================ */
+
+enum { M_UNIFORM, M_ONESIDED, M_GRID, M_INTEGERS, M_SPECIAL, M_BITS, M_ZEROS, M_CONST, NMODES };
+static const char *const mode_names[NMODES] = { "uniform", "onesided", "grid", "integers",
+                                                "special", "bits", "zeros", "const" };
+
+typedef struct tcase {
+    int id;
+    qdq_dtype dt;
+    qdq_attrs a;
+    int rank;
+    int64_t dims[6];
+    uint64_t count, outer, C, inner; /* the reference's own view of the shape */
+    int mode;
+    void *in;          /* count elements of dt */
+    void *bmin, *bmax; /* nb bounds of dt (range_given) */
+    size_t nb;
+} tcase;
+
+static size_t esize(qdq_dtype dt) { return dt == QDQ_FLOAT64 ? 8 : dt == QDQ_FLOAT32 ? 4 : 2; }
+
+static const char *dt_name(qdq_dtype dt)
+{
+    static const char *const n[4] = { "float32", "float64", "float16", "bfloat16" };
+    return n[dt];
+}
+
+static const char *describe(const tcase *tc)
+{
+    static char buf[320];
+    int k = snprintf(buf, sizeof buf, "case %d: %s signed=%d num_bits=%d range_given=%d %s "
+                     "narrow=%d axis=%" PRId64 " mode=%s dims=[", tc->id, dt_name(tc->dt),
+                     tc->a.signed_input, tc->a.num_bits, tc->a.range_given,
+                     tc->a.round_mode == QDQ_HALF_UP ? "HALF_UP" : "HALF_TO_EVEN",
+                     tc->a.narrow_range, tc->a.axis, mode_names[tc->mode]);
+    for (int i = 0; i < tc->rank && k < (int)sizeof buf - 24; i++)
+        k += snprintf(buf + k, sizeof buf - (size_t)k, "%s%" PRId64, i ? "," : "", tc->dims[i]);
+    snprintf(buf + k, sizeof buf - (size_t)k, "]");
+    return buf;
+}
+
+/* The element index of the j-th element (j < outer * inner) of channel c. */
+static uint64_t chan_elem(const tcase *tc, uint64_t c, uint64_t j)
+{
+    uint64_t o = j / tc->inner, i = j % tc->inner;
+    return (o * tc->C + c) * tc->inner + i;
+}
+
+/* ================================ the reference ================================ */
+
+/* qmin and qmax of section 2, as 64-bit integers. */
+static int64_t ref_qmin(const qdq_attrs *a)
+{
+    if (!a->signed_input)
+        return 0;
+    return -(INT64_C(1) << (a->num_bits - 1)) + (a->narrow_range ? 1 : 0);
+}
+
+static int64_t ref_qmax(const qdq_attrs *a)
+{
+    return a->signed_input ? (INT64_C(1) << (a->num_bits - 1)) - 1 : (INT64_C(1) << a->num_bits) - 1;
+}
+
+static uint64_t divup(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
+/* What the reference met, printed at the end (evidence that the cases reach the edges). */
+static struct {
+    uint64_t ties, half_up_quirks, clamped, nan_in, order_channels, zero_extreme_channels;
+} stats;
+
+/*
+ * Eigen's predux_min / predux_max (AVX PacketMath.h): lanes of _mm256_min_ps(a, b), which
+ * gives a when a < b and b otherwise (b when either is NaN or both are zero).
+ *   8 floats:  min(a, permute2f128(a)) (lane l meets l ^ 4), then shuffle(1,0,3,2) (l ^ 2),
+ *              then shuffle imm 1 (lane 0 meets lane 1); the result is lane 0.
+ *   4 doubles: min(a, permute2f128(a)) (l ^ 2), then shuffle_pd imm 1 (lane 0 meets lane 1).
+ */
+static float lane_f(int mx, float a, float b) { return mx ? (a > b ? a : b) : (a < b ? a : b); }
+static double lane_d(int mx, double a, double b) { return mx ? (a > b ? a : b) : (a < b ? a : b); }
+
+static float predux_f(int mx, const float *a)
+{
+    float t[8], u[8];
+    for (int l = 0; l < 8; l++)
+        t[l] = lane_f(mx, a[l], a[l ^ 4]);
+    for (int l = 0; l < 8; l++)
+        u[l] = lane_f(mx, t[l], t[l ^ 2]);
+    return lane_f(mx, u[0], u[1]);
+}
+
+static double predux_d(int mx, const double *a)
+{
+    double t[4];
+    for (int l = 0; l < 4; l++)
+        t[l] = lane_d(mx, a[l], a[l ^ 2]);
+    return lane_d(mx, t[0], t[1]);
+}
+
+/*
+ * One compute type T (float, P = 8 lanes; double, P = 4):
+ *   sred:     MinReducer/MaxReducer::reduce(t, &acc): acc = std::min(t, acc) / std::max(t, acc)
+ *   imr:      InnerMostDimReducer<Self, Op, vectorizable, tree> (TensorReduction.h)
+ *   eigen:    the reduction TensorFlow runs: the full one for axis -1, the generic partial
+ *             reduction over dims {0, 2} of [outer, C, inner] (inner index outermost) otherwise
+ *   plain:    min and max ignoring NaN, and whether the channel depends on the order
+ *   params:   section 4, in T
+ *   elem:     section 5, in T
+ */
+#define DEFINE_REF(T, SUF, P, TMAX, FLOOR, RINT)                                                \
+    static T sred_##SUF(int mx, T t, T acc)                                                    \
+    {                                                                                          \
+        return mx ? (t < acc ? acc : t) : (acc < t ? acc : t);                                 \
+    }                                                                                          \
+                                                                                               \
+    static T imr_##SUF(const T *x, uint64_t first, uint64_t n, int mx)                         \
+    {                                                                                          \
+        T init = mx ? -(T)INFINITY : (T)INFINITY, accum = init;                                \
+        if (n > (uint64_t)P * 1024) {                                                          \
+            uint64_t split = P * divup(first + divup(n, 2), P);                                \
+            uint64_t left = split - first < n ? split - first : n;                             \
+            accum = sred_##SUF(mx, imr_##SUF(x, first, left, mx), accum);                      \
+            if (left < n)                                                                      \
+                accum = sred_##SUF(mx, imr_##SUF(x, split, n - left, mx), accum);              \
+            return accum;                                                                      \
+        }                                                                                      \
+        uint64_t unroll = n / (2 * P) * (2 * P), vec = n / P * P, j = 0;                       \
+        T pa[P], pb[P];                                                                        \
+        for (int l = 0; l < P; l++)                                                            \
+            pa[l] = pb[l] = init;                                                              \
+        for (; j < unroll; j += 2 * P)                                                         \
+            for (int l = 0; l < P; l++) {                                                      \
+                /* reducePacket(p, &acc): acc = pmin(acc, p) = _mm256_min_p?(p, acc) */        \
+                pa[l] = lane_##SUF(mx, x[first + j + (uint64_t)l], pa[l]);                     \
+                pb[l] = lane_##SUF(mx, x[first + j + P + (uint64_t)l], pb[l]);                 \
+            }                                                                                  \
+        for (; j < vec; j += P)                                                                \
+            for (int l = 0; l < P; l++)                                                        \
+                pa[l] = lane_##SUF(mx, x[first + j + (uint64_t)l], pa[l]);                     \
+        for (int l = 0; l < P; l++) /* reducePacket(paccum2, &paccum) */                       \
+            pa[l] = lane_##SUF(mx, pb[l], pa[l]);                                              \
+        for (j = vec; j < n; j++)                                                              \
+            accum = sred_##SUF(mx, x[first + j], accum);                                       \
+        T v = predux_##SUF(mx, pa); /* finalizeBoth: std::min(saccum, predux(paccum)) */       \
+        return mx ? (accum < v ? v : accum) : (v < accum ? v : accum);                         \
+    }                                                                                          \
+                                                                                               \
+    static void eigen_##SUF(const tcase *tc, const T *x, uint64_t c, T *lo, T *hi)             \
+    {                                                                                          \
+        if (tc->a.axis < 0) {                                                                  \
+            *lo = imr_##SUF(x, 0, tc->count, 0), *hi = imr_##SUF(x, 0, tc->count, 1);          \
+            return;                                                                            \
+        }                                                                                      \
+        T mn = (T)INFINITY, mx = -(T)INFINITY;                                                 \
+        for (uint64_t i = 0; i < tc->inner; i++)                                               \
+            for (uint64_t o = 0; o < tc->outer; o++) {                                         \
+                T v = x[(o * tc->C + c) * tc->inner + i];                                      \
+                mn = sred_##SUF(0, v, mn), mx = sred_##SUF(1, v, mx);                          \
+            }                                                                                  \
+        *lo = mn, *hi = mx;                                                                    \
+    }                                                                                          \
+                                                                                               \
+    static int plain_##SUF(const tcase *tc, const T *x, uint64_t c, T *lo, T *hi)              \
+    {                                                                                          \
+        T mn = (T)INFINITY, mx = -(T)INFINITY;                                                 \
+        int nan = 0, nz = 0, pz = 0;                                                           \
+        uint64_t n = tc->outer * tc->inner;                                                    \
+        for (uint64_t j = 0; j < n; j++) {                                                     \
+            T v = x[chan_elem(tc, c, j)];                                                      \
+            if (isnan(v)) {                                                                    \
+                nan = 1;                                                                       \
+                continue;                                                                      \
+            }                                                                                  \
+            if (v < mn)                                                                        \
+                mn = v;                                                                        \
+            if (v > mx)                                                                        \
+                mx = v;                                                                        \
+            if (v == 0) {                                                                      \
+                if (signbit(v))                                                                \
+                    nz = 1;                                                                    \
+                else                                                                           \
+                    pz = 1;                                                                    \
+            }                                                                                  \
+        }                                                                                      \
+        *lo = mn, *hi = mx;                                                                    \
+        stats.zero_extreme_channels += !nan && nz && pz && (mn == 0 || mx == 0);               \
+        stats.order_channels += nan || (nz && pz && (mn == 0 || mx == 0));                     \
+        return nan || (nz && pz && (mn == 0 || mx == 0)); /* 1: the order decides */            \
+    }                                                                                          \
+                                                                                               \
+    static void params_##SUF(int64_t qmin_i, int64_t qmax_i, T lo, T hi, double six[6])        \
+    {                                                                                          \
+        T qmin = (T)qmin_i, qmax = (T)qmax_i;                                                  \
+        T s_min = (qmin * lo > 0) ? qmin / lo : TMAX;                                          \
+        T s_max = (qmax * hi > 0) ? qmax / hi : TMAX;                                          \
+        T scale, inv, olo = lo, ohi = hi;                                                      \
+        if (s_min < s_max) {                                                                   \
+            scale = s_min;                                                                     \
+            inv = lo / qmin;                                                                   \
+            ohi = qmax * inv;                                                                  \
+        } else {                                                                               \
+            scale = s_max;                                                                     \
+            inv = hi / qmax;                                                                   \
+            olo = qmin * inv;                                                                  \
+        }                                                                                      \
+        six[0] = lo, six[1] = hi, six[2] = olo, six[3] = ohi, six[4] = scale, six[5] = inv;    \
+    }                                                                                          \
+                                                                                               \
+    static T elem_##SUF(T x, const double *six, int clamp, int half_up)                        \
+    {                                                                                          \
+        T lo = (T)six[2], hi = (T)six[3], scale = (T)six[4], inv = (T)six[5];                  \
+        T y = x;                                                                               \
+        if (clamp) {                                                                           \
+            y = hi < y ? hi : y; /* std::min(x, hi) */                                         \
+            y = y < lo ? lo : y; /* std::max(y, lo) */                                         \
+            stats.clamped += y != x;                                                           \
+        }                                                                                      \
+        y = y * scale;                                                                         \
+        stats.ties += y - FLOOR(y) == (T)0.5;                                                  \
+        /* y + 0.5 rounded up to the next integer: 0.49999997 -> 1, odd 2^23.. -> even */       \
+        stats.half_up_quirks += half_up && FLOOR(y + (T)0.5) != FLOOR(y) + (y - FLOOR(y) >= (T)0.5); \
+        stats.nan_in += isnan(x);                                                              \
+        y = half_up ? FLOOR(y + (T)0.5) : RINT(y);                                             \
+        return y * inv;                                                                        \
+    }
+
+DEFINE_REF(float, f, 8, FLT_MAX, floorf, nearbyintf)
+DEFINE_REF(double, d, 4, DBL_MAX, floor, nearbyint)
+
+/* Reference results: the output (dtype) and 6 values per channel (compute-type values). */
+typedef struct tref {
+    void *out;
+    double *par;
+} tref;
+
+static uint64_t ref_selfcheck_bad;
+
+static float widen_f(qdq_dtype dt, const void *a, uint64_t i)
+{
+    switch (dt) {
+    case QDQ_FLOAT16: return qdq_f16_to_f32(((const uint16_t *)a)[i]);
+    case QDQ_BFLOAT16: return qdq_bf16_to_f32(((const uint16_t *)a)[i]);
+    default: return ((const float *)a)[i];
+    }
+}
+
+static void narrow_store(qdq_dtype dt, void *a, uint64_t i, float v)
+{
+    switch (dt) {
+    case QDQ_FLOAT16: ((uint16_t *)a)[i] = qdq_f32_to_f16(v); break;
+    case QDQ_BFLOAT16: ((uint16_t *)a)[i] = qdq_f32_to_bf16(v); break;
+    default: ((float *)a)[i] = v; break;
+    }
+}
+
+#define DEFINE_RUN(T, SUF, WIDEN, STORE)                                                        \
+    static void reference_##SUF(const tcase *tc, tref *ref)                                     \
+    {                                                                                          \
+        T *x = malloc(tc->count * sizeof(T) + 1);                                              \
+        for (uint64_t e = 0; e < tc->count; e++)                                               \
+            x[e] = WIDEN(tc->dt, tc->in, e);                                                   \
+        int64_t qmin = ref_qmin(&tc->a), qmax = ref_qmax(&tc->a);                              \
+        for (uint64_t c = 0; c < tc->C; c++) {                                                 \
+            T lo, hi;                                                                          \
+            if (tc->a.range_given) {                                                           \
+                lo = WIDEN(tc->dt, tc->bmin, c), hi = WIDEN(tc->dt, tc->bmax, c);              \
+            } else if (plain_##SUF(tc, x, c, &lo, &hi)) {                                      \
+                eigen_##SUF(tc, x, c, &lo, &hi);                                               \
+            } else if (tc->count <= 300000) { /* the order cannot matter: check that */        \
+                T elo, ehi;                                                                    \
+                eigen_##SUF(tc, x, c, &elo, &ehi);                                             \
+                if (memcmp(&elo, &lo, sizeof(T)) || memcmp(&ehi, &hi, sizeof(T)))              \
+                    ref_selfcheck_bad++;                                                       \
+            }                                                                                  \
+            params_##SUF(qmin, qmax, lo, hi, ref->par + 6 * c);                                \
+        }                                                                                      \
+        int clamp = tc->a.range_given, up = tc->a.round_mode == QDQ_HALF_UP;                   \
+        for (uint64_t e = 0; e < tc->count; e++) {                                             \
+            uint64_t c = (e / tc->inner) % tc->C;                                              \
+            STORE(tc->dt, ref->out, e, elem_##SUF(x[e], ref->par + 6 * c, clamp, up));         \
+        }                                                                                      \
+        free(x);                                                                               \
+    }
+
+static double widen_d(qdq_dtype dt, const void *a, uint64_t i)
+{
+    (void)dt;
+    return ((const double *)a)[i];
+}
+
+static void store_d(qdq_dtype dt, void *a, uint64_t i, double v)
+{
+    (void)dt;
+    ((double *)a)[i] = v;
+}
+
+DEFINE_RUN(float, f, widen_f, narrow_store)
+DEFINE_RUN(double, d, widen_d, store_d)
+
+static void reference(const tcase *tc, tref *ref)
+{
+    ref->out = malloc(tc->count * esize(tc->dt) + 1);
+    ref->par = malloc(6 * tc->C * sizeof(double) + 1);
+    if (tc->dt == QDQ_FLOAT64)
+        reference_d(tc, ref);
+    else
+        reference_f(tc, ref);
+}
+
+/* ================================ comparing ================================ */
+
+static int same_elem(qdq_dtype dt, const void *a, const void *b, uint64_t i)
+{
+    return tu_same(dt, a, b, i);
+}
+
+static int same_par(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || qdq_f64_bits(a) == qdq_f64_bits(b);
+}
+
+static uint64_t n_compared;
+
+/* Compares an output tensor and a parameter block with the reference; one CHECK each. */
+static void compare(const tcase *tc, const tref *ref, const qdq_plan *p, const void *out,
+                    const void *params, const char *how)
+{
+    uint64_t bad = 0, first = 0;
+    for (uint64_t e = 0; e < tc->count; e++)
+        if (!same_elem(tc->dt, out, ref->out, e) && !bad++)
+            first = e;
+    n_compared += tc->count;
+    CHECK(bad == 0, "%s, %s, isa %d: %" PRIu64 " of %" PRIu64 " outputs differ; first [%" PRIu64
+          "]: input %a, got %a, want %a", describe(tc), how, (int)p->isa, bad, tc->count, first,
+          tu_load(tc->dt, tc->in, first), tu_load(tc->dt, out, first),
+          tu_load(tc->dt, ref->out, first));
+    static const char *const names[6] = { "input_min", "input_max", "output_min", "output_max",
+                                          "scale", "inverse_scale" };
+    uint64_t pbad = 0, pc = 0;
+    int pk = 0;
+    double pg = 0, pw = 0;
+    for (uint64_t c = 0; c < tc->C; c++) {
+        qdq_range r;
+        qdq_params_get(p, params, c, &r);
+        double got[6] = { r.input_min, r.input_max, r.output_min, r.output_max, r.scale,
+                          r.inverse_scale };
+        for (int k = 0; k < 6; k++)
+            if (!same_par(got[k], ref->par[6 * c + (uint64_t)k]) && !pbad++)
+                pc = c, pk = k, pg = got[k], pw = ref->par[6 * c + (uint64_t)k];
+    }
+    CHECK(pbad == 0, "%s, %s, isa %d: %" PRIu64 " reported values differ; first channel %" PRIu64
+          " %s: got %a, want %a", describe(tc), how, (int)p->isa, pbad, pc, names[pk], pg, pw);
+}
+
+/* ================================ running the core ================================ */
+
+static void *garbage(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    memset(p, 0xa5, n);
+    return p;
+}
+
+/* count + 1 boundaries: k random chunks of [0, count), some possibly empty. */
+static uint64_t *chunking(rng *r, uint64_t count, int *k_out)
+{
+    int k = 1 + (int)rbelow(r, count < 4 ? 3 : 9);
+    uint64_t *b = malloc(sizeof(uint64_t) * (size_t)(k + 1));
+    b[0] = 0, b[k] = count;
+    for (int i = 1; i < k; i++)
+        b[i] = rbelow(r, count + 1);
+    for (int i = 1; i < k; i++) /* insertion sort of the inner cut points */
+        for (int j = i; j > 1 && b[j - 1] > b[j]; j--) {
+            uint64_t t = b[j];
+            b[j] = b[j - 1], b[j - 1] = t;
+        }
+    *k_out = k;
+    return b;
+}
+
+static void shuffle(rng *r, int *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        v[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)rbelow(r, (uint64_t)i + 1), t = v[i];
+        v[i] = v[j], v[j] = t;
+    }
+}
+
+static int plan_for(const tcase *tc, qdq_isa isa, qdq_plan *p)
+{
+    qdq_error err = { 0 };
+    int rc = qdq_plan_init(p, tc->dt, tc->dims, tc->rank, &tc->a, &err);
+    CHECK(rc == 0, "%s: qdq_plan_init failed: %s", describe(tc), err.msg);
+    if (rc)
+        return rc;
+    CHECK(p->count == tc->count && p->channels == tc->C, "%s: plan has count %" PRIu64
+          " channels %" PRIu64, describe(tc), p->count, p->channels);
+    p->isa = isa;
+    return 0;
+}
+
+/* qdq_run, out of place and in place. */
+static void run_whole(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
+{
+    qdq_plan p;
+    if (plan_for(tc, isa, &p))
+        return;
+    size_t bytes = tc->count * esize(tc->dt);
+    void *acc = garbage(qdq_acc_size(&p)), *params = garbage(qdq_params_size(&p));
+    void *out = garbage(bytes), *io = malloc(bytes + 1);
+    memcpy(io, tc->in, bytes);
+    qdq_error err = { 0 };
+    int rc = qdq_run(&p, tc->in, out, tc->bmin, tc->nb, tc->bmax, tc->nb,
+                     tc->a.range_given && rbelow(r, 2) ? NULL : acc, /* unused: may be NULL */
+                     params, &err);
+    CHECK(rc == 0, "%s: qdq_run failed: %s", describe(tc), err.msg);
+    if (rc == 0)
+        compare(tc, ref, &p, out, params, "qdq_run");
+    memset(params, 0xa5, qdq_params_size(&p));
+    rc = qdq_run(&p, io, io, tc->bmin, tc->nb, tc->bmax, tc->nb, acc, params, &err);
+    if (rc == 0)
+        compare(tc, ref, &p, io, params, "qdq_run in place");
+    free(acc), free(params), free(out), free(io);
+}
+
+/* The steps, on random chunks. */
+static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
+{
+    qdq_plan p;
+    if (plan_for(tc, isa, &p))
+        return;
+    size_t bytes = tc->count * esize(tc->dt);
+    int in_place = (int)rbelow(r, 2);
+    void *data = in_place ? malloc(bytes + 1) : (void *)tc->in;
+    if (in_place)
+        memcpy(data, tc->in, bytes);
+    void *out = in_place ? data : garbage(bytes), *params = garbage(qdq_params_size(&p));
+    qdq_error err = { 0 };
+    if (tc->a.range_given) {
+        int rc = qdq_params_given(&p, tc->bmin, tc->nb, tc->bmax, tc->nb, params, &err);
+        CHECK(rc == 0, "%s: qdq_params_given failed: %s", describe(tc), err.msg);
+    } else {
+        int k, order[16];
+        uint64_t *b = chunking(r, tc->count, &k);
+        size_t as = qdq_acc_size(&p);
+        void **accs = malloc(sizeof(void *) * (size_t)k);
+        for (int i = 0; i < k; i++) {
+            accs[i] = garbage(as);
+            qdq_acc_init(&p, accs[i]);
+            qdq_reduce(&p, accs[i], data, b[i], b[i + 1]);
+        }
+        /* Merge all into a fresh accumulator or into one of them, in random order. */
+        shuffle(r, order, k);
+        void *dst = garbage(as);
+        int fresh = (int)rbelow(r, 2);
+        if (fresh)
+            qdq_acc_init(&p, dst);
+        else
+            memcpy(dst, accs[order[0]], as);
+        for (int i = fresh ? 0 : 1; i < k; i++)
+            qdq_acc_merge(&p, dst, accs[order[i]]);
+        qdq_params_from_acc(&p, dst, data, params);
+        for (int i = 0; i < k; i++)
+            free(accs[i]);
+        free(accs), free(dst), free(b);
+    }
+    int k, order[16];
+    uint64_t *b = chunking(r, tc->count, &k);
+    shuffle(r, order, k);
+    for (int i = 0; i < k; i++)
+        qdq_apply(&p, params, data, out, b[order[i]], b[order[i] + 1]);
+    compare(tc, ref, &p, out, params, in_place ? "chunks in place" : "chunks");
+    free(b), free(params);
+    if (in_place)
+        free(data);
+    else
+        free(out);
+}
+
+typedef struct worker {
+    const qdq_plan *p;
+    const uint64_t *b; /* chunk boundaries */
+    int *chunks, n;    /* this worker's chunk numbers */
+    void *acc;
+    const void *data;
+    void *out;
+    const void *params;
+    int phase; /* 0: reduce, 1: apply */
+    pthread_t th;
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    if (w->phase == 0) {
+        qdq_acc_init(w->p, w->acc);
+        for (int i = 0; i < w->n; i++)
+            qdq_reduce(w->p, w->acc, w->data, w->b[w->chunks[i]], w->b[w->chunks[i] + 1]);
+    } else {
+        for (int i = 0; i < w->n; i++)
+            qdq_apply(w->p, w->params, w->data, w->out, w->b[w->chunks[i]],
+                      w->b[w->chunks[i] + 1]);
+    }
+    return NULL;
+}
+
+/* Splits chunks 0..k-1 among nt workers, randomly. */
+static void deal(rng *r, worker *w, int nt, int k, int *store)
+{
+    for (int t = 0; t < nt; t++)
+        w[t].chunks = store + t * k, w[t].n = 0;
+    for (int i = 0; i < k; i++) {
+        worker *x = &w[rbelow(r, (uint64_t)nt)];
+        x->chunks[x->n++] = i;
+    }
+}
+
+static void run_threads(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
+{
+    qdq_plan p;
+    if (plan_for(tc, isa, &p))
+        return;
+    int nt = 1 + (int)rbelow(r, 4), in_place = (int)rbelow(r, 2);
+    size_t bytes = tc->count * esize(tc->dt), as = qdq_acc_size(&p);
+    void *data = in_place ? malloc(bytes + 1) : (void *)tc->in;
+    if (in_place)
+        memcpy(data, tc->in, bytes);
+    void *out = in_place ? data : garbage(bytes), *params = garbage(qdq_params_size(&p));
+    worker w[4];
+    int store[4 * 16];
+    memset(w, 0, sizeof w);
+    for (int t = 0; t < nt; t++)
+        w[t].p = &p, w[t].data = data, w[t].out = out, w[t].params = params;
+    if (tc->a.range_given) {
+        qdq_error err = { 0 };
+        int rc = qdq_params_given(&p, tc->bmin, tc->nb, tc->bmax, tc->nb, params, &err);
+        CHECK(rc == 0, "%s: qdq_params_given failed: %s", describe(tc), err.msg);
+    } else {
+        int k;
+        uint64_t *b = chunking(r, tc->count, &k);
+        deal(r, w, nt, k, store);
+        for (int t = 0; t < nt; t++) {
+            w[t].b = b, w[t].phase = 0, w[t].acc = garbage(as);
+            pthread_create(&w[t].th, NULL, worker_main, &w[t]);
+        }
+        for (int t = 0; t < nt; t++)
+            pthread_join(w[t].th, NULL);
+        for (int t = 1; t < nt; t++)
+            qdq_acc_merge(&p, w[0].acc, w[t].acc);
+        qdq_params_from_acc(&p, w[0].acc, data, params);
+        for (int t = 0; t < nt; t++)
+            free(w[t].acc);
+        free(b);
+    }
+    int k;
+    uint64_t *b = chunking(r, tc->count, &k);
+    deal(r, w, nt, k, store);
+    for (int t = 0; t < nt; t++) {
+        w[t].b = b, w[t].phase = 1;
+        pthread_create(&w[t].th, NULL, worker_main, &w[t]);
+    }
+    for (int t = 0; t < nt; t++)
+        pthread_join(w[t].th, NULL);
+    char how[48];
+    snprintf(how, sizeof how, "%d threads%s", nt, in_place ? " in place" : "");
+    compare(tc, ref, &p, out, params, how);
+    free(b), free(params);
+    if (in_place)
+        free(data);
+    else
+        free(out);
+}
+
+/* ================================ generating cases ================================ */
+
+/* Stores a value (rounded once to the dtype). */
+static void put(qdq_dtype dt, void *a, uint64_t i, double v) { tu_store(dt, a, (size_t)i, v); }
+
+/* A NaN with a random payload and sign, written as bits. */
+static void put_nan(rng *r, qdq_dtype dt, void *a, uint64_t i)
+{
+    uint64_t x = rnext(r);
+    switch (dt) {
+    case QDQ_FLOAT32:
+        ((uint32_t *)a)[i] = (uint32_t)((x & 0x80000000u) | 0x7f800000u |
+                                        ((x >> 32) & 0x7fffff ? (x >> 32) & 0x7fffff : 1));
+        break;
+    case QDQ_FLOAT64: {
+        uint64_t m = (x >> 12) ? x >> 12 : 1;
+        ((uint64_t *)a)[i] = (x & 0x8000000000000000ULL) | 0x7ff0000000000000ULL | m;
+        break;
+    }
+    case QDQ_FLOAT16:
+        ((uint16_t *)a)[i] = (uint16_t)((x & 0x8000) | 0x7c00 | ((x >> 16) & 0x3ff ? (x >> 16) & 0x3ff : 1));
+        break;
+    case QDQ_BFLOAT16:
+        ((uint16_t *)a)[i] = (uint16_t)((x & 0x8000) | 0x7f80 | ((x >> 16) & 0x7f ? (x >> 16) & 0x7f : 1));
+        break;
+    }
+}
+
+/* Random bits of the dtype. */
+static void put_bits(rng *r, qdq_dtype dt, void *a, uint64_t i)
+{
+    uint64_t x = rnext(r);
+    switch (dt) {
+    case QDQ_FLOAT32: ((uint32_t *)a)[i] = (uint32_t)x; break;
+    case QDQ_FLOAT64: ((uint64_t *)a)[i] = x; break;
+    default: ((uint16_t *)a)[i] = (uint16_t)x; break;
+    }
+}
+
+/* Moves element i one step of the dtype up or down in magnitude (finite non-zero only). */
+static void nudge(qdq_dtype dt, void *a, uint64_t i, int up)
+{
+    double v = tu_load(dt, a, (size_t)i);
+    if (!isfinite(v) || v == 0)
+        return;
+    switch (dt) {
+    case QDQ_FLOAT32: {
+        float f = ((float *)a)[i];
+        ((float *)a)[i] = nextafterf(f, up ? copysignf(INFINITY, f) : 0.0f);
+        break;
+    }
+    case QDQ_FLOAT64:
+        ((double *)a)[i] = nextafter(v, up ? copysign(INFINITY, v) : 0.0);
+        break;
+    default: {
+        uint16_t h = ((uint16_t *)a)[i], mag = h & 0x7fff;
+        uint16_t maxfin = dt == QDQ_FLOAT16 ? 0x7bff : 0x7f7f;
+        if (up && mag < maxfin)
+            mag++;
+        else if (!up && mag > 0)
+            mag--;
+        ((uint16_t *)a)[i] = (uint16_t)((h & 0x8000) | mag);
+        break;
+    }
+    }
+}
+
+/* Exponent range of "ordinary" magnitudes for the dtype (values stay finite). */
+static int random_exp(rng *r, qdq_dtype dt)
+{
+    switch (dt) {
+    case QDQ_FLOAT16: return (int)rrange(r, -20, 12);
+    case QDQ_BFLOAT16:
+    case QDQ_FLOAT32: return rchance(r, 0.1) ? (int)rrange(r, -140, 120) : (int)rrange(r, -30, 30);
+    default: return rchance(r, 0.1) ? (int)rrange(r, -1060, 1000) : (int)rrange(r, -30, 30);
+    }
+}
+
+static double special_value(rng *r, qdq_dtype dt)
+{
+    static const double v[] = {
+        0.0, -0.0, INFINITY, -INFINITY, 0x1p-149, -0x1p-149, 0x1p-126, 0x1.fffffcp-127,
+        0x1.fffffep127, -0x1.fffffep127, 0x1p-1074, 0x1p-1022, DBL_MAX, -DBL_MAX, 8388608.0,
+        8388609.0, 16777216.0, 16777217.0, -16777215.0, 0.49999997f, 0.5, 1.5, -2.5, 65504.0,
+        65520.0, -65504.0, 0x1p-24, 0x1p-14, 1e-40, 1e-300, 1e300, 4503599627370497.0,
+        9007199254740993.0, -4503599627370495.5, 0x1.fep127, 1e-45,
+    };
+    uint64_t n = sizeof v / sizeof v[0];
+    if (rchance(r, 0.2)) { /* a random subnormal of the dtype */
+        switch (dt) {
+        case QDQ_FLOAT64: return ldexp((double)(1 + rbelow(r, 1ULL << 52)), -1074);
+        case QDQ_FLOAT16: return ldexp((double)(1 + rbelow(r, 1023)), -24);
+        case QDQ_BFLOAT16: return ldexp((double)(1 + rbelow(r, 127)), -133);
+        default: return ldexp((double)(1 + rbelow(r, (1u << 23) - 1)), -149);
+        }
+    }
+    return v[rbelow(r, n)];
+}
+
+/* Values near 2^23, 2^24, 2^52, 2^53 and the HALF_UP traps, times 2^e. */
+static double integer_value(rng *r, int e)
+{
+    static const int pw[] = { 0, 1, 22, 23, 24, 25, 51, 52, 53, 54 };
+    int p = pw[rbelow(r, sizeof pw / sizeof pw[0])];
+    double base = ldexp(1, p) + (double)rrange(r, -3, 3);
+    if (rchance(r, 0.3))
+        base += 0.5;
+    if (rchance(r, 0.1))
+        base = rchance(r, 0.5) ? 0.49999997f : 0.49999999999999994;
+    return ldexp(rchance(r, 0.5) ? -base : base, e);
+}
+
+/* Fills the input of the case. */
+static void gen_data(rng *r, tcase *tc)
+{
+    qdq_dtype dt = tc->dt;
+    int e = random_exp(r, dt);
+    double p_nan = rchance(r, 0.6) ? 0 : rchance(r, 0.5) ? 0.001 : rchance(r, 0.5) ? 0.05 : 0.4;
+    double p_zero = rchance(r, 0.7) ? 0 : rchance(r, 0.5) ? 0.01 : 0.3;
+    double p_special = rchance(r, 0.5) ? 0.002 : 0.05;
+    int zsign = (int)rbelow(r, 3); /* zeros: 0 mixed, 1 all +0, 2 all -0 */
+    int neg = (int)rbelow(r, 2);
+    double cval = rchance(r, 0.3) ? 0.0 : ldexp(2 * runit(r) - 1, e);
+    int64_t qmin = ref_qmin(&tc->a), qmax = ref_qmax(&tc->a);
+    for (uint64_t i = 0; i < tc->count; i++) {
+        double v;
+        switch (tc->mode) {
+        case M_ONESIDED:
+            v = ldexp(runit(r), e);
+            v = neg ? -v : v;
+            break;
+        case M_GRID: { /* k / 2 steps of 2^e: exact .5 ties when the scale is 2^-e */
+            int64_t k = rrange(r, qmin - 1, qmax + 1);
+            v = ldexp((double)k + (rchance(r, 0.5) ? 0.5 : 0.0), e);
+            break;
+        }
+        case M_INTEGERS:
+            v = integer_value(r, e);
+            break;
+        case M_SPECIAL:
+            v = rchance(r, 0.3) ? special_value(r, dt) : ldexp(2 * runit(r) - 1, e);
+            break;
+        case M_BITS:
+            put_bits(r, dt, tc->in, i);
+            continue;
+        case M_ZEROS:
+            v = rchance(r, p_special) ? ldexp(2 * runit(r) - 1, e)
+                                      : (zsign == 1 || (zsign == 0 && rchance(r, 0.5))) ? 0.0 : -0.0;
+            break;
+        case M_CONST:
+            v = cval;
+            break;
+        default:
+            v = ldexp(2 * runit(r) - 1, e);
+            if (rchance(r, 0.01))
+                v = ldexp(v, (int)rrange(r, -60, 60));
+            break;
+        }
+        if (p_zero > 0 && rchance(r, p_zero))
+            v = (zsign == 1 || (zsign == 0 && rchance(r, 0.5))) ? 0.0 : -0.0;
+        if (tc->mode != M_SPECIAL && tc->mode != M_ZEROS && rchance(r, p_special * 0.1))
+            v = special_value(r, dt);
+        put(dt, tc->in, i, v);
+        if ((tc->mode == M_GRID || tc->mode == M_INTEGERS) && rchance(r, 0.15))
+            nudge(dt, tc->in, i, (int)rbelow(r, 2));
+        if (p_nan > 0 && rchance(r, p_nan))
+            put_nan(r, dt, tc->in, i);
+    }
+    /* Grid and integer data without a given range: plant qmin * 2^e and qmax * 2^e in every
+     * channel, so that the scale is 2^-e (when those are exact in T) and the ties are exact. */
+    if ((tc->mode == M_GRID || tc->mode == M_INTEGERS) && !tc->a.range_given &&
+        rchance(r, 0.8)) {
+        uint64_t per = tc->outer * tc->inner;
+        for (uint64_t c = 0; c < tc->C && per > 0; c++) {
+            put(dt, tc->in, chan_elem(tc, c, rbelow(r, per)), ldexp((double)qmin, e));
+            put(dt, tc->in, chan_elem(tc, c, rbelow(r, per)), ldexp((double)qmax, e));
+        }
+    }
+}
+
+/* Fills the given bounds (range_given): valid ranges only (lo <= hi, no NaN). */
+static void gen_bounds(rng *r, tcase *tc)
+{
+    qdq_dtype dt = tc->dt;
+    int64_t qmin = ref_qmin(&tc->a), qmax = ref_qmax(&tc->a);
+    int e = random_exp(r, dt);
+    int kind = (int)rbelow(r, 6);
+    if (tc->mode == M_GRID || tc->mode == M_INTEGERS)
+        kind = rchance(r, 0.8) ? 5 : kind;
+    for (size_t c = 0; c < tc->nb; c++) {
+        double lo, hi, a = ldexp(runit(r), e), b = ldexp(runit(r), e);
+        switch (rchance(r, 0.7) ? kind : (int)rbelow(r, 6)) {
+        case 1: /* one-sided: lo > 0 or hi < 0 */
+            lo = a, hi = a + b;
+            if (rchance(r, 0.5))
+                lo = -(a + b), hi = -a;
+            break;
+        case 2: /* lo == hi */
+            lo = hi = rchance(r, 0.3) ? 0.0 : 2 * a - b;
+            break;
+        case 3: /* infinite */
+            lo = rchance(r, 0.5) ? -INFINITY : -a;
+            hi = rchance(r, 0.5) ? INFINITY : b;
+            break;
+        case 4: /* a zero bound */
+            lo = rchance(r, 0.5) ? -a : (rchance(r, 0.5) ? 0.0 : -0.0);
+            hi = lo == 0 ? b : (rchance(r, 0.5) ? 0.0 : -0.0);
+            break;
+        case 5: /* qmin * 2^e, qmax * 2^e: scale 2^-e */
+            lo = ldexp((double)qmin, e), hi = ldexp((double)qmax, e);
+            break;
+        default:
+            lo = -a, hi = b;
+            break;
+        }
+        put(dt, tc->bmin, c, lo);
+        put(dt, tc->bmax, c, hi);
+        if (!(tu_load(dt, tc->bmin, c) <= tu_load(dt, tc->bmax, c))) { /* rounding crossed them */
+            put(dt, tc->bmin, c, hi);
+            put(dt, tc->bmax, c, lo);
+        }
+    }
+}
+
+/* Computes count, outer, C, inner from dims and axis; 0 when the count exceeds cap. */
+static int shape_view(tcase *tc, uint64_t cap)
+{
+    uint64_t count = 1;
+    for (int i = 0; i < tc->rank; i++) {
+        count *= (uint64_t)tc->dims[i];
+        if (count > cap)
+            return 0;
+    }
+    tc->count = count;
+    tc->outer = tc->inner = tc->C = 1;
+    if (tc->a.axis >= 0) {
+        for (int i = 0; i < tc->a.axis; i++)
+            tc->outer *= (uint64_t)tc->dims[i];
+        tc->C = (uint64_t)tc->dims[tc->a.axis];
+        for (int i = (int)tc->a.axis + 1; i < tc->rank; i++)
+            tc->inner *= (uint64_t)tc->dims[i];
+    } else {
+        tc->inner = count;
+    }
+    return 1;
+}
+
+/* A random shape of about target elements for the axis kind (0: -1, 1: last, 2: any). */
+static void gen_shape(rng *r, tcase *tc, int axis_kind, uint64_t target)
+{
+    for (;;) {
+        tc->rank = axis_kind == 0 ? (int)rbelow(r, 6) : 1 + (int)rbelow(r, 5);
+        double w[6], sum = 0, L = log2((double)target);
+        for (int i = 0; i < tc->rank; i++)
+            sum += (w[i] = runit(r) + 0.05);
+        for (int i = 0; i < tc->rank; i++) {
+            int64_t d = (int64_t)llround(exp2(L * w[i] / sum));
+            d += rrange(r, -1, 1);
+            tc->dims[i] = d < 1 ? 1 : d;
+        }
+        tc->a.axis = -1;
+        if (axis_kind == 1)
+            tc->a.axis = tc->rank - 1;
+        else if (axis_kind == 2)
+            tc->a.axis = (int64_t)rbelow(r, (uint64_t)tc->rank);
+        if (tc->a.axis >= 0) {
+            int ax = (int)tc->a.axis;
+            /* Channel counts: mostly small and not multiples of 8; sometimes large. */
+            tc->dims[ax] = rchance(r, 0.8) ? rrange(r, 1, 40) : rchance(r, 0.5) ? 8 * rrange(r, 1, 8)
+                                                                               : rrange(r, 41, 1500);
+            if (ax < tc->rank - 1 && rchance(r, 0.6)) { /* inner size 1..20 */
+                int64_t inner = rrange(r, 1, 20);
+                for (int i = ax + 1; i < tc->rank; i++)
+                    tc->dims[i] = i == tc->rank - 1 ? inner : 1;
+                if (rchance(r, 0.5) && tc->rank - ax > 2) { /* split it over two dims */
+                    tc->dims[tc->rank - 1] = 1 + inner / 3, tc->dims[ax + 1] = 3;
+                }
+            }
+        }
+        if (tc->rank > 0 && rchance(r, 0.03))
+            tc->dims[rbelow(r, (uint64_t)tc->rank)] = 0;
+        if (shape_view(tc, BIG))
+            return;
+    }
+}
+
+static uint64_t random_target(rng *r)
+{
+    double u = runit(r);
+    double lo, hi;
+    if (u < 0.5)
+        lo = 0, hi = 6;
+    else if (u < 0.8)
+        lo = 6, hi = 12;
+    else if (u < 0.95)
+        lo = 12, hi = 16;
+    else
+        lo = 16, hi = log2((double)BIG);
+    return (uint64_t)exp2(lo + (hi - lo) * runit(r));
+}
+
+static const int bits_pool[] = { 1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 15, 16, 17, 23, 24, 25, 26,
+                                 31, 32, 33, 47, 52, 53, 54, 55, 60, 61, 62 };
+
+static void alloc_case(tcase *tc)
+{
+    tc->in = malloc(tc->count * esize(tc->dt) + 1);
+    tc->nb = tc->a.range_given ? (size_t)tc->C : 0;
+    tc->bmin = malloc(tc->nb * 8 + 1), tc->bmax = malloc(tc->nb * 8 + 1);
+}
+
+static void free_case(tcase *tc)
+{
+    free(tc->in), free(tc->bmin), free(tc->bmax);
+}
+
+/* Case number id of combination combo (dtype, signed, range_given, round mode, narrow, axis
+ * kind), everything else random. */
+static void gen_case(rng *r, tcase *tc, int id, int combo)
+{
+    memset(tc, 0, sizeof *tc);
+    tc->id = id;
+    tc->dt = (qdq_dtype)(combo % 4);
+    tc->a.signed_input = (combo / 4) % 2;
+    tc->a.range_given = (combo / 8) % 2;
+    tc->a.round_mode = (combo / 16) % 2 ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
+    tc->a.narrow_range = (combo / 32) % 2;
+    int axis_kind = (combo / 64) % 3, maxb = tc->a.signed_input ? 61 : 62;
+    int b = rchance(r, 0.7) ? bits_pool[rbelow(r, sizeof bits_pool / sizeof bits_pool[0])]
+                            : (int)rrange(r, 1, maxb);
+    tc->a.num_bits = b > maxb ? maxb : b;
+    tc->mode = (int)rbelow(r, NMODES);
+    gen_shape(r, tc, axis_kind, random_target(r));
+    alloc_case(tc);
+    gen_data(r, tc);
+    if (tc->a.range_given)
+        gen_bounds(r, tc);
+}
+
+/* A rank-1 tensor of n elements holding NaN (few or many, or last) or zeros of both signs at
+ * an extreme: the cases where Eigen's order decides. */
+static void gen_directed(rng *r, tcase *tc, int id, qdq_dtype dt, uint64_t n, int kind)
+{
+    memset(tc, 0, sizeof *tc);
+    tc->id = id;
+    tc->dt = dt;
+    qdq_attrs a = QDQ_ATTRS_DEFAULT;
+    tc->a = a;
+    tc->a.signed_input = (int)rbelow(r, 2);
+    tc->a.num_bits = tc->a.signed_input ? (int)rrange(r, 2, 16) : (int)rrange(r, 1, 16);
+    tc->a.round_mode = (int)rbelow(r, 2);
+    tc->a.narrow_range = (int)rbelow(r, 2);
+    tc->rank = 1, tc->dims[0] = (int64_t)n;
+    tc->mode = kind >= 3 ? M_ZEROS : M_UNIFORM;
+    if (rchance(r, 0.25) && n % 4 == 0) { /* the same bytes per channel on the last axis */
+        tc->rank = 2, tc->dims[0] = (int64_t)n / 4, tc->dims[1] = 4, tc->a.axis = 1;
+    } else if (rchance(r, 0.2) && n % 3 == 0) {
+        tc->rank = 3, tc->dims[0] = (int64_t)n / 3, tc->dims[1] = 3, tc->dims[2] = 1;
+        tc->a.axis = (int64_t)rbelow(r, 3);
+    }
+    shape_view(tc, UINT64_MAX);
+    alloc_case(tc);
+    int e = (int)rrange(r, -10, 10);
+    for (uint64_t i = 0; i < n; i++) {
+        double v = ldexp(runit(r), e);
+        switch (kind) {
+        case 0: /* a few NaN anywhere */
+        case 1: /* many NaN */
+        case 2: /* NaN at the very end, and maybe at the start */
+            put(dt, tc->in, i, rchance(r, 0.5) ? v : -v);
+            break;
+        case 3: /* non-negative with both zeros: the minimum is a zero */
+            put(dt, tc->in, i, rchance(r, 0.3) ? (rchance(r, 0.5) ? 0.0 : -0.0) : v);
+            break;
+        default: /* non-positive with both zeros, and NaN */
+            put(dt, tc->in, i, rchance(r, 0.3) ? (rchance(r, 0.5) ? 0.0 : -0.0) : -v);
+            if (rchance(r, 0.01))
+                put_nan(r, dt, tc->in, i);
+            break;
+        }
+    }
+    if (kind == 0)
+        for (int j = 0; j < 3; j++)
+            put_nan(r, dt, tc->in, rbelow(r, n));
+    if (kind == 1)
+        for (uint64_t i = 0; i < n; i++)
+            if (rchance(r, 0.4))
+                put_nan(r, dt, tc->in, i);
+    if (kind == 2) {
+        put_nan(r, dt, tc->in, n - 1);
+        if (rchance(r, 0.5))
+            put_nan(r, dt, tc->in, 0);
+    }
+}
+
+/* ================================ main ================================ */
+
+static uint64_t master_seed;
+static long only_case = -1;
+static uint64_t n_cases, n_elems;
+
+static void run_case(tcase *tc, rng *r)
+{
+    tref ref;
+    reference(tc, &ref);
+    qdq_isa isas[2] = { QDQ_ISA_PORTABLE, qdq_isa_best() };
+    for (int i = 0; i < (isas[1] == isas[0] ? 1 : 2); i++) {
+        run_whole(tc, &ref, isas[i], r);
+        run_chunks(tc, &ref, isas[i], r);
+        run_threads(tc, &ref, isas[i], r);
+    }
+    n_cases++, n_elems += tc->count;
+    free(ref.out), free(ref.par);
+}
+
+static void case_rng(rng *r, int id)
+{
+    rng_seed(r, master_seed ^ ((uint64_t)id * 0x9e3779b97f4a7c15ULL));
+}
+
+int main(void)
+{
+    const char *s = getenv("QDQ_SEED"), *c = getenv("QDQ_CASE");
+    master_seed = s && *s ? strtoull(s, NULL, 0) : DEFAULT_SEED;
+    if (c && *c)
+        only_case = strtol(c, NULL, 0);
+    printf("seed %" PRIu64 " (QDQ_SEED to change, QDQ_CASE=k to run one case)%s\n", master_seed,
+           SANITIZED ? ", sanitizer build: fewer elements" : "");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int id = 0;
+    tcase tc;
+    rng r;
+    /* Directed: NaN and mixed zeros around Eigen's packet (8 floats, 4 doubles) and leaf
+     * (8 * 1024 floats, 4 * 1024 doubles) sizes. */
+    static const uint64_t fsizes[] = { 1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 31, 33, 8191, 8192,
+                                       8193, 16384 + 5, 65536 + 3, 131072 + 11 };
+    static const uint64_t dsizes[] = { 1, 3, 4, 5, 8, 9, 4095, 4096, 4097, 8192 + 3, 32768 + 1,
+                                       65536 + 7 };
+    for (int dt = 0; dt < 4; dt++) {
+        const uint64_t *sz = dt == QDQ_FLOAT64 ? dsizes : fsizes;
+        size_t nsz = dt == QDQ_FLOAT64 ? sizeof dsizes / sizeof dsizes[0]
+                                       : sizeof fsizes / sizeof fsizes[0];
+        for (size_t k = 0; k < nsz; k++)
+            for (int kind = 0; kind < 5; kind++, id++) {
+                if (only_case >= 0 && id != only_case)
+                    continue;
+                if (SANITIZED && sz[k] > 20000 && kind != 0)
+                    continue;
+                case_rng(&r, id);
+                gen_directed(&r, &tc, id, (qdq_dtype)dt, sz[k], kind);
+                run_case(&tc, &r);
+                free_case(&tc);
+            }
+    }
+    /* Random: every attribute combination, ROUNDS times. */
+    for (int round = 0; round < ROUNDS; round++)
+        for (int combo = 0; combo < 192; combo++, id++) {
+            if (only_case >= 0 && id != only_case)
+                continue;
+            case_rng(&r, id);
+            gen_case(&r, &tc, id, combo);
+            run_case(&tc, &r);
+            free_case(&tc);
+        }
+    CHECK(ref_selfcheck_bad == 0, "reference: Eigen's order and the plain min/max disagree on %"
+          PRIu64 " order-independent channels", ref_selfcheck_bad);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    printf("%" PRIu64 " cases, %" PRIu64 " elements, %" PRIu64 " element comparisons, %.1f s\n",
+           n_cases, n_elems, n_compared, secs);
+    printf("reference met: %" PRIu64 " exact .5 ties, %" PRIu64 " HALF_UP quirks, %" PRIu64
+           " clamped elements, %" PRIu64
+           " NaN inputs, %" PRIu64 " channels in Eigen's order (%" PRIu64 " for zeros of both "
+           "signs)\n", stats.ties, stats.half_up_quirks, stats.clamped, stats.nan_in, stats.order_channels,
+           stats.zero_extreme_channels);
+    return check_done();
+}

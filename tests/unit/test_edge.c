@@ -1,0 +1,729 @@
+/*
+ * One named test per edge case of the semantics (section 9), per known value (section 10) and
+ * per invalid attribute: outputs and reported ranges bit for bit (-0.0 differs from 0.0, NaN
+ * matches NaN), errors as QDQ_EINVAL with a message that names the attribute and its value.
+ * Every valid case runs with each kernel family the CPU has, out of place and in place.
+ */
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "qdq.h"
+#include "qdq_half.h"
+#include "testutil.h"
+
+#define MAXN 64
+#define MAXC 8
+
+/* One run of the op: inputs as doubles (stored into the dtype), outputs widened back. */
+typedef struct op_case {
+    qdq_dtype dt;
+    int rank;
+    int64_t dims[8];
+    qdq_attrs a;
+    size_t n;             /* elements given in in[] */
+    double in[MAXN];
+    size_t n_min, n_max;  /* bounds (range_given) */
+    double min[MAXC], max[MAXC];
+} op_case;
+
+typedef struct op_result {
+    int rc;
+    qdq_error err;
+    uint64_t count, channels;
+    double out[MAXN];
+    qdq_range r[MAXC];
+} op_result;
+
+static const char *cur_test = "";
+static qdq_isa cur_isa;
+
+/* Runs the case with one kernel family: out of place, then in place (which must agree). */
+static void run(const op_case *c, op_result *res)
+{
+    memset(res, 0, sizeof *res);
+    qdq_plan p;
+    res->rc = qdq_plan_init(&p, c->dt, c->dims, c->rank, &c->a, &res->err);
+    if (res->rc)
+        return;
+    p.isa = cur_isa;
+    res->count = p.count, res->channels = p.channels;
+    CHECK(p.count == c->n, "%s: the case gives %zu elements for a shape of %" PRIu64, cur_test,
+          c->n, p.count);
+    if (p.count != c->n || p.channels > MAXC)
+        return;
+    size_t es = qdq_dtype_size(c->dt);
+    void *in = malloc(c->n * es + 1), *out = malloc(c->n * es + 1), *io = malloc(c->n * es + 1);
+    void *mn = malloc(MAXC * 8), *mx = malloc(MAXC * 8);
+    void *acc = malloc(qdq_acc_size(&p) + 1), *params = malloc(qdq_params_size(&p) + 1);
+    for (size_t i = 0; i < c->n; i++)
+        tu_store(c->dt, in, i, c->in[i]);
+    memcpy(io, in, c->n * es);
+    for (size_t i = 0; i < c->n_min; i++)
+        tu_store(c->dt, mn, i, c->min[i]);
+    for (size_t i = 0; i < c->n_max; i++)
+        tu_store(c->dt, mx, i, c->max[i]);
+    res->rc = qdq_run(&p, in, out, mn, c->n_min, mx, c->n_max, acc, params, &res->err);
+    if (res->rc == 0) {
+        for (uint64_t ch = 0; ch < p.channels; ch++)
+            qdq_params_get(&p, params, ch, &res->r[ch]);
+        for (size_t i = 0; i < c->n; i++)
+            res->out[i] = tu_load(c->dt, out, i);
+        int rc = qdq_run(&p, io, io, mn, c->n_min, mx, c->n_max, acc, params, &res->err);
+        CHECK(rc == 0, "%s: in place failed: %s", cur_test, res->err.msg);
+        for (size_t i = 0; i < c->n; i++)
+            CHECK(tu_same(c->dt, io, out, i), "%s (isa %d): in place element %zu = %a, out of "
+                  "place %a", cur_test, (int)cur_isa, i, tu_load(c->dt, io, i), res->out[i]);
+    }
+    free(in), free(out), free(io), free(mn), free(mx), free(acc), free(params);
+}
+
+/* Bitwise equality in the compute type (float for all but float64); NaN matches NaN. */
+static int same_val(qdq_dtype dt, double got, double want)
+{
+    if (isnan(got) || isnan(want))
+        return isnan(got) && isnan(want);
+    if (dt == QDQ_FLOAT64)
+        return qdq_f64_bits(got) == qdq_f64_bits(want);
+    return qdq_f32_bits((float)got) == qdq_f32_bits((float)want) && (double)(float)got == got;
+}
+
+static void expect_ok(const op_case *c, const op_result *r)
+{
+    CHECK(r->rc == 0, "%s (isa %d): unexpected error %d: %s", cur_test, (int)cur_isa, r->rc,
+          r->err.msg);
+}
+
+/* Outputs want[0..n). */
+static void expect_out(const op_case *c, const op_result *r, const double *want)
+{
+    if (r->rc)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        CHECK(same_val(c->dt, r->out[i], want[i]), "%s (isa %d): output[%zu] = %.9g (%a), want "
+              "%.9g (%a)", cur_test, (int)cur_isa, i, r->out[i], r->out[i], want[i], want[i]);
+}
+
+/* The six reported values of channel ch: input_min, input_max, output_min, output_max, scale,
+ * inverse_scale. */
+static void expect_range(const op_case *c, const op_result *r, uint64_t ch, double in_min,
+                         double in_max, double out_min, double out_max, double scale, double inv)
+{
+    if (r->rc)
+        return;
+    static const char *names[6] = { "input_min", "input_max", "output_min", "output_max",
+                                    "scale", "inverse_scale" };
+    const qdq_range *g = &r->r[ch];
+    double got[6] = { g->input_min, g->input_max, g->output_min, g->output_max, g->scale,
+                      g->inverse_scale };
+    double want[6] = { in_min, in_max, out_min, out_max, scale, inv };
+    for (int k = 0; k < 6; k++)
+        CHECK(same_val(c->dt, got[k], want[k]), "%s (isa %d): channel %" PRIu64 " %s = %.9g "
+              "(%a), want %.9g (%a)", cur_test, (int)cur_isa, ch, names[k], got[k], got[k],
+              want[k], want[k]);
+}
+
+/* A failure with QDQ_EINVAL whose message contains every given word (NULL-terminated). */
+static void expect_error(const op_result *r, ...)
+{
+    CHECK(r->rc == QDQ_EINVAL && r->err.code == QDQ_EINVAL, "%s: want QDQ_EINVAL, got rc %d "
+          "(code %d)", cur_test, r->rc, r->err.code);
+    va_list ap;
+    va_start(ap, r);
+    for (const char *w = va_arg(ap, const char *); w; w = va_arg(ap, const char *))
+        CHECK(r->rc && strstr(r->err.msg, w), "%s: message '%s' lacks '%s'", cur_test,
+              r->err.msg, w);
+    va_end(ap);
+}
+
+static op_case base(qdq_dtype dt, int rank, const int64_t *dims, size_t n, const double *in)
+{
+    op_case c;
+    memset(&c, 0, sizeof c);
+    qdq_attrs a = QDQ_ATTRS_DEFAULT;
+    c.a = a, c.dt = dt, c.rank = rank, c.n = n;
+    for (int i = 0; i < rank; i++)
+        c.dims[i] = dims[i];
+    for (size_t i = 0; i < n; i++)
+        c.in[i] = in[i];
+    return c;
+}
+
+static op_case vec(qdq_dtype dt, size_t n, const double *in)
+{
+    int64_t d = (int64_t)n;
+    return base(dt, 1, &d, n, in);
+}
+
+static void given(op_case *c, double lo, double hi)
+{
+    c->a.range_given = true;
+    c->n_min = c->n_max = 1;
+    c->min[0] = lo, c->max[0] = hi;
+}
+
+/* ---------------------------- section 9: edge cases ---------------------------- */
+
+/* All zeros: s_min = s_max = T_MAX, inv = 0, output all zeros. */
+static void t_all_zeros(void)
+{
+    double in[4] = { 0, 0, 0, 0 }, want[4] = { 0, 0, 0, 0 };
+    op_case c = vec(QDQ_FLOAT32, 4, in);
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, want);
+    expect_range(&c, &r, 0, 0.0, 0.0, -0.0, 0.0, FLT_MAX, 0.0);
+    c.dt = QDQ_FLOAT64;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, want);
+    expect_range(&c, &r, 0, 0.0, 0.0, -0.0, 0.0, DBL_MAX, 0.0);
+    c.dt = QDQ_FLOAT32, c.a.signed_input = false; /* qmin = 0: output_min = 0 * 0 */
+    run(&c, &r);
+    expect_out(&c, &r, want);
+    expect_range(&c, &r, 0, 0.0, 0.0, 0.0, 0.0, FLT_MAX, 0.0);
+}
+
+/* Zeros of both signs: Eigen's order picks the extremes (-0.0 both, for these three). */
+static void t_all_zeros_mixed_signs(void)
+{
+    double in[3] = { -0.0, 0.0, -0.0 };
+    op_case c = vec(QDQ_FLOAT32, 3, in);
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    /* inv = -0.0 / 127 = -0.0: each output is the zero of the other sign. */
+    double want[3] = { 0.0, -0.0, 0.0 };
+    expect_out(&c, &r, want);
+    expect_range(&c, &r, 0, -0.0, -0.0, 0.0, -0.0, FLT_MAX, -0.0);
+}
+
+/* A single value: only one side counts. -3.5, signed 8-bit: scale 36.571426, out -3.5. */
+static void t_single_value(void)
+{
+    double in[1] = { -3.5 }, want[1] = { -3.5 };
+    op_case c = vec(QDQ_FLOAT32, 1, in);
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, want);
+    /* s_min = -128 / -3.5 wins; inv = -3.5 / -128; hi = 127 * inv. The semantics document
+     * prints the scale as 36.571426, but 128 / 3.5 = 36.5714285... rounds (IEEE division, as
+     * the rule says) to the float 36.57143 (0x1.24924ap+5); 36.571426 is the float below. */
+    expect_range(&c, &r, 0, -3.5, -3.5, -3.5, 3.47265625, 0x1.24924ap+5f, 0.02734375);
+    CHECK(qdq_f32_bits(-128.0f / -3.5f) == qdq_f32_bits(0x1.24924ap+5f), "%s: -128/-3.5 = %a",
+          cur_test, -128.0f / -3.5f);
+    /* A positive single value: the max side, scale = 127 / 2. */
+    double in2[1] = { 2.0 };
+    op_case c2 = vec(QDQ_FLOAT32, 1, in2);
+    run(&c2, &r);
+    float inv = 2.0f / 127.0f;
+    double want2[1] = { 127.0f * inv };
+    expect_out(&c2, &r, want2);
+    expect_range(&c2, &r, 0, 2.0, 2.0, -128.0f * inv, 2.0, 63.5, inv);
+}
+
+/* Empty tensors: no error, ranges of the empty reduction (lo = +inf, hi = -inf). */
+static void t_empty(void)
+{
+    int64_t d1[1] = { 0 }, d3[3] = { 3, 0, 2 };
+    op_case c = base(QDQ_FLOAT32, 1, d1, 0, NULL);
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    CHECK(r.count == 0, "%s: count %" PRIu64, cur_test, r.count);
+    expect_range(&c, &r, 0, INFINITY, -INFINITY, INFINITY, -INFINITY, FLT_MAX, -INFINITY);
+    c = base(QDQ_FLOAT64, 3, d3, 0, NULL);
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_range(&c, &r, 0, INFINITY, -INFINITY, INFINITY, -INFINITY, DBL_MAX, -INFINITY);
+    /* Unsigned: output_min = 0 * -inf = NaN. */
+    c.a.signed_input = false;
+    run(&c, &r);
+    expect_range(&c, &r, 0, INFINITY, -INFINITY, NAN, -INFINITY, DBL_MAX, -INFINITY);
+    /* Per channel over an empty outer dimension: every channel has the empty ranges. */
+    int64_t d2[2] = { 0, 4 };
+    c = base(QDQ_FLOAT32, 2, d2, 0, NULL);
+    c.a.axis = 1;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    CHECK(r.rc || r.channels == 4, "%s: %" PRIu64 " channels", cur_test, r.channels);
+    for (uint64_t ch = 0; ch < 4 && !r.rc; ch++)
+        expect_range(&c, &r, ch, INFINITY, -INFINITY, INFINITY, -INFINITY, FLT_MAX, -INFINITY);
+    /* Per channel with no channels, and an empty dim next to huge ones. */
+    c.a.axis = 0;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    int64_t huge[3] = { INT64_MAX, 0, INT64_MAX };
+    c = base(QDQ_BFLOAT16, 3, huge, 0, NULL);
+    for (int axis = -1; axis < 3; axis++) {
+        c.a.axis = axis;
+        run(&c, &r);
+        expect_ok(&c, &r);
+        CHECK(r.rc || r.count == 0, "%s: count %" PRIu64, cur_test, r.count);
+    }
+    /* Empty with range_given: the given range, nothing to clamp. */
+    c = base(QDQ_FLOAT32, 1, d1, 0, NULL);
+    given(&c, -1.0, 1.0);
+    run(&c, &r);
+    expect_ok(&c, &r);
+    /* s_min = 128 > s_max = 127: the max side. */
+    expect_range(&c, &r, 0, -1.0, 1.0, -128.0f * (1.0f / 127.0f), 1.0, 127.0, 1.0f / 127.0f);
+}
+
+/* +inf or -inf without range_given: scale 0 and inv inf, so every output is NaN. */
+static void t_inf_poisons(void)
+{
+    double in[3] = { 1.0, INFINITY, -2.0 }, nan3[3] = { NAN, NAN, NAN };
+    op_case c = vec(QDQ_FLOAT32, 3, in);
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, nan3);
+    expect_range(&c, &r, 0, -2.0, INFINITY, -INFINITY, INFINITY, 0.0, INFINITY);
+    double in2[3] = { -INFINITY, 1.0, 0.5 };
+    c = vec(QDQ_FLOAT64, 3, in2);
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, nan3);
+    /* s_min = -128 / -inf = +0 < s_max: scale 0, inv = -inf / -128, hi = 127 * inf. */
+    expect_range(&c, &r, 0, -INFINITY, 1.0, -INFINITY, INFINITY, 0.0, INFINITY);
+}
+
+/* NaN elements always produce NaN, with and without range_given; the others are quantised. */
+static void t_nan_elements(void)
+{
+    double in[3] = { NAN, 1.0, -1.0 };
+    op_case c = vec(QDQ_FLOAT32, 3, in);
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    float inv = 1.0f / 127.0f; /* s_min = 128 > s_max = 127: the max side */
+    double want[3] = { NAN, 127.0f * inv, -127.0f * inv };
+    expect_out(&c, &r, want);
+    expect_range(&c, &r, 0, -1.0, 1.0, -128.0f * inv, 1.0, 127.0, inv);
+    double in2[2] = { NAN, 0.5 };
+    c = vec(QDQ_FLOAT64, 2, in2);
+    given(&c, -1.0, 1.0);
+    run(&c, &r);
+    expect_ok(&c, &r);
+    double want2[2] = { NAN, 64.0 * (1.0 / 127.0) }; /* 63.5 rounds to even */
+    expect_out(&c, &r, want2);
+    /* Sixteen NaN floats (the packet path skips them all): the empty reduction's range. */
+    double in16[16];
+    for (int i = 0; i < 16; i++)
+        in16[i] = NAN;
+    c = vec(QDQ_FLOAT32, 16, in16);
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, in16);
+    expect_range(&c, &r, 0, INFINITY, -INFINITY, INFINITY, -INFINITY, FLT_MAX, -INFINITY);
+}
+
+/* range_given with lo > 0: that side does not count. [0.5, 1] signed 8-bit clamps to
+ * [-1.007874, 1] and 0.25 survives as 0.2519685. */
+static void t_range_given_one_sided(void)
+{
+    double in[5] = { 0.25, -2.0, 2.0, 0.5, 1.0 };
+    op_case c = vec(QDQ_FLOAT32, 5, in);
+    given(&c, 0.5, 1.0);
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    float inv = 1.0f / 127.0f;
+    CHECK(qdq_f32_bits(-128.0f * inv) == qdq_f32_bits(-1.007874f), "%s: -128/127 is %a",
+          cur_test, -128.0f * inv);
+    CHECK(qdq_f32_bits(32.0f * inv) == qdq_f32_bits(0.2519685f), "%s: 32/127 is %a", cur_test,
+          32.0f * inv);
+    double want[5] = { 0.2519685f, -1.007874f, 127.0f * inv, 64.0f * inv, 127.0f * inv };
+    expect_out(&c, &r, want);
+    expect_range(&c, &r, 0, 0.5, 1.0, -1.007874f, 1.0, 127.0, inv);
+    /* hi < 0: [-1, -0.5] keeps lo = -1, scale 128, hi becomes 127 / 128. */
+    double in2[3] = { -2.0, 0.75, -0.25 };
+    c = vec(QDQ_FLOAT32, 3, in2);
+    given(&c, -1.0, -0.5);
+    run(&c, &r);
+    expect_ok(&c, &r);
+    double want2[3] = { -1.0, 0.75, -0.25 };
+    expect_out(&c, &r, want2);
+    expect_range(&c, &r, 0, -1.0, -0.5, -1.0, 0.9921875, 128.0, 0.0078125);
+}
+
+/* Unsigned, all data <= 0, no range_given: neither side counts (scale T_MAX, inv hi / qmax):
+ * the output is what the rules give, garbage as in TensorFlow. */
+static void t_unsigned_nonpositive(void)
+{
+    double in[2] = { -1.0, -2.0 };
+    op_case c = vec(QDQ_FLOAT32, 2, in);
+    c.a.signed_input = false;
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    float inv = -1.0f / 255.0f;
+    double want[2] = { rintf(-1.0f * FLT_MAX) * inv, INFINITY }; /* -2 * FLT_MAX = -inf */
+    expect_out(&c, &r, want);
+    expect_range(&c, &r, 0, -2.0, -1.0, -0.0, -1.0, FLT_MAX, inv);
+    double in2[3] = { 0.0, -1.0, -3.0 };
+    c = vec(QDQ_FLOAT32, 3, in2);
+    c.a.signed_input = false;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    double want2[3] = { 0.0, -0.0, NAN }; /* inv = 0 / 255; -3 * FLT_MAX = -inf, * 0 = NaN */
+    expect_out(&c, &r, want2);
+    expect_range(&c, &r, 0, -3.0, 0.0, 0.0, 0.0, FLT_MAX, 0.0);
+}
+
+/* 1-bit signed with narrow_range: qmin = qmax = 0; outputs are +-inf / NaN, no error. */
+static void t_one_bit_narrow(void)
+{
+    double in[3] = { -1.0, 0.0, 0.5 };
+    op_case c = vec(QDQ_FLOAT32, 3, in);
+    c.a.num_bits = 1, c.a.narrow_range = true;
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    double want[3] = { -INFINITY, NAN, INFINITY };
+    expect_out(&c, &r, want);
+    expect_range(&c, &r, 0, -1.0, 0.5, NAN, 0.5, FLT_MAX, INFINITY);
+}
+
+/* ---------------------------- section 10: known values ---------------------------- */
+
+static void t_known_int8_from_data(void)
+{
+    double in[4] = { -1, -0.5, 0, 0.3 }, want[4] = { -1, -0.5, 0, 0.296875 };
+    op_case c = vec(QDQ_FLOAT32, 4, in);
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, want);
+    expect_range(&c, &r, 0, -1.0, 0.3f, -1.0, 0.9921875, 128.0, 0.0078125);
+}
+
+static void t_known_scalar(void)
+{
+    double in[1] = { -3.5 }, want[1] = { -3.5 };
+    op_case c = base(QDQ_FLOAT32, 0, NULL, 1, in);
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, want);
+    c.dt = QDQ_FLOAT64;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, want);
+}
+
+static void t_known_int4(void)
+{
+    double in[6] = { -1, -0.5, 0, 0.3125, 0.8, 0.555 };
+    double even[6] = { -1, -0.5, 0, 0.25, 0.75, 0.5 }, up[6] = { -1, -0.5, 0, 0.375, 0.75, 0.5 };
+    op_case c = vec(QDQ_FLOAT32, 6, in);
+    c.a.num_bits = 4;
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, even);
+    expect_range(&c, &r, 0, -1.0, 0.8f, -1.0, 0.875, 8.0, 0.125);
+    c.a.round_mode = QDQ_HALF_UP;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, up);
+}
+
+static void t_known_uint8_range_given(void)
+{
+    double in[4] = { -0.5, 0, 0.3, 0.8 };
+    double want[4] = { 0, 0, 0.29803923f, 0.8000001f };
+    op_case c = vec(QDQ_FLOAT32, 4, in);
+    c.a.signed_input = false;
+    given(&c, 0.0, 1.0);
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, want);
+    expect_range(&c, &r, 0, 0.0, 1.0, 0.0, 1.0, 255.0, 1.0f / 255.0f);
+}
+
+/* HALF_UP's quirks with a scale of exactly 1 (signed 25-bit, range [-2^24, 2^24 - 1]). */
+static void t_known_half_up_quirks(void)
+{
+    double in[6] = { 0.49999997f, 8388609, 0.5, -0.5, 2.5, -8388609 };
+    double up[6] = { 1, 8388610, 1, 0, 3, -8388608 };
+    double even[6] = { 0, 8388609, 0, -0.0, 2, -8388609 };
+    op_case c = vec(QDQ_FLOAT32, 6, in);
+    c.a.num_bits = 25;
+    given(&c, -16777216.0, 16777215.0);
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, even);
+    expect_range(&c, &r, 0, -16777216.0, 16777215.0, -16777216.0, 16777215.0, 1.0, 1.0);
+    c.a.round_mode = QDQ_HALF_UP;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, up);
+    /* float64: the same quirk at 2^52 (signed 54-bit, range [-2^53, 2^53 - 1]). */
+    double in64[3] = { 0.49999999999999994, 4503599627370497.0, 4503599627370495.5 };
+    double up64[3] = { 1, 4503599627370498.0, 4503599627370496.0 };
+    double even64[3] = { 0, 4503599627370497.0, 4503599627370496.0 };
+    c = vec(QDQ_FLOAT64, 3, in64);
+    c.a.num_bits = 54;
+    given(&c, -9007199254740992.0, 9007199254740991.0);
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_out(&c, &r, even64);
+    expect_range(&c, &r, 0, -9007199254740992.0, 9007199254740991.0, -9007199254740992.0,
+                 9007199254740991.0, 1.0, 1.0);
+    c.a.round_mode = QDQ_HALF_UP;
+    run(&c, &r);
+    expect_out(&c, &r, up64);
+}
+
+/* Section 4's worked examples: [-10, 5] -> scale 12.8, hi 9.921875; [-10, 10] -> scale 12.7,
+ * lo -10.07874. */
+static void t_known_doc_examples(void)
+{
+    double in[2] = { -10, 5 };
+    op_case c = vec(QDQ_FLOAT32, 2, in);
+    op_result r;
+    run(&c, &r);
+    expect_ok(&c, &r);
+    expect_range(&c, &r, 0, -10.0, 5.0, -10.0, 9.921875, 12.8f, 0.078125);
+    double in2[2] = { -10, 10 };
+    c = vec(QDQ_FLOAT32, 2, in2);
+    run(&c, &r);
+    expect_ok(&c, &r);
+    float inv = 10.0f / 127.0f;
+    CHECK(qdq_f32_bits(-128.0f * inv) == qdq_f32_bits(-10.07874f), "%s: -1280/127 is %a",
+          cur_test, -128.0f * inv);
+    expect_range(&c, &r, 0, -10.0, 10.0, -10.07874f, 10.0, 12.7f, inv);
+}
+
+/* ---------------------------- errors ---------------------------- */
+
+static op_result plan_error(qdq_dtype dt, const int64_t *dims, int rank, qdq_attrs a)
+{
+    op_result r;
+    memset(&r, 0, sizeof r);
+    qdq_plan p;
+    memset(&p, 0x5a, sizeof p);
+    r.rc = qdq_plan_init(&p, dt, dims, rank, &a, &r.err);
+    static const qdq_plan zero;
+    if (r.rc)
+        CHECK(!memcmp(&p, &zero, sizeof p), "%s: the plan is not zeroed on failure", cur_test);
+    return r;
+}
+
+static void t_err_num_bits(void)
+{
+    int64_t d[1] = { 4 };
+    qdq_attrs a = QDQ_ATTRS_DEFAULT;
+    a.num_bits = 0;
+    op_result r = plan_error(QDQ_FLOAT32, d, 1, a);
+    expect_error(&r, "num_bits", ": 0", (char *)NULL);
+    a.num_bits = 62;
+    r = plan_error(QDQ_FLOAT32, d, 1, a);
+    expect_error(&r, "num_bits", "62", "signed_input_ 1", (char *)NULL);
+    a.num_bits = 63, a.signed_input = false;
+    r = plan_error(QDQ_FLOAT64, d, 1, a);
+    expect_error(&r, "num_bits", "63", "signed_input_ 0", (char *)NULL);
+    a.num_bits = -5;
+    r = plan_error(QDQ_FLOAT16, d, 1, a);
+    expect_error(&r, "num_bits", "-5", (char *)NULL);
+    a.num_bits = 64, a.signed_input = true;
+    r = plan_error(QDQ_BFLOAT16, d, 1, a);
+    expect_error(&r, "num_bits", "64", (char *)NULL);
+    a.num_bits = INT32_MIN;
+    r = plan_error(QDQ_FLOAT32, d, 1, a);
+    expect_error(&r, "num_bits", "-2147483648", (char *)NULL);
+    a.num_bits = INT32_MAX;
+    r = plan_error(QDQ_FLOAT32, d, 1, a);
+    expect_error(&r, "num_bits", "2147483647", (char *)NULL);
+    /* The limits themselves are valid. */
+    a.num_bits = 61, a.signed_input = true;
+    r = plan_error(QDQ_FLOAT32, d, 1, a);
+    CHECK(r.rc == 0, "%s: 61 signed rejected: %s", cur_test, r.err.msg);
+    a.num_bits = 62, a.signed_input = false;
+    r = plan_error(QDQ_FLOAT32, d, 1, a);
+    CHECK(r.rc == 0, "%s: 62 unsigned rejected: %s", cur_test, r.err.msg);
+}
+
+static void t_err_axis(void)
+{
+    int64_t d[2] = { 2, 3 };
+    qdq_attrs a = QDQ_ATTRS_DEFAULT;
+    a.axis = -2;
+    op_result r = plan_error(QDQ_FLOAT32, d, 2, a);
+    expect_error(&r, "xis", "-2", (char *)NULL);
+    a.axis = INT64_MIN;
+    r = plan_error(QDQ_FLOAT32, d, 2, a);
+    expect_error(&r, "xis", "-9223372036854775808", (char *)NULL);
+    /* axis >= rank: TensorFlow's wording names the rank the axis needs and the actual rank. */
+    a.axis = 2;
+    r = plan_error(QDQ_FLOAT32, d, 2, a);
+    expect_error(&r, "rank 3", "rank 2", (char *)NULL);
+    a.axis = 0;
+    r = plan_error(QDQ_FLOAT32, NULL, 0, a);
+    expect_error(&r, "rank 1", "rank 0", (char *)NULL);
+    a.axis = INT64_MAX; /* must not overflow while writing the message */
+    r = plan_error(QDQ_FLOAT32, d, 2, a);
+    expect_error(&r, "rank 2", (char *)NULL);
+}
+
+static void t_err_round_mode(void)
+{
+    int64_t d[1] = { 4 };
+    qdq_attrs a = QDQ_ATTRS_DEFAULT;
+    a.round_mode = 7;
+    op_result r = plan_error(QDQ_FLOAT32, d, 1, a);
+    expect_error(&r, "round_mode", "7", (char *)NULL);
+    a.round_mode = -1;
+    r = plan_error(QDQ_FLOAT32, d, 1, a);
+    expect_error(&r, "round_mode", "-1", (char *)NULL);
+}
+
+static void t_err_dtype_and_dims(void)
+{
+    int64_t d[2] = { 2, -1 };
+    qdq_attrs a = QDQ_ATTRS_DEFAULT;
+    op_result r = plan_error(QDQ_FLOAT32, d, 2, a);
+    expect_error(&r, "dims[1]", "-1", (char *)NULL);
+    int64_t big[2] = { INT64_C(1) << 32, INT64_C(1) << 32 };
+    r = plan_error(QDQ_FLOAT32, big, 2, a);
+    expect_error(&r, "overflow", "4294967296", (char *)NULL);
+    int64_t big2[3] = { INT64_C(1) << 40, INT64_C(1) << 20, INT64_C(1) << 10 };
+    r = plan_error(QDQ_FLOAT64, big2, 3, a);
+    expect_error(&r, "overflow", "dims[2]", (char *)NULL);
+    int64_t okd[2] = { INT64_C(1) << 31, INT64_C(1) << 32 }; /* 2^63 elements: representable */
+    r = plan_error(QDQ_FLOAT32, okd, 2, a);
+    CHECK(r.rc == 0, "%s: 2^63 elements rejected: %s", cur_test, r.err.msg);
+    r = plan_error((qdq_dtype)9, okd, 2, a);
+    expect_error(&r, "dtype", "9", (char *)NULL);
+    r = plan_error(QDQ_FLOAT32, okd, -1, a);
+    expect_error(&r, "rank", "-1", (char *)NULL);
+}
+
+static void t_err_range_given(void)
+{
+    double in[3] = { 0.5, 1.5, -2 };
+    op_case c = vec(QDQ_FLOAT32, 3, in);
+    op_result r;
+    given(&c, NAN, 1.0);
+    run(&c, &r);
+    expect_error(&r, "input_min", "NaN", (char *)NULL);
+    given(&c, -1.0, NAN);
+    run(&c, &r);
+    expect_error(&r, "input_max", "NaN", (char *)NULL);
+    c.dt = QDQ_FLOAT16;
+    given(&c, NAN, NAN);
+    run(&c, &r);
+    expect_error(&r, "Invalid range", "NaN", (char *)NULL);
+    c.dt = QDQ_FLOAT32;
+    given(&c, 1.0, 0.0);
+    run(&c, &r);
+    expect_error(&r, "Invalid range", "input_min 1 > input_max 0", (char *)NULL);
+    c.dt = QDQ_FLOAT64;
+    given(&c, 0.25, -0.75);
+    run(&c, &r);
+    expect_error(&r, "input_min 0.25", "input_max -0.75", (char *)NULL);
+    /* A non-scalar bound with axis -1. */
+    c.dt = QDQ_FLOAT32;
+    given(&c, -1.0, 1.0);
+    c.n_min = 2, c.min[1] = -1.0;
+    run(&c, &r);
+    expect_error(&r, "input_min must be a scalar", "got 2 values", (char *)NULL);
+    c.n_min = 1, c.n_max = 3, c.max[1] = c.max[2] = 1.0;
+    run(&c, &r);
+    expect_error(&r, "input_max must be a scalar", "got 3 values", (char *)NULL);
+    c.n_min = 0, c.n_max = 1;
+    run(&c, &r);
+    expect_error(&r, "input_min must be a scalar", "got 0 values", (char *)NULL);
+}
+
+static void t_err_range_given_per_channel(void)
+{
+    int64_t d[2] = { 2, 4 };
+    double in[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+    op_case c = base(QDQ_FLOAT32, 2, d, 8, in);
+    c.a.axis = 1, c.a.range_given = true;
+    c.n_min = c.n_max = 4;
+    for (int i = 0; i < 4; i++)
+        c.min[i] = -1, c.max[i] = 1;
+    c.min[2] = 3, c.max[2] = 2;
+    op_result r;
+    run(&c, &r);
+    expect_error(&r, "Invalid range", "channel 2", "input_min 3 > input_max 2", (char *)NULL);
+    c.min[2] = -1, c.max[3] = NAN;
+    run(&c, &r);
+    expect_error(&r, "channel 3", "NaN", (char *)NULL);
+    c.max[3] = 1;
+    c.n_min = 3;
+    run(&c, &r);
+    expect_error(&r, "input_min_tensor has incorrect size", "was 3 expected 4", "dim 1",
+                 (char *)NULL);
+    c.n_min = 4, c.n_max = 5, c.max[4] = 1;
+    run(&c, &r);
+    expect_error(&r, "input_max_tensor has incorrect size", "was 5 expected 4", (char *)NULL);
+    c.n_max = 1; /* a scalar where a vector is due */
+    run(&c, &r);
+    expect_error(&r, "input_max_tensor has incorrect size", "was 1 expected 4", (char *)NULL);
+    /* The valid per-channel bounds work. */
+    c.n_max = 4;
+    run(&c, &r);
+    expect_ok(&c, &r);
+}
+
+typedef struct named_test {
+    const char *name;
+    void (*fn)(void);
+    int per_isa; /* runs the op: once per kernel family */
+} named_test;
+
+static const named_test tests[] = {
+    { "all_zeros", t_all_zeros, 1 },
+    { "all_zeros_mixed_signs", t_all_zeros_mixed_signs, 1 },
+    { "single_value", t_single_value, 1 },
+    { "empty", t_empty, 1 },
+    { "inf_poisons_output", t_inf_poisons, 1 },
+    { "nan_elements", t_nan_elements, 1 },
+    { "range_given_one_sided", t_range_given_one_sided, 1 },
+    { "unsigned_nonpositive", t_unsigned_nonpositive, 1 },
+    { "one_bit_narrow", t_one_bit_narrow, 1 },
+    { "known_int8_from_data", t_known_int8_from_data, 1 },
+    { "known_scalar", t_known_scalar, 1 },
+    { "known_int4", t_known_int4, 1 },
+    { "known_uint8_range_given", t_known_uint8_range_given, 1 },
+    { "known_half_up_quirks", t_known_half_up_quirks, 1 },
+    { "known_doc_examples", t_known_doc_examples, 1 },
+    { "err_num_bits", t_err_num_bits, 0 },
+    { "err_axis", t_err_axis, 0 },
+    { "err_round_mode", t_err_round_mode, 0 },
+    { "err_dtype_and_dims", t_err_dtype_and_dims, 0 },
+    { "err_range_given", t_err_range_given, 1 },
+    { "err_range_given_per_channel", t_err_range_given_per_channel, 1 },
+};
+
+int main(int argc, char **argv)
+{
+    qdq_isa isas[2] = { QDQ_ISA_PORTABLE, qdq_isa_best() };
+    int n_isa = isas[1] == isas[0] ? 1 : 2;
+    for (size_t t = 0; t < sizeof tests / sizeof tests[0]; t++) {
+        if (argc > 1 && strcmp(argv[1], tests[t].name))
+            continue;
+        for (int i = 0; i < (tests[t].per_isa ? n_isa : 1); i++) {
+            int before = check_failed;
+            cur_test = tests[t].name, cur_isa = isas[i];
+            tests[t].fn();
+            printf("%s %s (isa %d)\n", check_failed == before ? "ok  " : "FAIL", tests[t].name,
+                   (int)cur_isa);
+        }
+    }
+    return check_done();
+}
