@@ -31,7 +31,7 @@ SANFLAGS := $(if $(SAN),-fsanitize=$(SANITIZERS) -fno-sanitize-recover=all -fno-
 WARN := -Wall -Wextra -Wno-unused-parameter $(if $(WERROR),-Werror)
 CPPFLAGS += -D_GNU_SOURCE -Icore -Iproto -Iconfig -Iserver
 CFLAGS += -std=gnu11 $(OPT) -g $(FPFLAGS) $(WARN) $(SANFLAGS) -pthread
-CXXFLAGS += -std=c++17 $(OPT) -g $(FPFLAGS) $(WARN) $(SANFLAGS) -fno-exceptions -fno-rtti \
+CXXFLAGS += -std=c++17 $(OPT) -g $(FPFLAGS) $(WARN) $(SANFLAGS) $(if $(SAN),-Wno-maybe-uninitialized) -fno-exceptions -fno-rtti \
 	-isystem /usr/include/dragonbox-1.1.3
 LDFLAGS += $(SANFLAGS) -pthread
 AVX2FLAGS := $(if $(filter x86_64,$(ARCH)),-mavx2 -mf16c)

@@ -74,11 +74,11 @@ static double load_d(const qdq_plan *p, const void *d, uint64_t i)
         for (; j < n; j++)                                                                     \
             acc = mx ? red_max_##T(LOAD(p, d, first + j), acc)                                 \
                      : red_min_##T(LOAD(p, d, first + j), acc);                                \
-        /* predux: halves folded as the AVX shuffles do; lane j meets lane j + s. */           \
+        /* predux (predux_helper): lane l meets lane l + s, numext::mini/maxi(a[l], a[l+s]). */\
         for (int s = P / 2; s >= 1; s >>= 1)                                                   \
             for (int l = 0; l < s; l++)                                                        \
-                pa[l] = mx ? (pa[l] > pa[l + s] ? pa[l] : pa[l + s])                           \
-                           : (pa[l] < pa[l + s] ? pa[l] : pa[l + s]);                          \
+                pa[l] = mx ? (pa[l] < pa[l + s] ? pa[l + s] : pa[l])                           \
+                           : (pa[l + s] < pa[l] ? pa[l + s] : pa[l]);                          \
         /* finalizeBoth: std::min(saccum, predux) / std::max(saccum, predux) */                \
         return mx ? (acc < pa[0] ? pa[0] : acc) : (pa[0] < acc ? pa[0] : acc);                 \
     }                                                                                          \

@@ -95,8 +95,8 @@ int qdq_plan_init(qdq_plan *plan, qdq_dtype dtype, const int64_t *dims, int rank
     if (rank < 0)
         return fail(err, "rank must be at least 0 (got %d)", rank);
     if (a->axis >= rank)
-        return fail(err, "Shape must be at least rank %" PRId64 " but is rank %d", a->axis + 1,
-                    rank);
+        return fail(err, "Shape must be at least rank %llu but is rank %d",
+                    (unsigned long long)a->axis + 1, rank);
     uint64_t count = 1, outer = 1, inner = 1, channels = 1;
     for (int i = 0; i < rank; i++) {
         if (dims[i] < 0)

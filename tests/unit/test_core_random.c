@@ -156,31 +156,40 @@ static struct {
 } stats;
 
 /*
- * Eigen's predux_min / predux_max (AVX PacketMath.h): lanes of _mm256_min_ps(a, b), which
- * gives a when a < b and b otherwise (b when either is NaN or both are zero).
- *   8 floats:  min(a, permute2f128(a)) (lane l meets l ^ 4), then shuffle(1,0,3,2) (l ^ 2),
- *              then shuffle imm 1 (lane 0 meets lane 1); the result is lane 0.
- *   4 doubles: min(a, permute2f128(a)) (l ^ 2), then shuffle_pd imm 1 (lane 0 meets lane 1).
+ * _mm256_min_p?(a, b) / _mm256_max_p?(a, b), one lane: a when a < b (a > b), else b: b when
+ * either is NaN or both are zero. reducePacket(p, &acc) is lane(p, acc).
  */
 static float lane_f(int mx, float a, float b) { return mx ? (a > b ? a : b) : (a < b ? a : b); }
 static double lane_d(int mx, double a, double b) { return mx ? (a > b ? a : b) : (a < b ? a : b); }
 
+/*
+ * Eigen's predux_min / predux_max as finalizeBoth calls them (predux<NaNPropagation>:
+ * GenericPacketMath.h predux_helper): lane l meets lane l + k for k = P/2, P/4, ..., 1, with
+ * numext::mini(a, b) = b < a ? b : a and numext::maxi(a, b) = a < b ? b : a (a tie keeps a).
+ */
+static float fold_f(int mx, float a, float b) { return mx ? (a < b ? b : a) : (b < a ? b : a); }
+static double fold_d(int mx, double a, double b) { return mx ? (a < b ? b : a) : (b < a ? b : a); }
+
 static float predux_f(int mx, const float *a)
 {
-    float t[8], u[8];
+    float t[8];
     for (int l = 0; l < 8; l++)
-        t[l] = lane_f(mx, a[l], a[l ^ 4]);
-    for (int l = 0; l < 8; l++)
-        u[l] = lane_f(mx, t[l], t[l ^ 2]);
-    return lane_f(mx, u[0], u[1]);
+        t[l] = a[l];
+    for (int k = 4; k > 0; k /= 2)
+        for (int l = 0; l < k; l++)
+            t[l] = fold_f(mx, t[l], t[l + k]);
+    return t[0];
 }
 
 static double predux_d(int mx, const double *a)
 {
     double t[4];
     for (int l = 0; l < 4; l++)
-        t[l] = lane_d(mx, a[l], a[l ^ 2]);
-    return lane_d(mx, t[0], t[1]);
+        t[l] = a[l];
+    for (int k = 2; k > 0; k /= 2)
+        for (int l = 0; l < k; l++)
+            t[l] = fold_d(mx, t[l], t[l + k]);
+    return t[0];
 }
 
 /*

@@ -333,9 +333,9 @@ static void framing(void)
         { "", 0, 0, QDQ_EINVAL, "truncated: 0 bytes" },
         { "\x93NUMPY\x01\x00\x10", 9, 0, QDQ_EINVAL, "truncated: 9 bytes, and its header needs "
           "10" },
-        { "\x93NUMPY\x04\x00\x10\x00", 10, 0, PROTO_EMEDIA, "version 4.0 is not supported" },
-        { "\x93NUMPY\x01\x01\x10\x00", 10, 0, PROTO_EMEDIA, "version 1.1 is not supported" },
-        { "\x93NUMPY\x00\x00\x10\x00", 10, 0, PROTO_EMEDIA, "version 0.0" },
+        { "\x93NUMPY\x04\x00\x10\x00", 10, 0, QDQ_EINVAL, "version 4.0 is not supported" },
+        { "\x93NUMPY\x01\x01\x10\x00", 10, 0, QDQ_EINVAL, "version 1.1 is not supported" },
+        { "\x93NUMPY\x00\x00\x10\x00", 10, 0, QDQ_EINVAL, "version 0.0" },
         { "\x93NUMPY\x01\x00\xf4\x01{}", 12, 0, QDQ_EINVAL, "header length 500 runs past the end "
           "of the 12-byte file" },
         { "\x93NUMPY\x02\x00\x00\x00\x00\x01", 12, 500, QDQ_EINVAL, "header length 16777216 is "
