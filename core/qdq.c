@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,7 +48,8 @@ const char *qdq_dtype_name(qdq_dtype dtype)
     return (unsigned)dtype < 4 ? names[dtype] : NULL;
 }
 
-qdq_isa qdq_isa_best(void)
+/* What the CPU offers, asked once: cpuid traps to the hypervisor in a VM and costs microseconds. */
+static qdq_isa detect_isa(void)
 {
 #ifdef QDQ_HAVE_AVX2
     /* AVX2 and F16C in the CPU, and YMM state enabled by the OS (OSXSAVE, XCR0 bits 1-2). */
@@ -65,6 +67,18 @@ qdq_isa qdq_isa_best(void)
 #else
     return QDQ_ISA_PORTABLE;
 #endif
+}
+
+qdq_isa qdq_isa_best(void)
+{
+    /* A constant of the machine: racing threads compute the same value. */
+    static _Atomic int cached = -1;
+    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
+        v = (int)detect_isa();
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return (qdq_isa)v;
 }
 
 static const qdq_kernels *kernels(const qdq_plan *p)

@@ -502,7 +502,7 @@ int srv_start(srv *s, const cfg *c)
                      MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    size_t mem = c->max_header_bytes < (256u << 10) ? (256u << 10) : (size_t)c->max_header_bytes;
+    size_t mem = (size_t)c->max_header_bytes; /* per connection: headers and the read buffer */
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)c->listen_port, NULL, NULL, handler, s,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
