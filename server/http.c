@@ -111,6 +111,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         r->status = r->status ? r->status : 499;
     srv_log_access(r);
+    srv_metrics_record(r);
     atomic_fetch_add(&s->served, 1);
     req_free(r);
     *con_cls = NULL;
@@ -253,6 +254,7 @@ static bool begin(srv_req *r, const char *method)
     media_type(ct ? ct : "", mt, sizeof mt);
     if (strcmp(mt, "application/json") == 0) {
         r->fmt = SRV_FMT_JSON;
+        r->metric_format = 1;
         if (MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
             fail_later(r, 400, 0, "JSON requests take their attributes in the body, "
                        "not in the query string");
@@ -262,9 +264,9 @@ static bool begin(srv_req *r, const char *method)
         return true;
     }
     if (strcmp(mt, "application/octet-stream") == 0)
-        r->fmt = SRV_FMT_RAW;
+        r->fmt = SRV_FMT_RAW, r->metric_format = 2;
     else if (strcmp(mt, "application/x-npy") == 0)
-        r->fmt = SRV_FMT_NPY;
+        r->fmt = SRV_FMT_NPY, r->metric_format = 3;
     else {
         fail_later(r, 415, 0, "Content-Type '%.60s' is not supported: use application/json, "
                    "application/octet-stream or application/x-npy", ct ? ct : "(none)");
@@ -359,6 +361,18 @@ static enum MHD_Result finish(srv_req *r)
         r->body = strdup("{\"status\":\"ok\"}");
         r->body_len = r->body ? strlen(r->body) : 0;
         return srv_req_queue(r);
+    case SRV_ROUTE_METRICS: {
+        proto_buf b = { 0 };
+        if (srv_metrics_write(s, &b)) {
+            proto_buf_free(&b);
+            srv_req_fail(r, 503, "out of memory writing metrics");
+        } else {
+            r->status = 200;
+            r->ctype = "text/plain; version=0.0.4; charset=utf-8";
+            r->body = proto_buf_detach(&b, &r->body_len);
+        }
+        return srv_req_queue(r);
+    }
     case SRV_ROUTE_READYZ:
         if (atomic_load(&s->draining)) {
             srv_req_fail(r, 503, "the server is shutting down");

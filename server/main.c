@@ -21,6 +21,7 @@ int main(int argc, char **argv)
         return 2;
     }
     srv_log_init(&c);
+    srv_metrics_init();
 
     /* Signals are taken by sigwait below: block them before any thread starts. */
     sigset_t set;

@@ -7,6 +7,7 @@ static const srv_route routes[] = {
     { "/quantize-dequantize", SRV_ROUTE_QDQ, "POST", "qdq" },
     { "/healthz", SRV_ROUTE_HEALTHZ, "GET, HEAD", "healthz" },
     { "/readyz", SRV_ROUTE_READYZ, "GET, HEAD", "readyz" },
+    { "/metrics", SRV_ROUTE_METRICS, "GET, HEAD", "metrics" },
 };
 
 static const srv_route not_found = { "", SRV_ROUTE_NONE, "", "not_found" };
@@ -26,4 +27,12 @@ bool srv_route_allows(const srv_route *r, const char *method)
         if ((p == r->allow || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
             return true;
     return false;
+}
+
+const char *srv_route_name(srv_route_id id)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (routes[i].id == id)
+            return routes[i].name;
+    return not_found.name;
 }

@@ -33,6 +33,8 @@ typedef enum srv_route_id {
     SRV_ROUTE_QDQ,      /* POST /quantize-dequantize */
     SRV_ROUTE_HEALTHZ,  /* GET /healthz */
     SRV_ROUTE_READYZ,   /* GET /readyz */
+    SRV_ROUTE_METRICS,  /* GET /metrics */
+    SRV_ROUTES          /* the number of routes */
 } srv_route_id;
 
 typedef struct srv_route {
@@ -46,6 +48,8 @@ typedef struct srv_route {
 const srv_route *srv_route_find(const char *path);
 /* Whether the route accepts the method. */
 bool srv_route_allows(const srv_route *r, const char *method);
+/* The route's name in logs and metrics. */
+const char *srv_route_name(srv_route_id id);
 
 /* Request body formats of the native route. */
 typedef enum srv_fmt { SRV_FMT_NONE = 0, SRV_FMT_JSON, SRV_FMT_RAW, SRV_FMT_NPY } srv_fmt;
@@ -72,6 +76,7 @@ struct srv_req {
     char fail_msg[512];
 
     srv_fmt fmt;
+    int metric_format;    /* index into the metrics' format label (metrics.c) */
     bool want_json;   /* Accept: application/json */
     bool have_length;
     uint64_t content_length;
@@ -179,6 +184,14 @@ int srv_inflate_feed(srv_req *r, const char *data, size_t n,
 int srv_inflate_end(srv_req *r);
 /* Compresses a prepared JSON body when Accept-Encoding asks for gzip or deflate. */
 void srv_compress_response(srv_req *r, const char *accept_encoding);
+
+/* ---- metrics.c ---- */
+#define SRV_METRIC_FORMATS 6 /* none json raw npy v2_json v2_binary */
+void srv_metrics_init(void);
+/* Counts a finished request (its route, format, status, sizes and times). */
+void srv_metrics_record(const srv_req *r);
+/* The exposition text. */
+int srv_metrics_write(const srv *s, proto_buf *b);
 
 /* ---- log.c ---- */
 void srv_log_init(const cfg *c);

@@ -1,0 +1,188 @@
+/*
+ * Prometheus metrics: counters and histograms kept in fixed arrays of atomics (no locks on the
+ * request path), written out in the text exposition format by GET /metrics.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "srv.h"
+
+static const char *const fmt_names[SRV_METRIC_FORMATS] = { "none", "json", "raw", "npy",
+                                                            "v2_json", "v2_binary" };
+static const int status_codes[] = { 200, 400, 401, 404, 405, 411, 413, 415, 499, 500, 503 };
+#define NSTATUS (int)(sizeof status_codes / sizeof status_codes[0] + 1) /* + "other" */
+static const double buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                  0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10 };
+#define NBUCKETS (int)(sizeof buckets / sizeof buckets[0])
+
+typedef struct histogram {
+    atomic_ullong count[NBUCKETS + 1]; /* per bucket (not cumulative); last: +Inf */
+    atomic_ullong sum_ns;
+} histogram;
+
+static struct {
+    atomic_ullong requests[SRV_ROUTES][SRV_METRIC_FORMATS][NSTATUS];
+    histogram request[SRV_ROUTES], queue, compute;
+    atomic_ullong bytes_in[SRV_ROUTES], bytes_out[SRV_ROUTES];
+    atomic_ullong elements[4];
+    double start_time;
+} M;
+
+void srv_metrics_init(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    M.start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int status_index(int status)
+{
+    for (int i = 0; i < NSTATUS - 1; i++)
+        if (status_codes[i] == status)
+            return i;
+    return NSTATUS - 1;
+}
+
+static void observe(histogram *h, uint64_t ns)
+{
+    double s = (double)ns / 1e9;
+    int b = 0;
+    while (b < NBUCKETS && s > buckets[b])
+        b++;
+    atomic_fetch_add_explicit(&h->count[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
+}
+
+void srv_metrics_record(const srv_req *r)
+{
+    int route = r->route ? (int)r->route->id : 0;
+    int f = r->metric_format;
+    atomic_fetch_add_explicit(&M.requests[route][f][status_index(r->status)], 1,
+                              memory_order_relaxed);
+    uint64_t now = srv_now_ns();
+    observe(&M.request[route], now - r->t_start);
+    if (r->t_queued && r->t_compute0 >= r->t_queued)
+        observe(&M.queue, r->t_compute0 - r->t_queued);
+    if (r->t_compute0 && r->t_compute1 >= r->t_compute0)
+        observe(&M.compute, r->t_compute1 - r->t_compute0);
+    atomic_fetch_add_explicit(&M.bytes_in[route], r->bytes_in, memory_order_relaxed);
+    atomic_fetch_add_explicit(&M.bytes_out[route], r->bytes_out, memory_order_relaxed);
+    if (r->status == 200 && r->plan.count && (unsigned)r->plan.dtype < 4)
+        atomic_fetch_add_explicit(&M.elements[r->plan.dtype], r->plan.count,
+                                  memory_order_relaxed);
+}
+
+static void put_histogram(proto_buf *b, const char *name, const char *labels, histogram *h)
+{
+    char line[256];
+    unsigned long long cum = 0;
+    for (int i = 0; i <= NBUCKETS; i++) {
+        cum += atomic_load_explicit(&h->count[i], memory_order_relaxed);
+        int n;
+        if (i < NBUCKETS)
+            n = snprintf(line, sizeof line, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels,
+                         *labels ? "," : "", buckets[i], cum);
+        else
+            n = snprintf(line, sizeof line, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels,
+                         *labels ? "," : "", cum);
+        proto_buf_append(b, line, (size_t)n);
+    }
+    int n = snprintf(line, sizeof line, "%s_sum%s%s%s %.9f\n%s_count%s%s%s %llu\n", name,
+                     *labels ? "{" : "", labels, *labels ? "}" : "",
+                     (double)atomic_load(&h->sum_ns) / 1e9, name, *labels ? "{" : "", labels,
+                     *labels ? "}" : "", cum);
+    proto_buf_append(b, line, (size_t)n);
+}
+
+static void put(proto_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(proto_buf *b, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        proto_buf_append(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static double resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &size, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return (double)rss * (double)sysconf(_SC_PAGESIZE);
+}
+
+int srv_metrics_write(const srv *s, proto_buf *b)
+{
+    put(b, "# HELP qdq_requests_total Requests answered, by route, body format and status.\n"
+           "# TYPE qdq_requests_total counter\n");
+    for (int r = 0; r < SRV_ROUTES; r++)
+        for (int f = 0; f < SRV_METRIC_FORMATS; f++)
+            for (int k = 0; k < NSTATUS; k++) {
+                unsigned long long v = atomic_load(&M.requests[r][f][k]);
+                if (!v)
+                    continue;
+                char st[16];
+                if (k < NSTATUS - 1)
+                    snprintf(st, sizeof st, "%d", status_codes[k]);
+                else
+                    snprintf(st, sizeof st, "other");
+                put(b, "qdq_requests_total{route=\"%s\",format=\"%s\",status=\"%s\"} %llu\n",
+                    srv_route_name((srv_route_id)r), fmt_names[f], st, v);
+            }
+    put(b, "# HELP qdq_request_duration_seconds Time from the request line to the answer.\n"
+           "# TYPE qdq_request_duration_seconds histogram\n");
+    for (int r = 0; r < SRV_ROUTES; r++) {
+        if (!atomic_load(&M.request[r].sum_ns) && !atomic_load(&M.request[r].count[0]))
+            continue;
+        char labels[64];
+        snprintf(labels, sizeof labels, "route=\"%s\"", srv_route_name((srv_route_id)r));
+        put_histogram(b, "qdq_request_duration_seconds", labels, &M.request[r]);
+    }
+    put(b, "# HELP qdq_queue_duration_seconds Time a request waited for a worker.\n"
+           "# TYPE qdq_queue_duration_seconds histogram\n");
+    put_histogram(b, "qdq_queue_duration_seconds", "", &M.queue);
+    put(b, "# HELP qdq_compute_duration_seconds Time computing the op (and encoding JSON).\n"
+           "# TYPE qdq_compute_duration_seconds histogram\n");
+    put_histogram(b, "qdq_compute_duration_seconds", "", &M.compute);
+    put(b, "# HELP qdq_request_bytes_total Request body bytes received, by route.\n"
+           "# TYPE qdq_request_bytes_total counter\n");
+    for (int r = 0; r < SRV_ROUTES; r++)
+        put(b, "qdq_request_bytes_total{route=\"%s\"} %llu\n", srv_route_name((srv_route_id)r),
+            (unsigned long long)atomic_load(&M.bytes_in[r]));
+    put(b, "# HELP qdq_response_bytes_total Response body bytes sent, by route.\n"
+           "# TYPE qdq_response_bytes_total counter\n");
+    for (int r = 0; r < SRV_ROUTES; r++)
+        put(b, "qdq_response_bytes_total{route=\"%s\"} %llu\n", srv_route_name((srv_route_id)r),
+            (unsigned long long)atomic_load(&M.bytes_out[r]));
+    put(b, "# HELP qdq_elements_total Tensor elements quantized, by dtype.\n"
+           "# TYPE qdq_elements_total counter\n");
+    for (int d = 0; d < 4; d++)
+        put(b, "qdq_elements_total{dtype=\"%s\"} %llu\n", qdq_dtype_name((qdq_dtype)d),
+            (unsigned long long)atomic_load(&M.elements[d]));
+    put(b, "# HELP qdq_inflight_requests Requests received and not yet answered.\n"
+           "# TYPE qdq_inflight_requests gauge\nqdq_inflight_requests %d\n",
+        atomic_load(&s->active));
+    put(b, "# HELP qdq_queued_requests Requests waiting for or running on the worker pool.\n"
+           "# TYPE qdq_queued_requests gauge\nqdq_queued_requests %d\n", atomic_load(&s->queued));
+    put(b, "# HELP qdq_build_info Build information.\n# TYPE qdq_build_info gauge\n"
+           "qdq_build_info{version=\"%s\",isa=\"%s\"} 1\n", QDQ_SERVER_VERSION,
+        qdq_isa_best() == QDQ_ISA_AVX2 ? "avx2" : "portable");
+    put(b, "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n"
+           "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n",
+        M.start_time);
+    put(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+           "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %.0f\n",
+        resident_bytes());
+    return b->data ? 0 : PROTO_ENOMEM;
+}
