@@ -71,8 +71,10 @@ static const struct opt opts[] = {
     { "max-json-depth", K_NUM, F(max_json_depth), 1, CFG_MAX_JSON_DEPTH, "N", NULL, NULL,
       "Deepest nesting of arrays and objects accepted in a JSON request.", NULL },
     { "max-header-bytes", K_SIZE, F(max_header_bytes), 4 * KiB, 64 * MiB, "SIZE", NULL, NULL,
-      "Memory per connection for the request line and headers (libmicrohttpd's connection "
-      "memory limit; also its read buffer, so 256K-1M speeds up large uploads).", NULL },
+      "Memory per connection (libmicrohttpd's connection memory): the request line and "
+      "headers, the read buffer, and the response headers; per-channel X-QDQ-* ranges take "
+      "about 70 bytes a channel and are left out (X-QDQ-Ranges-Omitted) when they do not fit. "
+      "libmicrohttpd clears it for every request, so more costs small-request throughput.", NULL },
     { "max-queue", K_NUM, F(max_queue), 0, 1000000, "N", NULL, NULL,
       "Requests that may wait for a free worker; more get 503 with Retry-After. "
       "0: none wait.", NULL },

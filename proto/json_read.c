@@ -186,7 +186,7 @@ static int read_string(reader *r, const char *what, char *out, size_t cap, size_
         *raw = r->p;
     for (;;) {
         if (r->p >= r->end)
-            return fail(r, QDQ_EINVAL, "%s: unterminated string starting at byte %zu", what,
+            return fail(r, QDQ_EINVAL, "invalid JSON: %s: unterminated string starting at byte %zu", what,
                         (size_t)(start - r->base));
         unsigned char c = (unsigned char)*r->p;
         if (c == '"')
@@ -194,11 +194,11 @@ static int read_string(reader *r, const char *what, char *out, size_t cap, size_
         char tmp[4];
         size_t k;
         if (c < 0x20)
-            return fail(r, QDQ_EINVAL, "%s: control character 0x%02x in a string at byte %zu "
+            return fail(r, QDQ_EINVAL, "invalid JSON: %s: control character 0x%02x in a string at byte %zu "
                         "(escape it)", what, c, off(r));
         if (c == '\\') {
             if (r->end - r->p < 2)
-                return fail(r, QDQ_EINVAL, "%s: unterminated string starting at byte %zu", what,
+                return fail(r, QDQ_EINVAL, "invalid JSON: %s: unterminated string starting at byte %zu", what,
                             (size_t)(start - r->base));
             char e = r->p[1];
             const char *simple = strchr("\"\\/bfnrt", e);
@@ -209,15 +209,15 @@ static int read_string(reader *r, const char *what, char *out, size_t cap, size_
             } else if (e == 'u') {
                 int cp = r->end - r->p >= 6 ? hex4(r->p + 2) : -1;
                 if (cp < 0)
-                    return fail(r, QDQ_EINVAL, "%s: bad \\u escape at byte %zu", what, off(r));
+                    return fail(r, QDQ_EINVAL, "invalid JSON: %s: bad \\u escape at byte %zu", what, off(r));
                 if (cp >= 0xdc00 && cp <= 0xdfff)
-                    return fail(r, QDQ_EINVAL, "%s: lone low surrogate \\u%04x at byte %zu", what,
+                    return fail(r, QDQ_EINVAL, "invalid JSON: %s: lone low surrogate \\u%04x at byte %zu", what,
                                 (unsigned)cp, off(r));
                 if (cp >= 0xd800 && cp <= 0xdbff) {
                     int lo = r->end - r->p >= 12 && r->p[6] == '\\' && r->p[7] == 'u'
                                  ? hex4(r->p + 8) : -1;
                     if (lo < 0xdc00 || lo > 0xdfff)
-                        return fail(r, QDQ_EINVAL, "%s: high surrogate \\u%04x without a low "
+                        return fail(r, QDQ_EINVAL, "invalid JSON: %s: high surrogate \\u%04x without a low "
                                     "one at byte %zu", what, (unsigned)cp, off(r));
                     cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                     r->p += 6;
@@ -225,13 +225,13 @@ static int read_string(reader *r, const char *what, char *out, size_t cap, size_
                 k = put_utf8(tmp, (unsigned)cp);
                 r->p += 6;
             } else {
-                return fail(r, QDQ_EINVAL, "%s: invalid escape '\\%c' at byte %zu", what,
+                return fail(r, QDQ_EINVAL, "invalid JSON: %s: invalid escape '\\%c' at byte %zu", what,
                             e >= 0x20 && e < 0x7f ? e : '?', off(r));
             }
         } else {
             k = utf8_len((const unsigned char *)r->p, (size_t)(r->end - r->p));
             if (!k)
-                return fail(r, QDQ_EINVAL, "%s: invalid UTF-8 in a string at byte %zu", what,
+                return fail(r, QDQ_EINVAL, "invalid JSON: %s: invalid UTF-8 in a string at byte %zu", what,
                             off(r));
             memcpy(tmp, r->p, k);
             r->p += k;
@@ -302,7 +302,7 @@ static int read_int(reader *r, const char *key, int64_t lo, int64_t hi, int64_t 
         return fail(r, QDQ_EINVAL, "%s: expected an integer, got a number with a fraction or "
                     "exponent at byte %zu", key, off(r));
     if (*digits == '0' && q - digits > 1)
-        return fail(r, QDQ_EINVAL, "%s: invalid number (leading zero) at byte %zu", key, off(r));
+        return fail(r, QDQ_EINVAL, "invalid JSON: %s: invalid number (leading zero) at byte %zu", key, off(r));
     if (big || (neg ? v > (uint64_t)-(lo + 1) + 1 : v > (uint64_t)hi) || (neg && v && lo >= 0))
         return fail(r, QDQ_EINVAL, "%s: %s is out of range [%lld, %lld]", key,
                     printable(tmp, s, (size_t)(q - s)), (long long)lo, (long long)hi);
@@ -336,7 +336,7 @@ static int bad_number(reader *r, const char *where)
         size_t n = 0;
         while (r->p + n < r->end && !strchr(",]} \t\r\n", r->p[n]) && n < 41)
             n++;
-        return fail(r, QDQ_EINVAL, "%s: invalid number '%s' at byte %zu", where,
+        return fail(r, QDQ_EINVAL, "invalid JSON: %s: invalid number '%s' at byte %zu", where,
                     printable(tmp, r->p, n), off(r));
     }
     return fail(r, QDQ_EINVAL, "%s: expected a number, got %s at byte %zu", where,
@@ -459,7 +459,7 @@ static int read_tensor(reader *r, const char *name, int depth0, tensor *t)
             continue;
         }
         if (want_value && after_comma)
-            return fail(r, QDQ_EINVAL, "%s: trailing comma before ']' at byte %zu",
+            return fail(r, QDQ_EINVAL, "invalid JSON: %s: trailing comma before ']' at byte %zu",
                         path(pa, sizeof pa, name, idx, d), off(r));
         if (!want_value && c == ',') {
             r->p++;
@@ -468,7 +468,7 @@ static int read_tensor(reader *r, const char *name, int depth0, tensor *t)
         }
         if (c != ']') {
             char g[16];
-            return fail(r, QDQ_EINVAL, "%s: expected ',' or ']' after an element, got %s at "
+            return fail(r, QDQ_EINVAL, "invalid JSON: %s: expected ',' or ']' after an element, got %s at "
                         "byte %zu", path(pa, sizeof pa, name, idx, d), got(r, g, sizeof g),
                         off(r));
         }
@@ -540,7 +540,7 @@ static int read_key(reader *r, const char *where, const char *const *names, int 
             *which = i;
             skip_ws(r);
             if (peek(r) != ':')
-                return fail(r, QDQ_EINVAL, "expected ':' after '%s' at byte %zu", names[i],
+                return fail(r, QDQ_EINVAL, "invalid JSON: expected ':' after '%s' at byte %zu", names[i],
                             off(r));
             r->p++;
             skip_ws(r);
@@ -564,7 +564,7 @@ static int after_member(reader *r, const char *where, int *done)
         r->p++;
         skip_ws(r);
         if (peek(r) == '}')
-            return fail(r, QDQ_EINVAL, "%s: trailing comma before '}' at byte %zu", where, off(r));
+            return fail(r, QDQ_EINVAL, "invalid JSON: %s: trailing comma before '}' at byte %zu", where, off(r));
         *done = 0;
         return 0;
     }
@@ -574,7 +574,7 @@ static int after_member(reader *r, const char *where, int *done)
         return 0;
     }
     char g[16];
-    return fail(r, QDQ_EINVAL, "%s: expected ',' or '}' after a member, got %s at byte %zu",
+    return fail(r, QDQ_EINVAL, "invalid JSON: %s: expected ',' or '}' after a member, got %s at byte %zu",
                 where, got(r, g, sizeof g), off(r));
 }
 
@@ -1034,7 +1034,7 @@ static int decode(reader *r, proto_request *req)
     }
     skip_ws(r);
     if (r->p < r->end)
-        return fail(r, QDQ_EINVAL, "unexpected data after the request object at byte %zu",
+        return fail(r, QDQ_EINVAL, "invalid JSON: unexpected data after the request object at byte %zu",
                     off(r));
     if (!(seen & 1u << K_INPUT))
         return fail(r, QDQ_EINVAL, "missing key 'input'");

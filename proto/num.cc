@@ -19,15 +19,22 @@
  * through the stack with store-forwarding stalls (float printing took 75 ns instead of 45).
  */
 #include <cstdint>
+#include <cfenv>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
 /* Flattened into our functions, dragonbox's partly-filled result struct (its sign is set last)
  * draws false "maybe uninitialized" warnings in sanitizer builds. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <dragonbox/dragonbox.h>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 #include <fast_float/fast_float.h>
 
 extern "C" {
@@ -170,7 +177,7 @@ inline size_t layout(digit_field f, int e10, bool neg, char *buf)
         o[16] = f.last;
         return (size_t)(o + n - buf);
     }
-    /* A point after digit x (fixed, 0 <= x < 15 here) or after digit 0 (scientific). */
+    /* A point after digit x (fixed, 0 <= x < 16 here) or after digit 0 (scientific). */
     bool sci = x < 0 || x >= 16;
     int pos = sci ? 1 : x + 1; /* the point's byte */
     if (pos < 16) {
@@ -343,6 +350,51 @@ size_t proto_num_parse_f64(const char *p, const char *end, double *out)
     return parse(p, end, out);
 }
 
+/* The value of a 16-bit pattern, as double. */
+static double widen16(bool f16, uint16_t h)
+{
+    return f16 ? (double)qdq_f16_to_f32(h) : (double)qdq_bf16_to_f32(h);
+}
+
+/*
+ * The number text[0, n), already read as the double d, rounded once to float16 or bfloat16.
+ * Rounding d instead of the text is wrong only when d lands exactly on the midpoint of two
+ * 16-bit neighbours (the text lies a hair above or below it): then glibc's strtod, which honours
+ * the rounding mode, tells on which side the text lies.
+ */
+static uint16_t round_16(bool f16, double d, const char *text, size_t n)
+{
+    uint16_t h = f16 ? qdq_f64_to_f16(d) : qdq_f64_to_bf16(d);
+    if (std::isnan(d) || std::isinf(d) || widen16(f16, h) == d)
+        return h;
+    /* The neighbours below and above d, by value. */
+    bool neg = (h & 0x8000) != 0;
+    bool h_above = widen16(f16, h) > d;
+    uint16_t below = h_above ? (uint16_t)(neg ? h + 1 : h - 1) : h;
+    uint16_t above = h_above ? h : (uint16_t)(neg ? h - 1 : h + 1);
+    if ((widen16(f16, below) + widen16(f16, above)) / 2 != d)
+        return h; /* not a tie: d and the text round alike */
+    char small[64];
+    char *buf = n < sizeof small ? small : (char *)malloc(n + 1);
+    if (!buf)
+        return h;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    int mode = fegetround();
+    fesetround(FE_UPWARD);
+    double up = strtod(buf, NULL);
+    fesetround(FE_DOWNWARD);
+    double down = strtod(buf, NULL);
+    fesetround(mode);
+    if (buf != small)
+        free(buf);
+    if (up > d)
+        return above; /* the text is above the midpoint */
+    if (down < d)
+        return below;
+    return h; /* exactly the midpoint: ties to even */
+}
+
 size_t proto_num_parse_dtype(qdq_dtype dtype, const char *p, const char *end, void *a, size_t i)
 {
     switch (dtype) {
@@ -355,7 +407,7 @@ size_t proto_num_parse_dtype(qdq_dtype dtype, const char *p, const char *end, vo
         double d;
         size_t n = parse(p, end, &d);
         if (n)
-            ((uint16_t *)a)[i] = dtype == QDQ_FLOAT16 ? qdq_f64_to_f16(d) : qdq_f64_to_bf16(d);
+            ((uint16_t *)a)[i] = round_16(dtype == QDQ_FLOAT16, d, p, n);
         return n;
     }
     }

@@ -60,9 +60,12 @@ static bool usable_request_id(const char *v)
     return true;
 }
 
-static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
+/*
+ * A request's state, created at the first access-handler call: libmicrohttpd promises the
+ * completion callback (which frees it) only for requests the handler has seen.
+ */
+static srv_req *req_new(srv *s, struct MHD_Connection *conn, const char *url)
 {
-    srv *s = cls;
     srv_req *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
@@ -70,11 +73,7 @@ static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
     r->conn = conn;
     r->t_start = srv_now_ns();
     proto_request_init(&r->preq);
-    size_t n = strcspn(uri, "?");
-    if (n >= sizeof r->path)
-        n = sizeof r->path - 1;
-    memcpy(r->path, uri, n);
-    r->path[n] = '\0';
+    snprintf(r->path, sizeof r->path, "%s", url);
     atomic_fetch_add(&s->active, 1);
     return r;
 }
@@ -454,10 +453,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
                                size_t *upload_data_size, void **con_cls)
 {
     srv_req *r = *con_cls;
-    (void)cls, (void)url, (void)version;
-    if (!r)
-        return MHD_NO;
-    if (!r->started) {
+    (void)version;
+    if (!r) {
+        r = *con_cls = req_new(cls, conn, url);
+        if (!r)
+            return MHD_NO; /* out of memory: drop the connection */
         r->started = true;
         begin(r, method);
         return MHD_YES;
@@ -512,8 +512,8 @@ int srv_start(srv *s, const cfg *c)
                 gai_strerror(gai));
         return -1;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     size_t mem = (size_t)c->max_header_bytes; /* per connection: headers and the read buffer */
@@ -525,7 +525,6 @@ int srv_start(srv *s, const cfg *c)
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_cb, s,
         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,

@@ -92,29 +92,46 @@ static void buf_release(void *cls)
     free(pc);
 }
 
+/*
+ * X-QDQ-Dtype, X-QDQ-Shape and the six per-channel range headers. libmicrohttpd builds response
+ * headers in the connection's memory (--max-header-bytes): ranges that would not fit in half
+ * of it are left out, and X-QDQ-Ranges-Omitted says why and how to get them.
+ */
 static int ranges_headers(srv_req *r)
 {
     static const char *const names[6] = { "X-QDQ-Input-Min", "X-QDQ-Input-Max",
                                           "X-QDQ-Output-Min", "X-QDQ-Output-Max",
                                           "X-QDQ-Scale", "X-QDQ-Inverse-Scale" };
-    proto_buf b = { 0 };
+    proto_buf b[6] = { { 0 } }, shape = { 0 };
     const char *dt = qdq_dtype_name(r->preq.dtype);
     srv_req_header(r, "X-QDQ-Dtype", dt, strlen(dt));
-    if (proto_shape_format(&r->preq, &b))
-        goto nomem;
-    srv_req_header(r, "X-QDQ-Shape", b.data ? b.data : "", b.len);
-    for (int k = 0; k < 6; k++) {
-        b.len = 0;
-        if (proto_ranges_format(&r->plan, r->params, k, &b))
-            goto nomem;
-        srv_req_header(r, names[k], b.data ? b.data : "", b.len);
+    int rc = proto_shape_format(&r->preq, &shape);
+    size_t total = 0;
+    for (int k = 0; k < 6 && !rc; k++) {
+        rc = proto_ranges_format(&r->plan, r->params, k, &b[k]);
+        total += b[k].len + strlen(names[k]) + 4;
     }
-    proto_buf_free(&b);
+    if (!rc) {
+        srv_req_header(r, "X-QDQ-Shape", shape.data ? shape.data : "", shape.len);
+        if (total <= r->s->cfg->max_header_bytes / 2) {
+            for (int k = 0; k < 6; k++)
+                srv_req_header(r, names[k], b[k].data ? b[k].data : "", b[k].len);
+        } else {
+            char why[160];
+            int n = snprintf(why, sizeof why, "%llu channels need %zu bytes of headers; ask with "
+                             "Accept: application/json", (unsigned long long)r->plan.channels,
+                             total);
+            srv_req_header(r, "X-QDQ-Ranges-Omitted", why, (size_t)n);
+        }
+    }
+    proto_buf_free(&shape);
+    for (int k = 0; k < 6; k++)
+        proto_buf_free(&b[k]);
+    if (rc) {
+        srv_req_fail(r, 503, "out of memory formatting the response headers");
+        return -1;
+    }
     return 0;
-nomem:
-    proto_buf_free(&b);
-    srv_req_fail(r, 503, "out of memory formatting the response headers");
-    return -1;
 }
 
 int srv_req_respond_tensor(srv_req *r)
