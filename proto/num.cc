@@ -356,6 +356,15 @@ static double widen16(bool f16, uint16_t h)
     return f16 ? (double)qdq_f16_to_f32(h) : (double)qdq_bf16_to_f32(h);
 }
 
+/* The same, but infinity counts as the next power of two (the rounding grid's next step). */
+static double grid16(bool f16, uint16_t h)
+{
+    double v = widen16(f16, h);
+    if (std::isinf(v))
+        return std::copysign(f16 ? 65536.0 : std::ldexp(1.0, 128), v);
+    return v;
+}
+
 /*
  * The number text[0, n), already read as the double d, rounded once to float16 or bfloat16.
  * Rounding d instead of the text is wrong only when d lands exactly on the midpoint of two
@@ -372,7 +381,7 @@ static uint16_t round_16(bool f16, double d, const char *text, size_t n)
     bool h_above = widen16(f16, h) > d;
     uint16_t below = h_above ? (uint16_t)(neg ? h + 1 : h - 1) : h;
     uint16_t above = h_above ? h : (uint16_t)(neg ? h - 1 : h + 1);
-    if ((widen16(f16, below) + widen16(f16, above)) / 2 != d)
+    if ((grid16(f16, below) + grid16(f16, above)) / 2 != d)
         return h; /* not a tie: d and the text round alike */
     char small[64];
     char *buf = n < sizeof small ? small : (char *)malloc(n + 1);

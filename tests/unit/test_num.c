@@ -105,6 +105,7 @@ static void test_format_cases(void)
 /* Parses s (whole string) as f64 and f32; returns the characters consumed by the f64 parse. */
 static size_t p64(const char *s, double *d) { return proto_num_parse_f64(s, s + strlen(s), d); }
 static size_t p32(const char *s, float *f) { return proto_num_parse_f32(s, s + strlen(s), f); }
+static size_t pdt(qdq_dtype dt, const char *s, uint16_t *h) { return proto_num_parse_dtype(dt, s, s + strlen(s), h, 0); }
 
 static void test_grammar(void)
 {
@@ -112,7 +113,7 @@ static void test_grammar(void)
         "", "-", "+1", "+0", "01", "-01", "00", "0123", ".5", "-.5", "5.", "5.e3", "1e", "1e+",
         "1E-", "e5", "inf", "-inf", "nan", "-NaN", "Infinit",
         "infinity", "INFINITY", "nan(1)", " 1", "\t1", "--1", "-+1", "- 1", "1e++5", "Inf",
-        "+Infinity", "x1", "\"1\"", "true", "null", "\xef\xbb\xbf" "1", "\xd9\xa1",
+        "+Infinity", "x1", "\"1\"", "true", "null", "\357\273\2771", "\xd9\xa1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         double d = 42;
@@ -167,15 +168,15 @@ static void test_grammar(void)
 
     /* dtype variants: float16 and bfloat16 round once from the decimal's double. */
     uint16_t h;
-    CHECK(proto_num_parse_dtype(QDQ_FLOAT16, "65504", "65504" + 5, &h, 0) == 5 && h == 0x7bff, "f16 max");
-    CHECK(proto_num_parse_dtype(QDQ_FLOAT16, "65520", "65520" + 5, &h, 0) == 5 && h == 0x7c00, "f16 overflow");
-    CHECK(proto_num_parse_dtype(QDQ_FLOAT16, "-0", "-0" + 2, &h, 0) == 2 && h == 0x8000, "f16 -0");
-    CHECK(proto_num_parse_dtype(QDQ_FLOAT16, "1e-8", "1e-8" + 4, &h, 0) == 4 && h == 0, "f16 underflow");
-    CHECK(proto_num_parse_dtype(QDQ_FLOAT16, "0.1", "0.1" + 3, &h, 0) == 3 && h == 0x2e66, "f16 0.1: %04x", h);
-    CHECK(proto_num_parse_dtype(QDQ_BFLOAT16, "0.1", "0.1" + 3, &h, 0) == 3 && h == 0x3dcd, "bf16 0.1: %04x", h);
-    CHECK(proto_num_parse_dtype(QDQ_BFLOAT16, "NaN", "NaN" + 3, &h, 0) == 3 && (h & 0x7fff) > 0x7f80, "bf16 NaN");
-    CHECK(proto_num_parse_dtype(QDQ_BFLOAT16, "x", "x" + 1, &h, 0) == 0, "bf16 garbage");
-    CHECK(proto_num_parse_dtype((qdq_dtype)9, "1", "1" + 1, &h, 0) == 0, "unknown dtype");
+    CHECK(pdt(QDQ_FLOAT16, "65504", &h) == 5 && h == 0x7bff, "f16 max");
+    CHECK(pdt(QDQ_FLOAT16, "65520", &h) == 5 && h == 0x7c00, "f16 overflow");
+    CHECK(pdt(QDQ_FLOAT16, "-0", &h) == 2 && h == 0x8000, "f16 -0");
+    CHECK(pdt(QDQ_FLOAT16, "1e-8", &h) == 4 && h == 0, "f16 underflow");
+    CHECK(pdt(QDQ_FLOAT16, "0.1", &h) == 3 && h == 0x2e66, "f16 0.1: %04x", h);
+    CHECK(pdt(QDQ_BFLOAT16, "0.1", &h) == 3 && h == 0x3dcd, "bf16 0.1: %04x", h);
+    CHECK(pdt(QDQ_BFLOAT16, "NaN", &h) == 3 && (h & 0x7fff) > 0x7f80, "bf16 NaN");
+    CHECK(pdt(QDQ_BFLOAT16, "x", &h) == 0, "bf16 garbage");
+    CHECK(pdt((qdq_dtype)9, "1", &h) == 0, "unknown dtype");
     char buf[PROTO_NUM_MAX];
     CHECK(proto_num_format_dtype((qdq_dtype)9, &h, 0, buf) == 0, "unknown dtype prints nothing");
 
@@ -427,8 +428,35 @@ static void test_speed(void)
     free(len);
 }
 
+/*
+ * float16/bfloat16 round once from the text: a decimal a hair off the midpoint of two 16-bit
+ * neighbours reads as exactly that midpoint in double, and rounding the double would tie.
+ */
+static void test_round_once_16(void)
+{
+    static const struct { qdq_dtype dt; const char *text; uint16_t want; } cases[] = {
+        { QDQ_FLOAT16, "1.00048828125000000001", 0x3c01 },  /* above the 1/1+2^-10 midpoint */
+        { QDQ_FLOAT16, "1.00048828124999999999", 0x3c00 },  /* below it */
+        { QDQ_FLOAT16, "1.00048828125", 0x3c00 },           /* on it: ties to even */
+        { QDQ_FLOAT16, "-1.00048828125000000001", 0xbc01 },
+        { QDQ_FLOAT16, "65520.0000000000000001", 0x7c00 },  /* above the 65504/inf midpoint */
+        { QDQ_FLOAT16, "65519.9999999999999999", 0x7bff },
+        { QDQ_BFLOAT16, "1.00390625000000000001", 0x3f81 },
+        { QDQ_BFLOAT16, "1.00390624999999999999", 0x3f80 },
+        { QDQ_BFLOAT16, "1.01171875", 0x3f82 },              /* on a midpoint: to even */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint16_t got = 0;
+        const char *t = cases[i].text;
+        size_t n = proto_num_parse_dtype(cases[i].dt, t, t + strlen(t), &got, 0);
+        CHECK(n == strlen(t) && got == cases[i].want, "%s as %s: got 0x%04x, want 0x%04x", t,
+              qdq_dtype_name(cases[i].dt), got, cases[i].want);
+    }
+}
+
 int main(void)
 {
+    test_round_once_16();
     test_format_cases();
     test_grammar();
     test_random_texts();
