@@ -10,6 +10,7 @@
  * connection closed) rather than read.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -97,12 +98,19 @@ static void req_free(srv_req *r)
     free(r);
 }
 
+static void conn_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+                    enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    srv_guard_conn_event(conn, socket_context, code == MHD_CONNECTION_NOTIFY_STARTED);
+}
+
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     srv *s = cls;
     srv_req *r = *con_cls;
-    (void)conn;
+    srv_guard_mark(conn, SRV_GUARD_NEXT);
     if (!r)
         return;
     if (!r->done)
@@ -198,6 +206,22 @@ static bool begin(srv_req *r, const char *method)
     else
         new_request_id(r->request_id, sizeof r->request_id);
     r->route = srv_route_find(r->path);
+    bool open_route = r->route->id == SRV_ROUTE_HEALTHZ || r->route->id == SRV_ROUTE_READYZ;
+    if (s->cfg->auth_token[0] && !open_route &&
+        !srv_guard_token_ok(s->cfg->auth_token,
+                            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"))) {
+        /* Answered at once: an unauthenticated body is not read (the connection closes). */
+        srv_req_fail(r, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
+        srv_req_header(r, "WWW-Authenticate", "Bearer realm=\"qdq-server\"", 26);
+        srv_req_queue(r);
+        return false;
+    }
+    if (atomic_load(&s->active) > s->cfg->max_inflight && !open_route) {
+        srv_req_fail(r, 503, "the server is overloaded: more than %d requests in flight "
+                     "(--max-inflight)", s->cfg->max_inflight);
+        srv_req_queue(r);
+        return false;
+    }
     if (r->route->id == SRV_ROUTE_NONE) {
         fail_later(r, 404, 0, "no route for %s %s", r->method, r->path);
         return true;
@@ -430,13 +454,15 @@ static enum MHD_Result finish(srv_req *r)
         srv_ops_finish(r);
         return srv_req_queue(r);
     }
-    if (atomic_fetch_add(&s->queued, 1) >= s->cfg->max_queue) {
+    /* Up to one job per worker runs; --max-queue more may wait. */
+    if (atomic_fetch_add(&s->queued, 1) >= s->cfg->workers + s->cfg->max_queue) {
         atomic_fetch_sub(&s->queued, 1);
-        srv_req_fail(r, 503, "the server is overloaded: %d requests are queued (--max-queue)",
-                     s->cfg->max_queue);
+        srv_req_fail(r, 503, "the server is overloaded: %d requests are waiting for a worker "
+                     "(--max-queue)", s->cfg->max_queue);
         return srv_req_queue(r);
     }
     r->suspended = true;
+    srv_guard_mark(r->conn, SRV_GUARD_SUSPEND);
     MHD_suspend_connection(r->conn);
     if (srv_pool_submit(s->pool, r)) {
         atomic_fetch_sub(&s->queued, 1);
@@ -471,8 +497,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         *upload_data_size = 0;
         return MHD_YES;
     }
-    (void)conn;
     if (r->suspended || r->done_resume_fail) { /* resumed: the pool has prepared the answer */
+        srv_guard_mark(conn, SRV_GUARD_RESUME);
         r->suspended = false;
         r->done_resume_fail = false;
         return srv_req_queue(r);
@@ -487,6 +513,24 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     vsnprintf(msg, sizeof msg, fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
     srv_log("debug", "libmicrohttpd: %s", msg);
+}
+
+/* A PEM file's text (malloc), or NULL after logging why. */
+static char *read_pem(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        srv_log("error", "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    proto_buf b = { 0 };
+    char chunk[4096];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
+        proto_buf_append(&b, chunk, k);
+    fclose(f);
+    proto_buf_append(&b, "", 1);
+    return b.data;
 }
 
 int srv_start(srv *s, const cfg *c)
@@ -512,23 +556,42 @@ int srv_start(srv *s, const cfg *c)
                 gai_strerror(gai));
         return -1;
     }
+    /* poll, not epoll: with epoll, libmicrohttpd 0.9.75 can miss a client's FIN during an
+     * upload and keep the request open until the idle timeout. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    size_t mem = (size_t)c->max_header_bytes; /* per connection: headers and the read buffer */
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)c->listen_port, NULL, NULL, handler, s,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(c->http_threads > 1 ? c->http_threads : 0),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->max_connections_per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->idle_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_END);
+    struct MHD_OptionItem opts[24];
+    int n = 0;
+#define OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){ (o), (intptr_t)(v), (p) })
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, s);
+    OPT(MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr);
+    if (c->http_threads > 1)
+        OPT(MHD_OPTION_THREAD_POOL_SIZE, c->http_threads, NULL);
+    OPT(MHD_OPTION_CONNECTION_LIMIT, c->max_connections, NULL);
+    OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->max_connections_per_ip, NULL);
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, c->idle_timeout_s, NULL);
+    /* Per connection: request headers, the read buffer and the response headers. */
+    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->max_header_bytes, NULL);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, s);
+    OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)conn_cb, s);
+    OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL);
+    if (c->tls_cert[0]) {
+        s->tls_cert = read_pem(c->tls_cert);
+        s->tls_key = read_pem(c->tls_key);
+        if (!s->tls_cert || !s->tls_key) {
+            freeaddrinfo(ai);
+            return -1;
+        }
+        flags |= MHD_USE_TLS;
+        OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert);
+        OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key);
+    }
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+    s->daemon = MHD_start_daemon(flags, (uint16_t)c->listen_port, NULL, NULL, handler, s,
+                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
         srv_log("error", "cannot listen on %s:%d", c->listen_host, c->listen_port);
@@ -536,6 +599,10 @@ int srv_start(srv *s, const cfg *c)
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : c->listen_port;
+    if (srv_guard_start(c)) {
+        srv_log("error", "cannot start the deadline sweeper");
+        return -1;
+    }
     return 0;
 }
 
@@ -554,6 +621,9 @@ void srv_stop(srv *s)
     while (atomic_load(&s->queued) > 0)
         usleep(1000);
     MHD_stop_daemon(s->daemon);
+    srv_guard_stop();
     srv_pool_stop(s->pool);
     srv_buf_trim();
+    free(s->tls_cert);
+    free(s->tls_key);
 }

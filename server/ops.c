@@ -63,6 +63,8 @@ int srv_ops_tensor_setup(srv_req *r)
  */
 int srv_ops_tensor_feed(srv_req *r, const char *data, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (n > r->tlen - r->got) {
         r->fail_code = QDQ_EINVAL;
         snprintf(r->fail_msg, sizeof r->fail_msg,

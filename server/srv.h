@@ -26,6 +26,7 @@
 typedef struct srv srv;
 typedef struct srv_req srv_req;
 typedef struct srv_pool srv_pool;
+typedef struct srv_conn srv_conn;
 
 /* Routes (routes.c). */
 typedef enum srv_route_id {
@@ -125,6 +126,7 @@ struct srv {
     atomic_int queued;       /* jobs submitted to the pool and not finished */
     atomic_ullong served;
     int port;                /* the bound port */
+    char *tls_cert, *tls_key; /* PEM text, when TLS is on */
     uint64_t started_ns;     /* wall clock, for metrics */
 };
 
@@ -184,6 +186,20 @@ int srv_inflate_feed(srv_req *r, const char *data, size_t n,
 int srv_inflate_end(srv_req *r);
 /* Compresses a prepared JSON body when Accept-Encoding asks for gzip or deflate. */
 void srv_compress_response(srv_req *r, const char *accept_encoding);
+
+/* ---- guard.c ---- */
+/* libmicrohttpd's connection notification: registers (started) or forgets a connection. */
+void srv_guard_conn_event(struct MHD_Connection *conn, void **socket_context, int started);
+enum { SRV_GUARD_SUSPEND, SRV_GUARD_RESUME, SRV_GUARD_NEXT };
+/* The connection is computing (its deadline paused), back, or done with a request. */
+void srv_guard_mark(struct MHD_Connection *conn, int what);
+/* Starts and stops the once-a-second deadline sweep (--request-timeout). */
+int srv_guard_start(const cfg *c);
+void srv_guard_stop(void);
+/* Connections cut off at the deadline so far. */
+unsigned long long srv_guard_cut(void);
+/* Whether an Authorization header carries the bearer token (constant-time comparison). */
+bool srv_guard_token_ok(const char *token, const char *authorization);
 
 /* ---- metrics.c ---- */
 #define SRV_METRIC_FORMATS 6 /* none json raw npy v2_json v2_binary */

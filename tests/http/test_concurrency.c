@@ -3,6 +3,10 @@
  * formats (JSON nested, data, b64; raw; npy; raw answered as JSON), dtypes, attributes and sizes
  * (1 element to 1M), with a few bad requests mixed in. Every answer is checked bit for bit
  * against the core run here; the bad ones must get their 400 without disturbing the rest.
+ *
+ * Then the admission limits, each on its own server: --max-queue 0 (one request at a time is
+ * still served), --max-queue 1 under 12 clients (each answer right or a JSON 503 with
+ * Retry-After), --max-inflight 2 under 6 slow uploads (the rest get 503).
  */
 #include <cJSON.h>
 #include <inttypes.h>
@@ -18,10 +22,6 @@
 #include "qdq_half.h"
 #include "server_proc.h"
 #include "testutil.h"
-
-/* The core's AVX2 reduction reads whole vectors past the end of a small accumulator (a core
- * bug, reported); the local reference pads its buffers so that it runs clean under ASan. */
-#define ACC_PAD 64
 
 #define THREADS 16
 #define PER_THREAD 50
@@ -91,7 +91,8 @@ static void sb_add(sbuf *b, const void *data, size_t n)
         }
         b->cap = c;
     }
-    memcpy(b->p + b->len, data, n);
+    if (n)
+        memcpy(b->p + b->len, data, n);
     b->len += n;
     b->p[b->len] = '\0';
 }
@@ -272,8 +273,7 @@ static int compute(job *j)
         tu_store(j->dt, mn, (size_t)c, j->min[c]);
         tu_store(j->dt, mx, (size_t)c, j->max[c]);
     }
-    void *acc = malloc(qdq_acc_size(&p) + ACC_PAD),
-         *params = malloc(qdq_params_size(&p) + ACC_PAD);
+    void *acc = malloc(qdq_acc_size(&p)), *params = malloc(qdq_params_size(&p));
     int rc = qdq_run(&p, j->in, j->want, mn, (size_t)j->n_bounds, mx, (size_t)j->n_bounds, acc,
                      params, &err);
     j->channels = p.channels;
@@ -376,7 +376,8 @@ static void build(const job *j, sbuf *url, sbuf *body, const char **ctype)
         sbuf d = { 0 };
         sb_printf(&d, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr[j->dt]);
         for (int i = 0; i < j->rank; i++)
-            sb_printf(&d, "%" PRId64 "%s", j->dims[i], j->rank == 1 ? "," : i + 1 < j->rank ? ", " : "");
+            sb_printf(&d, "%" PRId64 "%s", j->dims[i],
+                      j->rank == 1 ? "," : i + 1 < j->rank ? ", " : "");
         sb_add(&d, "), }", 4);
         while ((10 + d.len + 1) % 64)
             sb_add(&d, " ", 1);
@@ -577,6 +578,125 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* ---- the admission limits: --max-queue and --max-inflight ---- */
+
+typedef struct lim_client {
+    const sp_server *s;
+    int id, requests;
+    long long send_bps;
+    int ok, unavailable, other, wrong;
+    char note[256];
+} lim_client;
+
+/* Sends requests of 1M float32 (num_bits varies); counts 200s (checked bit for bit), 503s (JSON
+ * with Retry-After) and anything else. */
+static void *lim_main(void *arg)
+{
+    lim_client *c = arg;
+    uint32_t n = 1u << 20;
+    float *in = malloc(n * sizeof(float)), *want = malloc(n * sizeof(float));
+    for (uint32_t i = 0; i < n; i++)
+        in[i] = (float)((int)((i * 2654435761u) % 2001) - 1000) * 0.001f * (float)(c->id + 1);
+    for (int k = 0; k < c->requests; k++) {
+        qdq_attrs a = QDQ_ATTRS_DEFAULT;
+        a.num_bits = 2 + (c->id + k) % 12;
+        qdq_plan p;
+        qdq_error err;
+        int64_t dims[1] = { n };
+        qdq_plan_init(&p, QDQ_FLOAT32, dims, 1, &a, &err);
+        void *acc = malloc(qdq_acc_size(&p)), *params = malloc(qdq_params_size(&p));
+        qdq_run(&p, in, want, NULL, 0, NULL, 0, acc, params, &err);
+        free(acc);
+        free(params);
+        char url[160];
+        snprintf(url, sizeof url, "%s/quantize-dequantize?num_bits=%d", c->s->base, a.num_bits);
+        const char *h[] = { "Content-Type: application/octet-stream", NULL };
+        hc_opts o = { .timeout_ms = 60000, .max_send_bps = c->send_bps };
+        hc_resp r;
+        hc_request_ex("POST", url, h, in, n * sizeof(float), &o, &r);
+        if (r.status == 200) {
+            c->ok++;
+            if (r.len != n * sizeof(float) || memcmp(r.body, want, r.len) != 0)
+                c->wrong++;
+        } else if (r.status == 503) {
+            const char *ct = hc_header(&r, "Content-Type");
+            if (ct && !strcmp(ct, "application/json") && hc_header(&r, "Retry-After") &&
+                strstr(r.body, "\"error\""))
+                c->unavailable++;
+            else
+                c->other++;
+        } else {
+            c->other++;
+            snprintf(c->note, sizeof c->note, "status %ld %.80s %.120s", r.status, r.err, r.body);
+        }
+        hc_resp_free(&r);
+    }
+    free(in);
+    free(want);
+    hc_thread_done();
+    return NULL;
+}
+
+/* Runs `threads` clients against a server started with args; sums their counts into *sum. */
+static int lim_run(const char *const *args, int threads, int requests, long long send_bps,
+                   lim_client *sum)
+{
+    sp_server s;
+    memset(sum, 0, sizeof *sum);
+    if (sp_start(&s, args) != 0) {
+        sp_release(&s);
+        return -1;
+    }
+    lim_client cs[16];
+    pthread_t th[16];
+    for (int i = 0; i < threads; i++) {
+        cs[i] = (lim_client){ .s = &s, .id = i, .requests = requests, .send_bps = send_bps };
+        pthread_create(&th[i], NULL, lim_main, &cs[i]);
+    }
+    for (int i = 0; i < threads; i++) {
+        pthread_join(th[i], NULL);
+        sum->ok += cs[i].ok, sum->unavailable += cs[i].unavailable;
+        sum->other += cs[i].other, sum->wrong += cs[i].wrong;
+        if (cs[i].note[0])
+            memcpy(sum->note, cs[i].note, sizeof sum->note);
+    }
+    CHECK(sp_alive(&s), "the server died under the limits test");
+    CHECK(sp_stop(&s, 20000) == 0, "the server did not exit 0");
+    sp_release(&s);
+    return 0;
+}
+
+static void test_limits(void)
+{
+    lim_client r;
+    /* --max-queue 0: nothing waits, but one request at a time never has to wait for a worker. */
+    const char *q0[] = { "--workers", "2", "--max-queue", "0", "--inline-bytes", "0", NULL };
+    if (lim_run(q0, 1, 4, 0, &r) == 0)
+        CHECK(r.ok == 4 && r.wrong == 0,
+              "--max-queue 0 --workers 2, one request at a time: %d of 4 served, %d refused (503) "
+              "although a worker was free", r.ok, r.unavailable);
+    /* --max-queue 1 --workers 1 under 12 clients: each answer right, or a proper 503. */
+    const char *q1[] = { "--workers", "1", "--max-queue", "1", "--inline-bytes", "0", NULL };
+    if (lim_run(q1, 12, 6, 0, &r) == 0) {
+        fprintf(stderr, "  --max-queue 1: %d served, %d refused\n", r.ok, r.unavailable);
+        CHECK(r.wrong == 0, "--max-queue 1: %d wrong answers", r.wrong);
+        CHECK(r.other == 0, "--max-queue 1: %d answers neither 200 nor JSON 503 with Retry-After "
+              "(%s)", r.other, r.note);
+        CHECK(r.ok + r.unavailable == 72, "--max-queue 1: %d answers of 72", r.ok + r.unavailable);
+        CHECK(r.ok >= 1, "--max-queue 1: nothing served");
+    }
+    /* --max-inflight 2: six slow uploads at once, so at least three are refused. */
+    const char *f2[] = { "--max-inflight", "2", NULL };
+    if (lim_run(f2, 6, 1, 4 << 20, &r) == 0) {
+        fprintf(stderr, "  --max-inflight 2: %d served, %d refused\n", r.ok, r.unavailable);
+        CHECK(r.wrong == 0 && r.other == 0, "--max-inflight 2: %d wrong, %d other (%s)", r.wrong,
+              r.other, r.note);
+        CHECK(r.unavailable >= 3 && r.ok >= 1,
+              "--max-inflight 2 with 6 concurrent uploads: %d served, %d refused (want at most 2 "
+              "at once, the rest 503)", r.ok, r.unavailable);
+    }
+}
+
 int main(void)
 {
     long long t0 = sp_now_ms();
@@ -622,5 +742,8 @@ int main(void)
     CHECK(sp_alive(&srv), "the server died under load");
     CHECK(sp_stop(&srv, 20000) == 0, "the server did not exit 0 on SIGTERM");
     sp_release(&srv);
+    long long t1 = sp_now_ms();
+    test_limits();
+    fprintf(stderr, "test_concurrency: limits %lld ms\n", sp_now_ms() - t1);
     return check_done();
 }

@@ -47,8 +47,8 @@ void hc_thread_done(void)
 /* ---- callbacks ---- */
 
 typedef struct upload {
-    const char *p;
-    size_t left;
+    const char *base, *p;
+    size_t len, left, chunk;
 } upload;
 
 static size_t read_cb(char *buf, size_t size, size_t nitems, void *cls)
@@ -57,10 +57,24 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *cls)
     size_t n = size * nitems;
     if (n > u->left)
         n = u->left;
-    memcpy(buf, u->p, n);
+    if (u->chunk && n > u->chunk)
+        n = u->chunk;
+    if (n)
+        memcpy(buf, u->p, n);
     u->p += n;
     u->left -= n;
     return n;
+}
+
+/* Lets curl resend the body (it retries a request whose reused connection turned out closed). */
+static int seek_cb(void *cls, curl_off_t offset, int origin)
+{
+    upload *u = cls;
+    if (origin != SEEK_SET || offset < 0 || (size_t)offset > u->len)
+        return CURL_SEEKFUNC_CANTSEEK;
+    u->p = u->base + offset;
+    u->left = u->len - (size_t)offset;
+    return CURL_SEEKFUNC_OK;
 }
 
 static int grow(char **p, size_t *cap, size_t need)
@@ -173,13 +187,15 @@ int hc_request_ex(const char *method, const char *url, const char *const *header
     if (opts->max_send_bps > 0)
         curl_easy_setopt(h, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)opts->max_send_bps);
 
-    upload u = { body, len };
+    upload u = { body, body, len, len, opts->read_chunk };
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (body) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
         curl_easy_setopt(h, CURLOPT_READDATA, &u);
+        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, seek_cb);
+        curl_easy_setopt(h, CURLOPT_SEEKDATA, &u);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, opts->chunked ? (curl_off_t)-1
                                                                       : (curl_off_t)len);
         if (strcmp(method, "POST") != 0)
@@ -300,7 +316,8 @@ unsigned char *hc_b64_decode(const char *text, size_t n, size_t *out_len)
                 return NULL;
             }
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
+                     (uint32_t)v[3];
         *o++ = (unsigned char)(w >> 16);
         *o++ = (unsigned char)(w >> 8);
         *o++ = (unsigned char)w;

@@ -39,6 +39,8 @@ typedef struct hc_opts {
     long long max_send_bps;/* throttle the upload to this many bytes/s; 0 = no limit */
     bool chunked;          /* send the body with Transfer-Encoding: chunked (no length) */
     bool fresh;            /* use a new connection */
+    size_t read_chunk;     /* hand the body to curl at most this many bytes at a time (with
+                            * chunked, each piece is one HTTP chunk); 0 = no limit */
 } hc_opts;
 
 /*

@@ -234,7 +234,9 @@ void sp_release(sp_server *s)
         kill(s->pid, SIGKILL);
         reap(s, 0);
     }
-    if (s->log_path[0])
+    if (s->log_path[0] && getenv("QDQ_TEST_KEEP_LOGS"))
+        fprintf(stderr, "server_proc: server output kept in %s\n", s->log_path);
+    else if (s->log_path[0])
         unlink(s->log_path);
     s->log_path[0] = '\0';
 }

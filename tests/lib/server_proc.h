@@ -55,7 +55,8 @@ bool sp_alive(sp_server *s);
 /* The child's output so far, NUL-terminated (malloc'ed: the caller frees). */
 char *sp_log_dup(const sp_server *s);
 
-/* Kills the server if it still runs and removes its log file. */
+/* Kills the server if it still runs and removes its log file (kept, and its path printed, when
+ * $QDQ_TEST_KEEP_LOGS is set). */
 void sp_release(sp_server *s);
 
 /* Milliseconds on the monotonic clock, for tests that time things. */

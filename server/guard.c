@@ -1,0 +1,150 @@
+/*
+ * Guards against clients that hold resources: a registry of open connections with the time
+ * their current request began, swept once a second; a connection whose request has run past
+ * --request-timeout (headers or body dripped slowly, or a response never read) is shut down.
+ * Time spent computing (the connection suspended) does not count.
+ *
+ * Also the bearer-token check (constant time).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "srv.h"
+
+struct srv_conn {
+    int fd;
+    uint64_t t_begin;  /* start of the current request (or of the wait for it) */
+    bool suspended;    /* computing: the deadline does not run */
+    struct srv_conn *prev, *next;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    srv_conn head;     /* circular list */
+    pthread_t thread;
+    bool running;
+    pthread_cond_t cv;
+    bool stop;
+    uint64_t timeout_ns;
+    atomic_ullong cut;
+} G = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+void srv_guard_conn_event(struct MHD_Connection *conn, void **socket_context, int started)
+{
+    if (started) {
+        srv_conn *c = calloc(1, sizeof *c);
+        if (!c)
+            return;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? ci->connect_fd : -1;
+        c->t_begin = srv_now_ns();
+        pthread_mutex_lock(&G.mu);
+        if (!G.head.next)
+            G.head.next = G.head.prev = &G.head;
+        c->next = G.head.next, c->prev = &G.head;
+        G.head.next->prev = c, G.head.next = c;
+        pthread_mutex_unlock(&G.mu);
+        *socket_context = c;
+        return;
+    }
+    srv_conn *c = *socket_context;
+    if (!c)
+        return;
+    /* libmicrohttpd closes the socket after this returns: unlinked here, never touched again. */
+    pthread_mutex_lock(&G.mu);
+    c->prev->next = c->next, c->next->prev = c->prev;
+    pthread_mutex_unlock(&G.mu);
+    free(c);
+    *socket_context = NULL;
+}
+
+static srv_conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+void srv_guard_mark(struct MHD_Connection *conn, int what)
+{
+    srv_conn *c = conn_of(conn);
+    if (!c)
+        return;
+    pthread_mutex_lock(&G.mu);
+    if (what == SRV_GUARD_SUSPEND) {
+        c->suspended = true;
+    } else if (what == SRV_GUARD_RESUME) {
+        c->suspended = false;
+    } else { /* SRV_GUARD_NEXT: a request completed; the next one's clock starts */
+        c->suspended = false;
+        c->t_begin = srv_now_ns();
+    }
+    pthread_mutex_unlock(&G.mu);
+}
+
+static void *sweep(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&G.mu);
+    while (!G.stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&G.cv, &G.mu, &ts);
+        uint64_t now = srv_now_ns();
+        for (srv_conn *c = G.head.next; c && c != &G.head; c = c->next)
+            if (!c->suspended && c->fd >= 0 && now - c->t_begin > G.timeout_ns) {
+                shutdown(c->fd, SHUT_RDWR); /* libmicrohttpd sees the error and closes it */
+                c->t_begin = now;           /* once */
+                atomic_fetch_add(&G.cut, 1);
+            }
+    }
+    pthread_mutex_unlock(&G.mu);
+    return NULL;
+}
+
+int srv_guard_start(const cfg *c)
+{
+    G.timeout_ns = (uint64_t)c->request_timeout_s * 1000000000u;
+    G.stop = false;
+    if (pthread_create(&G.thread, NULL, sweep, NULL))
+        return -1;
+    G.running = true;
+    return 0;
+}
+
+void srv_guard_stop(void)
+{
+    if (!G.running)
+        return;
+    pthread_mutex_lock(&G.mu);
+    G.stop = true;
+    pthread_cond_signal(&G.cv);
+    pthread_mutex_unlock(&G.mu);
+    pthread_join(G.thread, NULL);
+    G.running = false;
+}
+
+unsigned long long srv_guard_cut(void) { return atomic_load(&G.cut); }
+
+bool srv_guard_token_ok(const char *want, const char *authorization)
+{
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return false;
+    const char *got = authorization + 7;
+    while (*got == ' ')
+        got++;
+    size_t n = strlen(want), m = strlen(got);
+    /* Constant time in the token's content: every byte of the longer one is compared. */
+    unsigned diff = (unsigned)(n ^ m);
+    size_t len = n > m ? n : m;
+    for (size_t i = 0; i < len; i++)
+        diff |= (unsigned char)(i < n ? want[i] : 0) ^ (unsigned char)(i < m ? got[i] : 0);
+    return diff == 0;
+}
