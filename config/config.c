@@ -838,7 +838,9 @@ void cfg_usage(FILE *out, const char *prog)
          "default. Flags take \"--name value\" or \"--name=value\". SIZE is a number of bytes "
          "with an optional 1024-based suffix K, M or G.", 0, 78);
     fprintf(out, "\n  -h, --help        print this help and exit\n"
-                 "      --version     print the version and exit\n");
+                 "      --version     print the version and exit\n"
+                 "      --healthcheck ask the server at the configured address for GET /healthz;\n"
+                 "                    exit 0 when it answers 200 (for container health checks)\n");
     for (size_t i = 0; i < NOPT; i++) {
         const struct opt *o = &opts[i];
         char env[64], head[128], def[1100], range[80], text[1600];

@@ -12,6 +12,15 @@ int main(int argc, char **argv)
 {
     static cfg c;
     cfg_error err = { 0 };
+    /* --healthcheck (anywhere): ask the server configured by the other options. */
+    bool healthcheck = false;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--healthcheck") == 0) {
+            healthcheck = true;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
+            argc--;
+            break;
+        }
     int rc = cfg_load(&c, argc, argv, environ, stdout, &err);
     if (rc == 2 || rc == 3)
         return 0;
@@ -20,6 +29,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "Try 'qdq-server --help'.\n");
         return 2;
     }
+    if (healthcheck)
+        return srv_healthcheck(&c);
     srv_log_init(&c);
     srv_metrics_init();
 

@@ -187,6 +187,10 @@ int srv_inflate_end(srv_req *r);
 /* Compresses a prepared JSON body when Accept-Encoding asks for gzip or deflate. */
 void srv_compress_response(srv_req *r, const char *accept_encoding);
 
+/* ---- healthcheck.c ---- */
+/* --healthcheck: 0 when the configured server answers GET /healthz with 200, else 1. */
+int srv_healthcheck(const cfg *c);
+
 /* ---- guard.c ---- */
 /* libmicrohttpd's connection notification: registers (started) or forgets a connection. */
 void srv_guard_conn_event(struct MHD_Connection *conn, void **socket_context, int started);
