@@ -7,7 +7,8 @@ set -eu
 RUNTIME="libmicrohttpd12 libuv1 libcjson1 zlib1g"
 BUILD="build-essential pkg-config libmicrohttpd-dev libuv1-dev libcjson-dev zlib1g-dev \
 libdragonbox-dev libfast-float-dev"
-DEV="curl libcurl4-openssl-dev clang libclang-rt-14-dev wrk libeigen3-dev python3 ca-certificates"
+DEV="curl libcurl4-openssl-dev clang libclang-rt-14-dev wrk libeigen3-dev python3 ca-certificates \
+prometheus openssl"
 
 want="$RUNTIME $BUILD"
 case "${1:-}" in
