@@ -111,6 +111,47 @@ static void CAT(reduce_lanes, SUF)(const void *in_, size_t n, void *mn_, void *m
     }
 }
 
+/*
+ * Whole rows of C channels: for a block of rows (kept in cache), each vector of channels keeps
+ * its accumulators in registers down the block, so the accumulator arrays are read and written
+ * once a block instead of once a row. The channels past the last whole vector go through
+ * reduce_lanes. The comparisons are those of reduce_lanes, in the same order per channel.
+ */
+static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *mn_, void *mx_,
+                                  void *nz_, void *pz_, void *nn_)
+{
+    const S *in = in_;
+    T *mn = mn_, *mx = mx_;
+    F *nz = nz_, *pz = pz_, *nn = nn_;
+    __m256i zero = _mm256_setzero_si256(), sign = VSIGN_I;
+    size_t cv = C / LANES * LANES;
+    for (size_t r0 = 0; r0 < rows; r0 += 64) {
+        size_t r1 = r0 + 64 < rows ? r0 + 64 : rows;
+        for (size_t c = 0; c < cv; c += LANES) {
+            VT a = VLOADT(mn + c), b = VLOADT(mx + c);
+            __m256i z0 = _mm256_loadu_si256((const __m256i *)(nz + c));
+            __m256i z1 = _mm256_loadu_si256((const __m256i *)(pz + c));
+            __m256i z2 = _mm256_loadu_si256((const __m256i *)(nn + c));
+            for (size_t r = r0; r < r1; r++) {
+                VT x = LOADV(in + r * C + c);
+                __m256i bits = VCAST_I(x);
+                a = VMIN(x, a), b = VMAX(x, b);
+                z0 = _mm256_or_si256(z0, VCMPEQ_I(bits, sign));
+                z1 = _mm256_or_si256(z1, VCMPEQ_I(bits, zero));
+                z2 = _mm256_or_si256(z2, VCAST_I(VUNORD(x)));
+            }
+            VSTORET(mn + c, a), VSTORET(mx + c, b);
+            _mm256_storeu_si256((__m256i *)(nz + c), z0);
+            _mm256_storeu_si256((__m256i *)(pz + c), z1);
+            _mm256_storeu_si256((__m256i *)(nn + c), z2);
+        }
+        if (cv < C)
+            for (size_t r = r0; r < r1; r++)
+                CAT(reduce_lanes, SUF)(in + r * C + cv, C - cv, mn + cv, mx + cv, nz + cv,
+                                       pz + cv, nn + cv);
+    }
+}
+
 /* One vector: clamp with std::min / std::max semantics (VMIN(hi, x) returns x when x is NaN or
  * when both are zeros), scale, round, scale back. */
 AI VT CAT(vec, SUF)(VT x, VT lo, VT hi, VT scale, VT inv, int clamp, int half_up)

@@ -4,6 +4,8 @@
  * A kernel family provides, per dtype, four loops over n contiguous elements:
  *   run:   all n elements belong to one channel (scalar parameters)
  *   lanes: element k belongs to channel c0 + k (parameter arrays starting at c0)
+ *   rows:  whole rows of the last axis, reduced a block of rows at a time with the
+ *          accumulators of a vector of channels held in registers
  * Values of the compute type T (float, or double for float64) are passed through void
  * pointers. Accumulators: mn, mx of T (NaN ignored); nz, pz, nn are flags of T's width
  * (nonzero: a -0.0 / +0.0 / NaN was seen). The flags tell qdq.c when the result could depend on
@@ -19,6 +21,9 @@ typedef struct qdq_kernels {
                        void *nn);
     void (*reduce_lanes)(const void *in, size_t n, void *mn, void *mx, void *nz, void *pz,
                          void *nn);
+    /* rows whole rows of C channels (the last axis): as reduce_lanes on each row. */
+    void (*reduce_rows)(const void *in, size_t rows, size_t C, void *mn, void *mx, void *nz,
+                        void *pz, void *nn);
     void (*apply_run)(const void *in, void *out, size_t n, const void *lo, const void *hi,
                       const void *scale, const void *inv, int clamp, int half_up);
     void (*apply_lanes)(const void *in, void *out, size_t n, const void *lo, const void *hi,

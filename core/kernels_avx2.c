@@ -137,7 +137,8 @@ static inline void bf16_store(uint16_t *p, __m256 v)
 #define VSIGN_I _mm256_set1_epi64x((long long)0x8000000000000000ull)
 #include "avx2_template.h"
 
-#define FAMILY(suf) { reduce_run_##suf, reduce_lanes_##suf, apply_run_##suf, apply_lanes_##suf }
+#define FAMILY(suf) { reduce_run_##suf, reduce_lanes_##suf, reduce_rows_##suf, apply_run_##suf, \
+                      apply_lanes_##suf }
 
 const qdq_kernels qdq_kernels_avx2[4] = {
     FAMILY(f32), FAMILY(f64), FAMILY(f16), FAMILY(bf16),

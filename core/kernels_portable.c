@@ -58,7 +58,8 @@
 #define FLOOR floor
 #include "portable_template.h"
 
-#define FAMILY(suf) { reduce_run_##suf, reduce_lanes_##suf, apply_run_##suf, apply_lanes_##suf }
+#define FAMILY(suf) { reduce_run_##suf, reduce_lanes_##suf, reduce_rows_##suf, apply_run_##suf, \
+                      apply_lanes_##suf }
 
 const qdq_kernels qdq_kernels_portable[4] = {
     FAMILY(f32), FAMILY(f64), FAMILY(f16), FAMILY(bf16),

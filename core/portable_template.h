@@ -51,6 +51,14 @@ static void CAT(reduce_lanes, SUF)(const void *in_, size_t n, void *mn_, void *m
     }
 }
 
+static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *mn, void *mx,
+                                  void *nz, void *pz, void *nn)
+{
+    const S *in = in_;
+    for (size_t r = 0; r < rows; r++)
+        CAT(reduce_lanes, SUF)(in + r * C, C, mn, mx, nz, pz, nn);
+}
+
 /* One element: clamp (std::min then std::max semantics: a NaN x stays NaN), scale, round,
  * scale back. */
 static inline T CAT(element, SUF)(T x, T lo, T hi, T scale, T inv, int clamp, int half_up)

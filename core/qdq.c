@@ -180,8 +180,14 @@ void qdq_reduce(const qdq_plan *p, void *acc, const void *data, uint64_t begin, 
         } else if (p->inner == 1) { /* last axis: consecutive elements are consecutive channels */
             c = begin % C;
             n = C - c < end - begin ? C - c : end - begin;
-            k->reduce_lanes(in + begin * es, n, mn + c * ts, mx + c * ts, nz + c * ts,
-                            pz + c * ts, nn + c * ts);
+            if (c == 0 && end - begin >= 2 * C) { /* whole rows */
+                uint64_t rows = (end - begin) / C;
+                n = rows * C;
+                k->reduce_rows(in + begin * es, rows, C, mn, mx, nz, pz, nn);
+            } else {
+                k->reduce_lanes(in + begin * es, n, mn + c * ts, mx + c * ts, nz + c * ts,
+                                pz + c * ts, nn + c * ts);
+            }
         } else {
             uint64_t i = begin % p->inner;
             c = (begin / p->inner) % C;
