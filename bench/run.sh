@@ -1,0 +1,18 @@
+#!/bin/sh
+# `make bench`: the core benchmark (build/bench/bench_core: the kernel against memcpy and
+# TensorFlow's Eigen expression) and the HTTP benchmarks (bench/http_bench.sh: the server against
+# the echo server and a cJSON round trip). Each prints its baselines and ratios from the same
+# run and the machine's core count. Benchmarks are not tests: a missed target is reported, not
+# failed; a wrong answer exits non-zero.
+BUILD=${1:-build}
+status=0
+for b in "$BUILD"/bench/bench_*; do
+    [ -f "$b" ] && [ -x "$b" ] || continue
+    case "$b" in *bench_cjson) continue ;; esac # run by http_bench.sh
+    echo "### $b"
+    "$b" || { echo "### $b exited with status $?"; status=1; }
+    echo
+done
+echo "### bench/http_bench.sh"
+sh "$(dirname "$0")/http_bench.sh" "$BUILD" || status=1
+exit $status
