@@ -259,7 +259,6 @@ static void test_errors(void)
         { "{\"input\":[1 2]}", QDQ_EINVAL, "expected ',' or ']' after an element, got a number" },
         { "{\"input\":[1]} x", QDQ_EINVAL, "unexpected data after the request object at byte 14" },
         { "{\"input\":[1]}{}", QDQ_EINVAL, "unexpected data after" },
-        { "{\"input\":[1]}\0", QDQ_EINVAL, "" }, /* strlen stops at the NUL: valid; see below */
         { "{\"input\":[[1,2],[3]]}", QDQ_EINVAL, "input is ragged: dims[1] is 2 at input[0] but 1 at input[1]" },
         { "{\"input\":[[[1,2],[3,4]],[[5,6],[7,8,9]]]}", QDQ_EINVAL, "dims[2] is 2 at input[0][0] but 3 at input[1][1]" },
         { "{\"input\":[[1,2],3]}", QDQ_EINVAL, "input is ragged: input[1] is a number but input[0] is an array" },
@@ -348,8 +347,6 @@ static void test_errors(void)
     proto_request r;
     qdq_error e;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (!*bad[i].msg)
-            continue;
         int rc = decode(bad[i].body, &r, &e);
         CHECK(rc == bad[i].code && e.code == rc, "%s: rc %d, want %d (%s)", bad[i].body, rc,
               bad[i].code, e.msg);
