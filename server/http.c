@@ -81,6 +81,10 @@ static srv_req *req_new(srv *s, struct MHD_Connection *conn, const char *url)
 
 static void req_free(srv_req *r)
 {
+    if (r->v2) {
+        proto_v2_request_clear(r->v2);
+        free(r->v2);
+    }
     proto_buf_free(&r->text);
     proto_buf_free(&r->hdrs);
     proto_request_clear(&r->preq);
@@ -206,7 +210,10 @@ static bool begin(srv_req *r, const char *method)
     else
         new_request_id(r->request_id, sizeof r->request_id);
     r->route = srv_route_find(r->path);
-    bool open_route = r->route->id == SRV_ROUTE_HEALTHZ || r->route->id == SRV_ROUTE_READYZ;
+    srv_route_id id = r->route->id;
+    bool open_route = id == SRV_ROUTE_HEALTHZ || id == SRV_ROUTE_READYZ ||
+                      id == SRV_ROUTE_V2_LIVE || id == SRV_ROUTE_V2_READY;
+    bool takes_body = id == SRV_ROUTE_QDQ || id == SRV_ROUTE_V2_INFER;
     if (s->cfg->auth_token[0] && !open_route &&
         !srv_guard_token_ok(s->cfg->auth_token,
                             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"))) {
@@ -222,8 +229,15 @@ static bool begin(srv_req *r, const char *method)
         srv_req_queue(r);
         return false;
     }
-    if (r->route->id == SRV_ROUTE_NONE) {
+    if (id == SRV_ROUTE_NONE) {
         fail_later(r, 404, 0, "no route for %s %s", r->method, r->path);
+        return true;
+    }
+    if (id == SRV_ROUTE_V2_NO_MODEL) {
+        const char *name = r->path + strlen("/v2/models/");
+        fail_later(r, 404, 0, "unknown model or version: '%.*s' (this server serves %s, "
+                   "version %s)", (int)strcspn(name, "/"), name, PROTO_V2_MODEL_NAME,
+                   PROTO_V2_MODEL_VERSION);
         return true;
     }
     if (!srv_route_allows(r->route, method)) {
@@ -231,11 +245,11 @@ static bool begin(srv_req *r, const char *method)
                    r->path, r->route->allow);
         return true;
     }
-    if (atomic_load(&s->draining) && r->route->id == SRV_ROUTE_QDQ) {
+    if (atomic_load(&s->draining) && takes_body) {
         fail_later(r, 503, 0, "the server is shutting down");
         return true;
     }
-    if (r->route->id != SRV_ROUTE_QDQ)
+    if (!takes_body)
         return true;
 
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -270,6 +284,27 @@ static bool begin(srv_req *r, const char *method)
     const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
     if (ae)
         snprintf(r->accept_encoding, sizeof r->accept_encoding, "%s", ae);
+    if (id == SRV_ROUTE_V2_INFER) { /* no Content-Type needed: Triton's client sends none */
+        r->fmt = SRV_FMT_V2;
+        r->v2_header_len = SIZE_MAX;
+        r->metric_format = 4;
+        const char *hl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     "Inference-Header-Content-Length");
+        uint64_t v;
+        if (hl && !parse_length(hl, &v))
+            fail_later(r, 400, 0, "Inference-Header-Content-Length is not a number: '%.40s'",
+                       hl);
+        else if (hl)
+            r->v2_header_len = (size_t)v, r->metric_format = 5;
+        else if (r->have_length && proto_buf_reserve(&r->text, r->content_length + 1))
+            fail_later(r, 503, 0, "out of memory for a %llu-byte body",
+                       (unsigned long long)r->content_length);
+        if (hl && r->have_length && !r->fail_http &&
+            proto_buf_reserve(&r->text, r->content_length + 1))
+            fail_later(r, 503, 0, "out of memory for a %llu-byte body",
+                       (unsigned long long)r->content_length);
+        return true;
+    }
     const char *ac = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
     r->want_json = ac && accepts_json(ac);
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
@@ -349,7 +384,8 @@ static void consume(srv_req *r, const char *data, size_t n)
 static void receive(srv_req *r, const char *data, size_t n)
 {
     r->bytes_in += n;
-    if (r->fail_code || r->fail_http || r->route->id != SRV_ROUTE_QDQ)
+    if (r->fail_code || r->fail_http ||
+        (r->route->id != SRV_ROUTE_QDQ && r->route->id != SRV_ROUTE_V2_INFER))
         return; /* a failed request's body is read and dropped, keeping the connection */
     if (r->zin)
         srv_inflate_feed(r, data, n, consume);
@@ -362,6 +398,31 @@ static int split_items(const srv *s, uint64_t bytes)
 {
     uint64_t k = bytes / (256u << 10) + 1;
     return k < (uint64_t)s->cfg->workers ? (int)k : s->cfg->workers;
+}
+
+/* The model's metadata (KServe v2): any shape; FP64, FP16 and BF16 are taken too. */
+#define V2_MODEL_METADATA                                                                       \
+    "{\"name\":\"" PROTO_V2_MODEL_NAME "\",\"versions\":[\"" PROTO_V2_MODEL_VERSION "\"],"       \
+    "\"platform\":\"qdq-server\","                                                              \
+    "\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[-1]},"                     \
+    "{\"name\":\"input_min\",\"datatype\":\"FP32\",\"shape\":[-1]},"                            \
+    "{\"name\":\"input_max\",\"datatype\":\"FP32\",\"shape\":[-1]}],"                           \
+    "\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":[-1]},"                  \
+    "{\"name\":\"input_min\",\"datatype\":\"FP32\",\"shape\":[-1]},"                            \
+    "{\"name\":\"input_max\",\"datatype\":\"FP32\",\"shape\":[-1]},"                            \
+    "{\"name\":\"output_min\",\"datatype\":\"FP32\",\"shape\":[-1]},"                           \
+    "{\"name\":\"output_max\",\"datatype\":\"FP32\",\"shape\":[-1]},"                           \
+    "{\"name\":\"scale\",\"datatype\":\"FP32\",\"shape\":[-1]},"                                \
+    "{\"name\":\"inverse_scale\",\"datatype\":\"FP32\",\"shape\":[-1]}],"                       \
+    "\"parameters\":{\"datatypes\":[\"FP32\",\"FP64\",\"FP16\",\"BF16\"]}}"
+
+/* Prepares a 200 JSON answer with a constant body. */
+static void json_answer(srv_req *r, const char *text)
+{
+    r->status = 200;
+    r->ctype = "application/json";
+    r->body = strdup(text);
+    r->body_len = r->body ? strlen(r->body) : 0;
 }
 
 /* The body is complete: compute (inline or on the pool) or answer a recorded failure. */
@@ -396,6 +457,28 @@ static enum MHD_Result finish(srv_req *r)
         }
         return srv_req_queue(r);
     }
+    case SRV_ROUTE_V2_SERVER:
+        json_answer(r, "{\"name\":\"qdq-server\",\"version\":\"" QDQ_SERVER_VERSION "\","
+                       "\"extensions\":[\"binary_tensor_data\",\"parameters\"]}");
+        return srv_req_queue(r);
+    case SRV_ROUTE_V2_LIVE:
+        json_answer(r, "{\"live\":true}");
+        return srv_req_queue(r);
+    case SRV_ROUTE_V2_READY:
+        if (atomic_load(&s->draining))
+            srv_req_fail(r, 503, "the server is shutting down");
+        else
+            json_answer(r, "{\"ready\":true}");
+        return srv_req_queue(r);
+    case SRV_ROUTE_V2_MODEL_READY:
+        if (atomic_load(&s->draining))
+            srv_req_fail(r, 503, "the server is shutting down");
+        else
+            json_answer(r, "{\"name\":\"" PROTO_V2_MODEL_NAME "\",\"ready\":true}");
+        return srv_req_queue(r);
+    case SRV_ROUTE_V2_MODEL:
+        json_answer(r, V2_MODEL_METADATA);
+        return srv_req_queue(r);
     case SRV_ROUTE_READYZ:
         if (atomic_load(&s->draining)) {
             srv_req_fail(r, 503, "the server is shutting down");
@@ -411,8 +494,8 @@ static enum MHD_Result finish(srv_req *r)
     }
 
     bool inline_run;
-    if (r->fmt == SRV_FMT_JSON) {
-        r->job = SRV_JOB_JSON;
+    if (r->fmt == SRV_FMT_JSON || r->fmt == SRV_FMT_V2) {
+        r->job = r->fmt == SRV_FMT_JSON ? SRV_JOB_JSON : SRV_JOB_V2;
         r->items = 1;
         inline_run = r->text.len <= (size_t)s->cfg->small_request_bytes;
     } else {

@@ -135,10 +135,66 @@ static void run_json(srv_req *r)
     r->ctype = "application/json";
 }
 
+/* A KServe v2 inference: decode (JSON and binary framing), compute, encode, on one thread. */
+static void run_v2(srv_req *r)
+{
+    qdq_error err = { 0 };
+    r->v2 = malloc(sizeof *r->v2);
+    if (!r->v2) {
+        r->fail_http = 503;
+        snprintf(r->fail_msg, sizeof r->fail_msg, "out of memory");
+        return;
+    }
+    proto_v2_request_init(r->v2);
+    int rc = proto_v2_decode(r->text.data ? r->text.data : "", r->text.len, r->v2_header_len,
+                             &r->s->limits, r->v2, &err);
+    if (rc) {
+        fail(r, rc, &err);
+        return;
+    }
+    proto_request *q = &r->v2->req;
+    rc = qdq_plan_init(&r->plan, q->dtype, q->dims, q->rank, &q->attrs, &err);
+    if (rc) {
+        fail(r, rc, &err);
+        return;
+    }
+    if (alloc_state(r))
+        return;
+    rc = qdq_run(&r->plan, q->data, q->data, q->min, q->n_min, q->max, q->n_max, r->acc,
+                 r->params, &err);
+    if (rc) {
+        fail(r, rc, &err);
+        return;
+    }
+    proto_buf_free(&r->text); /* the request body is no longer needed */
+    proto_buf b = { 0 };
+    size_t hlen = SIZE_MAX;
+    rc = proto_v2_encode(r->v2, &r->plan, r->params, q->data, &b, &hlen, &err);
+    if (rc) {
+        proto_buf_free(&b);
+        fail(r, rc, &err);
+        return;
+    }
+    r->body = proto_buf_detach(&b, &r->body_len);
+    r->status = 200;
+    if (hlen == SIZE_MAX) {
+        r->ctype = "application/json";
+    } else {
+        char n[32];
+        int k = snprintf(n, sizeof n, "%zu", hlen);
+        r->ctype = "application/octet-stream";
+        srv_req_header(r, "Inference-Header-Content-Length", n, (size_t)k);
+    }
+}
+
 void srv_ops_run(srv_req *r, int item)
 {
     if (r->job == SRV_JOB_JSON) {
         run_json(r);
+        return;
+    }
+    if (r->job == SRV_JOB_V2) {
+        run_v2(r);
         return;
     }
     uint64_t b, e;

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "kserve.h"
 #include "proto.h"
 #include "qdq.h"
 
@@ -35,6 +36,13 @@ typedef enum srv_route_id {
     SRV_ROUTE_HEALTHZ,  /* GET /healthz */
     SRV_ROUTE_READYZ,   /* GET /readyz */
     SRV_ROUTE_METRICS,  /* GET /metrics */
+    SRV_ROUTE_V2_INFER, /* POST /v2/models/quantize_and_dequantize_v2[/versions/1]/infer */
+    SRV_ROUTE_V2_SERVER,       /* GET /v2 */
+    SRV_ROUTE_V2_LIVE,         /* GET /v2/health/live */
+    SRV_ROUTE_V2_READY,        /* GET /v2/health/ready */
+    SRV_ROUTE_V2_MODEL,        /* GET /v2/models/quantize_and_dequantize_v2[/versions/1] */
+    SRV_ROUTE_V2_MODEL_READY,  /* GET /v2/models/quantize_and_dequantize_v2[/versions/1]/ready */
+    SRV_ROUTE_V2_NO_MODEL,     /* anything else under /v2/models/: 404 naming the model */
     SRV_ROUTES          /* the number of routes */
 } srv_route_id;
 
@@ -53,7 +61,7 @@ bool srv_route_allows(const srv_route *r, const char *method);
 const char *srv_route_name(srv_route_id id);
 
 /* Request body formats of the native route. */
-typedef enum srv_fmt { SRV_FMT_NONE = 0, SRV_FMT_JSON, SRV_FMT_RAW, SRV_FMT_NPY } srv_fmt;
+typedef enum srv_fmt { SRV_FMT_NONE = 0, SRV_FMT_JSON, SRV_FMT_RAW, SRV_FMT_NPY, SRV_FMT_V2 } srv_fmt;
 
 /* Status codes (core's and proto's) to HTTP, in one table (respond.c). */
 int srv_http_status(int code);
@@ -87,7 +95,9 @@ struct srv_req {
     char encoding[16];    /* the request's Content-Encoding */
     char accept_encoding[128]; /* the request's Accept-Encoding (JSON responses) */
 
-    proto_buf text;   /* JSON body, or the npy header while it arrives */
+    proto_buf text;   /* JSON or v2 body, or the npy header while it arrives */
+    size_t v2_header_len; /* v2: Inference-Header-Content-Length, or SIZE_MAX */
+    proto_v2_request *v2; /* v2: the decoded request (owned) */
     proto_request preq;
     bool tensor_ready;    /* plan, tensor buffer and accumulators are set up */
     char *tbase;          /* tensor buffer (bufcache); the tensor starts at tbase + SRV_TENSOR_OFF */
@@ -154,6 +164,7 @@ typedef enum srv_job {
     SRV_JOB_NONE = 0,
     SRV_JOB_JSON,        /* decode JSON, compute, encode: one item */
     SRV_JOB_APPLY,       /* tensor received and reduced: apply in `items` ranges */
+    SRV_JOB_V2,          /* decode a KServe v2 request, compute, encode: one item */
 } srv_job;
 /* Runs item i of r's job. Thread-safe across items of one request. */
 void srv_ops_run(srv_req *r, int item);
