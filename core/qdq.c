@@ -124,6 +124,9 @@ int qdq_plan_init(qdq_plan *plan, qdq_dtype dtype, const int64_t *dims, int rank
         for (int i = 0; i < a->axis; i++)
             outer *= (uint64_t)dims[i];
         channels = (uint64_t)dims[a->axis];
+        if (channels > SIZE_MAX / 64) /* the accumulator and parameter blocks must be sizable */
+            return fail(err, "dims[%" PRId64 "] = %" PRIu64 " channels is too many for axis %"
+                        PRId64, a->axis, channels, a->axis);
         for (int i = (int)a->axis + 1; i < rank; i++)
             inner *= (uint64_t)dims[i];
         if (count == 0) /* products of the other dims may exceed 64 bits when one dim is 0 */

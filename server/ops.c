@@ -10,6 +10,15 @@
 /* Allocates accumulators and parameters for r->plan. 0, or -1 with the failure recorded. */
 static int alloc_state(srv_req *r)
 {
+    /* An empty tensor may still name a huge channel dimension: bound it like the elements. */
+    if (r->plan.channels > r->s->limits.max_elements) {
+        r->fail_http = 413;
+        snprintf(r->fail_msg, sizeof r->fail_msg, "axis %lld has %llu channels, over the limit "
+                 "of %llu (--max-elements)", (long long)r->plan.attrs.axis,
+                 (unsigned long long)r->plan.channels,
+                 (unsigned long long)r->s->limits.max_elements);
+        return -1;
+    }
     r->acc = malloc(qdq_acc_size(&r->plan) + 1);
     r->params = malloc(qdq_params_size(&r->plan) + 1);
     if (!r->acc || !r->params) {
