@@ -6,6 +6,7 @@
 #                   run every test in both; ends with "N passed, N failed"
 #   make bench      build and run the benchmarks (baselines in the same run, ratios printed)
 #   make install    install the server (PREFIX, DESTDIR)
+#   make fuzz       fuzz every decoder for FUZZ_SECONDS (60) each
 #   make SAN=1 ...  the same with AddressSanitizer and UndefinedBehaviorSanitizer (build-san/)
 #   make deps       install build, test and benchmark dependencies (Debian, as root)
 
@@ -118,6 +119,10 @@ test: deps
 asan:
 	$(MAKE) SAN=1 tests
 	sh tests/run.sh build-san
+
+# libFuzzer targets for every decoder (clang, ASan+UBSan), each for FUZZ_SECONDS (default 60).
+fuzz:
+	sh tests/fuzz/run.sh
 
 bench: $(BENCH_BIN) $(if $(SERVER_SRC),$(SERVER))
 	sh bench/run.sh $(BUILD)

@@ -1,0 +1,153 @@
+/*
+ * libFuzzer target: the native JSON decoder (proto_json_decode), then what the server does with
+ * a decoded request: plan, run, encode.
+ *
+ * Besides the sanitizers' checks, it asserts:
+ *   - a failure carries a status code the server maps and a non-empty message;
+ *   - a success is a consistent request: rank within the cap, dims whose product is count,
+ *     count within max_elements, data present for a non-empty tensor, bounds that are arrays;
+ *   - the op gives the same bits whether it runs in one call (qdq_run) or split the way the
+ *     server splits it (reduce in two pieces and merge, apply in two pieces);
+ *   - the encoder succeeds on every request the decoder accepted and the op ran.
+ *
+ * The server's limits are smaller here so that one input stays fast (64 Ki elements, rank 32,
+ * depth 64). Inputs whose per-channel state would exceed max_elements are skipped unless
+ * FUZZ_STRICT=1: with a zero dimension elsewhere, the channel count is not bounded by the
+ * element limit, and the server (server/ops.c alloc_state) then overflows the accumulator size;
+ * that bug is reported with its fix, and tests/http/test_hostile.c pins it.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "qdq.h"
+
+static int strict;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    const char *s = getenv("FUZZ_STRICT");
+    strict = s && *s == '1';
+    return 0;
+}
+
+#define REQUIRE(cond, ...)                                                                     \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            fprintf(stderr, "fuzz_json: %s:%d: invariant failed: %s: ", __FILE__, __LINE__,    \
+                    #cond);                                                                    \
+            fprintf(stderr, __VA_ARGS__);                                                      \
+            fputc('\n', stderr);                                                               \
+            abort();                                                                           \
+        }                                                                                      \
+    } while (0)
+
+static const proto_limits LIMITS = { .max_elements = 1u << 16, .max_rank = 32, .max_depth = 64,
+                                     .max_body = 1u << 20 };
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33, x *= 0xff51afd7ed558ccdull, x ^= x >> 33;
+    return x;
+}
+
+/* The op in one call, then split as the server splits it; both must give the same bits. */
+static void run_op(const proto_request *q, uint64_t seed)
+{
+    qdq_plan plan;
+    qdq_error err = { 0 };
+    if (qdq_plan_init(&plan, q->dtype, q->dims, q->rank, &q->attrs, &err)) {
+        REQUIRE(err.code == QDQ_EINVAL && err.msg[0], "plan_init failed without a message");
+        return;
+    }
+    REQUIRE(plan.count == q->count, "plan count %llu, request count %llu",
+            (unsigned long long)plan.count, (unsigned long long)q->count);
+    if (plan.channels > LIMITS.max_elements && !strict)
+        return; /* see the header comment */
+    size_t es = qdq_dtype_size(q->dtype), bytes = (size_t)q->count * es;
+    size_t accn = qdq_acc_size(&plan), parn = qdq_params_size(&plan);
+    char *out = malloc(bytes + 1), *out2 = malloc(bytes + 1);
+    char *acc = malloc(accn + 1), *acc2 = malloc(accn + 1), *par = malloc(parn + 1),
+         *par2 = malloc(parn + 1);
+    REQUIRE(out && out2 && acc && acc2 && par && par2, "out of memory");
+    int rc = qdq_run(&plan, q->data, out, q->min, q->n_min, q->max, q->n_max, acc, par, &err);
+    if (rc == 0) {
+        uint64_t n = plan.count, k = n ? mix(seed) % (n + 1) : 0, j = n ? mix(seed + 1) % (n + 1) : 0;
+        if (q->attrs.range_given) {
+            qdq_error e2 = { 0 };
+            REQUIRE(qdq_params_given(&plan, q->min, q->n_min, q->max, q->n_max, par2, &e2) == 0,
+                    "params_given failed after qdq_run succeeded: %s", e2.msg);
+        } else {
+            qdq_acc_init(&plan, acc);
+            qdq_acc_init(&plan, acc2);
+            qdq_reduce(&plan, acc, q->data, 0, k);
+            qdq_reduce(&plan, acc2, q->data, k, n);
+            qdq_acc_merge(&plan, acc, acc2);
+            qdq_params_from_acc(&plan, acc, q->data, par2);
+        }
+        if (bytes)
+            memcpy(out2, q->data, bytes);
+        qdq_apply(&plan, par2, out2, out2, 0, j);
+        qdq_apply(&plan, par2, out2, out2, j, n);
+        REQUIRE(memcmp(out, out2, bytes) == 0, "split apply differs from qdq_run (k=%llu j=%llu)",
+                (unsigned long long)k, (unsigned long long)j);
+        for (uint64_t c = 0; c < plan.channels; c++) {
+            qdq_range a, b;
+            qdq_params_get(&plan, par, c, &a);
+            qdq_params_get(&plan, par2, c, &b);
+            REQUIRE(memcmp(&a, &b, sizeof a) == 0, "channel %llu ranges differ when split",
+                    (unsigned long long)c);
+        }
+        proto_buf b = { 0 };
+        rc = proto_json_encode(q, &plan, par, out, &b, &err);
+        REQUIRE(rc == 0, "encode failed: %d %s", rc, err.msg);
+        REQUIRE(b.len > 0 && b.data[0] == '{' && b.data[b.len - 1] == '}', "encoded %zu bytes",
+                b.len);
+        proto_buf_free(&b);
+    } else {
+        REQUIRE(rc == QDQ_EINVAL && err.msg[0], "qdq_run failed with %d and no message", rc);
+    }
+    free(out), free(out2), free(acc), free(acc2), free(par), free(par2);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    proto_request req;
+    proto_request_init(&req);
+    qdq_error err = { 0 };
+    /* The server hands the decoder the exact body: no NUL terminator to lean on. */
+    char *body = malloc(size ? size : 1);
+    if (size)
+        memcpy(body, data, size);
+    int rc = proto_json_decode(body, size, &LIMITS, &req, &err);
+    if (rc) {
+        REQUIRE(rc == QDQ_EINVAL || rc == PROTO_ETOOBIG || rc == PROTO_EMEDIA ||
+                rc == PROTO_ENOMEM, "unexpected status %d", rc);
+        REQUIRE(err.msg[0] != '\0', "status %d without a message", rc);
+        REQUIRE(strlen(err.msg) < sizeof err.msg, "message not terminated");
+    } else {
+        REQUIRE(req.rank >= 0 && req.rank <= LIMITS.max_rank, "rank %d", req.rank);
+        uint64_t count = 1;
+        for (int i = 0; i < req.rank; i++) {
+            REQUIRE(req.dims[i] >= 0, "dims[%d] = %lld", i, (long long)req.dims[i]);
+            count *= (uint64_t)req.dims[i];
+        }
+        REQUIRE(count == req.count, "product of dims %llu, count %llu",
+                (unsigned long long)count, (unsigned long long)req.count);
+        REQUIRE(req.count <= LIMITS.max_elements, "count %llu over the limit",
+                (unsigned long long)req.count);
+        REQUIRE(req.count == 0 || req.data, "no data for %llu elements",
+                (unsigned long long)req.count);
+        REQUIRE((req.n_min == 0 || req.min) && (req.n_max == 0 || req.max),
+                "bounds counts without arrays");
+        REQUIRE(req.form == PROTO_FORM_NESTED || req.form == PROTO_FORM_DATA ||
+                req.form == PROTO_FORM_B64, "form %d", (int)req.form);
+        run_op(&req, (uint64_t)size * 0x9e3779b97f4a7c15ull + (size ? data[0] : 0));
+    }
+    proto_request_clear(&req);
+    free(body);
+    return 0;
+}
