@@ -56,7 +56,8 @@ void proto_request_init(proto_request *req)
 
 void proto_request_clear(proto_request *req)
 {
-    free(req->data);
+    if (!req->data_borrowed)
+        free(req->data);
     free(req->min);
     free(req->max);
     free(req->min_text);

@@ -25,7 +25,8 @@ static int put(proto_buf *b, const char *s)
  * the inner loop only formats: each number may scribble up to PROTO_NUM_MAX bytes past its end,
  * which the block's reservation covers.
  */
-static int put_numbers(proto_buf *b, qdq_dtype dt, const void *a, uint64_t begin, uint64_t n)
+int proto_json_put_numbers(proto_buf *b, qdq_dtype dt, const void *a, uint64_t begin,
+                           uint64_t n)
 {
     const uint64_t block = 4096;
     for (uint64_t i = 0; i < n;) {
@@ -79,7 +80,7 @@ static int put_chars(proto_buf *b, char c, int n)
 static int put_nested(proto_buf *b, qdq_dtype dt, const void *a, int rank, const int64_t *dims)
 {
     if (rank == 0)
-        return put_numbers(b, dt, a, 0, 1);
+        return proto_json_put_numbers(b, dt, a, 0, 1);
     int r = rank;
     for (int i = 0; i < rank; i++)
         if (dims[i] == 0) {
@@ -104,7 +105,7 @@ static int put_nested(proto_buf *b, qdq_dtype dt, const void *a, int rank, const
             if (put_chars(b, ']', wrapped) || put_chars(b, ',', 1) || put_chars(b, '[', wrapped))
                 return PROTO_ENOMEM;
         }
-        if (put_chars(b, '[', 1) || put_numbers(b, dt, a, row * inner, inner) ||
+        if (put_chars(b, '[', 1) || proto_json_put_numbers(b, dt, a, row * inner, inner) ||
             put_chars(b, ']', 1))
             return PROTO_ENOMEM;
     }
@@ -201,7 +202,7 @@ static int encode(const proto_request *req, const qdq_plan *plan, const void *pa
                 put_b64(b, out, (size_t)req->count * qdq_dtype_size(req->dtype)) || put(b, "\"}"))
                 return PROTO_ENOMEM;
         } else {
-            if (put(b, ",\"data\":[") || put_numbers(b, req->dtype, out, 0, req->count) ||
+            if (put(b, ",\"data\":[") || proto_json_put_numbers(b, req->dtype, out, 0, req->count) ||
                 put(b, "]}"))
                 return PROTO_ENOMEM;
         }

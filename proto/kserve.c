@@ -55,53 +55,65 @@ static size_t skip_string(const char *s, size_t i, size_t n)
 }
 
 /*
- * Finds the arrays that are values of a "data" key and blanks them in the writable copy j:
- * each becomes its span index followed by spaces. Returns the number found, or -1 when there
- * are more than MAX_SPANS or an array does not close.
+ * Copies the JSON text[0, n) into j (n + 1 bytes, NUL-terminated) without the arrays that are
+ * values of a "data" key: each is replaced by its span index, so cJSON reads only the small
+ * envelope. Returns the number of arrays, or -1 when there are more than MAX_SPANS or one does
+ * not close.
  */
-static int find_data_arrays(char *j, size_t n, span *spans)
+static int strip_data_arrays(const char *text, size_t n, char *j, span *spans)
 {
     int count = 0;
+    size_t o = 0, copied = 0; /* text[copied, ...) is not yet in j */
     for (size_t i = 0; i < n;) {
-        if (j[i] != '"') {
+        if (text[i] != '"') {
             i++;
             continue;
         }
-        size_t end = skip_string(j, i, n);
-        bool is_data = end - i == 6 && memcmp(j + i, "\"data\"", 6) == 0;
+        size_t end = skip_string(text, i, n);
+        bool is_data = end - i == 6 && memcmp(text + i, "\"data\"", 6) == 0;
         i = end;
         if (!is_data)
             continue;
         size_t k = i;
-        while (k < n && (j[k] == ' ' || j[k] == '\t' || j[k] == '\n' || j[k] == '\r'))
+        while (k < n && (text[k] == ' ' || text[k] == '\t' || text[k] == '\n' || text[k] == '\r'))
             k++;
-        if (k >= n || j[k] != ':')
+        if (k >= n || text[k] != ':')
             continue; /* a string value "data", not a key */
         k++;
-        while (k < n && (j[k] == ' ' || j[k] == '\t' || j[k] == '\n' || j[k] == '\r'))
+        while (k < n && (text[k] == ' ' || text[k] == '\t' || text[k] == '\n' || text[k] == '\r'))
             k++;
-        if (k >= n || j[k] != '[')
+        if (k >= n || text[k] != '[')
             continue;
+        /* The matching ']': jump between brackets and quotes (strcspn runs vectorised). */
         int depth = 0;
         size_t e = k;
-        for (; e < n; e++) {
-            if (j[e] == '"')
-                e = skip_string(j, e, n) - 1;
-            else if (j[e] == '[')
+        while (e < n) {
+            char c = text[e];
+            if (c == '"') {
+                e = skip_string(text, e, n);
+                continue;
+            }
+            if (c == '[')
                 depth++;
-            else if (j[e] == ']' && --depth == 0)
+            else if (c == ']' && --depth == 0)
                 break;
+            else if (c == '\0')
+                return -1;
+            e++;
+            e += strcspn(text + e, "[]\"");
         }
         if (e >= n || count == MAX_SPANS)
             return -1;
         spans[count] = (span){ k, e + 1 };
-        memset(j + k, ' ', e + 1 - k);
-        char num[8];
-        int len = snprintf(num, sizeof num, "%d", count);
-        memcpy(j + k, num, (size_t)len);
+        memcpy(j + o, text + copied, k - copied);
+        o += k - copied;
+        o += (size_t)snprintf(j + o, 8, "%d", count);
+        copied = e + 1;
         count++;
         i = e + 1;
     }
+    memcpy(j + o, text + copied, n - copied);
+    j[o + n - copied] = '\0';
     return count;
 }
 
@@ -294,22 +306,26 @@ static int parse_outputs(const cJSON *os, bool bin_all, proto_v2_request *out, q
     return 0;
 }
 
-int proto_v2_decode(const char *body, size_t len, size_t header_len, const proto_limits *lim,
-                    proto_v2_request *out, qdq_error *err)
+static int decode(const char *body, char *writable, size_t len, size_t header_len,
+                  const proto_limits *lim, proto_v2_request *out, qdq_error *err)
 {
     proto_v2_request_init(out);
     size_t jlen = header_len == SIZE_MAX ? len : header_len;
     if (jlen > len)
         return fail(err, QDQ_EINVAL, "Inference-Header-Content-Length is %zu but the body has "
                     "only %zu bytes", header_len, len);
-    char *j = malloc(jlen + 1);
-    if (!j)
+    /* A copy with a NUL after it (strcspn stops there); the data arrays are left out. */
+    char *txt = malloc(jlen + 1), *j = malloc(jlen + 1);
+    if (!txt || !j) {
+        free(txt), free(j);
         return fail(err, PROTO_ENOMEM, "out of memory for the request header");
-    memcpy(j, body, jlen);
-    j[jlen] = '\0';
+    }
+    memcpy(txt, body, jlen);
+    txt[jlen] = '\0';
     span spans[MAX_SPANS];
-    int nspans = find_data_arrays(j, jlen, spans);
-    cJSON *root = nspans < 0 ? NULL : cJSON_ParseWithLength(j, jlen);
+    int nspans = memchr(txt, '\0', jlen) ? -1 : strip_data_arrays(txt, jlen, j, spans);
+    free(txt);
+    cJSON *root = nspans < 0 ? NULL : cJSON_Parse(j);
     int rc = 0;
     if (!root) {
         rc = fail(err, QDQ_EINVAL, "invalid JSON in the inference request header%s",
@@ -409,13 +425,14 @@ int proto_v2_decode(const char *body, size_t len, size_t header_len, const proto
                       "Inference-Header-Content-Length header", name);
             goto out;
         }
-        void *buf = malloc(count * es + 1);
+        bool borrow = k == 0 && bds && writable;
+        void *buf = borrow ? writable + boff : malloc(count * es + 1);
         if (!buf) {
             rc = fail(err, PROTO_ENOMEM, "out of memory for inputs '%s'", name);
             goto out;
         }
         if (k == 0)
-            out->req.data = buf;
+            out->req.data = buf, out->req.data_borrowed = borrow;
         else if (k == 1)
             out->req.min = buf, out->req.n_min = count;
         else
@@ -435,7 +452,8 @@ int proto_v2_decode(const char *body, size_t len, size_t header_len, const proto
                           (unsigned long long)(count * es), len - boff);
                 goto out;
             }
-            memcpy(buf, body + boff, count * es);
+            if (!borrow)
+                memcpy(buf, body + boff, count * es);
             boff += count * es;
             if (k == 0)
                 out->req.form = PROTO_FORM_RAW;
@@ -474,6 +492,18 @@ out:
     return rc;
 }
 
+int proto_v2_decode(const char *body, size_t len, size_t header_len, const proto_limits *lim,
+                    proto_v2_request *out, qdq_error *err)
+{
+    return decode(body, NULL, len, header_len, lim, out, err);
+}
+
+int proto_v2_decode_inplace(char *body, size_t len, size_t header_len, const proto_limits *lim,
+                            proto_v2_request *out, qdq_error *err)
+{
+    return decode(body, body, len, header_len, lim, out, err);
+}
+
 /* Appends a JSON string literal. */
 static int put_str(proto_buf *b, const char *s)
 {
@@ -493,8 +523,9 @@ static int put_str(proto_buf *b, const char *s)
 
 static int put(proto_buf *b, const char *s) { return proto_buf_append(b, s, strlen(s)); }
 
-int proto_v2_encode(const proto_v2_request *r, const qdq_plan *plan, const void *params,
-                    const void *out, proto_buf *buf, size_t *header_len, qdq_error *err)
+static int encode(const proto_v2_request *r, const qdq_plan *plan, const void *params,
+                  const void *out, proto_buf *buf, size_t *header_len, bool skip_output,
+                  qdq_error *err)
 {
     size_t start = buf->len;
     const proto_request *q = &r->req;
@@ -534,6 +565,11 @@ int proto_v2_encode(const proto_v2_request *r, const qdq_plan *plan, const void 
             continue;
         }
         rc = rc || put(buf, ",\"data\":[");
+        if (k == 0) {
+            rc = rc || proto_json_put_numbers(buf, q->dtype, out, 0, n);
+            rc = rc || put(buf, "]}");
+            continue;
+        }
         for (uint64_t i = 0; i < n && !rc; i++) {
             size_t m = 0;
             if (i)
@@ -559,7 +595,8 @@ int proto_v2_encode(const proto_v2_request *r, const qdq_plan *plan, const void 
         if (!(r->outputs & r->binary_outputs & (1u << k)))
             continue;
         if (k == 0) {
-            rc = proto_buf_append(buf, out, q->count * qdq_dtype_size(q->dtype));
+            if (!skip_output)
+                rc = proto_buf_append(buf, out, q->count * qdq_dtype_size(q->dtype));
             continue;
         }
         for (uint64_t c = 0; c < C && !rc; c++) {
@@ -577,4 +614,20 @@ int proto_v2_encode(const proto_v2_request *r, const qdq_plan *plan, const void 
     }
     *header_len = r->binary_outputs & r->outputs ? hlen : SIZE_MAX;
     return 0;
+}
+
+int proto_v2_encode(const proto_v2_request *r, const qdq_plan *plan, const void *params,
+                    const void *out, proto_buf *buf, size_t *header_len, qdq_error *err)
+{
+    return encode(r, plan, params, out, buf, header_len, false, err);
+}
+
+int proto_v2_encode_split(const proto_v2_request *r, const qdq_plan *plan, const void *params,
+                          const void *out, proto_buf *buf, size_t *header_len, size_t *split,
+                          qdq_error *err)
+{
+    bool skip = (r->outputs & r->binary_outputs & PROTO_V2_OUT_OUTPUT) != 0;
+    int rc = encode(r, plan, params, out, buf, header_len, skip, err);
+    *split = rc == 0 && skip ? *header_len : SIZE_MAX;
+    return rc;
 }

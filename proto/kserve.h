@@ -62,6 +62,14 @@ int proto_v2_decode(const char *body, size_t len, size_t header_len, const proto
                     proto_v2_request *out, qdq_error *err);
 
 /*
+ * The same, but body is the caller's writable buffer and stays alive as long as out: a binary
+ * "input" is not copied (out->req.data points into body, data_borrowed set), so the op can run
+ * in place there.
+ */
+int proto_v2_decode_inplace(char *body, size_t len, size_t header_len, const proto_limits *lim,
+                            proto_v2_request *out, qdq_error *err);
+
+/*
  * Encodes the response: model_name, model_version, id (when the request had one), and the
  * requested outputs in PROTO_V2_OUT_* order: "output" (the request's datatype and shape; out
  * holds req.count elements of req.dtype), then input_min, input_max, output_min, output_max,
@@ -76,5 +84,15 @@ int proto_v2_decode(const char *body, size_t len, size_t header_len, const proto
  */
 int proto_v2_encode(const proto_v2_request *r, const qdq_plan *plan, const void *params,
                     const void *out, proto_buf *buf, size_t *header_len, qdq_error *err);
+
+/*
+ * The same, except that when "output" is a binary output its bytes are left out: buf gets the
+ * JSON and the binary ranges, and *split is where the output's bytes belong (= *header_len),
+ * for a caller that already holds them. Without a binary "output", *split is SIZE_MAX and buf
+ * is the whole response.
+ */
+int proto_v2_encode_split(const proto_v2_request *r, const qdq_plan *plan, const void *params,
+                          const void *out, proto_buf *buf, size_t *header_len, size_t *split,
+                          qdq_error *err);
 
 #endif

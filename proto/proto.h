@@ -52,6 +52,7 @@ typedef struct proto_request {
     int64_t dims[PROTO_MAX_RANK];
     uint64_t count;     /* product of dims */
     void *data;         /* count elements of dtype, little-endian (malloc; owned) */
+    bool data_borrowed; /* data points into a buffer the caller owns: clear does not free it */
     qdq_attrs attrs;
     void *min, *max;    /* given bounds: n_min / n_max values of dtype (malloc; owned) or NULL */
     size_t n_min, n_max;
@@ -103,6 +104,11 @@ size_t proto_num_parse_dtype(qdq_dtype dtype, const char *p, const char *end, vo
 size_t proto_num_format_dtype(qdq_dtype dtype, const void *a, size_t i, char *buf);
 
 /* ---- native JSON (json.c) ---- */
+
+/* Appends elements [begin, begin + n) of a dtype array as shortest numbers separated by
+ * commas (json_write.c; also used for KServe v2 data). */
+int proto_json_put_numbers(proto_buf *b, qdq_dtype dt, const void *a, uint64_t begin,
+                           uint64_t n);
 
 /*
  * Decodes a native JSON request body (api.md 1a) into req: the input tensor, every attribute,

@@ -299,10 +299,15 @@ static bool begin(srv_req *r, const char *method)
         else if (r->have_length && proto_buf_reserve(&r->text, r->content_length + 1))
             fail_later(r, 503, 0, "out of memory for a %llu-byte body",
                        (unsigned long long)r->content_length);
-        if (hl && r->have_length && !r->fail_http &&
-            proto_buf_reserve(&r->text, r->content_length + 1))
-            fail_later(r, 503, 0, "out of memory for a %llu-byte body",
-                       (unsigned long long)r->content_length);
+        if (hl && r->have_length && !r->fail_http) {
+            /* Binary tensors: received into a warm buffer with room around, so the op runs in
+             * place and the answer is built around the output (ops.c run_v2). */
+            r->tbase = srv_buf_get(2 * SRV_TENSOR_OFF + r->content_length, &r->tcap);
+            if (!r->tbase)
+                fail_later(r, 503, 0, "out of memory for a %llu-byte body",
+                           (unsigned long long)r->content_length);
+            r->v2_direct = r->tbase != NULL;
+        }
         return true;
     }
     const char *ac = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
@@ -356,6 +361,15 @@ static void consume(srv_req *r, const char *data, size_t n)
     }
     if (r->tensor_ready) {
         srv_ops_tensor_feed(r, data, n);
+        return;
+    }
+    if (r->v2_direct) {
+        if (n > r->content_length - r->got) { /* libmicrohttpd enforces Content-Length */
+            fail_later(r, 400, 0, "body is longer than its Content-Length");
+            return;
+        }
+        memcpy(r->tbase + SRV_TENSOR_OFF + r->got, data, n);
+        r->got += n;
         return;
     }
     if (proto_buf_append(&r->text, data, n)) {
@@ -497,7 +511,7 @@ static enum MHD_Result finish(srv_req *r)
     if (r->fmt == SRV_FMT_JSON || r->fmt == SRV_FMT_V2) {
         r->job = r->fmt == SRV_FMT_JSON ? SRV_JOB_JSON : SRV_JOB_V2;
         r->items = 1;
-        inline_run = r->text.len <= (size_t)s->cfg->small_request_bytes;
+        inline_run = (r->v2_direct ? r->got : r->text.len) <= (size_t)s->cfg->small_request_bytes;
     } else {
         if (r->fmt == SRV_FMT_RAW && !r->tensor_ready) { /* no Content-Length: body is in text */
             qdq_error err = { 0 };

@@ -155,7 +155,12 @@ static void run_v2(srv_req *r)
         return;
     }
     proto_v2_request_init(r->v2);
-    int rc = proto_v2_decode(r->text.data ? r->text.data : "", r->text.len, r->v2_header_len,
+    int rc;
+    if (r->v2_direct)
+        rc = proto_v2_decode_inplace(r->tbase + SRV_TENSOR_OFF, r->got, r->v2_header_len,
+                                     &r->s->limits, r->v2, &err);
+    else
+        rc = proto_v2_decode(r->text.data ? r->text.data : "", r->text.len, r->v2_header_len,
                              &r->s->limits, r->v2, &err);
     if (rc) {
         fail(r, rc, &err);
@@ -177,14 +182,41 @@ static void run_v2(srv_req *r)
     }
     proto_buf_free(&r->text); /* the request body is no longer needed */
     proto_buf b = { 0 };
-    size_t hlen = SIZE_MAX;
-    rc = proto_v2_encode(r->v2, &r->plan, r->params, q->data, &b, &hlen, &err);
+    size_t hlen = SIZE_MAX, split = SIZE_MAX;
+    rc = proto_v2_encode_split(r->v2, &r->plan, r->params, q->data, &b, &hlen, &split, &err);
     if (rc) {
         proto_buf_free(&b);
         fail(r, rc, &err);
         return;
     }
-    r->body = proto_buf_detach(&b, &r->body_len);
+    char *o = q->data;
+    size_t obytes = q->count * qdq_dtype_size(q->dtype), tail = b.len - (split ? split : 0);
+    if (split != SIZE_MAX && q->data_borrowed && (size_t)(o - r->tbase) >= split &&
+        o + obytes + (b.len - split) <= r->tbase + r->tcap) {
+        /* The output stays where it was computed: the JSON goes just before it, the binary
+         * ranges just after (the request's header and bounds there are no longer needed). */
+        memcpy(o - split, b.data, split);
+        memcpy(o + obytes, b.data + split, b.len - split);
+        size_t total = b.len + obytes;
+        proto_buf_free(&b);
+        if (srv_req_body_from_buffer(r, o - split, total))
+            return;
+    } else if (split != SIZE_MAX) { /* no room around the output: one buffer with it all */
+        proto_buf whole = { 0 };
+        if (proto_buf_reserve(&whole, b.len + obytes) ||
+            proto_buf_append(&whole, b.data, split) || proto_buf_append(&whole, o, obytes) ||
+            proto_buf_append(&whole, b.data + split, b.len - split)) {
+            proto_buf_free(&b), proto_buf_free(&whole);
+            r->fail_http = 503;
+            snprintf(r->fail_msg, sizeof r->fail_msg, "out of memory encoding the response");
+            return;
+        }
+        proto_buf_free(&b);
+        r->body = proto_buf_detach(&whole, &r->body_len);
+    } else {
+        r->body = proto_buf_detach(&b, &r->body_len);
+    }
+    (void)tail;
     r->status = 200;
     if (hlen == SIZE_MAX) {
         r->ctype = "application/json";

@@ -173,6 +173,14 @@ int srv_req_respond_tensor(srv_req *r)
     } else {
         r->ctype = "application/octet-stream";
     }
+    if (srv_req_body_from_buffer(r, start, len))
+        return -1;
+    r->status = 200;
+    return 0;
+}
+
+int srv_req_body_from_buffer(srv_req *r, char *start, size_t len)
+{
     /* The response takes the tensor buffer; it goes back to the cache when sent. */
     void **pc = malloc(2 * sizeof(void *));
     if (!pc) {
@@ -188,7 +196,6 @@ int srv_req_respond_tensor(srv_req *r)
     r->body_free_cls = pc;
     r->tbase = NULL;
     r->tcap = 0;
-    r->status = 200;
     return 0;
 }
 

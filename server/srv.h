@@ -97,6 +97,7 @@ struct srv_req {
 
     proto_buf text;   /* JSON or v2 body, or the npy header while it arrives */
     size_t v2_header_len; /* v2: Inference-Header-Content-Length, or SIZE_MAX */
+    bool v2_direct;       /* v2: the body goes straight into the tensor buffer (tbase) */
     proto_v2_request *v2; /* v2: the decoded request (owned) */
     proto_request preq;
     bool tensor_ready;    /* plan, tensor buffer and accumulators are set up */
@@ -154,6 +155,9 @@ void srv_req_fail(srv_req *r, int http_status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prepares r's response from the computed tensor in the request's format. 0, or an error set. */
 int srv_req_respond_tensor(srv_req *r);
+/* Makes [start, start + len), inside r's tensor buffer, the response body: the response takes
+ * the buffer (back to the cache when sent). 0, or -1 with a 503 prepared. */
+int srv_req_body_from_buffer(srv_req *r, char *start, size_t len);
 /* Queues the prepared response (status, body, headers) on the connection. */
 enum MHD_Result srv_req_queue(srv_req *r);
 /* Appends "Name: value" to the prepared response's extra headers. */
