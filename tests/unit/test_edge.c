@@ -265,6 +265,11 @@ static void t_empty(void)
     for (int axis = -1; axis < 3; axis++) {
         c.a.axis = axis;
         run(&c, &r);
+        if (axis == 0 || axis == 2) { /* 2^63 - 1 channels: their ranges cannot be held */
+            CHECK(r.rc == QDQ_EINVAL && strstr(r.err.msg, "channels"), "%s: axis %d: rc %d '%s'",
+                  cur_test, axis, r.rc, r.err.msg);
+            continue;
+        }
         expect_ok(&c, &r);
         CHECK(r.rc || r.count == 0, "%s: count %" PRIu64, cur_test, r.count);
     }
