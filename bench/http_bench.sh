@@ -412,7 +412,7 @@ say ""
 say "== summary ($CORES cores) =="
 printf '%s' "$SUMMARY"
 if [ $FAILED != 0 ]; then
-    say "http_bench: a server answered wrongly or did not start"
+    say "http_bench: a server answered wrongly, did not start, or died"
     exit 1
 fi
 if [ "$STRICT" = 1 ] && [ $MISSED != 0 ]; then
