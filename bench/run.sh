@@ -15,4 +15,6 @@ for b in "$BUILD"/bench/bench_*; do
 done
 echo "### bench/http_bench.sh"
 sh "$(dirname "$0")/http_bench.sh" "$BUILD" || status=1
+echo "### bench/v2_bench.sh"
+sh "$(dirname "$0")/v2_bench.sh" "$BUILD" || status=1
 exit $status
