@@ -4,7 +4,7 @@
 # Must run as root (or with sudo available).
 set -eu
 
-RUNTIME="libmicrohttpd12 libuv1 libcjson1 zlib1g"
+RUNTIME="libmicrohttpd12 libuv1 libcjson1 zlib1g libstdc++6"
 BUILD="build-essential pkg-config libmicrohttpd-dev libuv1-dev libcjson-dev zlib1g-dev \
 libdragonbox-dev libfast-float-dev"
 DEV="curl libcurl4-openssl-dev clang libclang-rt-14-dev wrk libeigen3-dev python3 ca-certificates \

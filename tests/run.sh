@@ -31,5 +31,24 @@ for dir in "$@"; do
         total_f=$((total_f + f))
     done
 done
+# Deployment checks (shell scripts, each ending in "N passed, N failed"), against the first build.
+for t in tests/deploy/test_*.sh; do
+    [ -f "$t" ] || continue
+    out=$(BUILD="$1" QDQ_SERVER="$PWD/$1/qdq-server" sh "$t" 2>&1)
+    rc=$?
+    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+    if [ -z "$line" ]; then p=0; f=1; else
+        p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
+        [ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+    fi
+    if [ "$f" -gt 0 ]; then
+        printf '%s\n' "$out" | tail -n 40
+        echo "FAILED: $t (exit $rc): $p passed, $f failed"
+    else
+        echo "ok: $t: $p passed"
+    fi
+    total_p=$((total_p + p))
+    total_f=$((total_f + f))
+done
 echo "$total_p passed, $total_f failed"
 [ "$total_f" -eq 0 ]
