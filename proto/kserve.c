@@ -7,12 +7,15 @@
  * remaining envelope, which holds a few dozen values.
  */
 #include "kserve.h"
+#include "qdq_half.h"
 
 #include <cJSON.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_SPANS 16 /* data arrays in one request (the model has three inputs) */
 
@@ -60,7 +63,8 @@ static size_t skip_string(const char *s, size_t i, size_t n)
  * envelope. Returns the number of arrays, or -1 when there are more than MAX_SPANS or one does
  * not close.
  */
-static int strip_data_arrays(const char *text, size_t n, char *j, span *spans)
+static int strip_data_arrays(const char *text, size_t n, char *j, span *spans,
+                             unsigned long long nonce)
 {
     int count = 0;
     size_t o = 0, copied = 0; /* text[copied, ...) is not yet in j */
@@ -107,7 +111,8 @@ static int strip_data_arrays(const char *text, size_t n, char *j, span *spans)
         spans[count] = (span){ k, e + 1 };
         memcpy(j + o, text + copied, k - copied);
         o += k - copied;
-        o += (size_t)snprintf(j + o, 8, "%d", count);
+        /* A marker cJSON keeps as a string; the nonce keeps a client from forging one. */
+        o += (size_t)snprintf(j + o, 40, "\"\x01%016llx:%d\"", nonce, count);
         copied = e + 1;
         count++;
         i = e + 1;
@@ -127,7 +132,7 @@ static int read_data(const char *text, span sp, qdq_dtype dt, uint64_t count, vo
     const char *p = text + sp.begin, *end = text + sp.end;
     uint64_t got = 0;
     int depth = 0;
-    bool want_value = true; /* after '[' or ',' */
+    bool want_value = true, after_comma = false; /* after '[' or ',' */
     while (p < end) {
         char c = *p;
         if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
@@ -135,9 +140,9 @@ static int read_data(const char *text, span sp, qdq_dtype dt, uint64_t count, vo
         } else if (c == '[') {
             if (!want_value)
                 return fail(err, QDQ_EINVAL, "inputs '%s' data: expected ',' before '['", name);
-            depth++, p++;
+            depth++, p++, after_comma = false;
         } else if (c == ']') {
-            if (want_value && p[-1] == ',')
+            if (want_value && after_comma)
                 return fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: trailing comma",
                             name);
             depth--, p++, want_value = false;
@@ -145,7 +150,7 @@ static int read_data(const char *text, span sp, qdq_dtype dt, uint64_t count, vo
             if (want_value)
                 return fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: unexpected ','",
                             name);
-            p++, want_value = true;
+            p++, want_value = true, after_comma = true;
         } else {
             if (!want_value)
                 return fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: expected ',' "
@@ -155,9 +160,17 @@ static int read_data(const char *text, span sp, qdq_dtype dt, uint64_t count, vo
                             "elements its shape needs", name, (unsigned long long)count);
             size_t k = proto_num_parse_dtype(dt, p, end, out, (size_t)got);
             if (k == 0)
-                return fail(err, QDQ_EINVAL, "inputs '%s' data[%llu]: not a number (at '%.12s')",
-                            name, (unsigned long long)got, p);
-            p += k, got++, want_value = false;
+                return fail(err, QDQ_EINVAL, "inputs '%s' data[%llu]: not a number (at '%.*s')",
+                            name, (unsigned long long)got, (int)(end - p < 12 ? end - p : 12), p);
+            double v = dt == QDQ_FLOAT64 ? ((double *)out)[got]
+                       : dt == QDQ_FLOAT32 ? ((float *)out)[got]
+                       : dt == QDQ_FLOAT16 ? qdq_f16_to_f32(((uint16_t *)out)[got])
+                                           : qdq_bf16_to_f32(((uint16_t *)out)[got]);
+            if (isinf(v) && p[*p == '-'] != 'I')
+                return fail(err, QDQ_EINVAL, "inputs '%s' data[%llu]: %.*s is out of range for "
+                            "%s", name, (unsigned long long)got, (int)(k < 24 ? k : 24), p,
+                            proto_dtype_kserve(dt));
+            p += k, got++, want_value = false, after_comma = false;
         }
     }
     if (depth != 0)
@@ -244,7 +257,7 @@ static int parse_parameters(const cJSON *pr, proto_v2_request *out, bool *bin_al
             *flag = cJSON_IsTrue(v);
         } else if (strcmp(k, "num_bits") == 0 || strcmp(k, "axis") == 0) {
             double d = cJSON_GetNumberValue(v);
-            if (!cJSON_IsNumber(v) || d != (double)(int)d)
+            if (!cJSON_IsNumber(v) || !(d >= -1e9 && d <= 1e9) || d != (double)(int)d)
                 return fail(err, QDQ_EINVAL, "parameters.%s must be an integer", k);
             if (k[0] == 'n')
                 a->num_bits = (int)d;
@@ -259,6 +272,8 @@ static int parse_parameters(const cJSON *pr, proto_v2_request *out, bool *bin_al
             else
                 return fail(err, QDQ_EINVAL, "parameters.round_mode must be \"HALF_TO_EVEN\" or "
                             "\"HALF_UP\"");
+        } else if (strcmp(k, "priority") == 0 || strcmp(k, "timeout") == 0) {
+            /* Triton's client sends these when asked; this server has no use for them. */
         } else {
             return fail(err, QDQ_EINVAL, "unknown parameter '%.64s' (expected num_bits, "
                         "signed_input, range_given, round_mode, narrow_range, axis, "
@@ -271,7 +286,7 @@ static int parse_parameters(const cJSON *pr, proto_v2_request *out, bool *bin_al
 /* The "outputs" list: which outputs, and which go binary. */
 static int parse_outputs(const cJSON *os, bool bin_all, proto_v2_request *out, qdq_error *err)
 {
-    if (!os) {
+    if (!os || (cJSON_IsArray(os) && cJSON_GetArraySize(os) == 0)) { /* none named: all */
         out->outputs = PROTO_V2_OUT_ALL;
         out->binary_outputs = bin_all ? PROTO_V2_OUT_ALL : 0;
         return 0;
@@ -292,8 +307,11 @@ static int parse_outputs(const cJSON *os, bool bin_all, proto_v2_request *out, q
                         name);
         out->outputs |= 1u << k;
         bool bin = bin_all;
-        const cJSON *bd = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(o, "parameters"), "binary_data");
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "parameters"), *x;
+        cJSON_ArrayForEach(x, op) if (strcmp(x->string, "binary_data") != 0)
+            return fail(err, QDQ_EINVAL, "outputs '%s': unknown parameter '%.64s' (only "
+                        "binary_data)", name, x->string);
+        const cJSON *bd = cJSON_GetObjectItemCaseSensitive(op, "binary_data");
         if (bd) {
             if (!cJSON_IsBool(bd))
                 return fail(err, QDQ_EINVAL, "outputs '%s': binary_data must be true or false",
@@ -315,7 +333,7 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
         return fail(err, QDQ_EINVAL, "Inference-Header-Content-Length is %zu but the body has "
                     "only %zu bytes", header_len, len);
     /* A copy with a NUL after it (strcspn stops there); the data arrays are left out. */
-    char *txt = malloc(jlen + 1), *j = malloc(jlen + 1);
+    char *txt = malloc(jlen + 1), *j = malloc(jlen + 40 * MAX_SPANS + 1);
     if (!txt || !j) {
         free(txt), free(j);
         return fail(err, PROTO_ENOMEM, "out of memory for the request header");
@@ -323,9 +341,11 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
     memcpy(txt, body, jlen);
     txt[jlen] = '\0';
     span spans[MAX_SPANS];
-    int nspans = memchr(txt, '\0', jlen) ? -1 : strip_data_arrays(txt, jlen, j, spans);
+    unsigned long long nonce = (unsigned long long)(uintptr_t)j * 0x9e3779b97f4a7c15ull ^
+                               (unsigned long long)clock();
+    int nspans = memchr(txt, '\0', jlen) ? -1 : strip_data_arrays(txt, jlen, j, spans, nonce);
     free(txt);
-    cJSON *root = nspans < 0 ? NULL : cJSON_Parse(j);
+    cJSON *root = nspans < 0 ? NULL : cJSON_ParseWithOpts(j, NULL, 1);
     int rc = 0;
     if (!root) {
         rc = fail(err, QDQ_EINVAL, "invalid JSON in the inference request header%s",
@@ -342,6 +362,14 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
             rc = fail(err, QDQ_EINVAL, "id must be a string of at most %zu bytes",
                       sizeof out->id - 1);
             goto out;
+        }
+        for (const unsigned char *u = (const unsigned char *)id->valuestring; *u;) {
+            size_t n = proto_utf8_len(u);
+            if (!n) {
+                rc = fail(err, QDQ_EINVAL, "id is not valid UTF-8");
+                goto out;
+            }
+            u += n;
         }
         snprintf(out->id, sizeof out->id, "%s", id->valuestring);
         out->has_id = true;
@@ -408,6 +436,17 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
         uint64_t count = 0;
         if ((rc = parse_shape(t, name, lim, dims, &rank, &count, err)))
             goto out;
+        if (k > 0 && rank > 1) {
+            rc = fail(err, QDQ_EINVAL, "inputs '%s' must have shape [], [1] or [channels], not "
+                      "rank %d", name, rank);
+            goto out;
+        }
+        const cJSON *ip = cJSON_GetObjectItemCaseSensitive(t, "parameters"), *x;
+        cJSON_ArrayForEach(x, ip) if (strcmp(x->string, "binary_data_size") != 0) {
+            rc = fail(err, QDQ_EINVAL, "inputs '%s': unknown parameter '%.64s' (only "
+                      "binary_data_size)", name, x->string);
+            goto out;
+        }
         const cJSON *data = cJSON_GetObjectItemCaseSensitive(t, "data");
         const cJSON *bds = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(t, "parameters"), "binary_data_size");
@@ -458,12 +497,15 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
             if (k == 0)
                 out->req.form = PROTO_FORM_RAW;
         } else {
-            double si = cJSON_GetNumberValue(data);
-            if (!cJSON_IsNumber(data) || si < 0 || si >= nspans || si != (int)si) {
+            const char *mark = cJSON_GetStringValue(data);
+            char want[24];
+            snprintf(want, sizeof want, "\x01%016llx:", nonce);
+            int si = mark && strncmp(mark, want, 18) == 0 ? atoi(mark + 18) : -1;
+            if (si < 0 || si >= nspans) {
                 rc = fail(err, QDQ_EINVAL, "inputs '%s': data must be an array of numbers", name);
                 goto out;
             }
-            if ((rc = read_data(body, spans[(int)si], dt, count, buf, name, err)))
+            if ((rc = read_data(body, spans[si], dt, count, buf, name, err)))
                 goto out;
             if (k == 0)
                 out->req.form = PROTO_FORM_DATA;

@@ -8,10 +8,12 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
+#include "qdq_half.h"
 
 enum key {
     K_DTYPE, K_SHAPE, K_NUM_BITS, K_SIGNED_INPUT, K_RANGE_GIVEN, K_ROUND_MODE, K_NARROW_RANGE,
@@ -272,6 +274,16 @@ static int convert(proto_request *req, const char *key, char **text, void **arr,
         if (e == s || proto_num_parse_dtype(req->dtype, s, e, a, i) != (size_t)(e - s)) {
             free(a);
             return fail(err, QDQ_EINVAL, "%s: item %zu is not a number", key, i);
+        }
+        /* A finite number too large for the dtype is refused (as in JSON), not made infinite. */
+        double v = req->dtype == QDQ_FLOAT64 ? ((double *)a)[i]
+                   : req->dtype == QDQ_FLOAT32 ? ((float *)a)[i]
+                   : req->dtype == QDQ_FLOAT16 ? qdq_f16_to_f32(((uint16_t *)a)[i])
+                                               : qdq_bf16_to_f32(((uint16_t *)a)[i]);
+        if (isinf(v) && s[s[0] == '-'] != 'I') {
+            free(a);
+            return fail(err, QDQ_EINVAL, "%s: item %zu (%.20s%s) is out of range for %s", key, i,
+                        s, e - s > 20 ? "..." : "", qdq_dtype_name(req->dtype));
         }
         if (e < end)
             s = e + 1;

@@ -90,7 +90,10 @@ static void req_free(srv_req *r)
     proto_request_clear(&r->preq);
     free(r->acc);
     free(r->params);
-    srv_buf_put(r->tbase, r->tcap);
+    if (r->status == 200)
+        srv_buf_put(r->tbase, r->tcap);
+    else
+        free(r->tbase); /* only answered requests keep buffers warm: a refused one gives back */
     if (r->body) {
         if (r->body_free)
             r->body_free(r->body_free_cls);
@@ -183,6 +186,29 @@ static enum MHD_Result query_arg_cb(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
+/* Counts Content-Length (and, below, Transfer-Encoding) headers, however spelled. */
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind, (void)value;
+    if (strcasecmp(key, "Content-Length") == 0)
+        ++*(int *)cls;
+    else if (strpbrk(key, " \t") || strncasecmp(key, "content-length", 14) == 0 ||
+             (strncasecmp(key, "transfer-encoding", 17) == 0 &&
+              strcasecmp(key, "Transfer-Encoding") != 0))
+        *(int *)cls += 100; /* a name with white space, or a near miss: refused as ambiguous */
+    return MHD_YES;
+}
+
+static enum MHD_Result count_te(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind, (void)value;
+    if (strcasecmp(key, "Transfer-Encoding") == 0)
+        ++*(int *)cls;
+    return MHD_YES;
+}
+
 /* Parses a Content-Length value strictly (digits only). */
 static bool parse_length(const char *v, uint64_t *out)
 {
@@ -252,6 +278,25 @@ static bool begin(srv_req *r, const char *method)
     if (!takes_body)
         return true;
 
+    /*
+     * Framing that two parsers could read differently (request smuggling): Content-Length with
+     * Transfer-Encoding, two Content-Lengths, a Transfer-Encoding other than chunked. Refused at
+     * once, which also closes the connection, so nothing hidden in the body is read as a
+     * request.
+     */
+    int n_cl = 0, n_te = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &n_cl);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_te, &n_te);
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
+    if (n_cl > 1 || n_te > 1 || (n_cl && n_te) || (te && strcasecmp(te, "chunked") != 0)) {
+        srv_req_fail(r, 400, "ambiguous message framing: %s", n_cl >= 100 ? "a header name "
+                     "with white space or a near miss of Content-Length/Transfer-Encoding"
+                     : n_cl > 1 ? "several Content-Length headers" : n_te > 1 ? "several Transfer-Encoding headers"
+                     : n_cl && n_te ? "both Content-Length and Transfer-Encoding"
+                                    : "Transfer-Encoding other than chunked");
+        srv_req_queue(r);
+        return false;
+    }
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
         if (!parse_length(cl, &r->content_length)) {

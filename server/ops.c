@@ -47,6 +47,13 @@ int srv_ops_tensor_setup(srv_req *r)
     if (rc)
         return fail(r, rc, &err);
     r->tlen = q->count * qdq_dtype_size(q->dtype);
+    if (r->tlen > r->s->limits.max_body) { /* e.g. a .npy header that promises too much */
+        r->fail_http = 413;
+        snprintf(r->fail_msg, sizeof r->fail_msg, "the tensor's %llu bytes are over the limit of "
+                 "%llu bytes (--max-body-bytes)", (unsigned long long)r->tlen,
+                 (unsigned long long)r->s->limits.max_body);
+        return -1;
+    }
     if (alloc_state(r))
         return -1;
     if (q->attrs.range_given) {

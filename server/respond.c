@@ -57,6 +57,20 @@ void srv_req_header(srv_req *r, const char *name, const char *value, size_t valu
     proto_buf_append(&r->hdrs, "\n", 1);
 }
 
+/* Replaces every byte that is not part of valid UTF-8 (or is a control character) with '?':
+ * messages quote what clients sent, and the JSON error body must stay valid. */
+static void utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = *p >= 0x20 ? proto_utf8_len(p) : 0;
+        if (n)
+            p += n;
+        else
+            *p++ = '?';
+    }
+}
+
 void srv_req_fail(srv_req *r, int status, const char *fmt, ...)
 {
     char msg[1024];
@@ -64,6 +78,7 @@ void srv_req_fail(srv_req *r, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_sanitize(msg);
     body_reset(r);
     r->hdrs.len = 0;
     cJSON *o = cJSON_CreateObject();

@@ -297,20 +297,31 @@ static void bounds(void)
     proto_request_init(&r);
     /* 1 + 2^-24 + 1e-32: just above the half-way point between 1 and 1 + 2^-23. */
     int rc = query(&r, "input_min=1.00000005960464477539062500000001,0.1,-0.0&input_max=NaN,"
-                   "-Infinity,3.5e38", &lim, &err);
+                   "-Infinity,Infinity", &lim, &err);
     rc = rc ? rc : proto_raw_finish(&r, 8, &lim, &err);
     CHECK(rc == 0 && r.n_min == 3 && r.n_max == 3, "f32 bounds: %d %s", rc, err.msg);
     if (!rc) {
         const float *mn = r.min, *mx = r.max;
         CHECK(mn[0] == 1.00000011920928955078125f, "one rounding: %.9g", mn[0]);
         CHECK(mn[1] == 0.1f && qdq_f32_bits(mn[2]) == 0x80000000u, "0.1, -0.0");
-        CHECK(isnan(mx[0]) && isinf(mx[1]) && mx[1] < 0 && isinf(mx[2]), "NaN, -Inf, overflow");
+        CHECK(isnan(mx[0]) && isinf(mx[1]) && mx[1] < 0 && isinf(mx[2]), "NaN, -Inf, Inf");
     }
     proto_request_clear(&r);
+    /* A finite number that rounds to infinity is refused, as in JSON. */
+    static const char *const over[] = { "input_max=3.5e38", "dtype=float16&input_max=65520",
+                                        "dtype=bfloat16&input_min=-1e39" };
+    for (size_t i = 0; i < 3; i++) {
+        proto_request_init(&r);
+        rc = query(&r, over[i], &lim, &err);
+        rc = rc ? rc : proto_raw_finish(&r, 4, &lim, &err);
+        CHECK(rc == QDQ_EINVAL && strstr(err.msg, "out of range"), "%s: %d %s", over[i], rc,
+              err.msg);
+        proto_request_clear(&r);
+    }
 
     static const struct { const char *dt, *text; uint16_t bits; } h[] = {
         { "float16", "1.5", 0x3e00 },     { "float16", "-65504", 0xfbff },
-        { "float16", "65520", 0x7c00 },   { "float16", "6e-8", 0x0001 },
+        { "float16", "65519", 0x7bff },   { "float16", "6e-8", 0x0001 },
         { "bfloat16", "1.5", 0x3fc0 },    { "bfloat16", "-2", 0xc000 },
         { "bfloat16", "1.00390625", 0x3f80 }, /* a tie: to even */
         { "bfloat16", "1.01171875", 0x3f82 }, /* a tie: to even, upwards */
