@@ -83,7 +83,7 @@ for t in $ALL; do
     compile "$src" "$B/fuzz/fuzz_$t.o" "" || { echo "fuzz: cannot compile $src"; exit 2; }
     if [ ! -x "$B/fuzz_$t" ] || stale "$B/fuzz_$t" "$B/fuzz/fuzz_$t.o"; then
         echo "  LD  $B/fuzz_$t"
-        $CXX -fsanitize=fuzzer $SAN -o "$B/fuzz_$t" "$B/fuzz/fuzz_$t.o" $objs -lz -lm -pthread ||
+        $CXX -fsanitize=fuzzer $SAN -o "$B/fuzz_$t" "$B/fuzz/fuzz_$t.o" $objs -lcjson -lz -lm -pthread ||
             { echo "fuzz: cannot link fuzz_$t"; exit 2; }
     fi
 done
