@@ -349,7 +349,8 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
     int rc = 0;
     if (!root) {
         rc = fail(err, QDQ_EINVAL, "invalid JSON in the inference request header%s",
-                  nspans < 0 ? " (a data array does not close)" : "");
+                  memchr(body, '\0', jlen) ? " (it holds a NUL byte)"
+                  : nspans < 0 ? " (a data array does not close)" : "");
         goto out;
     }
     if (!cJSON_IsObject(root)) {
@@ -466,6 +467,14 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
         }
         bool borrow = k == 0 && bds && writable;
         void *buf = borrow ? writable + boff : malloc(count * es + 1);
+        size_t skew = borrow ? (uintptr_t)(writable + boff) % es : 0;
+        if (borrow && skew && count * es <= len - boff) {
+            /* Typed access needs alignment: slide the bytes down onto the item size. What lies
+             * below (the JSON header, earlier inputs) has been read already; writable itself
+             * is aligned, so this stays inside it. */
+            buf = writable + boff - skew;
+            memmove(buf, writable + boff, count * es);
+        }
         if (!buf) {
             rc = fail(err, PROTO_ENOMEM, "out of memory for inputs '%s'", name);
             goto out;

@@ -1101,6 +1101,19 @@ static void test_triton_layout(void)
     check_v2_answer("triton priority and timeout parameters", &t, &r, 1u, 1u, "p");
     hc_resp_free(&r);
 
+    /* Inference-Header-Content-Length equal to the whole body: JSON "data", no binary part. */
+    body.len = 0;
+    const char *json6 = "{\"inputs\": [{\"name\": \"input\", \"shape\": [2, 3], \"datatype\": "
+                        "\"FP32\", \"data\": [-1.0, -0.5, 0.0, 0.30000001192092896, 0.75, 1.0]}], "
+                        "\"outputs\": [{\"name\": \"output\", \"parameters\": {\"binary_data\": "
+                        "true}}]}";
+    sb_str(&body, json6);
+    snprintf(ihcl, sizeof ihcl, "Inference-Header-Content-Length: %zu", strlen(json6));
+    post_raw(INFER, h, body.p, body.len, &r);
+    check_v2_answer("Inference-Header-Content-Length without binary inputs", &t, &r, 1u, 1u,
+                    NULL);
+    hc_resp_free(&r);
+
     /* "id" with characters that need escaping comes back as sent. */
     rq o = { .triton = false, .outs = OUT_DEFAULT, .id = "q\"uote\\back/slash \xc3\xa9 tab\t." };
     sbuf b2 = { 0 };
