@@ -213,7 +213,8 @@ static int parse_shape(const cJSON *t, const char *name, const proto_limits *lim
     int i = 0;
     cJSON_ArrayForEach(d, sh) {
         double v = cJSON_GetNumberValue(d);
-        if (!cJSON_IsNumber(d) || v != (double)(int64_t)v || v < 0 || v > 4611686018427387904.0)
+        if (!cJSON_IsNumber(d) || !(v >= 0 && v <= 4611686018427387904.0) ||
+            v != (double)(int64_t)v) /* range first: casting an out-of-range double is undefined */
             return fail(err, QDQ_EINVAL, "inputs '%s': shape[%d] is not a non-negative integer",
                         name, i);
         dims[i] = (int64_t)v;
@@ -308,6 +309,8 @@ static int parse_outputs(const cJSON *os, bool bin_all, proto_v2_request *out, q
         out->outputs |= 1u << k;
         bool bin = bin_all;
         const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "parameters"), *x;
+        if (op && !cJSON_IsObject(op))
+            return fail(err, QDQ_EINVAL, "outputs '%s': parameters must be an object", name);
         cJSON_ArrayForEach(x, op) if (strcmp(x->string, "binary_data") != 0)
             return fail(err, QDQ_EINVAL, "outputs '%s': unknown parameter '%.64s' (only "
                         "binary_data)", name, x->string);
@@ -443,6 +446,10 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
             goto out;
         }
         const cJSON *ip = cJSON_GetObjectItemCaseSensitive(t, "parameters"), *x;
+        if (ip && !cJSON_IsObject(ip)) {
+            rc = fail(err, QDQ_EINVAL, "inputs '%s': parameters must be an object", name);
+            goto out;
+        }
         cJSON_ArrayForEach(x, ip) if (strcmp(x->string, "binary_data_size") != 0) {
             rc = fail(err, QDQ_EINVAL, "inputs '%s': unknown parameter '%.64s' (only "
                       "binary_data_size)", name, x->string);
@@ -487,7 +494,7 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
             out->req.max = buf, out->req.n_max = count;
         if (bds) {
             double v = cJSON_GetNumberValue(bds);
-            if (!cJSON_IsNumber(bds) || v < 0 || v != (double)(uint64_t)v ||
+            if (!cJSON_IsNumber(bds) || !(v >= 0 && v <= 1.8e19) || v != (double)(uint64_t)v ||
                 (uint64_t)v != count * es) {
                 rc = fail(err, QDQ_EINVAL, "inputs '%s': binary_data_size is %.0f but shape and "
                           "datatype need %llu bytes", name, cJSON_IsNumber(bds) ? v : -1.0,
