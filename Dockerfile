@@ -1,8 +1,15 @@
-# qdq-server image. Every step is a script or make target that CI runs too:
-# scripts/install-deps.sh, make all, make install.
+# qdq-server image: two stages on debian:bookworm-slim.
 #
 #   docker build -t qdq-server .
-#   docker run --rm -p 8080:8080 qdq-server                 # QDQ_* variables configure it
+#   docker run --rm -p 8080:8080 -e QDQ_WORKERS=2 qdq-server
+#
+# Every RUN step is the project's own installer or a make target that CI runs too
+# (tests/deploy/test_dockerfile.sh checks this and runs the installer steps; the installed
+# layout is run as a non-root user by tests/deploy/test_install_layout.sh). Configuration is
+# by QDQ_* variables (qdq-server --help lists them); the server sees the host's cores, not
+# the container's CPU limit, so set QDQ_WORKERS and QDQ_HTTP_THREADS to match the limit.
+
+# Build stage: compilers and -dev packages from the installer's default list.
 FROM debian:bookworm-slim AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
@@ -10,14 +17,20 @@ RUN sh scripts/install-deps.sh
 COPY . .
 RUN make -j"$(nproc)" all && make install DESTDIR=/out PREFIX=/usr/local
 
+# Runtime stage: the runtime libraries (the installer's --runtime list) and the binary only.
 FROM debian:bookworm-slim
 COPY scripts/install-deps.sh /tmp/install-deps.sh
 RUN sh /tmp/install-deps.sh --runtime && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin qdq
+    && groupadd --gid 10001 qdq \
+    && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin qdq
 COPY --from=build /out/usr/local/bin/qdq-server /usr/local/bin/qdq-server
-USER 10001
+# Numeric, so that Kubernetes' runAsNonRoot can verify it.
+USER 10001:10001
 ENV QDQ_LISTEN=0.0.0.0:8080
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/usr/local/bin/qdq-server", "--healthcheck"]
-# Exec form: the server is PID 1 and gets SIGTERM, so it drains and exits 0.
+# The binary checks itself (GET /healthz on QDQ_LISTEN; 0.0.0.0 is asked on 127.0.0.1): no curl.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/qdq-server", "--healthcheck"]
+# Exec form: the server is PID 1 and gets SIGTERM itself, so it drains and exits 0
+# (up to QDQ_DRAIN_TIMEOUT, 30 s by default: `docker stop -t 40` waits long enough).
 ENTRYPOINT ["/usr/local/bin/qdq-server"]

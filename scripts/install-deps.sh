@@ -8,7 +8,7 @@ RUNTIME="libmicrohttpd12 libuv1 libcjson1 zlib1g libstdc++6"
 BUILD="build-essential pkg-config libmicrohttpd-dev libuv1-dev libcjson-dev zlib1g-dev \
 libdragonbox-dev libfast-float-dev"
 DEV="curl libcurl4-openssl-dev clang libclang-rt-14-dev wrk libeigen3-dev python3 ca-certificates \
-prometheus openssl"
+prometheus openssl nginx yamllint python3-numpy python3-requests python3-kubernetes python3-yaml"
 
 want="$RUNTIME $BUILD"
 case "${1:-}" in
@@ -28,6 +28,14 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Packages with services (nginx, prometheus) must not start them: tests run their own copies.
+added_policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    added_policy=1
+fi
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+[ -z "$added_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d

@@ -1,0 +1,256 @@
+#!/bin/sh
+# Offline checks of deploy/k8s/ (no cluster here, nor in CI):
+#  - yamllint (Debian's yamllint), relaxed rules with 100-column lines, warnings fail;
+#  - schema: no Debian package ships kubeconform or kubeval, and `kubectl apply --dry-run=client`
+#    needs an API server for discovery, so each manifest is read into the typed models of the
+#    Kubernetes Python client (Debian's python3-kubernetes) and written back: a field the schema
+#    does not know is dropped and a value of the wrong type changes, so any difference is an
+#    error; a missing required field fails on reading. (The client is 22.x: the HPA's
+#    autoscaling/v2 is read with the v2beta2 models, whose schema v2 kept.) When a kubectl that
+#    can dry-run without a server is on PATH, that runs too;
+#  - the deployment contract: probes on /readyz and /healthz at the named port, non-root (the
+#    Dockerfile's uid), read-only root filesystem, requests and limits, the shutdown timing
+#    (preStop sleep >= 5 s, < terminationGracePeriodSeconds, and grace >= preStop +
+#    QDQ_DRAIN_TIMEOUT + 5; QDQ_REQUEST_TIMEOUT <= QDQ_DRAIN_TIMEOUT), QDQ_WORKERS within the
+#    CPU limit, Service/HPA/PDB selectors and targets matching the Deployment;
+#  - the server started with the Deployment's QDQ_* variables answers its probes, and drains
+#    on SIGTERM with exit 0.
+# Prints "N passed, N failed" last.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+SERVER=${QDQ_SERVER:-build/qdq-server}
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok: $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+T=$(mktemp -d)
+PID=
+trap '[ -n "$PID" ] && kill -9 $PID 2>/dev/null; rm -rf "$T"' EXIT
+trap 'exit 1' INT TERM
+
+if command -v yamllint >/dev/null; then
+    if yamllint --strict -d '{extends: relaxed, rules: {line-length: {max: 100}}}' \
+        deploy/k8s/*.yaml deploy/docker-compose.yml >"$T/lint" 2>&1; then
+        ok "yamllint deploy/k8s/*.yaml deploy/docker-compose.yml"
+    else
+        cat "$T/lint"
+        bad "yamllint"
+    fi
+else
+    bad "yamllint is not installed (Debian package yamllint, in scripts/install-deps.sh --dev)"
+fi
+
+# Debian's python3 carries python3-kubernetes; a python3 earlier on PATH (pyenv, venv) may not.
+PY=""
+for p in /usr/bin/python3 python3; do
+    if "$p" -c 'import kubernetes, yaml' 2>/dev/null; then PY=$p; break; fi
+done
+if [ -z "$PY" ]; then
+    bad "python3 with the kubernetes module is missing (Debian package python3-kubernetes)"
+    echo "$pass passed, $fail failed"
+    exit 1
+fi
+
+# The QDQ_* variables the server knows, for the env check.
+"$SERVER" --help 2>/dev/null | grep -o 'QDQ_[A-Z_]*' | sort -u >"$T/vars"
+[ -s "$T/vars" ] || bad "no QDQ_* variables from $SERVER --help"
+
+"$PY" - "$T/vars" "$T/env" >"$T/py.out" 2>&1 <<'PYEOF'
+import re, sys, yaml
+from kubernetes.client import ApiClient
+
+known_vars = set(open(sys.argv[1]).read().split())
+results = []
+def check(cond, what):
+    results.append((bool(cond), what))
+
+def load(name):
+    with open("deploy/k8s/" + name) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d is not None]
+    check(len(docs) == 1, f"{name}: one document")
+    return docs[0]
+
+api = ApiClient()
+def diff(a, b, path=""):
+    """Paths where the round trip b differs from the manifest a."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in a:
+            if k not in b:
+                out.append(f"{path}.{k}: not in the schema")
+            else:
+                out += diff(a[k], b[k], f"{path}.{k}")
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff(x, y, f"{path}[{i}]")]
+    if a != b or type(a) != type(b):
+        return [f"{path}: {a!r} read as {b!r} (wrong type)"]
+    return []
+
+def schema(name, doc, api_version, kind, model):
+    check(doc.get("apiVersion") == api_version and doc.get("kind") == kind,
+          f"{name}: {api_version} {kind}")
+    try:
+        obj = api._ApiClient__deserialize(doc, model)
+    except Exception as e:
+        check(False, f"{name}: schema ({model}): {e}")
+        return
+    d = diff(doc, api.sanitize_for_serialization(obj))
+    check(not d, f"{name}: every field known to the {model} schema, of its type"
+          + ("".join("\n    " + x for x in d)))
+
+dep, svc, hpa, pdb = (load(n) for n in ("deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml"))
+schema("deployment.yaml", dep, "apps/v1", "Deployment", "V1Deployment")
+schema("service.yaml", svc, "v1", "Service", "V1Service")
+schema("hpa.yaml", hpa, "autoscaling/v2", "HorizontalPodAutoscaler", "V2beta2HorizontalPodAutoscaler")
+schema("pdb.yaml", pdb, "policy/v1", "PodDisruptionBudget", "V1PodDisruptionBudget")
+
+def qty(v):
+    """A CPU count or a byte count from a Kubernetes quantity."""
+    m = re.fullmatch(r"([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?", str(v))
+    if not m:
+        return None
+    mult = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}[m.group(2)]
+    return float(m.group(1)) * mult
+
+dockerfile = open("Dockerfile").read()
+m = re.search(r"^USER (\d+)", dockerfile, re.M)
+image_uid = int(m.group(1)) if m else None
+
+labels = dep["metadata"].get("labels", {})
+tmpl = dep["spec"]["template"]
+tlabels = tmpl["metadata"].get("labels", {})
+sel = dep["spec"]["selector"].get("matchLabels", {})
+check(sel and all(tlabels.get(k) == v for k, v in sel.items()),
+      "Deployment: selector matches the pod template's labels")
+pod = tmpl["spec"]
+cs = pod["containers"]
+check(len(cs) == 1, "Deployment: one container")
+c = cs[0]
+ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+check(ports.get("http") == 8080, "container port http = 8080 (the image's EXPOSE and QDQ_LISTEN)")
+
+def probe(kind, path):
+    p = c.get(kind) or {}
+    g = p.get("httpGet") or {}
+    check(g.get("path") == path and g.get("port") in ("http", 8080),
+          f"{kind}: GET {path} on the http port")
+    return p
+ready = probe("readinessProbe", "/readyz")
+probe("livenessProbe", "/healthz")
+
+psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
+check(csc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, "runAsNonRoot")
+uid = csc.get("runAsUser", psc.get("runAsUser"))
+check(uid not in (None, 0) and uid == image_uid, f"runAsUser {uid} = the Dockerfile's USER {image_uid}")
+check(csc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem")
+check(csc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation: false")
+check("ALL" in (csc.get("capabilities") or {}).get("drop", []), "capabilities: drop ALL")
+
+res = c.get("resources", {})
+rq, lm = res.get("requests", {}), res.get("limits", {})
+for r in ("cpu", "memory"):
+    a, b = qty(rq.get(r)), qty(lm.get(r))
+    check(a and b and a <= b, f"resources: {r} request {rq.get(r)} <= limit {lm.get(r)}")
+
+env = {e["name"]: e.get("value") for e in c.get("env", [])}
+unknown = [k for k in env if k not in known_vars]
+check(not unknown, f"env: only the server's QDQ_* variables (unknown: {unknown})")
+check(env.get("QDQ_LISTEN", "0.0.0.0:8080") == "0.0.0.0:8080", "QDQ_LISTEN left to the image (0.0.0.0:8080)")
+w = int(env.get("QDQ_WORKERS", "0"))
+check(1 <= w <= (qty(lm.get("cpu")) or 0), f"QDQ_WORKERS={w} set, within the CPU limit {lm.get('cpu')}")
+check("QDQ_HTTP_THREADS" in env, "QDQ_HTTP_THREADS set (the default counts the node's cores)")
+
+grace = pod.get("terminationGracePeriodSeconds", 30)
+pre = (c.get("lifecycle") or {}).get("preStop") or {}
+sleep = None
+if "sleep" in pre:
+    sleep = pre["sleep"].get("seconds")
+elif "exec" in pre:
+    cmd = pre["exec"].get("command", [])
+    if len(cmd) == 2 and cmd[0].endswith("sleep"):
+        sleep = int(cmd[1])
+drain = int(env.get("QDQ_DRAIN_TIMEOUT", "30"))
+req_to = int(env.get("QDQ_REQUEST_TIMEOUT", "60"))
+check(sleep is not None and sleep >= 5, f"preStop sleeps >= 5 s for endpoint removal to spread ({sleep})")
+check(sleep is not None and sleep < grace, f"preStop sleep {sleep} < terminationGracePeriodSeconds {grace}")
+check(sleep is not None and grace >= sleep + drain + 5,
+      f"grace {grace} >= preStop {sleep} + QDQ_DRAIN_TIMEOUT {drain} + 5")
+check(req_to <= drain, f"QDQ_REQUEST_TIMEOUT {req_to} <= QDQ_DRAIN_TIMEOUT {drain}")
+ru = (dep["spec"].get("strategy") or {}).get("rollingUpdate") or {}
+check(ru.get("maxUnavailable") == 0, "rolling update keeps every replica until its successor is ready")
+
+check(svc["spec"].get("selector") == sel, "Service selector = the Deployment's selector")
+sp = svc["spec"]["ports"]
+check(len(sp) == 1 and sp[0]["targetPort"] in ("http", 8080) and sp[0]["port"] == 8080,
+      "Service port 8080 -> the container's http port")
+
+ref = hpa["spec"]["scaleTargetRef"]
+check(ref.get("kind") == "Deployment" and ref.get("name") == dep["metadata"]["name"]
+      and ref.get("apiVersion") == "apps/v1", "HPA targets the Deployment")
+lo, hi = hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
+check(2 <= lo <= hi, f"HPA {lo}..{hi} replicas (at least 2, so one can be down)")
+check(dep["spec"].get("replicas", 1) == lo, "Deployment replicas = HPA minReplicas")
+cpu_metric = [m for m in hpa["spec"].get("metrics", [])
+              if m.get("type") == "Resource" and m["resource"]["name"] == "cpu"]
+check(cpu_metric and rq.get("cpu"), "HPA on CPU utilization, which needs a CPU request")
+
+psel = pdb["spec"]["selector"].get("matchLabels", {})
+check(psel == sel, "PDB selector = the Deployment's selector")
+mu, ma = pdb["spec"].get("maxUnavailable"), pdb["spec"].get("minAvailable")
+check((mu is not None and 1 <= int(mu) < lo) or (ma is not None and int(ma) < lo),
+      f"PDB lets drains proceed one at a time (maxUnavailable {mu}, minAvailable {ma})")
+
+with open(sys.argv[2], "w") as f:
+    for k, v in env.items():
+        f.write(f"{k}={v}\n")
+for good, what in results:
+    print(("ok: " if good else "FAIL: ") + what)
+PYEOF
+cat "$T/py.out"
+pass=$((pass + $(grep -c '^ok: ' "$T/py.out")))
+fail=$((fail + $(grep -c '^FAIL: ' "$T/py.out")))
+grep -q '^\(ok\|FAIL\): ' "$T/py.out" || bad "the manifest checks did not run"
+
+# A kubectl that can dry-run offline (none of Debian's can: they need the API server's
+# discovery). Skipped, with a note, when it cannot.
+if command -v kubectl >/dev/null; then
+    printf 'apiVersion: v1\nkind: Config\nclusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]\ncontexts: [{name: none, context: {cluster: none}}]\ncurrent-context: none\n' >"$T/kubeconfig"
+    if KUBECONFIG=$T/kubeconfig timeout 20 kubectl apply --dry-run=client --validate=false \
+        -f deploy/k8s -o name </dev/null >"$T/kubectl.out" 2>&1; then
+        ok "kubectl apply --dry-run=client: $(tr '\n' ' ' <"$T/kubectl.out")"
+    else
+        echo "skip: kubectl dry-run needs an API server here: $(head -c 200 "$T/kubectl.out")"
+    fi
+fi
+
+# The server with the Deployment's variables (on 127.0.0.1 and a free port instead of the
+# image's 0.0.0.0:8080): they parse, the probe paths answer, SIGTERM drains and exits 0.
+if [ -x "$SERVER" ] && [ -s "$T/env" ]; then
+    : >"$T/err"
+    # shellcheck disable=SC2046
+    env $(cat "$T/env") QDQ_LISTEN=127.0.0.1:0 QDQ_ACCESS_LOG=off "$SERVER" >"$T/out" 2>"$T/err" &
+    PID=$!
+    n=0
+    while [ $n -lt 100 ] && ! grep -q '^listening on' "$T/err"; do sleep 0.05; n=$((n + 1)); done
+    P=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$T/err")
+    if [ -n "$P" ]; then
+        ok "the server starts with the Deployment's variables: $(tr '\n' ' ' <"$T/env")"
+        for path in /readyz /healthz; do
+            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$P$path")
+            if [ "$code" = 200 ]; then ok "probe GET $path: 200"; else bad "probe GET $path: $code"; fi
+        done
+        kill -TERM $PID
+        wait $PID
+        rc=$?
+        PID=
+        if [ $rc -eq 0 ]; then ok "SIGTERM: exit 0"; else bad "SIGTERM: exit $rc"; fi
+    else
+        bad "the server did not start with the Deployment's variables: $(cat "$T/err")"
+    fi
+else
+    bad "no server binary at $SERVER"
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
