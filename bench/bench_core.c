@@ -1,7 +1,8 @@
 /*
  * bench_core: the op's throughput against memcpy of the same bytes, measured in the same run.
- * A benchmark, not a test: it prints figures and PASS/MISS against the targets of the issue,
- * and always exits 0 (unless it cannot allocate its buffers).
+ * A benchmark, not a test: it prints figures and PASS/MISS against the targets of the issue;
+ * a missed target never changes the exit status. It exits 1 only when an answer is wrong (core
+ * on 1 and 2 threads and TensorFlow's expression disagree) or a buffer cannot be allocated.
  *
  * For a 64 MiB tensor (out of cache) and a 256 KiB one (in cache), with 1 and 2 threads:
  * float32 per-tensor with the range from the data (two passes), range_given (one pass) and the
@@ -15,7 +16,12 @@
  * 2-thread memcpy (information), and TensorFlow's own Eigen expression (eigen_baseline.cc),
  * whose output is checked against core's bit for bit.
  *
- * Usage: bench_core [samples]   (default 15; each figure is the median of the samples)
+ * The machine is shared and its load comes in bursts, so every figure is taken in rounds: each
+ * round times every case once, each case's sample followed by a sample of each memcpy. A burst
+ * then spoils one round of every case rather than every sample of one case, and the ratios are
+ * medians of the ratios of neighbouring samples.
+ *
+ * Usage: bench_core [rounds]   (default 15; each figure is the median over the rounds)
  */
 #include <pthread.h>
 #include <sched.h>
@@ -40,7 +46,6 @@ void eigen_qdq_f32(eigen_qdq *e, const float *in, float *out, size_t n, int64_t 
 
 #define MAX_THREADS 2
 #define CHANNELS 256
-#define MIB (1024.0 * 1024.0)
 
 static double now(void)
 {
@@ -202,13 +207,7 @@ static void fill(qdq_dtype dtype, void *buf, uint64_t count)
 
 typedef void (*bench_fn)(void *ctx);
 
-typedef struct stats {
-    double median, min; /* seconds per call */
-    double vs1, vs2;    /* median over samples of time / time of the interleaved memcpy sample
-                         * (1 thread, 2 threads) */
-} stats;
-
-static int samples = 15;
+static int rounds = 15;
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -216,6 +215,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The median of n values (reorders them). */
 static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
@@ -232,6 +232,7 @@ static long calibrate(bench_fn fn, void *ctx)
     return one > 0.005 ? 1 : (long)(0.005 / (one > 1e-7 ? one : 1e-7)) + 1;
 }
 
+/* Seconds per call, over iters calls. */
 static double sample(bench_fn fn, void *ctx, long iters)
 {
     double t0 = now();
@@ -239,35 +240,6 @@ static double sample(bench_fn fn, void *ctx, long iters)
         fn(ctx);
     return (now() - t0) / (double)iters;
 }
-
-/*
- * Time per call of fn. When base1 / base2 are given, each sample of fn is followed by a sample
- * of each baseline, and vs1 / vs2 are the medians of the per-sample ratios: the machine is
- * shared and its load drifts, and a ratio of neighbouring samples is far steadier than a ratio
- * of medians taken seconds apart.
- */
-static stats measure_vs(bench_fn fn, void *ctx, bench_fn base1, void *ctx1, bench_fn base2,
-                        void *ctx2)
-{
-    long it = calibrate(fn, ctx), it1 = base1 ? calibrate(base1, ctx1) : 0;
-    long it2 = base2 ? calibrate(base2, ctx2) : 0;
-    double *v = calloc(3 * (size_t)samples, sizeof *v);
-    if (!v)
-        exit(1);
-    double *r1 = v + samples, *r2 = r1 + samples;
-    for (int s = 0; s < samples; s++) {
-        v[s] = sample(fn, ctx, it);
-        r1[s] = base1 ? v[s] / sample(base1, ctx1, it1) : 0;
-        r2[s] = base2 ? v[s] / sample(base2, ctx2, it2) : 0;
-    }
-    stats r;
-    r.vs1 = median(r1, samples), r.vs2 = median(r2, samples);
-    r.median = median(v, samples), r.min = v[0];
-    free(v);
-    return r;
-}
-
-static stats measure(bench_fn fn, void *ctx) { return measure_vs(fn, ctx, NULL, NULL, NULL, NULL); }
 
 /* ---- The op, split over the pool ---- */
 
@@ -279,7 +251,7 @@ typedef struct op_job {
     int mode;
     qdq_plan plan;
     void *data; /* computed in place */
-    char *accs; /* MAX_THREADS accumulators, acc_stride bytes apart */
+    char *accs; /* nt accumulators, acc_stride bytes apart */
     size_t acc_stride;
     void *params;
     float given[2]; /* MODE_GIVEN, float32 only */
@@ -318,6 +290,7 @@ static void params_from_data(op_job *j)
     qdq_params_from_acc(&j->plan, j->accs, j->data, j->params);
 }
 
+/* One whole op, as a server runs it. */
 static void op_once(void *ctx)
 {
     op_job *j = ctx;
@@ -333,20 +306,23 @@ static void op_once(void *ctx)
     pool_run(j->pool, apply_task, j, j->nt);
 }
 
-/* Sets up j for a tensor of `bytes` bytes of dtype (per-tensor when axis < 0; otherwise 2-D
- * with CHANNELS channels on axis 0 or on the last axis 1), on nt threads. */
-static void op_setup(op_job *j, pool *p, int nt, int mode, qdq_dtype dtype, int axis,
-                     void *data, size_t bytes, char *accs, size_t acc_cap, void *params,
-                     size_t params_cap)
+/*
+ * A job for a tensor of `bytes` bytes of dtype at data (per-tensor when axis < 0; otherwise
+ * 2-D with CHANNELS channels on axis 0 or on the last axis, 1), on nt threads. It owns its
+ * accumulators and parameters: op_release frees them.
+ */
+static op_job *op_new(pool *p, int nt, int mode, qdq_dtype dtype, int axis, void *data,
+                      size_t bytes)
 {
-    memset(j, 0, sizeof *j);
+    op_job *j = calloc(1, sizeof *j);
+    if (!j)
+        exit(1);
     size_t es = qdq_dtype_size(dtype);
-    int64_t count = (int64_t)(bytes / es), dims[2];
+    int64_t count = (int64_t)(bytes / es), dims[2] = { count, 0 };
     int rank = 1;
     qdq_attrs a = QDQ_ATTRS_DEFAULT;
     a.range_given = mode == MODE_GIVEN;
     a.axis = axis;
-    dims[0] = count;
     if (axis == 0)
         dims[0] = CHANNELS, dims[1] = count / CHANNELS, rank = 2;
     else if (axis == 1)
@@ -356,16 +332,22 @@ static void op_setup(op_job *j, pool *p, int nt, int mode, qdq_dtype dtype, int 
         fprintf(stderr, "bench_core: %s\n", err.msg);
         exit(1);
     }
-    j->pool = p, j->nt = nt, j->mode = mode, j->data = data, j->accs = accs, j->params = params;
-    j->acc_stride = (qdq_acc_size(&j->plan) + 63) / 64 * 64;
-    if (j->acc_stride * MAX_THREADS > acc_cap || qdq_params_size(&j->plan) > params_cap) {
-        fprintf(stderr, "bench_core: parameter buffers too small\n");
-        exit(1);
-    }
+    j->pool = p, j->nt = nt, j->mode = mode, j->data = data;
+    j->acc_stride = (qdq_acc_size(&j->plan) + 63) / 64 * 64; /* no false sharing */
+    j->accs = warm_alloc(j->acc_stride * (size_t)nt);
+    j->params = warm_alloc(qdq_params_size(&j->plan));
     j->given[0] = -3.0f, j->given[1] = 3.0f;
     split(j->bounds, j->plan.count, es, nt);
     if (mode == MODE_KNOWN) /* the folded reduction happened earlier: params are ready */
         params_from_data(j);
+    return j;
+}
+
+static void op_release(op_job *j)
+{
+    free(j->accs);
+    free(j->params);
+    free(j);
 }
 
 /* ---- Baselines ---- */
@@ -407,7 +389,7 @@ static void eigen_once(void *ctx)
     eigen_qdq_f32(e->dev, e->in, e->out, e->n, e->qmin, e->qmax, range);
 }
 
-/* ---- The run ---- */
+/* ---- The cases and the rounds ---- */
 
 typedef struct bench_case {
     const char *name;
@@ -428,116 +410,179 @@ static const bench_case cases[] = {
 };
 enum { C_F32, C_GIVEN, C_KNOWN, C_AXIS0, C_LAST, C_F16, C_BF16, C_F64, N_CASES };
 
-typedef struct size_result {
-    stats memcpy1, memcpy2;
-    stats op[N_CASES][MAX_THREADS + 1];
-    stats eigen[MAX_THREADS + 1];
-    bool have_eigen;
-} size_result;
+/* One timed thing: a row of the table. t, r1, r2 hold one value per round. */
+typedef struct entry {
+    const char *name;
+    int nt;
+    bench_fn fn;
+    void *ctx;
+    long iters;
+    double *t, *r1, *r2;
+    double median, min, vs1, vs2; /* seconds; medians of the per-round ratios to memcpy */
+} entry;
 
-static void row(const char *name, int nt, stats s, size_t bytes)
+#define MAX_ENTRIES (2 + N_CASES * MAX_THREADS + 2 * MAX_THREADS)
+
+typedef struct size_run {
+    entry e[MAX_ENTRIES];
+    int n;
+    int op[N_CASES][MAX_THREADS + 1]; /* entry index of each case */
+    int eigen[MAX_THREADS + 1];       /* entry index of Eigen in place, or -1 */
+} size_run;
+
+static int add(size_run *r, const char *name, int nt, bench_fn fn, void *ctx)
 {
-    printf("  %-48s %3d %10.3f %10.3f %8.2f %9.3f %9.3f\n", name, nt, s.median * 1e3,
-           s.min * 1e3, (double)bytes / s.median * 1e-9, s.vs1, s.vs2);
+    entry *e = &r->e[r->n];
+    memset(e, 0, sizeof *e);
+    e->name = name, e->nt = nt, e->fn = fn, e->ctx = ctx;
+    e->t = calloc(3 * (size_t)rounds, sizeof(double));
+    if (!e->t)
+        exit(1);
+    e->r1 = e->t + rounds, e->r2 = e->r1 + rounds;
+    return r->n++;
 }
 
+/* Median over the rounds of the ratio of entry a to entry b (both timed in each round). */
+static double ratio(const size_run *r, int a, int b)
+{
+    double *v = calloc((size_t)rounds, sizeof *v);
+    if (!v)
+        exit(1);
+    for (int s = 0; s < rounds; s++)
+        v[s] = r->e[a].t[s] / r->e[b].t[s];
+    double m = median(v, rounds);
+    free(v);
+    return m;
+}
+
+/* Every entry once per round, each followed by memcpy on 1 and on 2 threads (entries 0, 1). */
+static void run_rounds(size_run *r)
+{
+    for (int i = 0; i < r->n; i++)
+        r->e[i].iters = calibrate(r->e[i].fn, r->e[i].ctx);
+    entry *m1 = &r->e[0], *m2 = &r->e[1];
+    for (int s = 0; s < rounds; s++)
+        for (int i = 0; i < r->n; i++) {
+            entry *e = &r->e[i];
+            e->t[s] = sample(e->fn, e->ctx, e->iters);
+            e->r1[s] = e->t[s] / sample(m1->fn, m1->ctx, m1->iters);
+            e->r2[s] = e->t[s] / sample(m2->fn, m2->ctx, m2->iters);
+        }
+    double *v = calloc((size_t)rounds, sizeof *v);
+    if (!v)
+        exit(1);
+    for (int i = 0; i < r->n; i++) {
+        entry *e = &r->e[i];
+        memcpy(v, e->t, (size_t)rounds * sizeof *v);
+        e->median = median(v, rounds), e->min = v[0];
+        memcpy(v, e->r1, (size_t)rounds * sizeof *v);
+        e->vs1 = median(v, rounds);
+        memcpy(v, e->r2, (size_t)rounds * sizeof *v);
+        e->vs2 = median(v, rounds);
+    }
+    free(v);
+}
+
+static void print_rows(const size_run *r, size_t bytes, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        const entry *e = &r->e[i];
+        printf("  %-48s %3d %10.3f %10.3f %8.2f %9.3f %9.3f\n", e->name, e->nt,
+               e->median * 1e3, e->min * 1e3, (double)bytes / e->median * 1e-9, e->vs1, e->vs2);
+    }
+}
+
+/* Buffers of the largest size; smaller sizes use their beginnings. */
 typedef struct buffers {
-    char *data, *copy_dst, *orig, *out;
-    char *accs;
-    size_t acc_cap;
-    void *params;
-    size_t params_cap;
+    char *data[4]; /* one per dtype, computed in place */
+    char *orig;    /* float32 data: memcpy's source, Eigen's input, the check's input */
+    char *copy_dst, *eig, *out;
 } buffers;
 
-/* The bit-for-bit check: core (1 and 2 threads) and TensorFlow's expression on the same data. */
+/* Core (1 and 2 threads) and TensorFlow's Eigen expression (1 and 2 threads) on the same data:
+ * all four outputs must be the same bits. Uses eig and out as scratch. */
+static int wrong_answers;
+
 static void check_eigen(pool *p, eigen_qdq **dev, buffers *b, size_t bytes)
 {
-    size_t n = bytes / 4;
-    fill(QDQ_FLOAT32, b->orig, n);
-    op_job j;
-    memcpy(b->data, b->orig, bytes);
-    op_setup(&j, p, 1, MODE_DATA, QDQ_FLOAT32, -1, b->data, bytes, b->accs, b->acc_cap,
-             b->params, b->params_cap);
-    op_once(&j);
-    memcpy(b->copy_dst, b->data, bytes); /* core, 1 thread */
-    memcpy(b->data, b->orig, bytes);
-    op_setup(&j, p, 2, MODE_DATA, QDQ_FLOAT32, -1, b->data, bytes, b->accs, b->acc_cap,
-             b->params, b->params_cap);
-    op_once(&j);
-    bool threads_same = memcmp(b->copy_dst, b->data, bytes) == 0;
-    size_t diff[MAX_THREADS + 1] = { 0 };
-    size_t first = (size_t)-1;
+    size_t n = bytes / 4, diff[MAX_THREADS + 1] = { 0 }, first = (size_t)-1;
+    char *core[MAX_THREADS + 1] = { NULL, b->copy_dst, b->eig };
+    for (int nt = 1; nt <= MAX_THREADS; nt++) {
+        memcpy(core[nt], b->orig, bytes);
+        op_job *j = op_new(p, nt, MODE_DATA, QDQ_FLOAT32, -1, core[nt], bytes);
+        op_once(j);
+        op_release(j);
+    }
+    bool threads_same = memcmp(core[1], core[2], bytes) == 0;
+    wrong_answers += !threads_same;
     for (int nt = 1; nt <= MAX_THREADS; nt++) {
         float range[2];
-        eigen_qdq_f32(dev[nt], (const float *)b->orig, (float *)b->out, n, j.plan.qmin,
-                      j.plan.qmax, range);
-        for (size_t i = 0; i < n; i++) {
-            uint32_t x, y;
-            memcpy(&x, b->data + 4 * i, 4);
-            memcpy(&y, b->out + 4 * i, 4);
-            if (x != y) {
+        eigen_qdq_f32(dev[nt], (const float *)b->orig, (float *)b->out, n, -128, 127, range);
+        for (size_t i = 0; i < n; i++)
+            if (memcmp(core[2] + 4 * i, b->out + 4 * i, 4) != 0) {
                 diff[nt]++;
-                if (first == (size_t)-1)
-                    first = i;
+                first = first < i ? first : i;
             }
-        }
     }
-    printf("  check: core 1 thread vs 2 threads: %s; TF Eigen expression vs core: %s",
-           threads_same ? "identical" : "DIFFER",
-           diff[1] + diff[2] == 0 ? "identical bit for bit" : "DIFFER");
-    printf(" (%zu elements)\n", n);
+    printf("  check: core on 1 and 2 threads: %s; TF's Eigen expression (1 and 2 threads) vs "
+           "core: %s (%zu elements)\n", threads_same ? "identical" : "DIFFER",
+           diff[1] + diff[2] == 0 ? "identical bit for bit" : "DIFFER", n);
     if (diff[1] + diff[2]) {
         float c, e;
-        memcpy(&c, b->data + 4 * first, 4);
+        wrong_answers++;
+        memcpy(&c, core[2] + 4 * first, 4);
         memcpy(&e, b->out + 4 * first, 4);
-        printf("  check: %zu / %zu elements differ (1 / 2 Eigen threads); first at %zu: core %.9g,"
-               " Eigen %.9g, input %.9g\n", diff[1], diff[2], first, c, e,
+        printf("  check: %zu / %zu elements differ (1 / 2 Eigen threads); first at %zu: core "
+               "%.9g, Eigen %.9g, input %.9g\n", diff[1], diff[2], first, c, e,
                ((const float *)b->orig)[first]);
     }
 }
 
 static void bench_size(pool *p, eigen_qdq **dev, buffers *b, size_t bytes, const char *label,
-                       size_result *r)
+                       size_run *r)
 {
     memset(r, 0, sizeof *r);
     printf("\n== %s tensor (%zu bytes) ==\n", label, bytes);
+    if (dev[1] && dev[2])
+        check_eigen(p, dev, b, bytes);
+
+    copy_job c1 = { p, 1, b->copy_dst, b->orig, bytes }, c2 = { p, 2, b->copy_dst, b->orig, bytes };
+    add(r, "memcpy (the baseline)", 1, copy_once, &c1);
+    add(r, "memcpy (information)", 2, copy_once, &c2);
+    op_job *jobs[N_CASES][MAX_THREADS + 1];
+    for (int k = 0; k < N_CASES; k++) {
+        const bench_case *bc = &cases[k];
+        fill(bc->dtype, b->data[bc->dtype], bytes / qdq_dtype_size(bc->dtype));
+        for (int nt = 1; nt <= MAX_THREADS; nt++) {
+            jobs[k][nt] = op_new(p, nt, bc->mode, bc->dtype, bc->axis, b->data[bc->dtype], bytes);
+            r->op[k][nt] = add(r, bc->name, nt, op_once, jobs[k][nt]);
+        }
+    }
+    eigen_job ej[2][MAX_THREADS + 1];
+    for (int nt = 0; nt <= MAX_THREADS; nt++)
+        r->eigen[nt] = -1;
+    if (dev[1] && dev[2]) {
+        memcpy(b->eig, b->orig, bytes);
+        for (int nt = 1; nt <= MAX_THREADS; nt++) {
+            ej[0][nt] = (eigen_job){ dev[nt], (float *)b->eig, (float *)b->eig, bytes / 4, -128, 127 };
+            r->eigen[nt] = add(r, "TF Eigen expr, f32 per-tensor, in place", nt, eigen_once,
+                               &ej[0][nt]);
+        }
+        for (int nt = 1; nt <= MAX_THREADS; nt++) {
+            ej[1][nt] = (eigen_job){ dev[nt], (float *)b->orig, (float *)b->out, bytes / 4, -128, 127 };
+            add(r, "TF Eigen expr, f32 per-tensor, new output", nt, eigen_once, &ej[1][nt]);
+        }
+    }
+
+    run_rounds(r);
+
     printf("  %-48s %3s %10s %10s %8s %9s %9s\n", "case", "thr", "median ms", "min ms", "GB/s",
            "x memcpy", "x memcpy");
     printf("  %-48s %3s %10s %10s %8s %9s %9s\n", "", "", "", "", "", "(1 thr)", "(2 thr)");
-
-    copy_job c1 = { p, 1, b->copy_dst, b->orig, bytes }, c2 = { p, 2, b->copy_dst, b->orig, bytes };
-    r->memcpy1 = measure_vs(copy_once, &c1, copy_once, &c1, copy_once, &c2);
-    r->memcpy2 = measure_vs(copy_once, &c2, copy_once, &c1, copy_once, &c2);
-    row("memcpy (the baseline)", 1, r->memcpy1, bytes);
-    row("memcpy (information)", 2, r->memcpy2, bytes);
-
-    for (int k = 0; k < N_CASES; k++) {
-        const bench_case *bc = &cases[k];
-        fill(bc->dtype, b->data, bytes / qdq_dtype_size(bc->dtype));
-        for (int nt = 1; nt <= MAX_THREADS; nt++) {
-            op_job j;
-            op_setup(&j, p, nt, bc->mode, bc->dtype, bc->axis, b->data, bytes, b->accs,
-                     b->acc_cap, b->params, b->params_cap);
-            r->op[k][nt] = measure_vs(op_once, &j, copy_once, &c1, copy_once, &c2);
-            row(bc->name, nt, r->op[k][nt], bytes);
-        }
-    }
-
-    if (dev[1] && dev[2]) {
-        r->have_eigen = true;
-        check_eigen(p, dev, b, bytes);
-        memcpy(b->data, b->orig, bytes);
-        for (int nt = 1; nt <= MAX_THREADS; nt++) {
-            eigen_job e = { dev[nt], (float *)b->data, (float *)b->data, bytes / 4, -128, 127 };
-            r->eigen[nt] = measure_vs(eigen_once, &e, copy_once, &c1, copy_once, &c2);
-            row("TF Eigen expr, f32 per-tensor, in place", nt, r->eigen[nt], bytes);
-        }
-        for (int nt = 1; nt <= MAX_THREADS; nt++) {
-            eigen_job e = { dev[nt], (float *)b->orig, (float *)b->out, bytes / 4, -128, 127 };
-            row("TF Eigen expr, f32 per-tensor, new output", nt,
-                measure_vs(eigen_once, &e, copy_once, &c1, copy_once, &c2), bytes);
-        }
-    }
+    print_rows(r, bytes, 0, r->n);
+    for (int k = 0; k < N_CASES; k++)
+        for (int nt = 1; nt <= MAX_THREADS; nt++)
+            op_release(jobs[k][nt]);
 }
 
 static int verdicts[2];
@@ -546,29 +591,33 @@ static void verdict(const char *what, double value, const char *unit, double lim
 {
     bool ok = value <= limit;
     verdicts[ok]++;
-    printf("  %-60s %6.3f%-11s <= %.2f  %s\n", what, value, unit, limit, ok ? "PASS" : "MISS");
+    printf("  %-52s %6.3f%-13s <= %.2f  %s\n", what, value, unit, limit, ok ? "PASS" : "MISS");
 }
 
-static void summary(const size_result *r, const char *label)
+static void summary(const size_run *r, const char *label)
 {
     const int T = 2;
-    const stats *op = NULL;
-    printf("\n  targets, %d threads, %s (median of %d samples):\n", T, label, samples);
-    verdict("f32 per-tensor, range from data", r->op[C_F32][T].vs1, "x memcpy", 1.25);
-    if (r->have_eigen)
-        printf("  %-60s %6.3f%-11s (TF's Eigen expression, in place)\n", "", r->eigen[T].vs1,
-               "x memcpy");
-    verdict("f32 per-tensor, range_given", r->op[C_GIVEN][T].vs1, "x memcpy", 1.0);
-    verdict("f32 per-tensor, range known from folded reduction", r->op[C_KNOWN][T].vs1,
+    const entry *e = r->e;
+    printf("\n  %s, %d threads, medians over %d rounds:\n", label, T, rounds);
+    verdict("f32 per-tensor, range from data", e[r->op[C_F32][T]].vs1, "x memcpy", 1.25);
+    if (r->eigen[T] >= 0)
+        printf("  %-52s %6.3f%-13s (TF's Eigen expression, in place)\n", "",
+               e[r->eigen[T]].vs1, "x memcpy");
+    verdict("f32 per-tensor, range_given", e[r->op[C_GIVEN][T]].vs1, "x memcpy", 1.0);
+    verdict("f32 per-tensor, range known (folded reduction)", e[r->op[C_KNOWN][T]].vs1,
             "x memcpy", 1.0);
-    op = r->op[C_F32];
-    /* Both normalised by their interleaved memcpy samples, for the same reason. */
-    verdict("f32 per-channel axis 0, vs per-tensor", r->op[C_AXIS0][T].vs1 / op[T].vs1,
+    verdict("f32 per-channel axis 0, vs per-tensor", ratio(r, r->op[C_AXIS0][T], r->op[C_F32][T]),
             "x per-tensor", 1.15);
-    verdict("f32 per-channel last axis, vs per-tensor", r->op[C_LAST][T].vs1 / op[T].vs1,
-            "x per-tensor", 1.15);
-    verdict("f16 per-tensor, range from data", r->op[C_F16][T].vs1, "x memcpy", 1.3);
-    verdict("bf16 per-tensor, range from data", r->op[C_BF16][T].vs1, "x memcpy", 1.3);
+    verdict("f32 per-channel last axis, vs per-tensor",
+            ratio(r, r->op[C_LAST][T], r->op[C_F32][T]), "x per-tensor", 1.15);
+    verdict("f16 per-tensor, range from data", e[r->op[C_F16][T]].vs1, "x memcpy", 1.3);
+    verdict("bf16 per-tensor, range from data", e[r->op[C_BF16][T]].vs1, "x memcpy", 1.3);
+}
+
+static void size_run_release(size_run *r)
+{
+    for (int i = 0; i < r->n; i++)
+        free(r->e[i].t);
 }
 
 /* Fork-join cost of the pool with 2 threads and no work: the floor of a 2-thread op. */
@@ -590,50 +639,54 @@ static void load_note(const char *when, int cores)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        samples = atoi(argv[1]) > 0 ? atoi(argv[1]) : samples;
+    if (argc > 1 && atoi(argv[1]) > 0)
+        rounds = atoi(argv[1]);
     setvbuf(stdout, NULL, _IOLBF, 0);
     cpu_set_t set;
     int affinity = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
     printf("bench_core: QuantizeAndDequantizeV2 (signed 8-bit, HALF_TO_EVEN) vs memcpy\n");
-    printf("  cores: %ld online, %d usable by this process; kernels: %s; %d samples, median\n",
+    printf("  cores: %ld online, %d usable by this process; kernels: %s; %d rounds, median\n",
            sysconf(_SC_NPROCESSORS_ONLN), affinity,
-           qdq_isa_best() == QDQ_ISA_AVX2 ? "avx2+f16c" : "portable", samples);
+           qdq_isa_best() == QDQ_ISA_AVX2 ? "avx2+f16c" : "portable", rounds);
     load_note("start", affinity);
-    printf("  GB/s = tensor bytes / median time. x memcpy = median over samples of time / time of\n"
+    printf("  GB/s = tensor bytes / median time. x memcpy = median over rounds of time / time of\n"
            "  a memcpy of the same bytes (1 or 2 threads) timed right after it, in this run.\n");
 
     const size_t big = (size_t)64 << 20, small = (size_t)256 << 10;
     buffers b;
-    b.data = warm_alloc(big);
-    b.copy_dst = warm_alloc(big);
+    for (int d = 0; d < 4; d++)
+        b.data[d] = warm_alloc(big);
     b.orig = warm_alloc(big);
+    b.copy_dst = warm_alloc(big);
+    b.eig = warm_alloc(big);
     b.out = warm_alloc(big);
-    b.acc_cap = 5 * CHANNELS * 8 * MAX_THREADS + 64 * MAX_THREADS;
-    b.accs = warm_alloc(b.acc_cap);
-    b.params_cap = 6 * CHANNELS * 8;
-    b.params = warm_alloc(b.params_cap);
     fill(QDQ_FLOAT32, b.orig, big / 4);
 
     pool p;
     pool_init(&p, MAX_THREADS);
     eigen_qdq *dev[MAX_THREADS + 1] = { NULL, eigen_qdq_create(1), eigen_qdq_create(2) };
-    printf("  pool fork-join with no work, 2 threads: %.2f us\n",
-           measure(fork_join_once, &p).median * 1e6);
+    double fj[9];
+    for (int i = 0; i < 9; i++)
+        fj[i] = sample(fork_join_once, &p, 2000);
+    printf("  pool fork-join with no work, 2 threads: %.2f us\n", median(fj, 9) * 1e6);
 
-    size_result rb, rs;
+    static size_run rb, rs;
     bench_size(&p, dev, &b, big, "64 MiB", &rb);
     bench_size(&p, dev, &b, small, "256 KiB (in cache)", &rs);
 
-    printf("\n== summary (targets from the issue; informational, not a test) ==\n");
+    printf("\n== summary: the issue's targets (informational, not a test) ==\n");
     summary(&rb, "64 MiB");
     summary(&rs, "256 KiB in cache");
     printf("\n  %d PASS, %d MISS\n", verdicts[1], verdicts[0]);
     load_note("end", -1);
 
+    size_run_release(&rb);
+    size_run_release(&rs);
     for (int nt = 1; nt <= MAX_THREADS; nt++)
         eigen_qdq_destroy(dev[nt]);
     pool_release(&p);
-    free(b.data), free(b.copy_dst), free(b.orig), free(b.out), free(b.accs), free(b.params);
-    return 0;
+    for (int d = 0; d < 4; d++)
+        free(b.data[d]);
+    free(b.orig), free(b.copy_dst), free(b.eig), free(b.out);
+    return wrong_answers ? 1 : 0;
 }

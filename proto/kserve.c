@@ -18,6 +18,7 @@
 #include <time.h>
 
 #define MAX_SPANS 16 /* data arrays in one request (the model has three inputs) */
+#define ENVELOPE_MAX (64 << 10) /* bytes of JSON outside the data arrays */
 
 static int fail(qdq_error *err, int code, const char *fmt, ...)
 {
@@ -348,6 +349,16 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
                                (unsigned long long)clock();
     int nspans = memchr(txt, '\0', jlen) ? -1 : strip_data_arrays(txt, jlen, j, spans, nonce);
     free(txt);
+    /* Without its data arrays the envelope is names, shapes and a few parameters: a large one
+     * would only make cJSON build a large tree. */
+    size_t envelope = nspans < 0 ? 0 : strlen(j);
+    if (envelope > ENVELOPE_MAX) {
+        int rc = fail(err, PROTO_ETOOBIG, "the inference request's JSON outside its data arrays is "
+                  "%zu bytes, over the limit of %d", envelope, ENVELOPE_MAX);
+        free(j);
+        proto_v2_request_clear(out);
+        return rc;
+    }
     cJSON *root = nspans < 0 ? NULL : cJSON_ParseWithOpts(j, NULL, 1);
     int rc = 0;
     if (!root) {

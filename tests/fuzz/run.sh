@@ -10,6 +10,7 @@
 #   sh tests/fuzz/run.sh json npy        some of them
 #   FUZZ_SECONDS=600 sh tests/fuzz/run.sh
 #   FUZZ_BUILD_ONLY=1 sh tests/fuzz/run.sh
+#   FUZZ_BUILD=/tmp/fz sh tests/fuzz/run.sh  build somewhere else than build-fuzz/
 #   FUZZ_STRICT=1 ...                    the decoder targets also run inputs that hit the known
 #                                        per-channel allocation bug (see fuzz_json.c)
 #
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/../.." || exit 1
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 CC=${FUZZ_CC:-clang}
 CXX=${FUZZ_CXX:-clang++}
-B=build-fuzz
+B=${FUZZ_BUILD:-build-fuzz}   # another folder keeps a run apart from other builds
 CRASHES=tests/fuzz/crashes
 ARCH=$(uname -m)
 

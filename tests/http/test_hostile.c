@@ -14,6 +14,8 @@
  *   - compression bombs: 1 GiB of zeros (and of JSON whitespace, and a .npy of zeros) as gzip or
  *     deflate, a megabyte or two on the wire: 413, quickly, and the server's resident memory
  *     (VmRSS in /proc/PID/status) back where it was afterwards;
+ *   - KServe requests whose JSON outside the "data" arrays is 8 MB (a shape, a parameter, the
+ *     outputs list): refused without building a tree of millions of JSON nodes;
  *   - a 1 MiB header, 20 000 headers, a 1 MiB request line: refused (libmicrohttpd's 431/414)
  *     without memory growth.
  *
@@ -988,6 +990,50 @@ static void test_npy_pickles(void)
     free(pk.p);
 }
 
+/* ---- 3b. KServe: the JSON around the data arrays ---- */
+
+/*
+ * The KServe decoder reads "data" arrays straight into tensors but the rest of the request with
+ * cJSON, a node (~40 bytes) per number: an 8 MB "shape" or parameter array must be refused
+ * without the server building a third of a gigabyte of nodes (and keeping it: the small blocks
+ * fragment the heap).
+ */
+static void kserve_envelope_case(const char *what, const char *head, const char *tail)
+{
+    sbuf b = { 0 };
+    sb_str(&b, head);
+    for (int i = 0; i < 4 << 20; i++)
+        sb_add(&b, i ? ",0" : "0", i ? 2 : 1);
+    sb_str(&b, tail);
+    long before = rss_kb(srv.pid);
+    bool peak_ok = peak_reset(srv.pid);
+    post_case(what, "/v2/models/quantize_and_dequantize_v2/infer", "application/json", NULL, b.p,
+              b.len, 413, 400, 0, "rank|limit|parameter|shape|large|JSON|outputs");
+    long peak = proc_kb(srv.pid, "VmHWM:"), after = rss_kb(srv.pid);
+    fprintf(stderr, "  KServe %s (%zu bytes): RSS %ld -> %ld KiB, peak %ld KiB\n", what, b.len,
+            before, after, peak);
+    if (peak_ok)
+        CHECK(peak - before < 3 * (long)(b.len >> 10) + 32 * 1024,
+              "%s: a %zu-byte body took the peak RSS from %ld to %ld KiB", what, b.len, before,
+              peak);
+    CHECK(after - before < RSS_SLACK_KB, "%s: RSS %ld -> %ld KiB afterwards", what, before,
+          after);
+    free(b.p);
+}
+
+static void test_kserve_envelope(void)
+{
+    kserve_envelope_case("8 MB shape array",
+                         "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", "
+                         "\"shape\": [", "], \"data\": []}]}");
+    kserve_envelope_case("8 MB unknown parameter array",
+                         "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", "
+                         "\"shape\": [1], \"data\": [1]}], \"parameters\": {\"x\": [", "]}}");
+    kserve_envelope_case("8 MB of outputs",
+                         "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", "
+                         "\"shape\": [1], \"data\": [1]}], \"outputs\": [", "]}");
+}
+
 /* ---- 4. compression bombs ---- */
 
 /*
@@ -1262,8 +1308,8 @@ static void warm(const char *path, const char *ctype, const char *extra, const v
 
 /*
  * Traffic of every kind before the baseline is read: each format, compressed bodies (512 KiB
- * and 32 MiB inflated, arriving without a length), a 2 MB JSON body, on fresh connections so
- * that every libmicrohttpd thread (and its malloc arena) has served each. The allocator's
+ * and 32 MiB inflated, arriving without a length), JSON bodies of 2 and 16 MB, 8 MB of KServe
+ * JSON, on fresh connections so that every thread (and its malloc arena) has served each. The allocator's
  * thresholds and per-thread arenas settle here, not during the suite.
  */
 static void warm_up(void)
@@ -1272,7 +1318,7 @@ static void warm_up(void)
     float *f = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++)
         f[i] = (float)((int)(i % 2001) - 1000) * 0.001f;
-    sbuf npy = { 0 }, small = { 0 }, big = { 0 };
+    sbuf npy = { 0 }, small = { 0 }, big = { 0 }, huge = { 0 }, v2 = { 0 };
     npy_build(&npy, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1024, 1024), }", f,
               n * sizeof(float));
     sb_str(&small, "{\"input\": [");
@@ -1283,6 +1329,17 @@ static void warm_up(void)
     for (int i = 0; i < 200000; i++)
         sb_printf(&big, "%s%g", i ? "," : "", f[i]);
     sb_str(&big, "]}}");
+    /* 16 MB of JSON and 8 MB of KServe JSON: bodies as large as the suite's, decoded on the
+     * workers (each thread's malloc arena keeps its high-water mark; it is reached here). */
+    sb_str(&huge, "{\"input\": [");
+    for (int i = 0; i < 2000000; i++)
+        sb_printf(&huge, "%s%.5f", i ? "," : "", f[i % n]);
+    sb_str(&huge, "]}");
+    sb_str(&v2, "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", "
+           "\"shape\": [1000000], \"data\": [");
+    for (int i = 0; i < 1000000; i++)
+        sb_printf(&v2, "%s%.5f", i ? "," : "", f[i % n]);
+    sb_str(&v2, "]}]}");
     size_t zn1, zn2;
     unsigned char *z1 = bomb(true, "", 0, 0, 8, "", &zn1);   /* 512 KiB of zeros */
     unsigned char *z2 = bomb(true, "", 0, 0, 512, "", &zn2); /* 32 MiB of zeros */
@@ -1291,6 +1348,9 @@ static void warm_up(void)
         warm(Q "?axis=0", "application/x-npy", NULL, npy.p, npy.len, "npy");
         warm(Q, "application/json", "Accept-Encoding: gzip", small.p, small.len, "JSON");
         warm(Q, "application/json", NULL, big.p, big.len, "2 MB JSON");
+        warm(Q, "application/json", NULL, huge.p, huge.len, "16 MB JSON");
+        warm("/v2/models/quantize_and_dequantize_v2/infer", "application/json", NULL, v2.p,
+             v2.len, "8 MB KServe JSON");
         warm(Q, "application/octet-stream", "Content-Encoding: gzip", z1, zn1, "gzip 512 KiB");
         warm(Q, "application/octet-stream", "Content-Encoding: gzip", z2, zn2, "gzip 32 MiB");
         good_request(&srv, "warm-up");
@@ -1300,6 +1360,8 @@ static void warm_up(void)
     free(npy.p);
     free(small.p);
     free(big.p);
+    free(huge.p);
+    free(v2.p);
     free(f);
 }
 
@@ -1329,6 +1391,7 @@ int main(void)
     test_shapes_and_text();
     long long t2 = sp_now_ms();
     test_npy_pickles();
+    test_kserve_envelope();
     test_bombs();
     long long t3 = sp_now_ms();
     test_huge_heads();
