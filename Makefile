@@ -7,6 +7,8 @@
 #   make bench      build and run the benchmarks (baselines in the same run, ratios printed)
 #   make install    install the server (PREFIX, DESTDIR)
 #   make fuzz       fuzz every decoder for FUZZ_SECONDS (60) each
+#   make soak       wrk at SOAK_CONNECTIONS (256) for SOAK_SECONDS (60), answers compared byte
+#                   for byte, RSS bounded; then SIGTERM under load (tests/soak/)
 #   make SAN=1 ...  the same with AddressSanitizer and UndefinedBehaviorSanitizer (build-san/)
 #   make deps       install build, test and benchmark dependencies (Debian, as root)
 
@@ -66,7 +68,7 @@ LINK := $(if $(PROTO_CXX),$(CXX),$(CC))
 # Keep objects of pattern-built programs.
 .SECONDARY:
 
-.PHONY: all run test tests bench install clean deps asan fuzz
+.PHONY: all run test tests bench install clean deps asan fuzz soak
 all: $(LIBQDQ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(if $(SERVER_SRC),$(SERVER))
 
 $(BUILD)/%.o: %.c
@@ -123,6 +125,11 @@ asan:
 # libFuzzer targets for every decoder (clang, ASan+UBSan), each for FUZZ_SECONDS (default 60).
 fuzz:
 	sh tests/fuzz/run.sh
+
+# Load: the soak (tests/soak/soak.sh), then a SIGTERM under load (shutdown_under_load.sh).
+soak: all
+	bash tests/soak/soak.sh
+	bash tests/soak/shutdown_under_load.sh
 
 bench: $(BENCH_BIN) $(if $(SERVER_SRC),$(SERVER))
 	sh bench/run.sh $(BUILD)
