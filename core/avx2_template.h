@@ -2,9 +2,12 @@
  * AVX2 element kernels, instantiated once per dtype by kernels_avx2.c with:
  *   SUF, S (storage), T (compute), F (flag), LANES, VT (vector of T),
  *   LOADV(p) / STOREV(p, v)   LANES elements of S <-> VT
+ *   LOADV2(p, a, b) / STOREV2(p, a, b)   2 * LANES elements <-> two VT, in any order the pair
+ *                             restores (defaults: two LOADV / STOREV)
  *   VLOADT(p) / VSTORET(p, v) LANES values of T
  *   VSET1, VMIN, VMAX, VMUL, VADD, VRINT, VFLOOR, VCMPEQ_I (on the bits), VSIGN_I (the -0.0 bits),
  *   S_NAN (a NaN of S, to pad partial vectors).
+ * With BITS_REDUCE defined, reduce_run and reduce_rows come from avx2_bits_template.h instead.
  * Each operation is the single IEEE operation of the contract; a partial vector at the end is
  * padded in a local buffer and goes through the same instructions.
  */
@@ -12,7 +15,13 @@
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
 #define AI static inline __attribute__((always_inline))
+#ifndef LOADV2
+#define LOADV2(p, a, b) ((a) = LOADV(p), (b) = LOADV((p) + LANES))
+#define STOREV2(p, a, b) (STOREV(p, a), STOREV((p) + LANES, b))
+#define DEFAULT_V2
+#endif
 
+#ifndef BITS_REDUCE
 static void CAT(reduce_run, SUF)(const void *in_, size_t n, void *mn_, void *mx_, void *nz_,
                                  void *pz_, void *nn_)
 {
@@ -68,6 +77,8 @@ static void CAT(reduce_run, SUF)(const void *in_, size_t n, void *mn_, void *mx_
         *(F *)nn_ = -1;
 }
 
+#endif
+
 static void CAT(reduce_lanes, SUF)(const void *in_, size_t n, void *mn_, void *mx_, void *nz_,
                                    void *pz_, void *nn_)
 {
@@ -111,6 +122,7 @@ static void CAT(reduce_lanes, SUF)(const void *in_, size_t n, void *mn_, void *m
     }
 }
 
+#ifndef BITS_REDUCE
 /*
  * Whole rows of C channels: for a block of rows (kept in cache), each vector of channels keeps
  * its accumulators in registers down the block, so the accumulator arrays are read and written
@@ -151,6 +163,7 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
                                        pz + cv, nn + cv);
     }
 }
+#endif
 
 /* One vector: clamp with std::min / std::max semantics (VMIN(hi, x) returns x when x is NaN or
  * when both are zeros), scale, round, scale back. */
@@ -167,6 +180,13 @@ AI void CAT(run_loop, SUF)(const S *in, S *out, size_t n, VT lo, VT hi, VT s, VT
                            int half_up)
 {
     size_t k = 0;
+    /* Two vectors a step; LOADV2 may order the elements in any way STOREV2 undoes. */
+    for (; k + 2 * LANES <= n; k += 2 * LANES) {
+        VT a, b;
+        LOADV2(in + k, a, b);
+        STOREV2(out + k, CAT(vec, SUF)(a, lo, hi, s, v, clamp, half_up),
+                CAT(vec, SUF)(b, lo, hi, s, v, clamp, half_up));
+    }
     for (; k + LANES <= n; k += LANES)
         STOREV(out + k, CAT(vec, SUF)(LOADV(in + k), lo, hi, s, v, clamp, half_up));
     if (k < n) {
@@ -226,6 +246,60 @@ static void CAT(apply_lanes, SUF)(const void *in, void *out, size_t n, const voi
     }
 }
 
+static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_t C,
+                                 const void *lo, const void *hi, const void *scale,
+                                 const void *inv, int clamp, int half_up)
+{
+    const S *in = in_;
+    S *out = out_;
+#define ROWS(cl, up)                                                                           \
+    for (size_t r = 0; r < rows; r++)                                                          \
+        CAT(lanes_loop, SUF)(in + r * C, out + r * C, C, lo, hi, scale, inv, cl, up)
+    switch (clamp * 2 + half_up) {
+    case 0: ROWS(0, 0); break;
+    case 1: ROWS(0, 1); break;
+    case 2: ROWS(1, 0); break;
+    default: ROWS(1, 1); break;
+    }
+#undef ROWS
+}
+
+static void CAT(apply_cols, SUF)(const void *in_, void *out_, size_t n, size_t inner,
+                                 const void *lo_, const void *hi_, const void *scale_,
+                                 const void *inv_, int clamp, int half_up)
+{
+    const S *in = in_;
+    S *out = out_;
+    const T *lo = lo_, *hi = hi_, *sc = scale_, *iv = inv_;
+#define COLS(cl, up)                                                                           \
+    for (size_t c = 0; c < n; c++)                                                             \
+        CAT(run_loop, SUF)(in + c * inner, out + c * inner, inner, VSET1(lo[c]), VSET1(hi[c]),  \
+                           VSET1(sc[c]), VSET1(iv[c]), cl, up)
+    switch (clamp * 2 + half_up) {
+    case 0: COLS(0, 0); break;
+    case 1: COLS(0, 1); break;
+    case 2: COLS(1, 0); break;
+    default: COLS(1, 1); break;
+    }
+#undef COLS
+}
+
+#ifndef BITS_REDUCE
+static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void *mn, void *mx,
+                                  void *nz, void *pz, void *nn)
+{
+    const S *in = in_;
+    for (size_t c = 0; c < n; c++)
+        CAT(reduce_run, SUF)(in + c * inner, inner, (T *)mn + c, (T *)mx + c, (F *)nz + c,
+                             (F *)pz + c, (F *)nn + c);
+}
+#endif
+
+#ifdef DEFAULT_V2
+#undef LOADV2
+#undef STOREV2
+#undef DEFAULT_V2
+#endif
 #undef AI
 #undef CAT
 #undef CAT_

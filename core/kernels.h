@@ -1,11 +1,12 @@
 /*
  * The interface between the op's bookkeeping (qdq.c) and its element kernels.
  *
- * A kernel family provides, per dtype, four loops over n contiguous elements:
+ * A kernel family provides, per dtype, loops over contiguous elements:
  *   run:   all n elements belong to one channel (scalar parameters)
  *   lanes: element k belongs to channel c0 + k (parameter arrays starting at c0)
- *   rows:  whole rows of the last axis, reduced a block of rows at a time with the
- *          accumulators of a vector of channels held in registers
+ *   rows:  whole rows of the last axis (rows x C elements, channel = column)
+ *   cols:  n consecutive channels of an axis >= 0, each a run of `inner` elements
+ * and, per compute type, the parameters of n channels from their ranges (scale.h, lane by lane).
  * Values of the compute type T (float, or double for float64) are passed through void
  * pointers. Accumulators: mn, mx of T (NaN ignored); nz, pz, nn are flags of T's width
  * (nonzero: a -0.0 / +0.0 / NaN was seen). The flags tell qdq.c when the result could depend on
@@ -28,6 +29,19 @@ typedef struct qdq_kernels {
                       const void *scale, const void *inv, int clamp, int half_up);
     void (*apply_lanes)(const void *in, void *out, size_t n, const void *lo, const void *hi,
                         const void *scale, const void *inv, int clamp, int half_up);
+    /* As reduce_run on each of n runs of inner elements, into accumulators c0 .. c0 + n - 1. */
+    void (*reduce_cols)(const void *in, size_t n, size_t inner, void *mn, void *mx, void *nz,
+                        void *pz, void *nn);
+    /* As apply_lanes on each of rows rows of C channels. */
+    void (*apply_rows)(const void *in, void *out, size_t rows, size_t C, const void *lo,
+                       const void *hi, const void *scale, const void *inv, int clamp, int half_up);
+    /* As apply_run on each of n runs of inner elements, with parameters c0 .. c0 + n - 1. */
+    void (*apply_cols)(const void *in, void *out, size_t n, size_t inner, const void *lo,
+                       const void *hi, const void *scale, const void *inv, int clamp,
+                       int half_up);
+    /* q holds (T)qmin, (T)qmax; lo, hi the ranges; olo, ohi, sc, inv receive n values each. */
+    void (*scales)(size_t n, const void *q, const void *lo, const void *hi, void *olo, void *ohi,
+                   void *sc, void *inv);
 } qdq_kernels;
 
 /* Indexed by qdq_dtype. */

@@ -4,11 +4,83 @@
  * with round-to-nearest-even, as the portable family does one element at a time.
  */
 #include "kernels.h"
+#include "scale.h"
 
 #ifdef QDQ_HAVE_AVX2
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
+
+/* ---- Support for the reductions on the bits (avx2_bits_template.h) ---- */
+
+/* The 32-bit form of a reduction (a 16-bit value sits in the upper half) as a float. */
+enum { KIND_F32 = 0, KIND_F16 = 1 }; /* bfloat16's 32-bit form is its float32: KIND_F32 */
+
+static inline float fold_to_float(uint32_t b, int kind)
+{
+    if (kind == KIND_F16)
+        return _cvtsh_ss((unsigned short)(b >> 16));
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+static inline __m256 fold_vec_to_float(__m256i b, int kind)
+{
+    if (kind == KIND_F16) {
+        __m256i h = _mm256_srli_epi32(b, 16);
+        return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(h),
+                                                _mm256_extracti128_si256(h, 1)));
+    }
+    return _mm256_castsi256_ps(b);
+}
+
+/* Eight channels' four reductions, in 32-bit form, into their accumulators (as fold1). */
+static inline void fold8(__m256i smax, __m256i smin, __m256i umax, __m256i umin, int32_t inf,
+                         int kind, float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
+{
+    __m256i zero = _mm256_setzero_si256(), sign = _mm256_set1_epi32(INT32_MIN);
+    __m256i vinf = _mm256_set1_epi32(inf);
+    __m256i neg = _mm256_cmpgt_epi32(zero, umax);
+    __m256i pos = _mm256_cmpgt_epi32(smax, _mm256_set1_epi32(-1));
+    __m256 lo = fold_vec_to_float(_mm256_blendv_epi8(umin, umax, neg), kind);
+    __m256 hi = fold_vec_to_float(_mm256_blendv_epi8(umin, smax, pos), kind);
+    __m256i fnn = _mm256_or_si256(_mm256_cmpgt_epi32(smax, vinf),
+                                  _mm256_cmpgt_epi32(_mm256_xor_si256(umax, sign), vinf));
+    _mm256_storeu_ps(mn, _mm256_min_ps(lo, _mm256_loadu_ps(mn)));
+    _mm256_storeu_ps(mx, _mm256_max_ps(hi, _mm256_loadu_ps(mx)));
+    __m256i *z0 = (__m256i *)nz, *z1 = (__m256i *)pz, *z2 = (__m256i *)nn;
+    _mm256_storeu_si256(z0, _mm256_or_si256(_mm256_loadu_si256(z0), _mm256_cmpeq_epi32(smin, sign)));
+    _mm256_storeu_si256(z1, _mm256_or_si256(_mm256_loadu_si256(z1), _mm256_cmpeq_epi32(umin, zero)));
+    _mm256_storeu_si256(z2, _mm256_or_si256(_mm256_loadu_si256(z2), fnn));
+}
+
+/* A vector's horizontal reduction with op, as the lane-0 value (32 or 16-bit lanes). */
+#define HRED32(v, op)                                                                         \
+    ({                                                                                        \
+        __m256i h_ = op(v, _mm256_permute2x128_si256(v, v, 1));                              \
+        h_ = op(h_, _mm256_shuffle_epi32(h_, 0x4e));                                          \
+        h_ = op(h_, _mm256_shuffle_epi32(h_, 0xb1));                                          \
+        (uint32_t)_mm256_cvtsi256_si32(h_);                                                   \
+    })
+#define HRED16(v, op)                                                                         \
+    ({                                                                                        \
+        __m256i h_ = op(v, _mm256_permute2x128_si256(v, v, 1));                              \
+        h_ = op(h_, _mm256_shuffle_epi32(h_, 0x4e));                                          \
+        h_ = op(h_, _mm256_shuffle_epi32(h_, 0xb1));                                          \
+        h_ = op(h_, _mm256_srli_epi32(h_, 16));                                               \
+        (uint16_t)_mm256_cvtsi256_si32(h_);                                                   \
+    })
+/* A vector of B as eight-lane halves in 32-bit form, in channel order. */
+#define WIDEN32(v, o) ((o)[0] = (v))
+#define WIDEN16(v, o)                                                                         \
+    ((o)[0] = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(v)), 16),        \
+     (o)[1] = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16))
+
+#define PANEL 512     /* channels whose reductions reduce_rows keeps at once (8 KiB or less) */
+#define ROWS_BLOCK 16 /* rows reduce_rows takes down a column before the next vector */
+#define BITS_REDUCE
 
 /* Common to the three float32-computing dtypes. */
 #define T float
@@ -37,6 +109,33 @@
 #define LOADV(p) _mm256_loadu_ps(p)
 #define STOREV(p, v) _mm256_storeu_ps(p, v)
 #include "avx2_template.h"
+#define B uint32_t
+#define BL 8
+#define BMAXS _mm256_max_epi32
+#define BMINS _mm256_min_epi32
+#define BMAXU _mm256_max_epu32
+#define BMINU _mm256_min_epu32
+#define BSET1 _mm256_set1_epi32
+#define BSMIN INT32_MIN
+#define BSMAX INT32_MAX
+#define BINF 0x7f800000u
+#define KIND KIND_F32
+#define HRED HRED32
+#define WIDEN WIDEN32
+#include "avx2_bits_template.h"
+#undef B
+#undef BL
+#undef BMAXS
+#undef BMINS
+#undef BMAXU
+#undef BMINU
+#undef BSET1
+#undef BSMIN
+#undef BSMAX
+#undef BINF
+#undef KIND
+#undef HRED
+#undef WIDEN
 #undef SUF
 #undef S
 #undef S_NAN
@@ -52,6 +151,22 @@
 #define STOREV(p, v) \
     _mm_storeu_si128((__m128i *)(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #include "avx2_template.h"
+#define B uint16_t
+#define BL 16
+#define BMAXS _mm256_max_epi16
+#define BMINS _mm256_min_epi16
+#define BMAXU _mm256_max_epu16
+#define BMINU _mm256_min_epu16
+#define BSET1 _mm256_set1_epi16
+#define BSMIN ((short)0x8000)
+#define BSMAX ((short)0x7fff)
+#define HRED HRED16
+#define WIDEN WIDEN16
+#define BINF 0x7c00u
+#define KIND KIND_F16
+#include "avx2_bits_template.h"
+#undef BINF
+#undef KIND
 #undef SUF
 #undef S_NAN
 #undef S_ISNAN
@@ -65,26 +180,78 @@ static inline __m256 bf16_load(const uint16_t *p)
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 
-static inline void bf16_store(uint16_t *p, __m256 v)
+/* Sixteen bfloat16 at once: interleaving with zeros puts each in the upper half of a float32
+ * lane (elements 0-3 and 8-11 in a, 4-7 and 12-15 in b); packing undoes it. */
+#define BF16_LOAD2(p, a, b)                                                                    \
+    do {                                                                                       \
+        __m256i x_ = _mm256_loadu_si256((const __m256i *)(p));                                  \
+        (a) = _mm256_castsi256_ps(_mm256_unpacklo_epi16(_mm256_setzero_si256(), x_));          \
+        (b) = _mm256_castsi256_ps(_mm256_unpackhi_epi16(_mm256_setzero_si256(), x_));          \
+    } while (0)
+
+/* Rounded to nearest even, as 32-bit lanes below 65536 (NaN not handled). */
+static inline __m256i bf16_round(__m256 v)
 {
     __m256i x = _mm256_castps_si256(v);
     __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
-    r = _mm256_srli_epi32(r, 16);
-    __m256i qnan = _mm256_or_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x40));
-    __m256i isnan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    r = _mm256_blendv_epi8(r, qnan, isnan);
+    return _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))),
+                             16);
+}
+
+/* The NaN lanes of v as quiet NaNs (as qdq_f32_to_bf16), the others rounded. */
+static inline __m256i bf16_round_nan(__m256 v)
+{
+    __m256i qnan = _mm256_or_si256(_mm256_srli_epi32(_mm256_castps_si256(v), 16),
+                                   _mm256_set1_epi32(0x40));
+    return _mm256_blendv_epi8(bf16_round(v), qnan,
+                              _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+}
+
+static inline void bf16_store(uint16_t *p, __m256 v)
+{
+    __m256 un = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    __m256i r = _mm256_testz_ps(un, un) ? bf16_round(v) : bf16_round_nan(v);
     /* Pack the eight 32-bit lanes (each < 65536) into 16-bit words, in order. */
     __m128i lo = _mm256_castsi256_si128(r), hi = _mm256_extracti128_si256(r, 1);
     _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(lo, hi));
 }
 
+static inline void bf16_store2(uint16_t *p, __m256 a, __m256 b)
+{
+    __m256 un = _mm256_cmp_ps(a, b, _CMP_UNORD_Q);
+    __m256i r = _mm256_testz_ps(un, un)
+                    ? _mm256_packus_epi32(bf16_round(a), bf16_round(b))
+                    : _mm256_packus_epi32(bf16_round_nan(a), bf16_round_nan(b));
+    _mm256_storeu_si256((__m256i *)p, r);
+}
+
 #define SUF bf16
+#define LOADV2 BF16_LOAD2
+#define STOREV2(p, a, b) bf16_store2(p, a, b)
 #define S_NAN 0x7fc0
 #define S_ISNAN(v) (((v) & 0x7fff) > 0x7f80)
 #define LOADV(p) bf16_load(p)
 #define STOREV(p, v) bf16_store(p, v)
 #include "avx2_template.h"
+#define BINF 0x7f80u
+#define KIND KIND_F32
+#include "avx2_bits_template.h"
+#undef B
+#undef BL
+#undef BMAXS
+#undef BMINS
+#undef BMAXU
+#undef BMINU
+#undef BSET1
+#undef BSMIN
+#undef BSMAX
+#undef BINF
+#undef KIND
+#undef HRED
+#undef WIDEN
+#undef BITS_REDUCE
+#undef LOADV2
+#undef STOREV2
 #undef SUF
 #undef S
 #undef S_NAN
@@ -137,10 +304,43 @@ static inline void bf16_store(uint16_t *p, __m256 v)
 #define VSIGN_I _mm256_set1_epi64x((long long)0x8000000000000000ull)
 #include "avx2_template.h"
 
-#define FAMILY(suf) { reduce_run_##suf, reduce_lanes_##suf, reduce_rows_##suf, apply_run_##suf, \
-                      apply_lanes_##suf }
+/* scale.h's formula on a vector of channels: both branches computed, the same one chosen. */
+#define DEFINE_SCALES(name, T, V, L, SET1, LOADU, STOREU, MUL, DIV, CMP, BLEND, TMAX, scalar)       \
+    static void name(size_t n, const void *q, const void *lo_, const void *hi_, void *olo_,     \
+                     void *ohi_, void *sc_, void *inv_)                                       \
+    {                                                                                          \
+        const T *qq = q, *lo = lo_, *hi = hi_;                                                 \
+        T *olo = olo_, *ohi = ohi_, *sc = sc_, *inv = inv_;                                    \
+        V qmin = SET1(qq[0]), qmax = SET1(qq[1]), zero = SET1(0), big = SET1(TMAX);             \
+        size_t c = 0;                                                                          \
+        for (; c + L <= n; c += L) {                                                           \
+            V l = LOADU(lo + c), h = LOADU(hi + c);                                            \
+            V s_min = BLEND(big, DIV(qmin, l), CMP(MUL(qmin, l), zero, _CMP_GT_OQ));           \
+            V s_max = BLEND(big, DIV(qmax, h), CMP(MUL(qmax, h), zero, _CMP_GT_OQ));           \
+            V pick = CMP(s_min, s_max, _CMP_LT_OQ);                                            \
+            V iv = BLEND(DIV(h, qmax), DIV(l, qmin), pick);                                    \
+            STOREU(sc + c, BLEND(s_max, s_min, pick));                                         \
+            STOREU(inv + c, iv);                                                               \
+            STOREU(ohi + c, BLEND(h, MUL(qmax, iv), pick));                                    \
+            STOREU(olo + c, BLEND(MUL(qmin, iv), l, pick));                                    \
+        }                                                                                      \
+        for (; c < n; c++)                                                                     \
+            scalar(qq[0], qq[1], lo[c], hi[c], olo + c, ohi + c, sc + c, inv + c);             \
+    }
+DEFINE_SCALES(scales_f, float, __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+              _mm256_mul_ps, _mm256_div_ps, _mm256_cmp_ps, _mm256_blendv_ps, FLT_MAX, qdq_scale_f)
+DEFINE_SCALES(scales_d, double, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd,
+              _mm256_mul_pd, _mm256_div_pd, _mm256_cmp_pd, _mm256_blendv_pd, DBL_MAX, qdq_scale_d)
+
+#define FAMILY(suf, t)                                                                         \
+    {                                                                                          \
+        .reduce_run = reduce_run_##suf, .reduce_lanes = reduce_lanes_##suf,                    \
+        .reduce_rows = reduce_rows_##suf, .apply_run = apply_run_##suf,                        \
+        .apply_lanes = apply_lanes_##suf, .reduce_cols = reduce_cols_##suf,                    \
+        .apply_rows = apply_rows_##suf, .apply_cols = apply_cols_##suf, .scales = scales_##t,  \
+    }
 
 const qdq_kernels qdq_kernels_avx2[4] = {
-    FAMILY(f32), FAMILY(f64), FAMILY(f16), FAMILY(bf16),
+    FAMILY(f32, f), FAMILY(f64, d), FAMILY(f16, f), FAMILY(bf16, f),
 };
 #endif

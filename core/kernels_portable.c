@@ -4,6 +4,7 @@
 
 #include "kernels.h"
 #include "qdq_half.h"
+#include "scale.h"
 
 #define LOAD_PLAIN(p) (*(p))
 #define STORE_PLAIN(p, v) (*(p) = (v))
@@ -11,6 +12,24 @@
 #define STORE_F16(p, v) (*(p) = qdq_f32_to_f16(v))
 #define LOAD_BF16(p) qdq_bf16_to_f32(*(p))
 #define STORE_BF16(p, v) (*(p) = qdq_f32_to_bf16(v))
+
+static void scales_f(size_t n, const void *q, const void *lo, const void *hi, void *olo, void *ohi,
+                     void *sc, void *inv)
+{
+    const float *qq = q, *l = lo, *h = hi;
+    for (size_t c = 0; c < n; c++)
+        qdq_scale_f(qq[0], qq[1], l[c], h[c], (float *)olo + c, (float *)ohi + c, (float *)sc + c,
+                    (float *)inv + c);
+}
+
+static void scales_d(size_t n, const void *q, const void *lo, const void *hi, void *olo, void *ohi,
+                     void *sc, void *inv)
+{
+    const double *qq = q, *l = lo, *h = hi;
+    for (size_t c = 0; c < n; c++)
+        qdq_scale_d(qq[0], qq[1], l[c], h[c], (double *)olo + c, (double *)ohi + c,
+                    (double *)sc + c, (double *)inv + c);
+}
 
 #define SUF f32
 #define S float
@@ -58,9 +77,14 @@
 #define FLOOR floor
 #include "portable_template.h"
 
-#define FAMILY(suf) { reduce_run_##suf, reduce_lanes_##suf, reduce_rows_##suf, apply_run_##suf, \
-                      apply_lanes_##suf }
+#define FAMILY(suf, t)                                                                         \
+    {                                                                                          \
+        .reduce_run = reduce_run_##suf, .reduce_lanes = reduce_lanes_##suf,                    \
+        .reduce_rows = reduce_rows_##suf, .apply_run = apply_run_##suf,                        \
+        .apply_lanes = apply_lanes_##suf, .reduce_cols = reduce_cols_##suf,                    \
+        .apply_rows = apply_rows_##suf, .apply_cols = apply_cols_##suf, .scales = scales_##t,  \
+    }
 
 const qdq_kernels qdq_kernels_portable[4] = {
-    FAMILY(f32), FAMILY(f64), FAMILY(f16), FAMILY(bf16),
+    FAMILY(f32, f), FAMILY(f64, d), FAMILY(f16, f), FAMILY(bf16, f),
 };

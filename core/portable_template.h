@@ -94,5 +94,36 @@ static void CAT(apply_lanes, SUF)(const void *in_, void *out_, size_t n, const v
         STORE(out + k, CAT(element, SUF)(LOAD(in + k), l[k], h[k], s[k], v[k], clamp, half_up));
 }
 
+static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void *mn, void *mx,
+                                  void *nz, void *pz, void *nn)
+{
+    const S *in = in_;
+    for (size_t c = 0; c < n; c++)
+        CAT(reduce_run, SUF)(in + c * inner, inner, (T *)mn + c, (T *)mx + c, (F *)nz + c,
+                             (F *)pz + c, (F *)nn + c);
+}
+
+static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_t C,
+                                 const void *lo, const void *hi, const void *scale,
+                                 const void *inv, int clamp, int half_up)
+{
+    const S *in = in_;
+    S *out = out_;
+    for (size_t r = 0; r < rows; r++)
+        CAT(apply_lanes, SUF)(in + r * C, out + r * C, C, lo, hi, scale, inv, clamp, half_up);
+}
+
+static void CAT(apply_cols, SUF)(const void *in_, void *out_, size_t n, size_t inner,
+                                 const void *lo, const void *hi, const void *scale,
+                                 const void *inv, int clamp, int half_up)
+{
+    const S *in = in_;
+    S *out = out_;
+    for (size_t c = 0; c < n; c++)
+        CAT(apply_run, SUF)(in + c * inner, out + c * inner, inner, (const T *)lo + c,
+                            (const T *)hi + c, (const T *)scale + c, (const T *)inv + c, clamp,
+                            half_up);
+}
+
 #undef CAT
 #undef CAT_

@@ -167,7 +167,8 @@ void qdq_acc_init(const qdq_plan *p, void *acc)
     memset((char *)acc + 2 * C * tsize(p), 0, 3 * C * tsize(p));
 }
 
-/* Calls the kernel on each per-channel piece of [begin, end). */
+/* Calls the kernel on each per-channel piece of [begin, end). The position is divided out once;
+ * the walk then steps from piece to piece. */
 void qdq_reduce(const qdq_plan *p, void *acc, const void *data, uint64_t begin, uint64_t end)
 {
     const qdq_kernels *k = kernels(p);
@@ -175,30 +176,44 @@ void qdq_reduce(const qdq_plan *p, void *acc, const void *data, uint64_t begin, 
     uint64_t C = p->channels;
     char *mn = acc, *mx = mn + C * ts, *nz = mx + C * ts, *pz = nz + C * ts, *nn = pz + C * ts;
     const char *in = data;
-    while (begin < end) {
-        uint64_t n, c;
-        if (C == 1) {
-            c = 0, n = end - begin;
-            k->reduce_run(in + begin * es, n, mn, mx, nz, pz, nn);
-        } else if (p->inner == 1) { /* last axis: consecutive elements are consecutive channels */
-            c = begin % C;
-            n = C - c < end - begin ? C - c : end - begin;
-            if (c == 0 && end - begin >= 2 * C) { /* whole rows */
-                uint64_t rows = (end - begin) / C;
-                n = rows * C;
-                k->reduce_rows(in + begin * es, rows, C, mn, mx, nz, pz, nn);
-            } else {
-                k->reduce_lanes(in + begin * es, n, mn + c * ts, mx + c * ts, nz + c * ts,
-                                pz + c * ts, nn + c * ts);
+    if (begin >= end)
+        return;
+    if (C == 1) {
+        k->reduce_run(in + begin * es, end - begin, mn, mx, nz, pz, nn);
+    } else if (p->inner == 1) { /* last axis: consecutive elements are consecutive channels */
+        uint64_t c = begin % C;
+        if (c != 0) { /* the rest of a row */
+            uint64_t n = C - c < end - begin ? C - c : end - begin;
+            k->reduce_lanes(in + begin * es, n, mn + c * ts, mx + c * ts, nz + c * ts,
+                            pz + c * ts, nn + c * ts);
+            begin += n;
+        }
+        if (end - begin >= 2 * C) { /* whole rows */
+            uint64_t rows = (end - begin) / C;
+            k->reduce_rows(in + begin * es, rows, C, mn, mx, nz, pz, nn);
+            begin += rows * C;
+        }
+        for (; begin < end; begin += C < end - begin ? C : end - begin)
+            k->reduce_lanes(in + begin * es, C < end - begin ? C : end - begin, mn, mx, nz, pz,
+                            nn);
+    } else {
+        uint64_t i = begin % p->inner, c = (begin / p->inner) % C;
+        while (begin < end) {
+            uint64_t runs = i == 0 ? (end - begin) / p->inner : 0;
+            if (runs >= 2) { /* whole runs of consecutive channels */
+                runs = runs < C - c ? runs : C - c;
+                k->reduce_cols(in + begin * es, runs, p->inner, mn + c * ts, mx + c * ts,
+                               nz + c * ts, pz + c * ts, nn + c * ts);
+                begin += runs * p->inner;
+                c = c + runs == C ? 0 : c + runs;
+                continue;
             }
-        } else {
-            uint64_t i = begin % p->inner;
-            c = (begin / p->inner) % C;
-            n = p->inner - i < end - begin ? p->inner - i : end - begin;
+            uint64_t n = p->inner - i < end - begin ? p->inner - i : end - begin;
             k->reduce_run(in + begin * es, n, mn + c * ts, mx + c * ts, nz + c * ts,
                           pz + c * ts, nn + c * ts);
+            begin += n, i = 0;
+            c = c + 1 == C ? 0 : c + 1;
         }
-        begin += n;
     }
 }
 
@@ -228,84 +243,69 @@ void qdq_acc_merge(const qdq_plan *p, void *dst, const void *src)
     }
 }
 
-/*
- * Scale, inverse scale and adjusted range from [lo, hi], all in T, exactly as TensorFlow's
- * ComputeQuantizationRange: qmin and qmax convert to T at each use.
- */
-#define DEFINE_SCALE(name, T, T_MAX)                                                            \
-    static void name(int64_t qmin, int64_t qmax, T lo, T hi, T out[6])                          \
-    {                                                                                          \
-        out[0] = lo, out[1] = hi;                                                              \
-        T s_min = ((T)qmin * lo > 0) ? (T)qmin / lo : T_MAX;                                   \
-        T s_max = ((T)qmax * hi > 0) ? (T)qmax / hi : T_MAX;                                   \
-        T scale, inv;                                                                          \
-        if (s_min < s_max) {                                                                   \
-            scale = s_min, inv = lo / (T)qmin, hi = (T)qmax * inv;                             \
-        } else {                                                                               \
-            scale = s_max, inv = hi / (T)qmax, lo = (T)qmin * inv;                             \
-        }                                                                                      \
-        out[2] = lo, out[3] = hi, out[4] = scale, out[5] = inv;                                \
-    }
-DEFINE_SCALE(scale_f, float, FLT_MAX)
-DEFINE_SCALE(scale_d, double, DBL_MAX)
-
-/* Stores the six values of channel c into the parameter block's arrays. */
-static void params_put(const qdq_plan *p, void *params, uint64_t c, const void *six)
+/* The parameter block's arrays (qdq_params_size): in_min, in_max, out_min, out_max, scale, inv. */
+static void *param_array(const qdq_plan *p, void *params, int j)
 {
-    uint64_t C = p->channels;
-    for (int j = 0; j < 6; j++) {
-        if (p->dtype == QDQ_FLOAT64)
-            ((double *)params)[j * C + c] = ((const double *)six)[j];
-        else
-            ((float *)params)[j * C + c] = ((const float *)six)[j];
-    }
+    return (char *)params + (size_t)j * p->channels * tsize(p);
 }
 
-/*
- * The extremes of channel c. NaN-free channels whose zero extremes have one sign are
- * order-independent: the kernels' result is exact. Otherwise Eigen's order decides (exact.c).
- */
-static void extremes(const qdq_plan *p, const void *acc, const void *data, uint64_t c,
-                     double *lo, double *hi)
+/* Stores channel c's range into the parameter block's in_min, in_max arrays. */
+static void range_put(const qdq_plan *p, void *params, uint64_t c, double lo, double hi)
 {
-    uint64_t C = p->channels;
-    bool dbl = p->dtype == QDQ_FLOAT64;
-    const char *flags = (const char *)acc + 2 * C * tsize(p);
-    bool nz, pz, nn;
-    if (dbl) {
-        const int64_t *f = (const int64_t *)flags;
-        *lo = ((const double *)acc)[c], *hi = ((const double *)acc)[C + c];
-        nz = f[c], pz = f[C + c], nn = f[2 * C + c];
+    if (p->dtype == QDQ_FLOAT64) {
+        ((double *)params)[c] = lo, ((double *)params)[p->channels + c] = hi;
     } else {
-        const int32_t *f = (const int32_t *)flags;
-        *lo = ((const float *)acc)[c], *hi = ((const float *)acc)[C + c];
-        nz = f[c], pz = f[C + c], nn = f[2 * C + c];
+        ((float *)params)[c] = (float)lo, ((float *)params)[p->channels + c] = (float)hi;
     }
-    if (nn || (nz && pz && (*lo == 0 || *hi == 0))) {
-        qdq_exact_range(p, data, c, lo, hi);
-        return;
-    }
-    if (*lo == 0)
-        *lo = nz ? -0.0 : 0.0;
-    if (*hi == 0)
-        *hi = nz ? -0.0 : 0.0;
 }
+
+/* Every channel's scale, inverse scale and adjusted range from the ranges in params (scale.h). */
+static void scales(const qdq_plan *p, void *params)
+{
+    double qd[2] = { (double)p->qmin, (double)p->qmax };
+    float qf[2] = { (float)p->qmin, (float)p->qmax };
+    kernels(p)->scales(p->channels, p->dtype == QDQ_FLOAT64 ? (const void *)qd : (const void *)qf,
+                       param_array(p, params, 0), param_array(p, params, 1),
+                       param_array(p, params, 2), param_array(p, params, 3),
+                       param_array(p, params, 4), param_array(p, params, 5));
+}
+
+/*
+ * Every channel's range from a complete reduction, into the parameter block's in_min, in_max.
+ * NaN-free channels whose zero extremes have one sign are order-independent: the kernels'
+ * result is exact, with the zero's sign from the flags. Otherwise Eigen's order decides
+ * (exact.c).
+ */
+#define DEFINE_RANGES(name, T, F)                                                              \
+    static void name(const qdq_plan *p, const void *acc, const void *data, void *params)       \
+    {                                                                                          \
+        uint64_t C = p->channels;                                                              \
+        const T *mn = acc, *mx = mn + C;                                                       \
+        const F *nz = (const F *)(mx + C), *pz = nz + C, *nn = pz + C;                         \
+        T *lo = params, *hi = lo + C;                                                          \
+        for (uint64_t c = 0; c < C; c++) {                                                     \
+            T l = mn[c], h = mx[c];                                                            \
+            if ((nn[c] != 0) | ((nz[c] != 0) & (pz[c] != 0) & ((l == 0) | (h == 0)))) {       \
+                double el, eh;                                                                 \
+                qdq_exact_range(p, data, c, &el, &eh);                                         \
+                lo[c] = (T)el, hi[c] = (T)eh;                                                  \
+                continue;                                                                      \
+            }                                                                                  \
+            T zero = nz[c] ? -(T)0 : (T)0;                                                     \
+            lo[c] = l == 0 ? zero : l;                                                         \
+            hi[c] = h == 0 ? zero : h;                                                         \
+        }                                                                                      \
+    }
+DEFINE_RANGES(ranges_f, float, int32_t)
+DEFINE_RANGES(ranges_d, double, int64_t)
 
 void qdq_params_from_acc(const qdq_plan *p, const void *acc, const void *data, void *params)
 {
-    for (uint64_t c = 0; c < p->channels; c++) {
-        double lo, hi;
-        extremes(p, acc, data, c, &lo, &hi);
-        if (p->dtype == QDQ_FLOAT64) {
-            double six[6];
-            scale_d(p->qmin, p->qmax, lo, hi, six);
-            params_put(p, params, c, six);
-        } else {
-            float six[6];
-            scale_f(p->qmin, p->qmax, (float)lo, (float)hi, six);
-            params_put(p, params, c, six);
-        }
-    }
+    if (p->dtype == QDQ_FLOAT64)
+        ranges_d(p, acc, data, params);
+    else
+        ranges_f(p, acc, data, params);
+    scales(p, params);
 }
 
 /* Element i of an array of dtype values, widened to double (exact). */
@@ -357,18 +357,9 @@ int qdq_params_given(const qdq_plan *p, const void *min, size_t n_min, const voi
                         bound_str(a, sizeof a, lo, dbl), bound_str(b, sizeof b, hi, dbl), where);
         }
     }
-    for (uint64_t c = 0; c < C; c++) {
-        double lo = widen(p->dtype, min, c), hi = widen(p->dtype, max, c);
-        if (dbl) {
-            double six[6];
-            scale_d(p->qmin, p->qmax, lo, hi, six);
-            params_put(p, params, c, six);
-        } else {
-            float six[6];
-            scale_f(p->qmin, p->qmax, (float)lo, (float)hi, six);
-            params_put(p, params, c, six);
-        }
-    }
+    for (uint64_t c = 0; c < C; c++)
+        range_put(p, params, c, widen(p->dtype, min, c), widen(p->dtype, max, c));
+    scales(p, params);
     return QDQ_OK;
 }
 
@@ -383,24 +374,44 @@ void qdq_apply(const qdq_plan *p, const void *params, const void *data, void *ou
     const char *in = data;
     char *o = out;
     int clamp = p->attrs.range_given, up = p->attrs.round_mode == QDQ_HALF_UP;
-    while (begin < end) {
-        uint64_t n, c;
-        if (C == 1) {
-            c = 0, n = end - begin;
-            k->apply_run(in + begin * es, o + begin * es, n, lo, hi, sc, iv, clamp, up);
-        } else if (p->inner == 1) {
-            c = begin % C;
-            n = C - c < end - begin ? C - c : end - begin;
+    if (begin >= end)
+        return;
+    if (C == 1) {
+        k->apply_run(in + begin * es, o + begin * es, end - begin, lo, hi, sc, iv, clamp, up);
+    } else if (p->inner == 1) { /* last axis: rows of C channels */
+        uint64_t c = begin % C;
+        if (c != 0) { /* the rest of a row */
+            uint64_t n = C - c < end - begin ? C - c : end - begin;
             k->apply_lanes(in + begin * es, o + begin * es, n, lo + c * ts, hi + c * ts,
                            sc + c * ts, iv + c * ts, clamp, up);
-        } else {
-            uint64_t i = begin % p->inner;
-            c = (begin / p->inner) % C;
-            n = p->inner - i < end - begin ? p->inner - i : end - begin;
+            begin += n;
+        }
+        uint64_t rows = (end - begin) / C;
+        if (rows > 0) {
+            k->apply_rows(in + begin * es, o + begin * es, rows, C, lo, hi, sc, iv, clamp, up);
+            begin += rows * C;
+        }
+        if (begin < end)
+            k->apply_lanes(in + begin * es, o + begin * es, end - begin, lo, hi, sc, iv, clamp,
+                           up);
+    } else {
+        uint64_t i = begin % p->inner, c = (begin / p->inner) % C;
+        while (begin < end) {
+            uint64_t runs = i == 0 ? (end - begin) / p->inner : 0;
+            if (runs >= 2) { /* whole runs of consecutive channels */
+                runs = runs < C - c ? runs : C - c;
+                k->apply_cols(in + begin * es, o + begin * es, runs, p->inner, lo + c * ts,
+                              hi + c * ts, sc + c * ts, iv + c * ts, clamp, up);
+                begin += runs * p->inner;
+                c = c + runs == C ? 0 : c + runs;
+                continue;
+            }
+            uint64_t n = p->inner - i < end - begin ? p->inner - i : end - begin;
             k->apply_run(in + begin * es, o + begin * es, n, lo + c * ts, hi + c * ts,
                          sc + c * ts, iv + c * ts, clamp, up);
+            begin += n, i = 0;
+            c = c + 1 == C ? 0 : c + 1;
         }
-        begin += n;
     }
 }
 
