@@ -304,7 +304,8 @@ static inline void bf16_store2(uint16_t *p, __m256 a, __m256 b)
 #define VSIGN_I _mm256_set1_epi64x((long long)0x8000000000000000ull)
 #include "avx2_template.h"
 
-/* scale.h's formula on a vector of channels: both branches computed, the same one chosen. */
+/* scale.h's formula on a vector of channels: both branches computed, the same one chosen (the
+ * inverse scale divides the chosen operands). */
 #define DEFINE_SCALES(name, T, V, L, SET1, LOADU, STOREU, MUL, DIV, CMP, BLEND, TMAX, scalar)       \
     static void name(size_t n, const void *q, const void *lo_, const void *hi_, void *olo_,     \
                      void *ohi_, void *sc_, void *inv_)                                       \
@@ -318,7 +319,7 @@ static inline void bf16_store2(uint16_t *p, __m256 a, __m256 b)
             V s_min = BLEND(big, DIV(qmin, l), CMP(MUL(qmin, l), zero, _CMP_GT_OQ));           \
             V s_max = BLEND(big, DIV(qmax, h), CMP(MUL(qmax, h), zero, _CMP_GT_OQ));           \
             V pick = CMP(s_min, s_max, _CMP_LT_OQ);                                            \
-            V iv = BLEND(DIV(h, qmax), DIV(l, qmin), pick);                                    \
+            V iv = DIV(BLEND(h, l, pick), BLEND(qmax, qmin, pick));                            \
             STOREU(sc + c, BLEND(s_max, s_min, pick));                                         \
             STOREU(inv + c, iv);                                                               \
             STOREU(ohi + c, BLEND(h, MUL(qmax, iv), pick));                                    \
