@@ -114,6 +114,7 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
     float *mn = mn_, *mx = mx_;
     int32_t *nz = nz_, *pz = pz_, *nn = nn_;
     size_t cv = C / BL * BL;
+    bool far = rows * C * sizeof(B) > FAR_BYTES;
     __m256i red[4 * PANEL / BL];
     for (size_t p0 = 0; p0 < cv; p0 += PANEL) {
         size_t nv = (cv - p0 < PANEL ? cv - p0 : PANEL) / BL;
@@ -123,10 +124,16 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
         }
         for (size_t r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
             size_t r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
+            /* Out of cache, the next block is fetched ahead: a line every 64 bytes of columns. */
+            size_t f0 = r0 + PREFETCH_BLOCKS * ROWS_BLOCK;
+            size_t f1 = far && f0 < rows ? (f0 + ROWS_BLOCK < rows ? f0 + ROWS_BLOCK : rows) : f0;
             for (size_t v = 0; v < nv; v++) {
                 __m256i a = red[4 * v], b = red[4 * v + 1], c = red[4 * v + 2];
                 __m256i d = red[4 * v + 3];
                 const B *col = in + p0 + v * BL;
+                if (v % (64 / (BL * sizeof(B))) == 0)
+                    for (size_t r = f0; r < f1; r++)
+                        _mm_prefetch((const char *)(col + r * C), _MM_HINT_T0);
                 for (size_t r = r0; r < r1; r++) {
                     __m256i x = _mm256_loadu_si256((const __m256i *)(col + r * C));
                     a = BMAXS(a, x), b = BMINS(b, x), c = BMAXU(c, x), d = BMINU(d, x);

@@ -9,6 +9,7 @@
 #ifdef QDQ_HAVE_AVX2
 #include <immintrin.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -79,7 +80,13 @@ static inline void fold8(__m256i smax, __m256i smin, __m256i umax, __m256i umin,
      (o)[1] = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16))
 
 #define PANEL 512     /* channels whose reductions reduce_rows keeps at once (8 KiB or less) */
-#define ROWS_BLOCK 16 /* rows reduce_rows takes down a column before the next vector */
+#ifndef ROWS_BLOCK
+#define ROWS_BLOCK 8 /* rows reduce_rows takes down a column before the next vector */
+#endif
+#ifndef PREFETCH_BLOCKS
+#define PREFETCH_BLOCKS 1 /* how far ahead reduce_rows fetches, in blocks */
+#endif
+#define FAR_BYTES (4u << 20) /* data larger than this is taken to come from memory */
 #define BITS_REDUCE
 
 /* Common to the three float32-computing dtypes. */
