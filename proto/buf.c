@@ -86,7 +86,7 @@ const char *proto_dtype_kserve(qdq_dtype dtype)
     return (unsigned)dtype < 4 ? names[dtype] : NULL;
 }
 
-size_t proto_utf8_len(const unsigned char *s)
+size_t proto_utf8_len(const unsigned char *s, size_t avail)
 {
     unsigned c = s[0];
     if (c < 0x80)
@@ -94,6 +94,8 @@ size_t proto_utf8_len(const unsigned char *s)
     if (c < 0xc2 || c > 0xf4)
         return 0;
     size_t n = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    if (avail < n)
+        return 0;
     unsigned lo = 0x80, hi = 0xbf; /* the second byte's range */
     if (c == 0xe0)
         lo = 0xa0;

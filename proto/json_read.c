@@ -134,30 +134,6 @@ static int hex4(const char *s)
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid (overlong forms,
  * surrogates and code points above U+10FFFF are invalid). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))
-            return 0;
-        return 3;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
 static size_t put_utf8(char *o, unsigned cp)
 {
     if (cp < 0x80) { o[0] = (char)cp; return 1; }
@@ -229,7 +205,7 @@ static int read_string(reader *r, const char *what, char *out, size_t cap, size_
                             e >= 0x20 && e < 0x7f ? e : '?', off(r));
             }
         } else {
-            k = utf8_len((const unsigned char *)r->p, (size_t)(r->end - r->p));
+            k = proto_utf8_len((const unsigned char *)r->p, (size_t)(r->end - r->p));
             if (!k)
                 return fail(r, QDQ_EINVAL, "invalid JSON: %s: invalid UTF-8 in a string at byte %zu", what,
                             off(r));

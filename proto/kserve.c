@@ -379,7 +379,7 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
             goto out;
         }
         for (const unsigned char *u = (const unsigned char *)id->valuestring; *u;) {
-            size_t n = proto_utf8_len(u);
+            size_t n = proto_utf8_len(u, SIZE_MAX);
             if (!n) {
                 rc = fail(err, QDQ_EINVAL, "id is not valid UTF-8");
                 goto out;

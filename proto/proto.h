@@ -82,8 +82,9 @@ char *proto_buf_detach(proto_buf *b, size_t *len);
 void proto_buf_free(proto_buf *b);
 
 /* The length of the valid UTF-8 sequence at s (1..4; shortest form, no surrogates, at most
- * U+10FFFF), or 0 when s does not start one. s must be NUL-terminated. */
-size_t proto_utf8_len(const unsigned char *s);
+ * U+10FFFF), or 0 when s does not start one within the avail bytes there (avail >= 1). A
+ * NUL-terminated string may pass SIZE_MAX: its NUL ends any sequence. */
+size_t proto_utf8_len(const unsigned char *s, size_t avail);
 
 /* dtype names: float32 float64 float16 half bfloat16, and FP32 FP64 FP16 BF16. */
 int proto_dtype_parse(const char *s, size_t n, qdq_dtype *out);

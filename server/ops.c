@@ -115,6 +115,20 @@ static void item_range(const srv_req *r, int i, int n, uint64_t *b, uint64_t *e)
         *e = count;
 }
 
+/* The op on a decoded request, in place on its data. 0, or -1 with the failure recorded. */
+static int compute(srv_req *r, proto_request *q)
+{
+    qdq_error err = { 0 };
+    int rc = qdq_plan_init(&r->plan, q->dtype, q->dims, q->rank, &q->attrs, &err);
+    if (rc)
+        return fail(r, rc, &err);
+    if (alloc_state(r))
+        return -1;
+    rc = qdq_run(&r->plan, q->data, q->data, q->min, q->n_min, q->max, q->n_max, r->acc,
+                 r->params, &err);
+    return rc ? fail(r, rc, &err) : 0;
+}
+
 /* The whole JSON request: decode, compute, encode, on one thread. */
 static void run_json(srv_req *r)
 {
@@ -126,19 +140,8 @@ static void run_json(srv_req *r)
         fail(r, rc, &err);
         return;
     }
-    rc = qdq_plan_init(&r->plan, q->dtype, q->dims, q->rank, &q->attrs, &err);
-    if (rc) {
-        fail(r, rc, &err);
+    if (compute(r, q))
         return;
-    }
-    if (alloc_state(r))
-        return;
-    rc = qdq_run(&r->plan, q->data, q->data, q->min, q->n_min, q->max, q->n_max, r->acc,
-                 r->params, &err);
-    if (rc) {
-        fail(r, rc, &err);
-        return;
-    }
     proto_buf b = { 0 };
     rc = proto_json_encode(q, &r->plan, r->params, q->data, &b, &err);
     if (rc) {
@@ -174,19 +177,8 @@ static void run_v2(srv_req *r)
         return;
     }
     proto_request *q = &r->v2->req;
-    rc = qdq_plan_init(&r->plan, q->dtype, q->dims, q->rank, &q->attrs, &err);
-    if (rc) {
-        fail(r, rc, &err);
+    if (compute(r, q))
         return;
-    }
-    if (alloc_state(r))
-        return;
-    rc = qdq_run(&r->plan, q->data, q->data, q->min, q->n_min, q->max, q->n_max, r->acc,
-                 r->params, &err);
-    if (rc) {
-        fail(r, rc, &err);
-        return;
-    }
     proto_buf_free(&r->text); /* the request body is no longer needed */
     proto_buf b = { 0 };
     size_t hlen = SIZE_MAX, split = SIZE_MAX;
@@ -197,7 +189,7 @@ static void run_v2(srv_req *r)
         return;
     }
     char *o = q->data;
-    size_t obytes = q->count * qdq_dtype_size(q->dtype), tail = b.len - (split ? split : 0);
+    size_t obytes = q->count * qdq_dtype_size(q->dtype);
     if (split != SIZE_MAX && q->data_borrowed && (size_t)(o - r->tbase) >= split &&
         o + obytes + (b.len - split) <= r->tbase + r->tcap) {
         /* The output stays where it was computed: the JSON goes just before it, the binary
@@ -223,7 +215,6 @@ static void run_v2(srv_req *r)
     } else {
         r->body = proto_buf_detach(&b, &r->body_len);
     }
-    (void)tail;
     r->status = 200;
     if (hlen == SIZE_MAX) {
         r->ctype = "application/json";

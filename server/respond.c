@@ -63,7 +63,7 @@ static void utf8_sanitize(char *s)
 {
     unsigned char *p = (unsigned char *)s;
     while (*p) {
-        size_t n = *p >= 0x20 ? proto_utf8_len(p) : 0;
+        size_t n = *p >= 0x20 ? proto_utf8_len(p, SIZE_MAX) : 0;
         if (n)
             p += n;
         else
