@@ -102,10 +102,11 @@ static inline void CAT(fold, SUF)(__m256i smax, __m256i smin, __m256i umax, __m2
 }
 
 /*
- * Whole rows of C channels. Each vector of channels is reduced down a block of ROWS_BLOCK rows
- * with its four reductions in registers, kept between blocks in a local array for a panel of up
- * to PANEL channels, and folded into the accumulators once at the end. Short blocks keep few
- * rows in flight, so the hardware prefetchers follow them when the data comes from memory.
+ * Whole rows of C channels. Each vector of channels is reduced down a block of rows with its
+ * four reductions in registers, kept between blocks in a local array for a panel of up to PANEL
+ * channels, and folded into the accumulators once at the end. Data from memory is taken in short
+ * blocks, each fetched ahead while the one before is reduced: the hardware prefetchers do not
+ * follow a column's stride over a few rows.
  */
 static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *mn_, void *mx_,
                                   void *nz_, void *pz_, void *nn_)
@@ -115,6 +116,7 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
     int32_t *nz = nz_, *pz = pz_, *nn = nn_;
     size_t cv = C / BL * BL;
     bool far = rows * C * sizeof(B) > FAR_BYTES;
+    size_t rb = ROWS_BLOCK;
     __m256i red[4 * PANEL / BL];
     for (size_t p0 = 0; p0 < cv; p0 += PANEL) {
         size_t nv = (cv - p0 < PANEL ? cv - p0 : PANEL) / BL;
@@ -122,11 +124,11 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
             red[4 * v] = BSET1(BSMIN), red[4 * v + 1] = BSET1(BSMAX);
             red[4 * v + 2] = _mm256_setzero_si256(), red[4 * v + 3] = _mm256_set1_epi32(-1);
         }
-        for (size_t r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
-            size_t r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
+        for (size_t r0 = 0; r0 < rows; r0 += rb) {
+            size_t r1 = r0 + rb < rows ? r0 + rb : rows;
             /* Out of cache, the next block is fetched ahead: a line every 64 bytes of columns. */
-            size_t f0 = r0 + PREFETCH_BLOCKS * ROWS_BLOCK;
-            size_t f1 = far && f0 < rows ? (f0 + ROWS_BLOCK < rows ? f0 + ROWS_BLOCK : rows) : f0;
+            size_t f0 = r0 + PREFETCH_BLOCKS * rb;
+            size_t f1 = far && f0 < rows ? (f0 + rb < rows ? f0 + rb : rows) : f0;
             for (size_t v = 0; v < nv; v++) {
                 __m256i a = red[4 * v], b = red[4 * v + 1], c = red[4 * v + 2];
                 __m256i d = red[4 * v + 3];

@@ -246,15 +246,40 @@ static void CAT(apply_lanes, SUF)(const void *in, void *out, size_t n, const voi
     }
 }
 
+/* Whole rows. In cache, each vector of channels keeps its parameters in registers down a block
+ * of rows; from memory, row after row (the order the data streams in). */
+AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t C, const T *lo,
+                             const T *hi, const T *s, const T *v, int clamp, int half_up)
+{
+    size_t cv = C / LANES * LANES;
+    for (size_t r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
+        size_t r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
+        for (size_t c = 0; c < cv; c += LANES) {
+            VT l = VLOADT(lo + c), h = VLOADT(hi + c), sc = VLOADT(s + c), iv = VLOADT(v + c);
+            for (size_t r = r0; r < r1; r++)
+                STOREV(out + r * C + c, CAT(vec, SUF)(LOADV(in + r * C + c), l, h, sc, iv, clamp,
+                                                      half_up));
+        }
+        if (cv < C)
+            for (size_t r = r0; r < r1; r++)
+                CAT(lanes_loop, SUF)(in + r * C + cv, out + r * C + cv, C - cv, lo + cv, hi + cv,
+                                     s + cv, v + cv, clamp, half_up);
+    }
+}
+
 static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_t C,
                                  const void *lo, const void *hi, const void *scale,
                                  const void *inv, int clamp, int half_up)
 {
     const S *in = in_;
     S *out = out_;
+    bool far = FAR(rows * C * sizeof(S));
 #define ROWS(cl, up)                                                                           \
-    for (size_t r = 0; r < rows; r++)                                                          \
-        CAT(lanes_loop, SUF)(in + r * C, out + r * C, C, lo, hi, scale, inv, cl, up)
+    if (far)                                                                                   \
+        for (size_t r = 0; r < rows; r++)                                                      \
+            CAT(lanes_loop, SUF)(in + r * C, out + r * C, C, lo, hi, scale, inv, cl, up);      \
+    else                                                                                       \
+        CAT(rows_block, SUF)(in, out, rows, C, lo, hi, scale, inv, cl, up)
     switch (clamp * 2 + half_up) {
     case 0: ROWS(0, 0); break;
     case 1: ROWS(0, 1); break;

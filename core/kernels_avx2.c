@@ -80,13 +80,15 @@ static inline void fold8(__m256i smax, __m256i smin, __m256i umax, __m256i umin,
      (o)[1] = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16))
 
 #define PANEL 512     /* channels whose reductions reduce_rows keeps at once (8 KiB or less) */
-#ifndef ROWS_BLOCK
-#define ROWS_BLOCK 8 /* rows reduce_rows takes down a column before the next vector */
-#endif
+/* Rows a kernel takes down a column before the next vector of channels. A column's lines share
+ * few cache sets (the row length is often a multiple of 1 KiB): eight rows stay within L1's eight
+ * ways, so the next vector finds the lines the previous one brought in. */
+#define ROWS_BLOCK 8
 #ifndef PREFETCH_BLOCKS
 #define PREFETCH_BLOCKS 1 /* how far ahead reduce_rows fetches, in blocks */
 #endif
 #define FAR_BYTES (4u << 20) /* data larger than this is taken to come from memory */
+#define FAR(bytes) ((bytes) > FAR_BYTES)
 #define BITS_REDUCE
 
 /* Common to the three float32-computing dtypes. */
@@ -150,13 +152,21 @@ static inline void fold8(__m256i smax, __m256i smin, __m256i umax, __m256i umin,
 #undef LOADV
 #undef STOREV
 
+/* float32 -> float16 in a register, then stored: the store form of vcvtps2ph is slower on AMD
+ * Zen, and GCC folds the two when it can. */
+static inline void f16_store(uint16_t *p, __m256 v)
+{
+    __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __asm__("" : "+x"(h));
+    _mm_storeu_si128((__m128i *)p, h);
+}
+
 #define SUF f16
 #define S uint16_t
 #define S_NAN 0x7e00
 #define S_ISNAN(v) (((v) & 0x7fff) > 0x7c00)
 #define LOADV(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
-#define STOREV(p, v) \
-    _mm_storeu_si128((__m128i *)(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+#define STOREV(p, v) f16_store(p, v)
 #include "avx2_template.h"
 #define B uint16_t
 #define BL 16

@@ -217,30 +217,55 @@ void qdq_reduce(const qdq_plan *p, void *acc, const void *data, uint64_t begin, 
     }
 }
 
+/* Four lanes of GCC/Clang vector extensions (any target): the per-channel loops over
+ * accumulators and parameters run a vector of channels a step. */
+typedef int32_t v4i __attribute__((vector_size(16)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef int64_t v2l __attribute__((vector_size(16)));
+typedef double v2d __attribute__((vector_size(16)));
+
+/* Element-wise min / max keeping dst where the comparison is false (NaN: dst stays). */
+#define DEFINE_MERGE(name, T, F, VT, VF)                                                        \
+    static void name(uint64_t C, T *d, const T *s)                                             \
+    {                                                                                          \
+        const size_t L = sizeof(VT) / sizeof(T);                                               \
+        uint64_t c = 0;                                                                        \
+        for (; c + L <= C; c += L) {                                                           \
+            VT dn, sn, dx, sx;                                                                 \
+            VF a, b, fd[3], fs[3];                                                             \
+            memcpy(&dn, d + c, sizeof dn), memcpy(&sn, s + c, sizeof sn);                      \
+            memcpy(&dx, d + C + c, sizeof dx), memcpy(&sx, s + C + c, sizeof sx);              \
+            VF lt = sn < dn, gt = sx > dx;                                                     \
+            memcpy(&a, &dn, sizeof a), memcpy(&b, &sn, sizeof b);                              \
+            a = (lt & b) | (~lt & a);                                                          \
+            memcpy(d + c, &a, sizeof a);                                                       \
+            memcpy(&a, &dx, sizeof a), memcpy(&b, &sx, sizeof b);                              \
+            a = (gt & b) | (~gt & a);                                                          \
+            memcpy(d + C + c, &a, sizeof a);                                                   \
+            for (int k = 0; k < 3; k++) {                                                      \
+                memcpy(&fd[k], (F *)(d + 2 * C) + k * C + c, sizeof fd[k]);                    \
+                memcpy(&fs[k], (const F *)(s + 2 * C) + k * C + c, sizeof fs[k]);              \
+                fd[k] |= fs[k];                                                                \
+                memcpy((F *)(d + 2 * C) + k * C + c, &fd[k], sizeof fd[k]);                    \
+            }                                                                                  \
+        }                                                                                      \
+        F *df = (F *)(d + 2 * C);                                                              \
+        const F *sf = (const F *)(s + 2 * C);                                                  \
+        for (; c < C; c++) {                                                                   \
+            d[c] = s[c] < d[c] ? s[c] : d[c];                                                  \
+            d[C + c] = s[C + c] > d[C + c] ? s[C + c] : d[C + c];                              \
+            df[c] |= sf[c], df[C + c] |= sf[C + c], df[2 * C + c] |= sf[2 * C + c];            \
+        }                                                                                      \
+    }
+DEFINE_MERGE(merge_f, float, int32_t, v4f, v4i)
+DEFINE_MERGE(merge_d, double, int64_t, v2d, v2l)
+
 void qdq_acc_merge(const qdq_plan *p, void *dst, const void *src)
 {
-    uint64_t C = p->channels;
-    if (p->dtype == QDQ_FLOAT64) {
-        double *d = dst;
-        const double *s = src;
-        int64_t *df = (int64_t *)(d + 2 * C);
-        const int64_t *sf = (const int64_t *)(s + 2 * C);
-        for (uint64_t c = 0; c < C; c++) {
-            d[c] = s[c] < d[c] ? s[c] : d[c];
-            d[C + c] = s[C + c] > d[C + c] ? s[C + c] : d[C + c];
-            df[c] |= sf[c], df[C + c] |= sf[C + c], df[2 * C + c] |= sf[2 * C + c];
-        }
-    } else {
-        float *d = dst;
-        const float *s = src;
-        int32_t *df = (int32_t *)(d + 2 * C);
-        const int32_t *sf = (const int32_t *)(s + 2 * C);
-        for (uint64_t c = 0; c < C; c++) {
-            d[c] = s[c] < d[c] ? s[c] : d[c];
-            d[C + c] = s[C + c] > d[C + c] ? s[C + c] : d[C + c];
-            df[c] |= sf[c], df[C + c] |= sf[C + c], df[2 * C + c] |= sf[2 * C + c];
-        }
-    }
+    if (p->dtype == QDQ_FLOAT64)
+        merge_d(p->channels, dst, src);
+    else
+        merge_f(p->channels, dst, src);
 }
 
 /* The parameter block's arrays (qdq_params_size): in_min, in_max, out_min, out_max, scale, inv. */
@@ -290,11 +315,8 @@ static void scales(const qdq_plan *p, void *params)
 DEFINE_RANGES(ranges_scalar_f, float, int32_t)
 DEFINE_RANGES(ranges_d, double, int64_t)
 
-/* ranges_scalar_f four channels a step, with GCC/Clang vector extensions (any target). If a
- * channel needs the exact path (rare), ranges_scalar_f does all again. */
-typedef int32_t v4i __attribute__((vector_size(16)));
-typedef float v4f __attribute__((vector_size(16)));
-
+/* ranges_scalar_f four channels a step. If a channel needs the exact path (rare),
+ * ranges_scalar_f does all again. */
 static void ranges_f(const qdq_plan *p, const void *acc, const void *data, void *params)
 {
     uint64_t C = p->channels, c = 0;
