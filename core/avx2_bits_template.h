@@ -1,11 +1,7 @@
 /*
  * AVX2 reductions on the bits, for the dtypes that compute in float32 (float32, float16,
- * bfloat16). Instantiated by kernels_avx2.c with:
- *   SUF, B (the storage bits: uint32_t or uint16_t), BL (elements per vector),
- *   BMAXS, BMINS, BMAXU, BMINU (signed / unsigned max / min of vectors of B),
- *   BSET1 (a vector of B), BINF (the bits of +inf), KIND (fold8's conversion), HRED (horizontal
- *   reduction of one vector to a B, for each of the four operations),
- *   WIDEN (16 or 32-bit lanes of a vector of B to two halves of eight 32-bit-form lanes).
+ * bfloat16). Instantiated by kernels_avx2.c with SUF, BITS_WIDTH (32 or 16), BINF (the bits of
+ * +inf) and KIND (fold8's conversion to float); it undefines them at its end.
  *
  * A sign-magnitude float's order is not its bits' order, but four integer reductions of the bits
  * give everything the accumulator holds (kernels.h), exactly as the float comparisons do:
@@ -22,6 +18,34 @@
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
+
+/* B: the storage bits; BL: elements a vector; signed / unsigned max / min of vectors of B; HRED:
+ * a vector's horizontal reduction; WIDEN: a vector of B as 8-lane halves in 32-bit form. */
+#if BITS_WIDTH == 32
+#define B uint32_t
+#define BL 8
+#define BMAXS _mm256_max_epi32
+#define BMINS _mm256_min_epi32
+#define BMAXU _mm256_max_epu32
+#define BMINU _mm256_min_epu32
+#define BSET1 _mm256_set1_epi32
+#define BSMIN INT32_MIN
+#define BSMAX INT32_MAX
+#define HRED HRED32
+#define WIDEN WIDEN32
+#else
+#define B uint16_t
+#define BL 16
+#define BMAXS _mm256_max_epi16
+#define BMINS _mm256_min_epi16
+#define BMAXU _mm256_max_epu16
+#define BMINU _mm256_min_epu16
+#define BSET1 _mm256_set1_epi16
+#define BSMIN ((short)0x8000)
+#define BSMAX ((short)0x7fff)
+#define HRED HRED16
+#define WIDEN WIDEN16
+#endif
 
 /* Folds one channel's reductions, given in 32-bit form, into its accumulator. */
 static inline void CAT(fold1, SUF)(uint32_t smax, uint32_t smin, uint32_t umax, uint32_t umin,
@@ -208,5 +232,19 @@ static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void 
 }
 #undef TRED
 
+#undef B
+#undef BL
+#undef BMAXS
+#undef BMINS
+#undef BMAXU
+#undef BMINU
+#undef BSET1
+#undef BSMIN
+#undef BSMAX
+#undef HRED
+#undef WIDEN
+#undef BITS_WIDTH
+#undef BINF
+#undef KIND
 #undef CAT
 #undef CAT_

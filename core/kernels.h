@@ -44,6 +44,15 @@ typedef struct qdq_kernels {
                    void *sc, void *inv);
 } qdq_kernels;
 
+/* A family's entry for a dtype whose kernels are named *_suf, with scales_t (t: f or d). */
+#define QDQ_FAMILY(suf, t)                                                                     \
+    {                                                                                          \
+        .reduce_run = reduce_run_##suf, .reduce_lanes = reduce_lanes_##suf,                    \
+        .reduce_rows = reduce_rows_##suf, .apply_run = apply_run_##suf,                        \
+        .apply_lanes = apply_lanes_##suf, .reduce_cols = reduce_cols_##suf,                    \
+        .apply_rows = apply_rows_##suf, .apply_cols = apply_cols_##suf, .scales = scales_##t,  \
+    }
+
 /* Indexed by qdq_dtype. */
 extern const qdq_kernels qdq_kernels_portable[4];
 #if defined(__x86_64__) && !defined(QDQ_NO_AVX2)

@@ -118,33 +118,10 @@ static inline void fold8(__m256i smax, __m256i smin, __m256i umax, __m256i umin,
 #define LOADV(p) _mm256_loadu_ps(p)
 #define STOREV(p, v) _mm256_storeu_ps(p, v)
 #include "avx2_template.h"
-#define B uint32_t
-#define BL 8
-#define BMAXS _mm256_max_epi32
-#define BMINS _mm256_min_epi32
-#define BMAXU _mm256_max_epu32
-#define BMINU _mm256_min_epu32
-#define BSET1 _mm256_set1_epi32
-#define BSMIN INT32_MIN
-#define BSMAX INT32_MAX
+#define BITS_WIDTH 32
 #define BINF 0x7f800000u
 #define KIND KIND_F32
-#define HRED HRED32
-#define WIDEN WIDEN32
 #include "avx2_bits_template.h"
-#undef B
-#undef BL
-#undef BMAXS
-#undef BMINS
-#undef BMAXU
-#undef BMINU
-#undef BSET1
-#undef BSMIN
-#undef BSMAX
-#undef BINF
-#undef KIND
-#undef HRED
-#undef WIDEN
 #undef SUF
 #undef S
 #undef S_NAN
@@ -168,22 +145,10 @@ static inline void f16_store(uint16_t *p, __m256 v)
 #define LOADV(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 #define STOREV(p, v) f16_store(p, v)
 #include "avx2_template.h"
-#define B uint16_t
-#define BL 16
-#define BMAXS _mm256_max_epi16
-#define BMINS _mm256_min_epi16
-#define BMAXU _mm256_max_epu16
-#define BMINU _mm256_min_epu16
-#define BSET1 _mm256_set1_epi16
-#define BSMIN ((short)0x8000)
-#define BSMAX ((short)0x7fff)
-#define HRED HRED16
-#define WIDEN WIDEN16
+#define BITS_WIDTH 16
 #define BINF 0x7c00u
 #define KIND KIND_F16
 #include "avx2_bits_template.h"
-#undef BINF
-#undef KIND
 #undef SUF
 #undef S_NAN
 #undef S_ISNAN
@@ -250,22 +215,10 @@ static inline void bf16_store2(uint16_t *p, __m256 a, __m256 b)
 #define LOADV(p) bf16_load(p)
 #define STOREV(p, v) bf16_store(p, v)
 #include "avx2_template.h"
+#define BITS_WIDTH 16
 #define BINF 0x7f80u
 #define KIND KIND_F32
 #include "avx2_bits_template.h"
-#undef B
-#undef BL
-#undef BMAXS
-#undef BMINS
-#undef BMAXU
-#undef BMINU
-#undef BSET1
-#undef BSMIN
-#undef BSMAX
-#undef BINF
-#undef KIND
-#undef HRED
-#undef WIDEN
 #undef BITS_REDUCE
 #undef LOADV2
 #undef STOREV2
@@ -350,15 +303,7 @@ DEFINE_SCALES(scales_f, float, __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm25
 DEFINE_SCALES(scales_d, double, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd,
               _mm256_mul_pd, _mm256_div_pd, _mm256_cmp_pd, _mm256_blendv_pd, DBL_MAX, qdq_scale_d)
 
-#define FAMILY(suf, t)                                                                         \
-    {                                                                                          \
-        .reduce_run = reduce_run_##suf, .reduce_lanes = reduce_lanes_##suf,                    \
-        .reduce_rows = reduce_rows_##suf, .apply_run = apply_run_##suf,                        \
-        .apply_lanes = apply_lanes_##suf, .reduce_cols = reduce_cols_##suf,                    \
-        .apply_rows = apply_rows_##suf, .apply_cols = apply_cols_##suf, .scales = scales_##t,  \
-    }
-
 const qdq_kernels qdq_kernels_avx2[4] = {
-    FAMILY(f32, f), FAMILY(f64, d), FAMILY(f16, f), FAMILY(bf16, f),
+    QDQ_FAMILY(f32, f), QDQ_FAMILY(f64, d), QDQ_FAMILY(f16, f), QDQ_FAMILY(bf16, f),
 };
 #endif

@@ -77,14 +77,6 @@ static void scales_d(size_t n, const void *q, const void *lo, const void *hi, vo
 #define FLOOR floor
 #include "portable_template.h"
 
-#define FAMILY(suf, t)                                                                         \
-    {                                                                                          \
-        .reduce_run = reduce_run_##suf, .reduce_lanes = reduce_lanes_##suf,                    \
-        .reduce_rows = reduce_rows_##suf, .apply_run = apply_run_##suf,                        \
-        .apply_lanes = apply_lanes_##suf, .reduce_cols = reduce_cols_##suf,                    \
-        .apply_rows = apply_rows_##suf, .apply_cols = apply_cols_##suf, .scales = scales_##t,  \
-    }
-
 const qdq_kernels qdq_kernels_portable[4] = {
-    FAMILY(f32, f), FAMILY(f64, d), FAMILY(f16, f), FAMILY(bf16, f),
+    QDQ_FAMILY(f32, f), QDQ_FAMILY(f64, d), QDQ_FAMILY(f16, f), QDQ_FAMILY(bf16, f),
 };
