@@ -7,8 +7,9 @@
 #   make bench      build and run the benchmarks (baselines in the same run, ratios printed)
 #   make install    install the server (PREFIX, DESTDIR)
 #   make fuzz       fuzz every decoder for FUZZ_SECONDS (60) each
-#   make soak       wrk at SOAK_CONNECTIONS (256) for SOAK_SECONDS (60), answers compared byte
-#                   for byte, RSS bounded; then SIGTERM under load (tests/soak/)
+#   make soak       wrk at SOAK_CONNECTIONS (256) for SOAK_SECONDS (60) after SOAK_WARMUP (45),
+#                   answers compared byte for byte, RSS bounded; then SIGTERM under load
+#                   (tests/soak/); ends with "N passed, N failed". CI runs it after make test.
 #   make SAN=1 ...  the same with AddressSanitizer and UndefinedBehaviorSanitizer (build-san/)
 #   make deps       install build, test and benchmark dependencies (Debian, as root)
 
@@ -126,10 +127,10 @@ asan:
 fuzz:
 	sh tests/fuzz/run.sh
 
-# Load: the soak (tests/soak/soak.sh), then a SIGTERM under load (shutdown_under_load.sh).
+# Load: the soak (tests/soak/soak.sh), then a SIGTERM under load (shutdown_under_load.sh);
+# tests/soak/run.sh prints the total.
 soak: all
-	bash tests/soak/soak.sh
-	bash tests/soak/shutdown_under_load.sh
+	bash tests/soak/run.sh
 
 bench: $(BENCH_BIN) $(if $(SERVER_SRC),$(SERVER))
 	sh bench/run.sh $(BUILD)

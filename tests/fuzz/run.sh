@@ -4,7 +4,8 @@
 # (regressions: each must pass), then fuzzes each for $FUZZ_SECONDS seconds (default 60) on a
 # copy of its seed corpus tests/fuzz/corpus/<name>/. Prints the executions per target; a crash
 # input is written to tests/fuzz/crashes/ and printed (path and hex dump), and the script exits
-# non-zero.
+# non-zero. The last line counts the targets: "N passed, N failed" (regressions and fuzzing
+# both clean: passed).
 #
 #   sh tests/fuzz/run.sh                 every target
 #   sh tests/fuzz/run.sh json npy        some of them
@@ -95,6 +96,8 @@ mkdir -p "$CRASHES"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/qdq-fuzz-XXXXXX") || exit 2
 trap 'rm -rf "$WORK"' EXIT INT TERM
 failed=0
+npass=0
+nfail=0
 summary=""
 
 print_crashes() { # name
@@ -118,6 +121,7 @@ for t in $ALL; do
                 tail -n 60 "$WORK/$t.regress.log"
                 echo "FAILED: fuzz_$t regression inputs (tests/fuzz/regress/$t/)"
                 failed=1
+                nfail=$((nfail + 1))
                 summary="$summary
 fuzz_$t: regressions FAILED"
                 continue
@@ -146,9 +150,11 @@ fuzz_$t: regressions FAILED"
         echo "FAILED: fuzz_$t (exit $rc)"
         print_crashes "$t"
         failed=1
+        nfail=$((nfail + 1))
         summary="$summary
 fuzz_$t: CRASH after ${execs:-?} executions"
     else
+        npass=$((npass + 1))
         summary="$summary
 fuzz_$t: ${execs:-?} executions in ${SECONDS_EACH}s, coverage ${cov:-?}, corpus $units inputs"
     fi
@@ -156,6 +162,8 @@ done
 echo "fuzz summary:$summary"
 if [ "$failed" -ne 0 ]; then
     echo "fuzz: FAILED (crash inputs are in $CRASHES/)"
+    echo "$npass passed, $nfail failed"
     exit 1
 fi
 echo "fuzz: no crashes"
+echo "$npass passed, $nfail failed"
