@@ -81,14 +81,15 @@ static const struct opt opts[] = {
     { "max-inflight", K_NUM, F(max_inflight), 1, 1000000, "N", NULL, NULL,
       "Requests being received or computed at once; more get 503.", NULL },
     { "max-connections", K_NUM, F(max_connections), 1, 1000000, "N", NULL, NULL,
-      "Open connections at once (at least --http-threads).", NULL },
+      "Open connections at once (at least --http-threads), shared among the HTTP threads; "
+      "the soft open-file limit is raised to fit them (within the hard limit).", NULL },
     { "max-connections-per-ip", K_NUM, F(max_connections_per_ip), 0, 1000000, "N", NULL, NULL,
       "Open connections from one client address; 0: unlimited.", NULL },
     { "idle-timeout", K_NUM, F(idle_timeout_s), 1, 86400, "SECONDS", NULL, "Timeouts",
       "Close a connection after this many seconds without traffic.", NULL },
     { "request-timeout", K_NUM, F(request_timeout_s), 1, 86400, "SECONDS", NULL, NULL,
-      "Deadline for a whole request, so that a client sending a byte at a time is cut off.",
-      NULL },
+      "Deadline for a whole request, so that a client sending a byte at a time is cut off "
+      "(checked four times a second).", NULL },
     { "drain-timeout", K_NUM, F(drain_timeout_s), 0, 3600, "SECONDS", NULL, NULL,
       "On SIGTERM or SIGINT, wait this long for requests in flight before exiting.", NULL },
     { "inline-bytes", K_SIZE, F(small_request_bytes), 0, 64 * MiB, "SIZE", NULL, NULL,

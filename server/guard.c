@@ -1,7 +1,8 @@
 /*
  * Guards against clients that hold resources: a registry of open connections with the time
- * their current request began, swept once a second; a connection whose request has run past
- * --request-timeout (headers or body dripped slowly, or a response never read) is shut down.
+ * their current request began, swept four times a second (a deadline is kept to within a
+ * quarter of a second); a connection whose request has run past --request-timeout (headers or
+ * body dripped slowly, or a response never read) is shut down.
  * Time spent computing (the connection suspended) does not count.
  *
  * Also the bearer-token check (constant time).
@@ -15,6 +16,8 @@
 #include <unistd.h>
 
 #include "srv.h"
+
+#define SWEEP_NS 250000000L /* the sweep's period */
 
 struct srv_conn {
     int fd;
@@ -95,8 +98,12 @@ static void *sweep(void *arg)
     while (!G.stop) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
+        ts.tv_nsec += SWEEP_NS;
+        if (ts.tv_nsec >= 1000000000L)
+            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
         pthread_cond_timedwait(&G.cv, &G.mu, &ts);
+        if (G.stop)
+            break;
         uint64_t now = srv_now_ns();
         for (srv_conn *c = G.head.next; c && c != &G.head; c = c->next)
             if (!c->suspended && c->fd >= 0 && now - c->t_begin > G.timeout_ns) {

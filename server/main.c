@@ -3,10 +3,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "srv.h"
 
 extern char **environ;
+
+/*
+ * Every connection is a descriptor: the soft open-file limit (often 1024) is raised, within the
+ * hard one, to what --max-connections needs, plus room for the listener, the logs, and
+ * libmicrohttpd's and libuv's own descriptors.
+ */
+static void raise_fd_limit(const cfg *c)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)c->max_connections + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = want;
+    if (want > was && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        srv_log("debug", "open-file limit raised from %llu to %llu", (unsigned long long)was,
+                (unsigned long long)want);
+    else
+        want = was;
+    if (want < need)
+        srv_log("warn", "the open-file limit is %llu (hard limit %llu): fewer than "
+                "--max-connections %d needs (%llu); connections past it are refused",
+                (unsigned long long)want, (unsigned long long)rl.rlim_max, c->max_connections,
+                (unsigned long long)need);
+}
 
 int main(int argc, char **argv)
 {
@@ -33,6 +60,7 @@ int main(int argc, char **argv)
         return srv_healthcheck(&c);
     srv_log_init(&c);
     srv_metrics_init();
+    raise_fd_limit(&c);
 
     /* Signals are taken by sigwait below: block them before any thread starts. */
     sigset_t set;

@@ -212,7 +212,7 @@ void srv_guard_conn_event(struct MHD_Connection *conn, void **socket_context, in
 enum { SRV_GUARD_SUSPEND, SRV_GUARD_RESUME, SRV_GUARD_NEXT };
 /* The connection is computing (its deadline paused), back, or done with a request. */
 void srv_guard_mark(struct MHD_Connection *conn, int what);
-/* Starts and stops the once-a-second deadline sweep (--request-timeout). */
+/* Starts and stops the deadline sweep, four times a second (--request-timeout). */
 int srv_guard_start(const cfg *c);
 void srv_guard_stop(void);
 /* Connections cut off at the deadline so far. */
