@@ -126,11 +126,12 @@ static inline void CAT(fold, SUF)(__m256i smax, __m256i smin, __m256i umax, __m2
 }
 
 /*
- * Whole rows of C channels. Each vector of channels is reduced down a block of rows with its
- * four reductions in registers, kept between blocks in a local array for a panel of up to PANEL
- * channels, and folded into the accumulators once at the end. Data from memory is taken in short
- * blocks, each fetched ahead while the one before is reduced: the hardware prefetchers do not
- * follow a column's stride over a few rows.
+ * Whole rows of C channels. In cache, each line of channels (two vectors) is reduced down every
+ * row with its reductions in registers. From memory, each vector of channels is reduced down a
+ * short block of rows, its reductions kept between blocks in a local array for a panel of up to
+ * PANEL channels; each block is fetched ahead while the one before is reduced (the hardware
+ * prefetchers do not follow a column's stride over a few rows). Either way the reductions are
+ * folded into the accumulators once, at the end.
  */
 static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *mn_, void *mx_,
                                   void *nz_, void *pz_, void *nn_)
@@ -139,8 +140,38 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
     float *mn = mn_, *mx = mx_;
     int32_t *nz = nz_, *pz = pz_, *nn = nn_;
     size_t cv = C / BL * BL;
-    bool far = rows * C * sizeof(B) > FAR_BYTES;
+    bool far = FAR(rows * C * sizeof(B));
     size_t rb = ROWS_BLOCK;
+    if (rows == 0)
+        return;
+    if (!far) { /* in cache: a line's two vectors at a time down every row, in registers */
+        size_t c = 0;
+        for (; c + 2 * BL <= cv; c += 2 * BL) {
+            __m256i a0 = BSET1(BSMIN), b0 = BSET1(BSMAX), c0 = _mm256_setzero_si256();
+            __m256i d0 = _mm256_set1_epi32(-1), a1 = a0, b1 = b0, c1 = c0, d1 = d0;
+            for (size_t r = 0; r < rows; r++) {
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(in + r * C + c));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(in + r * C + c + BL));
+                a0 = BMAXS(x0, a0), b0 = BMINS(x0, b0), c0 = BMAXU(x0, c0), d0 = BMINU(x0, d0);
+                a1 = BMAXS(x1, a1), b1 = BMINS(x1, b1), c1 = BMAXU(x1, c1), d1 = BMINU(x1, d1);
+                __asm__("" : "+x"(a0), "+x"(b0), "+x"(c0), "+x"(d0), "+x"(a1), "+x"(b1),
+                        "+x"(c1), "+x"(d1));
+            }
+            CAT(fold, SUF)(a0, b0, c0, d0, mn + c, mx + c, nz + c, pz + c, nn + c);
+            CAT(fold, SUF)(a1, b1, c1, d1, mn + c + BL, mx + c + BL, nz + c + BL, pz + c + BL,
+                           nn + c + BL);
+        }
+        if (c < cv) {
+            __m256i a0 = BSET1(BSMIN), b0 = BSET1(BSMAX), c0 = _mm256_setzero_si256();
+            __m256i d0 = _mm256_set1_epi32(-1);
+            for (size_t r = 0; r < rows; r++) {
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(in + r * C + c));
+                a0 = BMAXS(x0, a0), b0 = BMINS(x0, b0), c0 = BMAXU(x0, c0), d0 = BMINU(x0, d0);
+            }
+            CAT(fold, SUF)(a0, b0, c0, d0, mn + c, mx + c, nz + c, pz + c, nn + c);
+        }
+        cv = 0; /* nothing left for the panels below */
+    }
     __m256i red[4 * PANEL / BL];
     for (size_t p0 = 0; p0 < cv; p0 += PANEL) {
         size_t nv = (cv - p0 < PANEL ? cv - p0 : PANEL) / BL;
@@ -173,10 +204,11 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
                            mx + c, nz + c, pz + c, nn + c);
         }
     }
-    if (cv < C)
+    size_t ct = C / BL * BL; /* the channels past the last whole vector */
+    if (ct < C)
         for (size_t r = 0; r < rows; r++)
-            CAT(reduce_lanes, SUF)(in + r * C + cv, C - cv, mn + cv, mx + cv, nz + cv, pz + cv,
-                                   nn + cv);
+            CAT(reduce_lanes, SUF)(in + r * C + ct, C - ct, mn + ct, mx + ct, nz + ct, pz + ct,
+                                   nn + ct);
 }
 
 /*

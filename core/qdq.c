@@ -152,19 +152,39 @@ size_t qdq_acc_size(const qdq_plan *p) { return 5 * p->channels * tsize(p); }
 /* Parameters: in_min, in_max, lo (output_min), hi (output_max), scale, inv; C values of T each. */
 size_t qdq_params_size(const qdq_plan *p) { return 6 * p->channels * tsize(p); }
 
+/* Four lanes of GCC/Clang vector extensions (any target): the per-channel loops over
+ * accumulators and parameters run a vector of channels a step. */
+typedef int32_t v4i __attribute__((vector_size(16)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef int64_t v2l __attribute__((vector_size(16)));
+typedef double v2d __attribute__((vector_size(16)));
+
+/* Sets n floats or doubles (bytes: 4 or 8 each) at dst to v, 16 bytes a step. */
+static void fill(void *dst, uint64_t n, size_t bytes, double v)
+{
+    char *d = dst;
+    uint64_t total = n * bytes, k = 0;
+    v4f f4 = { (float)v, (float)v, (float)v, (float)v };
+    v2d d2 = { v, v };
+    for (; k + 16 <= total; k += 16)
+        if (bytes == 4)
+            memcpy(d + k, &f4, 16);
+        else
+            memcpy(d + k, &d2, 16);
+    for (; k < total; k += bytes)
+        if (bytes == 4)
+            memcpy(d + k, &f4, 4);
+        else
+            memcpy(d + k, &d2, 8);
+}
+
 void qdq_acc_init(const qdq_plan *p, void *acc)
 {
     uint64_t C = p->channels;
-    if (p->dtype == QDQ_FLOAT64) {
-        double *a = acc;
-        for (uint64_t c = 0; c < C; c++)
-            a[c] = INFINITY, a[C + c] = -INFINITY;
-    } else {
-        float *a = acc;
-        for (uint64_t c = 0; c < C; c++)
-            a[c] = INFINITY, a[C + c] = -INFINITY;
-    }
-    memset((char *)acc + 2 * C * tsize(p), 0, 3 * C * tsize(p));
+    size_t ts = tsize(p);
+    fill(acc, C, ts, INFINITY);
+    fill((char *)acc + C * ts, C, ts, -INFINITY);
+    memset((char *)acc + 2 * C * ts, 0, 3 * C * ts);
 }
 
 /* Calls the kernel on each per-channel piece of [begin, end). The position is divided out once;
@@ -216,13 +236,6 @@ void qdq_reduce(const qdq_plan *p, void *acc, const void *data, uint64_t begin, 
         }
     }
 }
-
-/* Four lanes of GCC/Clang vector extensions (any target): the per-channel loops over
- * accumulators and parameters run a vector of channels a step. */
-typedef int32_t v4i __attribute__((vector_size(16)));
-typedef float v4f __attribute__((vector_size(16)));
-typedef int64_t v2l __attribute__((vector_size(16)));
-typedef double v2d __attribute__((vector_size(16)));
 
 /* Element-wise min / max keeping dst where the comparison is false (NaN: dst stays). */
 #define DEFINE_MERGE(name, T, F, VT, VF)                                                        \
