@@ -101,7 +101,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/http/%.o $(TESTLIB_OBJ) $(if $(PROTO_OBJ),$(LIB
 	$(LINK) $(LDFLAGS) -o $@ $< $(TEST_LIBS)
 
 # Benchmarks may use C++ baselines (bench/*.cc, e.g. TensorFlow's Eigen expression).
-$(BUILD)/bench/%.o: CXXFLAGS += -I/usr/include/eigen3 -mavx -fexceptions
+$(BUILD)/bench/%.o: CXXFLAGS += -isystem /usr/include/eigen3 -mavx -fexceptions
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BENCH_CXX_OBJ) $(LIBQDQ) $(if $(PROTO_OBJ),$(LIBPROTO))
 	$(CXX) $(LDFLAGS) -o $@ $< $(BENCH_CXX_OBJ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(LIBQDQ) $(PKG_LIBS) $(CURL_LIBS) -lm
 

@@ -11,10 +11,7 @@
  */
 #define EIGEN_USE_THREADS
 /* Eigen 3.4's own headers are not clean under -Wall -Wextra (the Makefile adds them with -I). */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-variable"
 #include <unsupported/Eigen/CXX11/Tensor>
-#pragma GCC diagnostic pop
 
 #include <cfloat>
 #include <cstddef>
