@@ -91,7 +91,14 @@ static const struct opt opts[] = {
       "Deadline for a whole request, so that a client sending a byte at a time is cut off "
       "(checked four times a second).", NULL },
     { "drain-timeout", K_NUM, F(drain_timeout_s), 0, 3600, "SECONDS", NULL, NULL,
-      "On SIGTERM or SIGINT, wait this long for requests in flight before exiting.", NULL },
+      "On SIGTERM or SIGINT, exit at most this long after the signal: requests in flight "
+      "(and those that arrive during --shutdown-grace) get until then to finish.", NULL },
+    { "shutdown-grace", K_NUM, F(shutdown_grace_s), 0, 3600, "SECONDS", NULL, NULL,
+      "Lame duck: for this long after SIGTERM or SIGINT, /readyz answers 503 but the server "
+      "still accepts connections and serves every request (each answer with Connection: "
+      "close), so that nothing a client sent around the signal is refused while load "
+      "balancers move away; then the listener closes and requests in flight drain. Counts "
+      "within --drain-timeout (capped at it).", NULL },
     { "inline-bytes", K_SIZE, F(small_request_bytes), 0, 64 * MiB, "SIZE", NULL, NULL,
       "Bodies up to this size are computed on the thread that received them, skipping the "
       "worker pool's hand-off; 0 sends every request to the pool.", NULL },
@@ -700,6 +707,7 @@ void cfg_defaults(cfg *c)
     c->idle_timeout_s = 30;
     c->request_timeout_s = 60;
     c->drain_timeout_s = 30;
+    c->shutdown_grace_s = 2;
     c->small_request_bytes = 65536;
     strcpy(c->log_format, "text");
     strcpy(c->log_level, "info");

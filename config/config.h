@@ -60,7 +60,10 @@ typedef struct cfg {
     /* Timeouts, in seconds. Never 0 except drain_timeout_s (0 = exit without waiting). */
     int idle_timeout_s;        /* --idle-timeout: inactivity before a connection closes; 30 */
     int request_timeout_s;     /* --request-timeout: whole-request deadline; 60 */
-    int drain_timeout_s;       /* --drain-timeout: SIGTERM grace; 30 */
+    int drain_timeout_s;       /* --drain-timeout: SIGTERM to exit, at most; 30 */
+    int shutdown_grace_s;      /* --shutdown-grace: after SIGTERM, keep accepting this long
+                                * (lame duck) before closing the listener; counts within
+                                * drain_timeout_s; 2 */
     int small_request_bytes;   /* --inline-bytes: bodies up to this run on the receiving thread;
                                 * 0 = every request goes to the pool; default 65536 */
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -139,6 +140,19 @@ void srv_guard_stop(void)
 }
 
 unsigned long long srv_guard_cut(void) { return atomic_load(&G.cut); }
+
+int srv_guard_unread(void)
+{
+    int n = 0;
+    pthread_mutex_lock(&G.mu); /* a registered connection's socket is open (conn_event) */
+    for (srv_conn *c = G.head.next; c && c != &G.head; c = c->next) {
+        int k = 0;
+        if (!c->suspended && c->fd >= 0 && ioctl(c->fd, FIONREAD, &k) == 0 && k > 0)
+            n++;
+    }
+    pthread_mutex_unlock(&G.mu);
+    return n;
+}
 
 bool srv_guard_token_ok(const char *want, const char *authorization)
 {

@@ -11,12 +11,14 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -271,10 +273,8 @@ static bool begin(srv_req *r, const char *method)
                    r->path, r->route->allow);
         return true;
     }
-    if (atomic_load(&s->draining) && takes_body) {
-        fail_later(r, 503, 0, "the server is shutting down");
-        return true;
-    }
+    /* While draining (srv_stop), requests are still served: whatever a client sent before the
+     * signal, or during the grace, is answered; respond.c adds Connection: close. */
     if (!takes_body)
         return true;
 
@@ -748,21 +748,102 @@ int srv_start(srv *s, const cfg *c)
     return 0;
 }
 
+/*
+ * Connections that completed the handshake but that no thread had accepted when the listener
+ * was quiesced: accepted here and handed to libmicrohttpd, so that closing the listener resets
+ * none of them (their requests are served like any other while draining).
+ */
+static int adopt_backlog(srv *s, MHD_socket fd)
+{
+    int n = 0, fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
+        return 0;
+    for (int i = 0; i < 65536; i++) {
+        struct sockaddr_storage a;
+        socklen_t al = sizeof a;
+        int c = accept4(fd, (struct sockaddr *)&a, &al, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break; /* EAGAIN: the backlog is empty */
+        }
+        /* On failure libmicrohttpd closes the socket itself. */
+        if (MHD_add_connection(s->daemon, c, (struct sockaddr *)&a, al) == MHD_YES)
+            n++;
+    }
+    return n;
+}
+
+/* Sleeps until the monotonic time t (ns) or for at most step_ns, whichever is first. */
+static void sleep_until(uint64_t t, uint64_t step_ns)
+{
+    uint64_t now = srv_now_ns();
+    if (now >= t)
+        return;
+    uint64_t d = t - now < step_ns ? t - now : step_ns;
+    struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
+    nanosleep(&ts, NULL);
+}
+
+/* Whether nothing is left to serve: no request open, and no request bytes waiting unread. */
+static bool drained(const srv *s)
+{
+    return atomic_load(&s->active) == 0 && atomic_load(&s->queued) == 0 &&
+           srv_guard_unread() == 0;
+}
+
+/*
+ * Graceful stop, in three phases, all within --drain-timeout of the signal:
+ *   1. lame duck (--shutdown-grace): readiness is 503 at once, but the listener still accepts
+ *      and every request is served (answers carry Connection: close, so clients move to
+ *      another replica), as load balancers take the time to notice;
+ *   2. the listener stops: libmicrohttpd stops accepting, the connections still in the
+ *      kernel's backlog are adopted, then the socket is shut down (new connections are
+ *      refused);
+ *   3. drain: requests in flight, and requests that arrive on connections already open, are
+ *      served, until none is open and no connection has request bytes waiting; idle
+ *      keep-alive connections are then closed.
+ */
 void srv_stop(srv *s)
 {
+    uint64_t t0 = srv_now_ns();
+    uint64_t deadline = t0 + (uint64_t)s->cfg->drain_timeout_s * 1000000000u;
+    int grace_s = s->cfg->shutdown_grace_s < s->cfg->drain_timeout_s ? s->cfg->shutdown_grace_s
+                                                                      : s->cfg->drain_timeout_s;
     atomic_store(&s->draining, true);
+    uint64_t grace_end = t0 + (uint64_t)grace_s * 1000000000u;
+    while (srv_now_ns() < grace_end)
+        sleep_until(grace_end, 100000000u);
+
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-    uint64_t deadline = srv_now_ns() + (uint64_t)s->cfg->drain_timeout_s * 1000000000u;
-    while (atomic_load(&s->active) > 0 && srv_now_ns() < deadline)
-        usleep(10000);
+    int adopted = 0;
+    if (fd != MHD_INVALID_SOCKET) {
+        adopted = adopt_backlog(s, fd);
+        /* Refuses new connections now; closed only after MHD_stop_daemon, as libmicrohttpd
+         * asks (a thread may still hold it). */
+        shutdown(fd, SHUT_RDWR);
+    }
+    srv_log("info", "listener closed %.1f s after the signal (%d connections taken from the "
+            "backlog); draining %d requests", (double)(srv_now_ns() - t0) / 1e9, adopted,
+            atomic_load(&s->active));
+
+    /* Done when drained() holds twice, 50 ms apart (a request read just then is waited for). */
+    while (srv_now_ns() < deadline) {
+        if (drained(s)) {
+            sleep_until(deadline, 50000000u);
+            if (drained(s))
+                break;
+        }
+        sleep_until(deadline, 10000000u);
+    }
     if (atomic_load(&s->active) > 0)
         srv_log("warn", "drain timeout: %d requests still open", atomic_load(&s->active));
     /* Work on the pool cannot be abandoned (its connections are suspended): let it finish. */
     while (atomic_load(&s->queued) > 0)
         usleep(1000);
     MHD_stop_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
     srv_guard_stop();
     srv_pool_stop(s->pool);
     srv_buf_trim();

@@ -79,7 +79,9 @@ int main(int argc, char **argv)
 
     int sig = 0;
     sigwait(&set, &sig);
-    srv_log("info", "%s: draining (up to %d s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+    srv_log("info", "%s: not ready; still serving for %d s (--shutdown-grace), then draining; "
+            "exit within %d s (--drain-timeout)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+            c.shutdown_grace_s < c.drain_timeout_s ? c.shutdown_grace_s : c.drain_timeout_s,
             c.drain_timeout_s);
     srv_stop(&s);
     srv_log("info", "stopped after %llu requests", (unsigned long long)atomic_load(&s.served));

@@ -146,7 +146,8 @@ uint64_t srv_now_ns(void);
 
 /* ---- http.c ---- */
 int srv_start(srv *s, const cfg *c);
-/* Graceful stop: readiness 503, stop accepting, wait for in-flight requests (drain timeout). */
+/* Graceful stop: readiness 503; lame duck for --shutdown-grace (still accepting and serving,
+ * answers with Connection: close); stop accepting; drain; all within --drain-timeout. */
 void srv_stop(srv *s);
 
 /* ---- respond.c ---- */
@@ -217,6 +218,8 @@ int srv_guard_start(const cfg *c);
 void srv_guard_stop(void);
 /* Connections cut off at the deadline so far. */
 unsigned long long srv_guard_cut(void);
+/* Open connections (not computing) with bytes received by the kernel and not yet read. */
+int srv_guard_unread(void);
 /* Whether an Authorization header carries the bearer token (constant-time comparison). */
 bool srv_guard_token_ok(const char *token, const char *authorization);
 

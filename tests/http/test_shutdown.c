@@ -1,17 +1,29 @@
 /*
- * Graceful stop (api.md section 5): on SIGTERM readiness turns 503, the listener stops
- * accepting, requests already accepted finish with the right answer, and the process exits 0
- * within the drain timeout. SIGINT on an idle server exits 0 too, and a request that cannot
- * finish does not hold the process past the drain timeout.
+ * Graceful stop (api.md section 5): on SIGTERM readiness turns 503 at once; for --shutdown-grace
+ * the server is a lame duck (it still accepts connections and serves every request, each answer
+ * with Connection: close), then the listener closes (new connections are refused) and requests
+ * in flight finish with the right answer; the process exits 0 within the drain timeout. Every
+ * request a client had sent before the signal is answered 200: slow uploads in flight, requests
+ * on idle keep-alive connections, and requests on connections still in the listen backlog or
+ * not yet read (the server stopped with SIGSTOP while they are sent). SIGINT and SIGTERM on an
+ * idle server exit 0 too (after the grace), and a request that cannot finish does not hold the
+ * process past the drain timeout.
  */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "http_client.h"
@@ -93,7 +105,7 @@ typedef struct late_client {
     const sp_server *s;
     atomic_int connected, go;
     long status, new_conns;
-    bool retry_after, json;
+    bool answered, closes;
 } late_client;
 
 static void *late_main(void *arg)
@@ -113,9 +125,9 @@ static void *late_main(void *arg)
     hc_request("POST", url, h, body, strlen(body), &r);
     c->status = r.status;
     c->new_conns = r.new_conns;
-    c->retry_after = hc_header(&r, "Retry-After") != NULL;
-    const char *ct = hc_header(&r, "Content-Type");
-    c->json = ct && !strcmp(ct, "application/json") && strstr(r.body, "\"error\"");
+    c->answered = strstr(r.body, "\"output\":[") != NULL;
+    const char *conn = hc_header(&r, "Connection");
+    c->closes = conn && !strcasecmp(conn, "close");
     hc_resp_free(&r);
     hc_thread_done();
     return NULL;
@@ -125,7 +137,8 @@ static void *late_main(void *arg)
 static void test_drain(void)
 {
     sp_server s;
-    const char *args[] = { "--workers", "2", "--drain-timeout", "10", NULL };
+    const char *args[] = { "--workers", "2", "--drain-timeout", "10", "--shutdown-grace", "1",
+                           NULL };
     if (sp_start(&s, args) != 0) {
         CHECK(0, "the server did not start");
         sp_release(&s);
@@ -163,7 +176,7 @@ static void test_drain(void)
     long long t_sig = sp_now_ms();
     sp_signal(&s, SIGTERM);
 
-    /* Readiness turns 503 on the existing connection (or the connection is refused). */
+    /* Readiness turns 503 on the existing connection at once. */
     bool saw_503 = false, refused = false;
     for (int i = 0; i < 100 && !saw_503 && !refused; i++) {
         hc_request("GET", ready, NULL, NULL, 0, &r);
@@ -182,31 +195,43 @@ static void test_drain(void)
         }
         hc_resp_free(&r);
     }
-    CHECK(saw_503 || refused, "/readyz did not turn 503 after SIGTERM");
+    CHECK(saw_503, "/readyz did not turn 503 after SIGTERM (%s)",
+          refused ? "the connection was refused" : "still 200");
     fprintf(stderr, "  readiness: %s %lld ms after the signal\n",
             saw_503 ? "503" : refused ? "connection refused" : "still 200",
             sp_now_ms() - t_sig);
 
-    /* The op on a connection kept alive from before: 503 with Retry-After, as JSON. */
+    /* The op on a connection kept alive from before: served, on that connection, with
+     * Connection: close (the client goes elsewhere next time). */
     atomic_store(&late.go, 1);
     pthread_join(late_th, NULL);
-    if (saw_503) {
-        CHECK(late.status == 503 && late.retry_after && late.json,
-              "the op on a kept-alive connection while draining: status %ld, Retry-After %s, "
-              "JSON %s", late.status, late.retry_after ? "yes" : "no", late.json ? "yes" : "no");
-        CHECK(late.new_conns == 0, "the draining 503 came on a new connection");
-    }
+    CHECK(late.status == 200 && late.answered && late.closes,
+          "the op on a kept-alive connection while draining: status %ld, answer %s, "
+          "Connection: close %s", late.status, late.answered ? "yes" : "no",
+          late.closes ? "yes" : "no");
+    CHECK(late.new_conns == 0, "the draining answer came on a new connection");
 
-    /* A new connection is refused (or told 503): the listener has stopped accepting. */
+    /* Within the grace (1 s), a new connection is still served, with Connection: close. */
     char op[128];
     snprintf(op, sizeof op, "%s/quantize-dequantize", s.base);
     const char *h[] = { "Content-Type: application/json", NULL };
     const char *body = "{\"input\": [1, 2]}";
     hc_opts fresh = { .fresh = true, .timeout_ms = 5000 };
     hc_request_ex("POST", op, h, body, strlen(body), &fresh, &r);
-    CHECK(r.status == 0 || r.status == 503, "a new request after SIGTERM: status %ld", r.status);
-    if (r.status == 503)
-        CHECK(hc_header(&r, "Retry-After") != NULL, "503 without Retry-After");
+    long long t_new = sp_now_ms() - t_sig;
+    const char *conn = hc_header(&r, "Connection");
+    if (t_new < 900)
+        CHECK(r.status == 200 && conn && !strcasecmp(conn, "close"),
+              "a new connection %lld ms after SIGTERM (grace 1 s): status %ld, Connection %s",
+              t_new, r.status, conn ? conn : "(none)");
+    hc_resp_free(&r);
+
+    /* After the grace, new connections are refused: the listener is closed. */
+    while (sp_now_ms() - t_sig < 1300)
+        sleep_ms(10);
+    hc_request_ex("POST", op, h, body, strlen(body), &fresh, &r);
+    CHECK(r.status == 0, "a new connection 1.3 s after SIGTERM (grace 1 s): status %ld",
+          r.status);
     hc_resp_free(&r);
 
     for (int i = 0; i < CLIENTS; i++)
@@ -267,11 +292,13 @@ static void test_drain_timeout(void)
     sp_release(&s);
 }
 
-/* SIGINT and SIGTERM on an idle server (with an idle keep-alive connection open). */
-static void test_idle(int sig, const char *name)
+/* SIGINT and SIGTERM on an idle server (with an idle keep-alive connection open): exit 0 once
+ * the grace is over. */
+static void test_idle(int sig, const char *name, const char *grace)
 {
     sp_server s;
-    if (sp_start(&s, NULL) != 0) {
+    const char *args[] = { "--shutdown-grace", grace, NULL };
+    if (sp_start(&s, args) != 0) {
         CHECK(0, "the server did not start");
         sp_release(&s);
         return;
@@ -282,23 +309,299 @@ static void test_idle(int sig, const char *name)
     hc_request("GET", url, NULL, NULL, 0, &r);
     CHECK(r.status == 200, "/healthz: %ld", r.status);
     hc_resp_free(&r);
-    long long t0 = sp_now_ms();
+    long long t0 = sp_now_ms(), g = atoi(grace) * 1000LL;
     sp_signal(&s, sig);
     int rc = sp_wait(&s, 10000);
+    long long t = sp_now_ms() - t0;
     CHECK(rc == 0, "%s on an idle server: exit status %d, want 0", name, rc);
-    CHECK(sp_now_ms() - t0 < 3000, "%s on an idle server: exit took %lld ms", name,
-          sp_now_ms() - t0);
-    fprintf(stderr, "  %s idle: exit %lld ms after the signal\n", name, sp_now_ms() - t0);
+    CHECK(t >= g - 100 && t < g + 1500, "%s on an idle server, --shutdown-grace %s: exit took "
+          "%lld ms", name, grace, t);
+    fprintf(stderr, "  %s idle (grace %s s): exit %lld ms after the signal\n", name, grace, t);
     hc_thread_done(); /* the connection to the dead server */
     sp_release(&s);
+}
+
+/* ---- requests sent before the signal, which the server has not read yet ---- */
+
+#define REQ_BODY "{\"input\": [[-1, -0.5], [0, 0.3]]}"
+#define KEPT 16   /* keep-alive connections: one request answered, the next sent before SIGTERM */
+#define FRESH 64  /* new connections (left in the listen backlog) with a request, before SIGTERM */
+#define LATE 32   /* new connections left in the backlog when the grace ends */
+#define BIG_N 4000000 /* elements of the JSON request that holds the only HTTP thread */
+
+typedef struct raw_conn {
+    int fd;
+    char buf[8192];
+    size_t len;
+    int status;      /* 0 until a whole answer is in; -1 when the connection failed */
+    bool closes, right;
+} raw_conn;
+
+static int raw_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = { 5, 0 };
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a)) { /* the kernel completes it */
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static bool raw_send(int fd)
+{
+    char req[512];
+    int n = snprintf(req, sizeof req, "POST /quantize-dequantize HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(REQ_BODY), REQ_BODY);
+    return fd >= 0 && send(fd, req, (size_t)n, MSG_NOSIGNAL) == n;
+}
+
+/* Reads what is there; sets c->status once a whole answer (head and Content-Length body) is. */
+static void raw_read(raw_conn *c)
+{
+    ssize_t k = recv(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len, MSG_DONTWAIT);
+    if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        c->status = -1;
+        return;
+    }
+    if (k < 0)
+        return;
+    c->len += (size_t)k;
+    c->buf[c->len] = '\0';
+    char *end = strstr(c->buf, "\r\n\r\n");
+    if (!end)
+        return;
+    const char *cl = strcasestr(c->buf, "\r\nContent-Length:");
+    size_t want = (size_t)(end + 4 - c->buf) + (cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0);
+    if (c->len < want)
+        return;
+    c->status = atoi(c->buf + 9);
+    c->closes = strcasestr(c->buf, "\r\nConnection: close\r\n") != NULL;
+    c->right = strstr(end, "0.296875") != NULL;
+}
+
+/* Reads one answer on each connection (up to 10 s); returns how many came. */
+static int raw_collect(raw_conn *cs, int n)
+{
+    long long t0 = sp_now_ms();
+    int done = 0;
+    while (done < n && sp_now_ms() - t0 < 10000) {
+        struct pollfd p[FRESH + KEPT];
+        int map[FRESH + KEPT], m = 0;
+        for (int i = 0; i < n && m < FRESH + KEPT; i++)
+            if (cs[i].fd >= 0 && cs[i].status == 0)
+                p[m] = (struct pollfd){ cs[i].fd, POLLIN, 0 }, map[m++] = i;
+        if (!m)
+            break;
+        if (poll(p, (nfds_t)m, 100) <= 0)
+            continue;
+        for (int j = 0; j < m; j++)
+            if (p[j].revents)
+                raw_read(&cs[map[j]]);
+        done = 0;
+        for (int i = 0; i < n; i++)
+            done += cs[i].status != 0;
+    }
+    return done;
+}
+
+/* Checks every connection's answer: 200 and the right answer, and (when `closes`) Connection:
+ * close, which says the server read the request after it began draining. */
+static void raw_verdict(raw_conn *cs, int n, const char *what, bool closes)
+{
+    int ok = 0, with_close = 0, failed = 0, other = 0;
+    for (int i = 0; i < n; i++) {
+        if (cs[i].status == 200 && cs[i].right)
+            ok++, with_close += cs[i].closes;
+        else if (cs[i].status <= 0)
+            failed++;
+        else
+            other++;
+    }
+    fprintf(stderr, "  %s: %d of %d answered 200 (%d with Connection: close); %d connections "
+            "failed or unanswered, %d other answers\n", what, ok, n, with_close, failed, other);
+    CHECK(ok == n, "%s: %d of %d answered 200 with the right answer (%d connections failed or "
+          "unanswered, %d other answers)", what, ok, n, failed, other);
+    if (closes)
+        CHECK(with_close == n, "%s: %d of %d answers read while draining (Connection: close)",
+              what, with_close, n);
+}
+
+/* A JSON request of BIG_N numbers, sent whole on a new connection (the answer is not read). */
+static int big_send(int port, const char *body, size_t len)
+{
+    int fd = raw_open(port);
+    char head[256];
+    int n = snprintf(head, sizeof head, "POST /quantize-dequantize HTTP/1.1\r\n"
+                     "Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n", len);
+    struct timeval tv = { 30, 0 };
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (fd < 0 || send(fd, head, (size_t)n, MSG_NOSIGNAL) != n)
+        return fd;
+    for (size_t off = 0; off < len;) {
+        ssize_t k = send(fd, body + off, len - off, MSG_NOSIGNAL);
+        if (k <= 0)
+            break;
+        off += (size_t)k;
+    }
+    return fd;
+}
+
+/* Whether the server has begun to answer on fd (bytes to read, or the connection ended). */
+static bool big_answering(int fd)
+{
+    struct pollfd p = { fd, POLLIN, 0 };
+    return poll(&p, 1, 0) == 1;
+}
+
+/*
+ * Requests sent before SIGTERM that the server reads only after it, and connections still in
+ * the listen backlog when the grace ends. The server has one HTTP thread, and a big JSON request
+ * computed on it (--inline-bytes 64M) holds it for a while: meanwhile nothing is accepted or
+ * read. While it is held:
+ *   A. KEPT idle keep-alive connections send their next request and FRESH new connections (left
+ *      in the backlog) send theirs; then SIGTERM. Each is read after draining began, and must be
+ *      answered 200 (with Connection: close).
+ *   B. at the end of the grace (the server stopped with SIGSTOP while it passes), LATE new
+ *      connections wait in the backlog: when the listener closes they are taken from it, not
+ *      reset, and answered 200.
+ * Then the exit: 0, within the drain timeout.
+ */
+static void test_sent_before_signal(void)
+{
+    size_t big_len;
+    char *big = NULL;
+    {
+        size_t cap = (size_t)BIG_N * 12 + 64, n = 0;
+        big = malloc(cap);
+        n += (size_t)snprintf(big, cap, "{\"input\": [");
+        uint64_t x = 0x9e3779b97f4a7c15ull;
+        for (int i = 0; i < BIG_N; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            n += (size_t)snprintf(big + n, cap - n, "%s%.5f", i ? "," : "",
+                                  (double)(x >> 11) / 9007199254740992.0 * 2 - 1);
+        }
+        n += (size_t)snprintf(big + n, cap - n, "]}");
+        big_len = n;
+    }
+    sp_server s;
+    const char *args[] = { "--workers", "2", "--http-threads", "1", "--inline-bytes", "64M",
+                           "--drain-timeout", "30", "--shutdown-grace", "6", NULL };
+    if (sp_start(&s, args) != 0) {
+        CHECK(0, "the server did not start");
+        sp_release(&s);
+        free(big);
+        return;
+    }
+    static raw_conn kept[KEPT], fresh[FRESH], late[LATE];
+    memset(kept, 0, sizeof kept);
+    memset(fresh, 0, sizeof fresh);
+    memset(late, 0, sizeof late);
+    for (int i = 0; i < KEPT; i++) {
+        kept[i].fd = raw_open(s.port);
+        CHECK(raw_send(kept[i].fd), "keep-alive connection %d: first request not sent", i);
+    }
+    CHECK(raw_collect(kept, KEPT) == KEPT, "the first requests on keep-alive connections");
+    for (int i = 0; i < KEPT; i++) {
+        CHECK(kept[i].status == 200 && kept[i].right && !kept[i].closes,
+              "keep-alive connection %d before the signal: %d%s", i, kept[i].status,
+              kept[i].closes ? " (Connection: close)" : "");
+        kept[i].len = 0;
+        kept[i].status = 0;
+    }
+
+    /* A. */
+    long long t_big = sp_now_ms();
+    int big_fd = big_send(s.port, big, big_len);
+    sleep_ms(50); /* the thread reads the rest and computes */
+    bool held = !big_answering(big_fd);
+    int opened = 0;
+    for (int i = 0; i < FRESH; i++) {
+        fresh[i].fd = raw_open(s.port);
+        opened += fresh[i].fd >= 0;
+        CHECK(raw_send(fresh[i].fd), "new connection %d: request not sent", i);
+    }
+    for (int i = 0; i < KEPT; i++)
+        CHECK(raw_send(kept[i].fd), "keep-alive connection %d: second request not sent", i);
+    CHECK(opened == FRESH, "%d of %d connections made", opened, FRESH);
+    long long t_sig = sp_now_ms();
+    sp_signal(&s, SIGTERM);
+    sleep_ms(100);
+    held = held && !big_answering(big_fd); /* still computing when the signal was handled */
+    raw_collect(fresh, FRESH);
+    raw_collect(kept, KEPT);
+    long long t_answered = sp_now_ms();
+    fprintf(stderr, "  the big request held the HTTP thread %s (sent %lld ms before SIGTERM; "
+            "the others answered %lld ms after it)\n", held ? "past the signal" : "NOT past "
+            "the signal: A is not exercised", t_sig - t_big, t_answered - t_sig);
+    raw_verdict(fresh, FRESH, "A: requests sent before SIGTERM on new connections", held);
+    raw_verdict(kept, KEPT, "A: requests sent before SIGTERM on idle keep-alive connections",
+                held);
+    close(big_fd);
+
+    /* B: held again, and stopped until the grace is over. */
+    CHECK(sp_now_ms() - t_sig < 5000, "A took %lld ms: B cannot run within the 6 s grace",
+          sp_now_ms() - t_sig);
+    big_fd = big_send(s.port, big, big_len);
+    sleep_ms(50);
+    sp_signal(&s, SIGSTOP);
+    held = !big_answering(big_fd);
+    while (sp_now_ms() - t_sig < 6200)
+        sleep_ms(10);
+    opened = 0;
+    for (int i = 0; i < LATE; i++) {
+        late[i].fd = raw_open(s.port);
+        opened += late[i].fd >= 0;
+        raw_send(late[i].fd);
+    }
+    CHECK(opened == LATE, "%d of %d connections made at the end of the grace", opened, LATE);
+    sp_signal(&s, SIGCONT);
+    raw_collect(late, LATE);
+    raw_verdict(late, LATE, "B: requests in the backlog when the listener closed", false);
+    close(big_fd);
+
+    int rc = sp_wait(&s, 40000);
+    long long t_exit = sp_now_ms() - t_sig;
+    CHECK(rc == 0, "exit status %d after SIGTERM, want 0", rc);
+    CHECK(t_exit >= 5900 && t_exit < 30000 + 2000, "exit %lld ms after SIGTERM (grace 6 s, "
+          "drain timeout 30 s)", t_exit);
+    char *log = sp_log_dup(&s);
+    const char *line = log ? strstr(log, "listener closed") : NULL;
+    const char *taken = line ? strstr(line, "s after the signal (") : NULL;
+    int adopted = taken ? atoi(taken + 20) : -1;
+    fprintf(stderr, "  exit %lld ms after SIGTERM; server: %.*s\n", t_exit,
+            line ? (int)strcspn(line, "\n") : 4, line ? line : "(no log line)");
+    if (held)
+        CHECK(adopted == LATE, "B: %d of %d connections taken from the backlog (the HTTP thread "
+              "was held)", adopted, LATE);
+    free(log);
+    for (int i = 0; i < KEPT; i++)
+        if (kept[i].fd >= 0)
+            close(kept[i].fd);
+    for (int i = 0; i < FRESH; i++)
+        if (fresh[i].fd >= 0)
+            close(fresh[i].fd);
+    for (int i = 0; i < LATE; i++)
+        if (late[i].fd >= 0)
+            close(late[i].fd);
+    sp_release(&s);
+    free(big);
 }
 
 int main(void)
 {
     long long t0 = sp_now_ms();
-    test_idle(SIGINT, "SIGINT");
-    test_idle(SIGTERM, "SIGTERM");
+    test_idle(SIGINT, "SIGINT", "0");
+    test_idle(SIGTERM, "SIGTERM", "2"); /* the default grace */
     test_drain();
+    test_sent_before_signal();
     test_drain_timeout();
     hc_thread_done();
     fprintf(stderr, "test_shutdown: %lld ms\n", sp_now_ms() - t0);

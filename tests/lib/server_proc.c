@@ -114,6 +114,8 @@ int sp_start(sp_server *s, const char *const *args)
     argv[n++] = "127.0.0.1:0";
     argv[n++] = "--access-log";
     argv[n++] = "off";
+    argv[n++] = "--shutdown-grace"; /* no lame duck: every test stops its servers at once */
+    argv[n++] = "0";
     for (int i = 0; args && args[i] && i < SP_MAX_ARGS; i++)
         argv[n++] = args[i];
     argv[n] = NULL;

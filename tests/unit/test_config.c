@@ -96,8 +96,8 @@ static void test_defaults(void)
     CHECK(d.max_header_bytes == 65536, "max_header_bytes");
     CHECK(d.max_queue == 256 && d.max_inflight == 1024, "max_queue/max_inflight");
     CHECK(d.max_connections == 1024 && d.max_connections_per_ip == 0, "max_connections");
-    CHECK(d.idle_timeout_s == 30 && d.request_timeout_s == 60 && d.drain_timeout_s == 30,
-          "timeouts");
+    CHECK(d.idle_timeout_s == 30 && d.request_timeout_s == 60 && d.drain_timeout_s == 30 &&
+          d.shutdown_grace_s == 2, "timeouts");
     CHECK(d.small_request_bytes == 65536, "small_request_bytes");
     CHECK(strcmp(d.log_format, "text") == 0 && strcmp(d.log_level, "info") == 0 && d.access_log,
           "logging defaults");
@@ -247,6 +247,7 @@ static void test_every_option_every_source(void)
         { "idle-timeout", "5", "idle-timeout", "5", NULL, NULL },
         { "request-timeout", "120", "request-timeout", "120", NULL, NULL },
         { "drain-timeout", "0", "drain-timeout", "0", NULL, NULL },
+        { "shutdown-grace", "5", "shutdown-grace", "5", NULL, NULL },
         { "inline-bytes", "4k", "inline-bytes", "4096", NULL, NULL },
         { "log-format", "json", "log-format", "json", NULL, NULL },
         { "log-level", "debug", "log-level", "debug", NULL, NULL },
@@ -540,6 +541,7 @@ static void test_invalid(void)
     BADF("request-timeout", "--request-timeout: '86401'", "out of range", "--request-timeout",
          "86401");
     BADF("drain-timeout", "--drain-timeout: '3601'", "out of range", "--drain-timeout", "3601");
+    BADF("shutdown-grace", "--shutdown-grace: '3601'", "out of range", "--shutdown-grace", "3601");
     BADF("inline-bytes 65M", "--inline-bytes: '65M' is out of range (0..64M)", NULL,
          "--inline-bytes", "65M");
     BADF("connections under threads", "--max-connections: 1 is less than http-threads", NULL,
