@@ -429,8 +429,65 @@ int qdq_params_given(const qdq_plan *p, const void *min, size_t n_min, const voi
     return QDQ_OK;
 }
 
-void qdq_apply(const qdq_plan *p, const void *params, const void *data, void *out,
-               uint64_t begin, uint64_t end)
+/*
+ * A channel whose inverse scale is NaN (its range held a NaN in Eigen's order) outputs that NaN
+ * for every element. The multiply would give it too, except for NaN elements: NaN times NaN keeps
+ * either operand's payload, whichever the compiler put first, and that differs between kernels
+ * (and so between splits). The inverse scale's own NaN makes the answer one.
+ */
+static bool any_nan_inv(const qdq_plan *p, const void *params)
+{
+    uint64_t C = p->channels;
+    if (p->dtype == QDQ_FLOAT64) {
+        const double *iv = param_array(p, (void *)params, 5);
+        for (uint64_t c = 0; c < C; c++)
+            if (iv[c] != iv[c])
+                return true;
+    } else {
+        const float *iv = param_array(p, (void *)params, 5);
+        for (uint64_t c = 0; c < C; c++)
+            if (iv[c] != iv[c])
+                return true;
+    }
+    return false;
+}
+
+/* Element i := the NaN inverse scale of its channel c, in the storage type, when it is NaN. */
+static void nan_put(const qdq_plan *p, const void *params, void *out, uint64_t i, uint64_t c)
+{
+    if (p->dtype == QDQ_FLOAT64) {
+        double v = ((const double *)param_array(p, (void *)params, 5))[c];
+        if (v != v)
+            ((double *)out)[i] = v;
+        return;
+    }
+    float v = ((const float *)param_array(p, (void *)params, 5))[c];
+    if (v == v)
+        return;
+    switch (p->dtype) {
+    case QDQ_FLOAT32: ((float *)out)[i] = v; break;
+    case QDQ_FLOAT16: ((uint16_t *)out)[i] = qdq_f32_to_f16(v); break;
+    case QDQ_BFLOAT16: ((uint16_t *)out)[i] = qdq_f32_to_bf16(v); break;
+    default: break;
+    }
+}
+
+/* The elements [begin, end) of channels with a NaN inverse scale, made that NaN. */
+static void nan_channels(const qdq_plan *p, const void *params, void *out, uint64_t begin,
+                         uint64_t end)
+{
+    uint64_t C = p->channels, inner = p->inner;
+    uint64_t i = C == 1 ? 0 : begin % inner, c = C == 1 ? 0 : (begin / inner) % C;
+    for (uint64_t k = begin; k < end; k++) {
+        nan_put(p, params, out, k, c);
+        if (C > 1 && ++i == inner)
+            i = 0, c = c + 1 == C ? 0 : c + 1;
+    }
+}
+
+/* The kernels on each per-channel piece of [begin, end), as qdq_reduce walks. */
+static void apply_kernels(const qdq_plan *p, const void *params, const void *data, void *out,
+                          uint64_t begin, uint64_t end)
 {
     const qdq_kernels *k = kernels(p);
     size_t es = qdq_dtype_size(p->dtype), ts = tsize(p);
@@ -479,6 +536,14 @@ void qdq_apply(const qdq_plan *p, const void *params, const void *data, void *ou
             c = c + 1 == C ? 0 : c + 1;
         }
     }
+}
+
+void qdq_apply(const qdq_plan *p, const void *params, const void *data, void *out,
+               uint64_t begin, uint64_t end)
+{
+    apply_kernels(p, params, data, out, begin, end);
+    if (begin < end && any_nan_inv(p, params)) /* rare */
+        nan_channels(p, params, out, begin, end);
 }
 
 void qdq_params_get(const qdq_plan *p, const void *params, uint64_t c, qdq_range *r)

@@ -83,7 +83,12 @@ for t in $ALL; do
     objs="$LIBOBJS"
     [ "$t" = inflate ] && objs="$B/server/encoding.o $B/proto/buf.o"
     compile "$src" "$B/fuzz/fuzz_$t.o" "" || { echo "fuzz: cannot compile $src"; exit 2; }
-    if [ ! -x "$B/fuzz_$t" ] || stale "$B/fuzz_$t" "$B/fuzz/fuzz_$t.o"; then
+    relink=0 # when the binary is missing or older than any of its objects
+    [ -x "$B/fuzz_$t" ] || relink=1
+    for o in "$B/fuzz/fuzz_$t.o" $objs; do
+        [ "$o" -nt "$B/fuzz_$t" ] && relink=1
+    done
+    if [ "$relink" = 1 ]; then
         echo "  LD  $B/fuzz_$t"
         $CXX -fsanitize=fuzzer $SAN -o "$B/fuzz_$t" "$B/fuzz/fuzz_$t.o" $objs -lcjson -lz -lm -pthread ||
             { echo "fuzz: cannot link fuzz_$t"; exit 2; }

@@ -685,6 +685,60 @@ static void t_err_range_given_per_channel(void)
     expect_ok(&c, &r);
 }
 
+/*
+ * NaN elements in a channel whose range (and so inverse scale) is NaN: NaN times NaN would keep
+ * whichever payload the compiler put first, and kernels differ. Every element must come out as
+ * the inverse scale's NaN, the same bytes for every split of the apply (found by fuzz_query).
+ */
+static void t_nan_times_nan(void)
+{
+    enum { N = 37 };
+    for (int d = 0; d < 4; d++) {
+        qdq_dtype dt = (qdq_dtype)d;
+        size_t es = qdq_dtype_size(dt);
+        unsigned char in[N * 8], whole[N * 8], split[N * 8];
+        for (int i = 0; i < N; i++) { /* quiet and signalling NaNs, both signs, many payloads */
+            uint64_t pay = (uint64_t)(i * 2654435761u);
+            if (dt == QDQ_FLOAT64) {
+                uint64_t b = 0x7ff0000000000000ull | (pay & 0xfffffffffffffull) | 1u;
+                b |= (uint64_t)(i & 1) << 63;
+                memcpy(in + 8 * i, &b, 8);
+            } else if (dt == QDQ_FLOAT32) {
+                uint32_t b = 0x7f800000u | ((uint32_t)pay & 0x7fffffu) | 1u;
+                b |= (uint32_t)(i & 1) << 31;
+                memcpy(in + 4 * i, &b, 4);
+            } else {
+                uint16_t exp = dt == QDQ_FLOAT16 ? 0x7c00 : 0x7f80, man = dt == QDQ_FLOAT16 ? 0x3ff : 0x7f;
+                uint16_t b = (uint16_t)(exp | (pay & man) | 1u | (i & 1) << 15);
+                memcpy(in + 2 * i, &b, 2);
+            }
+        }
+        int64_t dims[1] = { N };
+        qdq_attrs a = QDQ_ATTRS_DEFAULT;
+        qdq_plan p;
+        qdq_error err;
+        CHECK(qdq_plan_init(&p, dt, dims, 1, &a, &err) == 0, "%s: plan: %s", cur_test, err.msg);
+        p.isa = cur_isa;
+        void *acc = malloc(qdq_acc_size(&p)), *params = malloc(qdq_params_size(&p));
+        CHECK(qdq_run(&p, in, whole, NULL, 0, NULL, 0, acc, params, &err) == 0, "%s: run", cur_test);
+        qdq_range r;
+        qdq_params_get(&p, params, 0, &r);
+        CHECK(isnan(r.inverse_scale), "%s (%s): inverse scale %g, want NaN", cur_test,
+              qdq_dtype_name(dt), r.inverse_scale);
+        for (int i = 1; i < N; i++)
+            CHECK(!memcmp(whole, whole + es * i, es), "%s (%s, isa %d): element %d is another NaN",
+                  cur_test, qdq_dtype_name(dt), (int)cur_isa, i);
+        for (int j = 0; j <= N; j++) {
+            memcpy(split, in, N * es);
+            qdq_apply(&p, params, split, split, 0, (uint64_t)j);
+            qdq_apply(&p, params, split, split, (uint64_t)j, N);
+            CHECK(!memcmp(split, whole, N * es), "%s (%s, isa %d): split at %d differs", cur_test,
+                  qdq_dtype_name(dt), (int)cur_isa, j);
+        }
+        free(acc), free(params);
+    }
+}
+
 typedef struct named_test {
     const char *name;
     void (*fn)(void);
@@ -698,6 +752,7 @@ static const named_test tests[] = {
     { "empty", t_empty, 1 },
     { "inf_poisons_output", t_inf_poisons, 1 },
     { "nan_elements", t_nan_elements, 1 },
+    { "nan_times_nan", t_nan_times_nan, 1 },
     { "range_given_one_sided", t_range_given_one_sided, 1 },
     { "unsigned_nonpositive", t_unsigned_nonpositive, 1 },
     { "one_bit_narrow", t_one_bit_narrow, 1 },
