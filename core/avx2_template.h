@@ -218,6 +218,14 @@ AI void CAT(lanes_loop, SUF)(const S *in, S *out, size_t n, const T *lo, const T
                              const T *s, const T *v, int clamp, int half_up)
 {
     size_t k = 0;
+    for (; k + 2 * LANES <= n; k += 2 * LANES) {
+        VT x0 = LOADV(in + k), x1 = LOADV(in + k + LANES);
+        STOREV(out + k, CAT(vec, SUF)(x0, VLOADT(lo + k), VLOADT(hi + k), VLOADT(s + k),
+                                      VLOADT(v + k), clamp, half_up));
+        STOREV(out + k + LANES, CAT(vec, SUF)(x1, VLOADT(lo + k + LANES), VLOADT(hi + k + LANES),
+                                              VLOADT(s + k + LANES), VLOADT(v + k + LANES), clamp,
+                                              half_up));
+    }
     for (; k + LANES <= n; k += LANES)
         STOREV(out + k, CAT(vec, SUF)(LOADV(in + k), VLOADT(lo + k), VLOADT(hi + k),
                                       VLOADT(s + k), VLOADT(v + k), clamp, half_up));
