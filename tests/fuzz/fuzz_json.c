@@ -24,29 +24,7 @@
 #include "proto.h"
 #include "qdq.h"
 
-static int strict;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc, (void)argv;
-    const char *s = getenv("FUZZ_STRICT");
-    strict = s && *s == '1';
-    return 0;
-}
-
-#define REQUIRE(cond, ...)                                                                     \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz_json: %s:%d: invariant failed: %s: ", __FILE__, __LINE__,    \
-                    #cond);                                                                    \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fputc('\n', stderr);                                                               \
-            abort();                                                                           \
-        }                                                                                      \
-    } while (0)
-
-static const proto_limits LIMITS = { .max_elements = 1u << 16, .max_rank = 32, .max_depth = 64,
-                                     .max_body = 1u << 20 };
+#include "fuzz_common.h"
 
 static uint64_t mix(uint64_t x)
 {

@@ -37,7 +37,7 @@ PKG_CFLAGS=$(pkg-config --cflags libmicrohttpd zlib libcjson 2>/dev/null)
 command -v "$CC" >/dev/null 2>&1 || { echo "fuzz: $CC not found (apt-get install clang)"; exit 2; }
 
 # An object is rebuilt when its source or any project header is newer.
-HEADERS=$(ls core/*.h proto/*.h server/srv.h config/config.h 2>/dev/null)
+HEADERS=$(ls core/*.h proto/*.h server/srv.h config/config.h tests/fuzz/*.h 2>/dev/null)
 stale() { # obj src
     [ -f "$1" ] || return 0
     [ "$2" -nt "$1" ] && return 0

@@ -20,45 +20,11 @@
 #include "http_client.h"
 #include "qdq.h"
 #include "qdq_half.h"
+#include "sbuf.h"
 #include "server_proc.h"
 #include "testutil.h"
 
 static sp_server srv;
-
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const void *data, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 1024;
-        while (c < b->len + n + 1)
-            c *= 2;
-        b->p = realloc(b->p, c);
-        if (!b->p) {
-            perror("realloc");
-            exit(2);
-        }
-        b->cap = c;
-    }
-    if (n)
-        memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    char tmp[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    sb_add(b, tmp, n < (int)sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
 
 /* ---- one bad request ---- */
 

@@ -32,6 +32,7 @@
 #include "http_client.h"
 #include "qdq.h"
 #include "qdq_half.h"
+#include "sbuf.h"
 #include "server_proc.h"
 #include "testutil.h"
 
@@ -67,49 +68,6 @@ static void server_check(const char *what)
         fprintf(stderr, "giving up\n");
         exit(check_done() | 1);
     }
-}
-
-/* ---- a growable string ---- */
-
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const void *data, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 1024;
-        while (c < b->len + n + 1)
-            c *= 2;
-        b->p = realloc(b->p, c);
-        if (!b->p) {
-            perror("realloc");
-            exit(2);
-        }
-        b->cap = c;
-    }
-    if (n)
-        memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *tmp = malloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(tmp, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb_add(b, tmp, (size_t)n);
-    free(tmp);
 }
 
 /* A number as Python writes a float (shortest repr of the double; "1.0", not "1"), with the

@@ -27,6 +27,7 @@
 #include "http_client.h"
 #include "qdq.h"
 #include "qdq_half.h"
+#include "sbuf.h"
 #include "server_proc.h"
 #include "testutil.h"
 
@@ -57,52 +58,6 @@ static void server_check(const char *what)
         fprintf(stderr, "giving up\n");
         exit(check_done() | 1);
     }
-}
-
-/* ---- a growable string ---- */
-
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const void *data, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 1024;
-        while (c < b->len + n + 1)
-            c *= 2;
-        b->p = realloc(b->p, c);
-        if (!b->p) {
-            perror("realloc");
-            exit(2);
-        }
-        b->cap = c;
-    }
-    if (n)
-        memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n >= (int)sizeof tmp) {
-        char *big = malloc((size_t)n + 1);
-        va_start(ap, fmt);
-        vsnprintf(big, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        sb_add(b, big, (size_t)n);
-        free(big);
-        return;
-    }
-    sb_add(b, tmp, (size_t)n);
 }
 
 /* A number as JSON (and query) text: exact, with the non-finite tokens. */

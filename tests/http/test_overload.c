@@ -47,6 +47,7 @@
 #include "check.h"
 #include "http_client.h"
 #include "qdq.h"
+#include "sbuf.h"
 #include "server_proc.h"
 #include "testutil.h"
 
@@ -56,32 +57,6 @@
 static bool verbose;
 
 /* ---- small helpers ---- */
-
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const void *data, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 1024;
-        while (c < b->len + n + 1)
-            c *= 2;
-        b->p = realloc(b->p, c);
-        if (!b->p) {
-            perror("realloc");
-            exit(2);
-        }
-        b->cap = c;
-    }
-    if (n)
-        memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
 
 static void sleep_ms(int ms)
 {
