@@ -1,5 +1,4 @@
 /* qdq-server: configuration, start, and the signal-driven graceful stop. */
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,23 +35,9 @@ static void raise_fd_limit(const cfg *c)
                 (unsigned long long)need);
 }
 
-/*
- * glibc raises its mmap threshold after each large free (up to 32 MiB); from then on, request
- * buffers of a megabyte come from the heaps, and mixed sizes fragment them: RSS creeps up under
- * load. A fixed threshold keeps every buffer of 256 KiB or more in its own mapping, returned to
- * the system when freed (those worth keeping warm wait in bufcache.c).
- */
-static void fix_malloc(void)
-{
-#ifdef M_MMAP_THRESHOLD
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-#endif
-}
-
 int main(int argc, char **argv)
 {
     static cfg c;
-    fix_malloc();
     cfg_error err = { 0 };
     /* --healthcheck (anywhere): ask the server configured by the other options. */
     bool healthcheck = false;
