@@ -125,53 +125,42 @@ static inline void CAT(fold, SUF)(__m256i smax, __m256i smin, __m256i umax, __m2
               KIND, mn + 8 * h, mx + 8 * h, nz + 8 * h, pz + 8 * h, nn + 8 * h);
 }
 
-/*
- * Whole rows of C channels. In cache, each line of channels (two vectors) is reduced down every
- * row with its reductions in registers. From memory, each vector of channels is reduced down a
- * short block of rows, its reductions kept between blocks in a local array for a panel of up to
- * PANEL channels; each block is fetched ahead while the one before is reduced (the hardware
- * prefetchers do not follow a column's stride over a few rows). Either way the reductions are
- * folded into the accumulators once, at the end.
- */
-static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *mn_, void *mx_,
-                                  void *nz_, void *pz_, void *nn_)
+/* In cache: cv channels (whole vectors), a line's two vectors at a time down every row. */
+static inline void CAT(rows_near, SUF)(const B *in, size_t rows, size_t C, size_t cv, float *mn,
+                                       float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
 {
-    const B *in = in_;
-    float *mn = mn_, *mx = mx_;
-    int32_t *nz = nz_, *pz = pz_, *nn = nn_;
-    size_t cv = C / BL * BL;
-    bool far = FAR(rows * C * sizeof(B));
-    size_t rb = ROWS_BLOCK;
-    if (rows == 0)
-        return;
-    if (!far) { /* in cache: a line's two vectors at a time down every row, in registers */
-        size_t c = 0;
-        for (; c + 2 * BL <= cv; c += 2 * BL) {
-            __m256i a0 = BSET1(BSMIN), b0 = BSET1(BSMAX), c0 = _mm256_setzero_si256();
-            __m256i d0 = _mm256_set1_epi32(-1), a1 = a0, b1 = b0, c1 = c0, d1 = d0;
-            for (size_t r = 0; r < rows; r++) {
-                __m256i x0 = _mm256_loadu_si256((const __m256i *)(in + r * C + c));
-                __m256i x1 = _mm256_loadu_si256((const __m256i *)(in + r * C + c + BL));
-                a0 = BMAXS(x0, a0), b0 = BMINS(x0, b0), c0 = BMAXU(x0, c0), d0 = BMINU(x0, d0);
-                a1 = BMAXS(x1, a1), b1 = BMINS(x1, b1), c1 = BMAXU(x1, c1), d1 = BMINU(x1, d1);
-                __asm__("" : "+x"(a0), "+x"(b0), "+x"(c0), "+x"(d0), "+x"(a1), "+x"(b1),
-                        "+x"(c1), "+x"(d1));
-            }
-            CAT(fold, SUF)(a0, b0, c0, d0, mn + c, mx + c, nz + c, pz + c, nn + c);
-            CAT(fold, SUF)(a1, b1, c1, d1, mn + c + BL, mx + c + BL, nz + c + BL, pz + c + BL,
-                           nn + c + BL);
+    size_t c = 0;
+    for (; c + 2 * BL <= cv; c += 2 * BL) {
+        __m256i a0 = BSET1(BSMIN), b0 = BSET1(BSMAX), c0 = _mm256_setzero_si256();
+        __m256i d0 = _mm256_set1_epi32(-1), a1 = a0, b1 = b0, c1 = c0, d1 = d0;
+        for (size_t r = 0; r < rows; r++) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(in + r * C + c));
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(in + r * C + c + BL));
+            a0 = BMAXS(x0, a0), b0 = BMINS(x0, b0), c0 = BMAXU(x0, c0), d0 = BMINU(x0, d0);
+            a1 = BMAXS(x1, a1), b1 = BMINS(x1, b1), c1 = BMAXU(x1, c1), d1 = BMINU(x1, d1);
+            __asm__("" : "+x"(a0), "+x"(b0), "+x"(c0), "+x"(d0), "+x"(a1), "+x"(b1), "+x"(c1),
+                    "+x"(d1));
         }
-        if (c < cv) {
-            __m256i a0 = BSET1(BSMIN), b0 = BSET1(BSMAX), c0 = _mm256_setzero_si256();
-            __m256i d0 = _mm256_set1_epi32(-1);
-            for (size_t r = 0; r < rows; r++) {
-                __m256i x0 = _mm256_loadu_si256((const __m256i *)(in + r * C + c));
-                a0 = BMAXS(x0, a0), b0 = BMINS(x0, b0), c0 = BMAXU(x0, c0), d0 = BMINU(x0, d0);
-            }
-            CAT(fold, SUF)(a0, b0, c0, d0, mn + c, mx + c, nz + c, pz + c, nn + c);
-        }
-        cv = 0; /* nothing left for the panels below */
+        CAT(fold, SUF)(a0, b0, c0, d0, mn + c, mx + c, nz + c, pz + c, nn + c);
+        CAT(fold, SUF)(a1, b1, c1, d1, mn + c + BL, mx + c + BL, nz + c + BL, pz + c + BL,
+                       nn + c + BL);
     }
+    if (c < cv) { /* an odd vector */
+        __m256i a0 = BSET1(BSMIN), b0 = BSET1(BSMAX), c0 = _mm256_setzero_si256();
+        __m256i d0 = _mm256_set1_epi32(-1);
+        for (size_t r = 0; r < rows; r++) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(in + r * C + c));
+            a0 = BMAXS(x0, a0), b0 = BMINS(x0, b0), c0 = BMAXU(x0, c0), d0 = BMINU(x0, d0);
+        }
+        CAT(fold, SUF)(a0, b0, c0, d0, mn + c, mx + c, nz + c, pz + c, nn + c);
+    }
+}
+
+/* From memory: cv channels (whole vectors), a panel of up to PANEL at a time, ROWS_BLOCK rows
+ * down each vector's column before the next, the block after fetched ahead. */
+static inline void CAT(rows_far, SUF)(const B *in, size_t rows, size_t C, size_t cv, float *mn,
+                                      float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
+{
     __m256i red[4 * PANEL / BL];
     for (size_t p0 = 0; p0 < cv; p0 += PANEL) {
         size_t nv = (cv - p0 < PANEL ? cv - p0 : PANEL) / BL;
@@ -179,11 +168,11 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
             red[4 * v] = BSET1(BSMIN), red[4 * v + 1] = BSET1(BSMAX);
             red[4 * v + 2] = _mm256_setzero_si256(), red[4 * v + 3] = _mm256_set1_epi32(-1);
         }
-        for (size_t r0 = 0; r0 < rows; r0 += rb) {
-            size_t r1 = r0 + rb < rows ? r0 + rb : rows;
-            /* Out of cache, the next block is fetched ahead: a line every 64 bytes of columns. */
-            size_t f0 = r0 + PREFETCH_BLOCKS * rb;
-            size_t f1 = far && f0 < rows ? (f0 + rb < rows ? f0 + rb : rows) : f0;
+        for (size_t r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
+            size_t r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
+            /* The block fetched ahead: a line every 64 bytes of columns. */
+            size_t f0 = r0 + PREFETCH_BLOCKS * ROWS_BLOCK;
+            size_t f1 = f0 < rows ? (f0 + ROWS_BLOCK < rows ? f0 + ROWS_BLOCK : rows) : f0;
             for (size_t v = 0; v < nv; v++) {
                 __m256i a = red[4 * v], b = red[4 * v + 1], c = red[4 * v + 2];
                 __m256i d = red[4 * v + 3];
@@ -204,11 +193,33 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
                            mx + c, nz + c, pz + c, nn + c);
         }
     }
-    size_t ct = C / BL * BL; /* the channels past the last whole vector */
-    if (ct < C)
+}
+
+/*
+ * Whole rows of C channels. In cache, each line of channels (two vectors) is reduced down every
+ * row with its reductions in registers. From memory, each vector of channels is reduced down a
+ * short block of rows, its reductions kept between blocks in a local array for a panel of up to
+ * PANEL channels; each block is fetched ahead while the one before is reduced (the hardware
+ * prefetchers do not follow a column's stride over a few rows). Either way the reductions are
+ * folded into the accumulators once, at the end.
+ */
+static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *mn_, void *mx_,
+                                  void *nz_, void *pz_, void *nn_)
+{
+    const B *in = in_;
+    float *mn = mn_, *mx = mx_;
+    int32_t *nz = nz_, *pz = pz_, *nn = nn_;
+    size_t cv = C / BL * BL;
+    if (rows == 0)
+        return;
+    if (FAR(rows * C * sizeof(B)))
+        CAT(rows_far, SUF)(in, rows, C, cv, mn, mx, nz, pz, nn);
+    else
+        CAT(rows_near, SUF)(in, rows, C, cv, mn, mx, nz, pz, nn);
+    if (cv < C) /* the channels past the last whole vector */
         for (size_t r = 0; r < rows; r++)
-            CAT(reduce_lanes, SUF)(in + r * C + ct, C - ct, mn + ct, mx + ct, nz + ct, pz + ct,
-                                   nn + ct);
+            CAT(reduce_lanes, SUF)(in + r * C + cv, C - cv, mn + cv, mx + cv, nz + cv, pz + cv,
+                                   nn + cv);
 }
 
 /*

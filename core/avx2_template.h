@@ -260,8 +260,8 @@ AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t C, const T
                              const T *hi, const T *s, const T *v, int clamp, int half_up)
 {
     size_t cv = C / LANES * LANES;
-    for (size_t r0 = 0; r0 < rows; r0 += ROWS_BLOCK_APPLY) {
-        size_t r1 = r0 + ROWS_BLOCK_APPLY < rows ? r0 + ROWS_BLOCK_APPLY : rows;
+    for (size_t r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
+        size_t r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
         for (size_t c = 0; c < cv; c += LANES) {
             VT l = VLOADT(lo + c), h = VLOADT(hi + c), sc = VLOADT(s + c), iv = VLOADT(v + c);
             for (size_t r = r0; r < r1; r++)

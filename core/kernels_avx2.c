@@ -83,15 +83,8 @@ static inline void fold8(__m256i smax, __m256i smin, __m256i umax, __m256i umin,
 /* Rows a kernel takes down a column before the next vector of channels. A column's lines share
  * few cache sets (the row length is often a multiple of 1 KiB): eight rows stay within L1's eight
  * ways, so the next vector finds the lines the previous one brought in. */
-#ifndef ROWS_BLOCK
 #define ROWS_BLOCK 8
-#endif
-#ifndef ROWS_BLOCK_APPLY
-#define ROWS_BLOCK_APPLY ROWS_BLOCK
-#endif
-#ifndef PREFETCH_BLOCKS
-#define PREFETCH_BLOCKS 1 /* how far ahead reduce_rows fetches, in blocks */
-#endif
+#define PREFETCH_BLOCKS 1 /* how far ahead reduce_rows fetches from memory, in blocks */
 #define FAR_BYTES (4u << 20) /* data larger than this is taken to come from memory */
 #define FAR(bytes) ((bytes) > FAR_BYTES)
 #define BITS_REDUCE
