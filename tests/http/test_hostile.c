@@ -58,73 +58,19 @@
 static sp_server srv;
 static bool verbose;
 
-/* ---- growable buffer ---- */
-
 /* ---- the server's memory ---- */
 
-/* A "VmRSS:"-style field of /proc/PID/status in KiB, or -1. */
-static long proc_kb(pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long v = -1;
-    size_t n = strlen(field);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, field, n) == 0) {
-            v = strtol(line + n, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
-static long rss_kb(pid_t pid) { return proc_kb(pid, "VmRSS:"); }
-
-/* Resets VmHWM (the peak) to the current RSS (Linux 4.0+); false when not allowed. */
-static bool peak_reset(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/clear_refs", (int)pid);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return false;
-    bool ok = fputs("5", f) >= 0;
-    return fclose(f) == 0 && ok;
-}
+static long rss_kb(pid_t pid) { return sp_proc_kb(pid, "VmRSS:"); }
 
 /* ---- raw sockets ---- */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
-/* A non-blocking TCP connection to 127.0.0.1:port, or -1. */
+/* A connection to the server that sends each write at once (no Nagle delay), or -1. */
 static int raw_connect(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) && errno != EINPROGRESS) {
-        close(fd);
-        return -1;
-    }
-    struct pollfd p = { fd, POLLOUT, 0 };
-    int err = 0;
-    socklen_t el = sizeof err;
-    if (poll(&p, 1, 5000) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
-        close(fd);
-        return -1;
-    }
+    int fd = hc_raw_connect(port);
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
 }
 
@@ -941,7 +887,7 @@ static void test_npy_pickles(void)
                   b.len, 415, 400, 0, "descr|npy|UTF");
         free(b.p);
     }
-    sleep_ms(50);
+    sp_sleep_ms(50);
     CHECK(access(marker, F_OK) != 0, "%s exists: a pickle or header was executed", marker);
     unlink(marker);
     free(pk.p);
@@ -963,10 +909,10 @@ static void kserve_envelope_case(const char *what, const char *head, const char 
         sb_add(&b, i ? ",0" : "0", i ? 2 : 1);
     sb_str(&b, tail);
     long before = rss_kb(srv.pid);
-    bool peak_ok = peak_reset(srv.pid);
+    bool peak_ok = sp_peak_reset(srv.pid);
     post_case(what, "/v2/models/quantize_and_dequantize_v2/infer", "application/json", NULL, b.p,
               b.len, 413, 400, 0, "rank|limit|parameter|shape|large|JSON|outputs");
-    long peak = proc_kb(srv.pid, "VmHWM:"), after = rss_kb(srv.pid);
+    long peak = sp_proc_kb(srv.pid, "VmHWM:"), after = rss_kb(srv.pid);
     fprintf(stderr, "  KServe %s (%zu bytes): RSS %ld -> %ld KiB, peak %ld KiB\n", what, b.len,
             before, after, peak);
     if (peak_ok)
@@ -1116,7 +1062,7 @@ static void bomb_case(const char *what, const char *ctype, const char *encoding,
                       const unsigned char *body, size_t len, const char *path)
 {
     long before = rss_kb(srv.pid);
-    bool peak_ok = peak_reset(srv.pid);
+    bool peak_ok = sp_peak_reset(srv.pid);
     char url[256], ce[64];
     snprintf(url, sizeof url, "%s%s", srv.base, path ? path : Q);
     snprintf(ce, sizeof ce, "Content-Encoding: %s", encoding);
@@ -1126,12 +1072,12 @@ static void bomb_case(const char *what, const char *ctype, const char *encoding,
     hc_opts o = { .timeout_ms = 30000 };
     hc_resp r;
     hc_request_ex("POST", url, h, body, len, &o, &r);
-    long peak = proc_kb(srv.pid, "VmHWM:");
+    long peak = sp_proc_kb(srv.pid, "VmHWM:");
     /* The request's memory is freed when its connection is done with it, just after the
      * answer: wait (up to 2 s) for the RSS to come back. */
     long after = rss_kb(srv.pid), limit = before + before / 10 + RSS_SLACK_KB;
     for (int i = 0; i < 40 && after > limit; i++) {
-        sleep_ms(50);
+        sp_sleep_ms(50);
         after = rss_kb(srv.pid);
     }
     fprintf(stderr, "  bomb %-40s %zu bytes on the wire: %ld in %.2f s; RSS %ld -> %ld KiB, "
@@ -1339,7 +1285,7 @@ int main(void)
         return check_done();
     }
     warm_up();
-    sleep_ms(300);
+    sp_sleep_ms(300);
     long rss0 = rss_kb(srv.pid);
     fprintf(stderr, "  server RSS after warm-up: %ld KiB\n", rss0);
 
@@ -1353,7 +1299,7 @@ int main(void)
     long long t3 = sp_now_ms();
     test_huge_heads();
 
-    sleep_ms(300);
+    sp_sleep_ms(300);
     long rss1 = rss_kb(srv.pid);
     long limit = rss0 + rss0 / 10 + RSS_SLACK_KB;
     fprintf(stderr, "  server RSS after the suite: %ld KiB (warm-up %ld KiB; limit %ld KiB = "

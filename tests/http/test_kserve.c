@@ -452,52 +452,6 @@ static void build_request(const tcase *t, const rq *o, sbuf *body, size_t *hlen)
 
 /* ---- sending ---- */
 
-static unsigned char *zcompress(const void *in, size_t n, int window_bits, size_t *out_len)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    deflateInit2(&z, 6, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY);
-    size_t cap = deflateBound(&z, (uLong)n) + 64;
-    unsigned char *out = malloc(cap);
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)n;
-    z.next_out = out;
-    z.avail_out = (uInt)cap;
-    deflate(&z, Z_FINISH);
-    *out_len = z.total_out;
-    deflateEnd(&z);
-    return out;
-}
-
-static char *zdecompress(const void *in, size_t n, size_t *out_len)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    inflateInit2(&z, 15 + 32); /* zlib or gzip */
-    size_t cap = n * 8 + 1024;
-    char *out = malloc(cap + 1);
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)n;
-    int rc;
-    do {
-        if (z.total_out == cap) {
-            cap *= 2;
-            out = realloc(out, cap + 1);
-        }
-        z.next_out = (Bytef *)out + z.total_out;
-        z.avail_out = (uInt)(cap - z.total_out);
-        rc = inflate(&z, Z_NO_FLUSH);
-    } while (rc == Z_OK || (rc == Z_BUF_ERROR && z.avail_out == 0));
-    *out_len = z.total_out;
-    inflateEnd(&z);
-    if (rc != Z_STREAM_END) {
-        free(out);
-        return NULL;
-    }
-    out[*out_len] = '\0';
-    return out;
-}
-
 /*
  * POSTs a v2 request as the client of o would: Triton sends Inference-Header-Content-Length
  * (when binary data follows) and no Content-Type; KServe's REST client sends
@@ -526,7 +480,7 @@ static void post_v2(const char *path, const rq *o, const char *body, size_t len,
     unsigned char *z = NULL;
     if (encoding) {
         size_t zn;
-        z = zcompress(body, len, strcmp(encoding, "gzip") == 0 ? 31 : 15, &zn);
+        z = tu_zcompress(body, len, 6, strcmp(encoding, "gzip") == 0 ? 31 : 15, &zn);
         snprintf(ce, sizeof ce, "Content-Encoding: %s", encoding);
         h[n++] = ce;
         body = (const char *)z, len = zn;
@@ -544,7 +498,7 @@ static void post_v2(const char *path, const rq *o, const char *body, size_t len,
         CHECK(o->accept_z, "%s: Content-Encoding %s although the request did not accept it",
               path, rce);
         size_t dn = 0;
-        char *d = zdecompress(r->body, r->len, &dn);
+        char *d = tu_zdecompress(r->body, r->len, &dn);
         CHECK(d != NULL, "%s: the %s answer does not decompress", path, rce);
         if (d) {
             z_answers++;

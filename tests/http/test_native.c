@@ -1179,53 +1179,6 @@ static void test_keepalive(void)
     CHECK(opened == 0, "keep-alive: %d new connections for 30 requests on an open one", opened);
 }
 
-/* api.md section 5: compressed request bodies, and compressed JSON responses on request. */
-static unsigned char *zcompress(const void *in, size_t n, int window_bits, size_t *out_len)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    deflateInit2(&z, 6, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY);
-    size_t cap = deflateBound(&z, (uLong)n) + 64;
-    unsigned char *out = malloc(cap);
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)n;
-    z.next_out = out;
-    z.avail_out = (uInt)cap;
-    deflate(&z, Z_FINISH);
-    *out_len = z.total_out;
-    deflateEnd(&z);
-    return out;
-}
-
-static char *zdecompress(const void *in, size_t n, size_t *out_len)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    inflateInit2(&z, 15 + 32); /* zlib or gzip */
-    size_t cap = n * 8 + 1024;
-    char *out = malloc(cap + 1);
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)n;
-    int rc;
-    do {
-        if (z.total_out == cap) {
-            cap *= 2;
-            out = realloc(out, cap + 1);
-        }
-        z.next_out = (Bytef *)out + z.total_out;
-        z.avail_out = (uInt)(cap - z.total_out);
-        rc = inflate(&z, Z_NO_FLUSH);
-    } while (rc == Z_OK || (rc == Z_BUF_ERROR && z.avail_out == 0));
-    *out_len = z.total_out;
-    inflateEnd(&z);
-    if (rc != Z_STREAM_END) {
-        free(out);
-        return NULL;
-    }
-    out[*out_len] = '\0';
-    return out;
-}
-
 static void test_compression(void)
 {
     char url[128];
@@ -1237,7 +1190,7 @@ static void test_compression(void)
     } encs[] = { { "gzip", 31 }, { "deflate", 15 } };
     for (int i = 0; i < 2; i++) {
         size_t zn;
-        unsigned char *z = zcompress(json, strlen(json), encs[i].wbits, &zn);
+        unsigned char *z = tu_zcompress(json, strlen(json), 6, encs[i].wbits, &zn);
         char ce[64];
         snprintf(ce, sizeof ce, "Content-Encoding: %s", encs[i].enc);
         const char *h[] = { "Content-Type: application/json", ce, NULL };
@@ -1249,7 +1202,7 @@ static void test_compression(void)
         hc_resp_free(&r);
         float raw[4] = { -1.0f, -0.5f, 0.0f, 0.3f };
         free(z);
-        z = zcompress(raw, sizeof raw, encs[i].wbits, &zn);
+        z = tu_zcompress(raw, sizeof raw, 6, encs[i].wbits, &zn);
         const char *h2[] = { "Content-Type: application/octet-stream", ce, NULL };
         hc_request("POST", url, h2, z, zn, &r);
         float want[4] = { -1.0f, -0.5f, 0.0f, 0.296875f };
@@ -1274,7 +1227,7 @@ static void test_compression(void)
           ce ? ce : "(none)");
     if (r.status == 200 && ce && strcmp(ce, "gzip") == 0) {
         size_t n;
-        char *plain = zdecompress(r.body, r.len, &n);
+        char *plain = tu_zdecompress(r.body, r.len, &n);
         cJSON *j = plain ? hc_json_parse_exact(plain, n) : NULL;
         CHECK(j && cJSON_GetArraySize(cJSON_GetObjectItem(j, "output")) == 2000,
               "gzip response does not decompress to the answer");

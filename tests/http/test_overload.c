@@ -58,42 +58,6 @@ static bool verbose;
 
 /* ---- small helpers ---- */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
-static long proc_kb(pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long v = -1;
-    size_t n = strlen(field);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, field, n) == 0) {
-            v = strtol(line + n, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
-static bool peak_reset(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/clear_refs", (int)pid);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return false;
-    bool ok = fputs("5", f) >= 0;
-    return fclose(f) == 0 && ok;
-}
-
 /* The value of a gauge in the /metrics text, or -1. */
 static long metric(const sp_server *s, const char *name)
 {
@@ -189,8 +153,8 @@ static void burst(const sp_server *s, const char *big, size_t big_len, const cha
                   burst_result *out)
 {
     memset(out, 0, sizeof *out);
-    long before = proc_kb(s->pid, "VmRSS:");
-    bool peak_ok = peak_reset(s->pid);
+    long before = sp_proc_kb(s->pid, "VmRSS:");
+    bool peak_ok = sp_peak_reset(s->pid);
     job holders[3], probes[4];
     pthread_t th[3], tp[4];
     for (int i = 0; i < 3; i++) {
@@ -201,7 +165,7 @@ static void burst(const sp_server *s, const char *big, size_t big_len, const cha
     long long t0 = sp_now_ms();
     long q = -1;
     while (sp_now_ms() - t0 < 20000 && (q = metric(s, "qdq_queued_requests")) < 3)
-        sleep_ms(5);
+        sp_sleep_ms(5);
     out->saw_full = q >= 3;
     CHECK(out->saw_full, "burst %d: the queue never filled (qdq_queued_requests %ld)", round, q);
     /* New work that needs the pool: two big, two medium (over --inline-bytes). */
@@ -256,7 +220,7 @@ static void burst(const sp_server *s, const char *big, size_t big_len, const cha
                     h->seconds);
         free(h->answer);
     }
-    long peak = proc_kb(s->pid, "VmHWM:");
+    long peak = sp_proc_kb(s->pid, "VmHWM:");
     out->peak_growth_kb = peak_ok ? peak - before : -1;
 }
 
@@ -293,15 +257,15 @@ static void test_queue(void)
     fprintf(stderr, "  queue: big request of %zu elements (%zu bytes): %.2f s alone\n", n, len,
             t_alone);
 
-    sleep_ms(200);
-    long rss0 = proc_kb(s.pid, "VmRSS:");
+    sp_sleep_ms(200);
+    long rss0 = sp_proc_kb(s.pid, "VmRSS:");
     burst_result b[3];
     for (int i = 0; i < 3; i++) {
         burst(&s, big, len, want, want_len, medium, medium_len, i + 1, &b[i]);
         /* Load drops: the server takes work again once the queue has drained. */
         long long t0 = sp_now_ms();
         while (sp_now_ms() - t0 < 10000 && metric(&s, "qdq_queued_requests") != 0)
-            sleep_ms(10);
+            sp_sleep_ms(10);
         for (int k = 0; k < 3; k++) {
             post_json(&s, medium, medium_len, 30000, &r);
             CHECK(r.status == 200, "burst %d: after the load, request %d: %ld %.200s", i + 1, k,
@@ -313,8 +277,8 @@ static void test_queue(void)
               "burst %d: the big request after the load: %ld", i + 1, r.status);
         hc_resp_free(&r);
     }
-    sleep_ms(300);
-    long rss1 = proc_kb(s.pid, "VmRSS:");
+    sp_sleep_ms(300);
+    long rss1 = sp_proc_kb(s.pid, "VmRSS:");
     fprintf(stderr, "  queue: peak growth per burst %ld, %ld, %ld KiB; 503s %ld+%ld+%ld of 12; "
             "RSS %ld -> %ld KiB\n", b[0].peak_growth_kb, b[1].peak_growth_kb,
             b[2].peak_growth_kb, b[0].probes_503, b[1].probes_503, b[2].probes_503, rss0, rss1);
@@ -332,27 +296,6 @@ static void test_queue(void)
 }
 
 /* ---- 2. slow clients ---- */
-
-static int raw_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) && errno != EINPROGRESS) {
-        close(fd);
-        return -1;
-    }
-    struct pollfd p = { fd, POLLOUT, 0 };
-    int err = 0;
-    socklen_t el = sizeof err;
-    if (poll(&p, 1, 5000) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 /* Whether the server has closed fd: reads (and drops) what is there; true on EOF or error. */
 static bool peer_closed(int fd)
@@ -424,7 +367,7 @@ static void *normal_main(void *arg)
         if (r.seconds > c->max_s)
             c->max_s = r.seconds;
         hc_resp_free(&r);
-        sleep_ms(100);
+        sp_sleep_ms(100);
     }
     hc_thread_done();
     return NULL;
@@ -458,7 +401,7 @@ static void test_slow_clients(void)
         sp_release(&s);
         return;
     }
-    long rss0 = proc_kb(s.pid, "VmRSS:");
+    long rss0 = sp_proc_kb(s.pid, "VmRSS:");
     /* The slow ones: half drip the head, half send the head at once and drip the body. */
     static const char head[] = "POST " Q " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n";
@@ -467,7 +410,7 @@ static void test_slow_clients(void)
     long long opened[SLOW], closed_at[SLOW];
     int nfd = 0;
     for (int i = 0; i < slow; i++) {
-        int fd = raw_connect(s.port);
+        int fd = hc_raw_connect(s.port);
         if (fd < 0)
             break;
         fds[nfd] = fd;
@@ -490,7 +433,7 @@ static void test_slow_clients(void)
     long long nr_opened = sp_now_ms(), nr_closed[NONREADERS];
     for (int i = 0; i < NONREADERS; i++) {
         nr_closed[i] = 0;
-        nr[i] = raw_connect(s.port);
+        nr[i] = hc_raw_connect(s.port);
         if (nr[i] < 0)
             continue;
         int small = 4096;
@@ -555,9 +498,9 @@ static void test_slow_clients(void)
             all = closed_at[i] != 0;
         if (all && sp_now_ms() - t0 > 4600)
             break;
-        sleep_ms(20);
+        sp_sleep_ms(20);
     }
-    long rss_mid = proc_kb(s.pid, "VmRSS:");
+    long rss_mid = sp_proc_kb(s.pid, "VmRSS:");
     atomic_store(&nc.stop, 1);
     pthread_join(nt, NULL);
 

@@ -47,12 +47,6 @@ typedef struct client {
     char err[256];
 } client;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 static void client_prepare(client *c, int id)
 {
     c->id = id;
@@ -118,7 +112,7 @@ static void *late_main(void *arg)
     hc_resp_free(&r);
     atomic_store(&c->connected, 1);
     while (!atomic_load(&c->go))
-        sleep_ms(1);
+        sp_sleep_ms(1);
     snprintf(url, sizeof url, "%s/quantize-dequantize", c->s->base);
     const char *h[] = { "Content-Type: application/json", NULL };
     const char *body = "{\"input\": [1, 2]}";
@@ -157,7 +151,7 @@ static void test_drain(void)
     pthread_t late_th;
     pthread_create(&late_th, NULL, late_main, &late);
     while (!atomic_load(&late.connected))
-        sleep_ms(1);
+        sp_sleep_ms(1);
 
     static client cs[CLIENTS];
     pthread_t th[CLIENTS];
@@ -171,8 +165,8 @@ static void test_drain(void)
         pthread_create(&th[i], NULL, client_main, &cs[i]);
     for (int i = 0; i < CLIENTS; i++)
         while (!atomic_load(&cs[i].started))
-            sleep_ms(1);
-    sleep_ms(300); /* every request is now accepted and part-way through its body */
+            sp_sleep_ms(1);
+    sp_sleep_ms(300); /* every request is now accepted and part-way through its body */
     long long t_sig = sp_now_ms();
     sp_signal(&s, SIGTERM);
 
@@ -191,7 +185,7 @@ static void test_drain(void)
             refused = true;
         } else {
             CHECK(r.status == 200, "/readyz while the signal is delivered: %ld", r.status);
-            sleep_ms(10);
+            sp_sleep_ms(10);
         }
         hc_resp_free(&r);
     }
@@ -228,7 +222,7 @@ static void test_drain(void)
 
     /* After the grace, new connections are refused: the listener is closed. */
     while (sp_now_ms() - t_sig < 1300)
-        sleep_ms(10);
+        sp_sleep_ms(10);
     hc_request_ex("POST", op, h, body, strlen(body), &fresh, &r);
     CHECK(r.status == 0, "a new connection 1.3 s after SIGTERM (grace 1 s): status %ld",
           r.status);
@@ -273,8 +267,8 @@ static void test_drain_timeout(void)
     pthread_t th;
     pthread_create(&th, NULL, client_main, &c);
     while (!atomic_load(&c.started))
-        sleep_ms(1);
-    sleep_ms(300);
+        sp_sleep_ms(1);
+    sp_sleep_ms(300);
     long long t_sig = sp_now_ms();
     sp_signal(&s, SIGTERM);
     int rc = sp_wait(&s, 10000);
@@ -520,7 +514,7 @@ static void test_sent_before_signal(void)
     /* A. */
     long long t_big = sp_now_ms();
     int big_fd = big_send(s.port, big, big_len);
-    sleep_ms(50); /* the thread reads the rest and computes */
+    sp_sleep_ms(50); /* the thread reads the rest and computes */
     bool held = !big_answering(big_fd);
     int opened = 0;
     for (int i = 0; i < FRESH; i++) {
@@ -533,7 +527,7 @@ static void test_sent_before_signal(void)
     CHECK(opened == FRESH, "%d of %d connections made", opened, FRESH);
     long long t_sig = sp_now_ms();
     sp_signal(&s, SIGTERM);
-    sleep_ms(100);
+    sp_sleep_ms(100);
     held = held && !big_answering(big_fd); /* still computing when the signal was handled */
     raw_collect(fresh, FRESH);
     raw_collect(kept, KEPT);
@@ -550,11 +544,11 @@ static void test_sent_before_signal(void)
     CHECK(sp_now_ms() - t_sig < 5000, "A took %lld ms: B cannot run within the 6 s grace",
           sp_now_ms() - t_sig);
     big_fd = big_send(s.port, big, big_len);
-    sleep_ms(50);
+    sp_sleep_ms(50);
     sp_signal(&s, SIGSTOP);
     held = !big_answering(big_fd);
     while (sp_now_ms() - t_sig < 6200)
-        sleep_ms(10);
+        sp_sleep_ms(10);
     opened = 0;
     for (int i = 0; i < LATE; i++) {
         late[i].fd = raw_open(s.port);

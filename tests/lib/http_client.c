@@ -1,11 +1,16 @@
 #include "http_client.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* ---- the per-thread handle ---- */
 
@@ -426,4 +431,25 @@ const char *hc_json_num(const cJSON *node)
     if (!cJSON_IsString(node) || !node->valuestring || node->valuestring[0] != NUM_MARK)
         return NULL;
     return node->valuestring + 1;
+}
+
+int hc_raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    struct pollfd p = { fd, POLLOUT, 0 };
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (poll(&p, 1, 5000) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

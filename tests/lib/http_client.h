@@ -79,4 +79,7 @@ cJSON *hc_json_parse_exact(const char *text, size_t len);
 /* The text of a number node from hc_json_parse_exact ("0.5", "NaN", ...), or NULL. */
 const char *hc_json_num(const cJSON *node);
 
+/* A non-blocking TCP connection to 127.0.0.1:port, connected within 5 s, or -1. */
+int hc_raw_connect(int port);
+
 #endif

@@ -63,4 +63,13 @@ void sp_release(sp_server *s);
 /* Milliseconds on the monotonic clock, for tests that time things. */
 long long sp_now_ms(void);
 
+/* Sleeps ms milliseconds (resumed after signals). */
+void sp_sleep_ms(int ms);
+
+/* A "VmRSS:"-style field of /proc/PID/status in KiB, or -1. */
+long sp_proc_kb(pid_t pid, const char *field);
+
+/* Resets VmHWM (the peak) to the current RSS (Linux 4.0+); false when not allowed. */
+bool sp_peak_reset(pid_t pid);
+
 #endif

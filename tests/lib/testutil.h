@@ -21,5 +21,9 @@ qdq_dtype tu_dtype(const char *name);
 const char *tu_data_path(const char *rel);
 /* The whole file, NUL-terminated (malloc'ed; *len gets its length when not NULL). Exits on error. */
 char *tu_read_file(const char *path, size_t *len);
+/* deflate at level with zlib's window_bits (15: zlib, 31: gzip, -15: raw), malloc'ed. */
+unsigned char *tu_zcompress(const void *in, size_t n, int level, int window_bits, size_t *out_len);
+/* A zlib or gzip stream inflated (malloc'ed, NUL-terminated), or NULL when it is not whole. */
+char *tu_zdecompress(const void *in, size_t n, size_t *out_len);
 
 #endif
