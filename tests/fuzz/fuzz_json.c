@@ -47,38 +47,12 @@ static void run_op(const proto_request *q, uint64_t seed)
         return; /* see the header comment */
     size_t es = qdq_dtype_size(q->dtype), bytes = (size_t)q->count * es;
     size_t accn = qdq_acc_size(&plan), parn = qdq_params_size(&plan);
-    char *out = malloc(bytes + 1), *out2 = malloc(bytes + 1);
-    char *acc = malloc(accn + 1), *acc2 = malloc(accn + 1), *par = malloc(parn + 1),
-         *par2 = malloc(parn + 1);
-    REQUIRE(out && out2 && acc && acc2 && par && par2, "out of memory");
+    char *out = malloc(bytes + 1), *acc = malloc(accn + 1), *par = malloc(parn + 1);
+    REQUIRE(out && acc && par, "out of memory");
     int rc = qdq_run(&plan, q->data, out, q->min, q->n_min, q->max, q->n_max, acc, par, &err);
     if (rc == 0) {
         uint64_t n = plan.count, k = n ? mix(seed) % (n + 1) : 0, j = n ? mix(seed + 1) % (n + 1) : 0;
-        if (q->attrs.range_given) {
-            qdq_error e2 = { 0 };
-            REQUIRE(qdq_params_given(&plan, q->min, q->n_min, q->max, q->n_max, par2, &e2) == 0,
-                    "params_given failed after qdq_run succeeded: %s", e2.msg);
-        } else {
-            qdq_acc_init(&plan, acc);
-            qdq_acc_init(&plan, acc2);
-            qdq_reduce(&plan, acc, q->data, 0, k);
-            qdq_reduce(&plan, acc2, q->data, k, n);
-            qdq_acc_merge(&plan, acc, acc2);
-            qdq_params_from_acc(&plan, acc, q->data, par2);
-        }
-        if (bytes)
-            memcpy(out2, q->data, bytes);
-        qdq_apply(&plan, par2, out2, out2, 0, j);
-        qdq_apply(&plan, par2, out2, out2, j, n);
-        REQUIRE(memcmp(out, out2, bytes) == 0, "split apply differs from qdq_run (k=%llu j=%llu)",
-                (unsigned long long)k, (unsigned long long)j);
-        for (uint64_t c = 0; c < plan.channels; c++) {
-            qdq_range a, b;
-            qdq_params_get(&plan, par, c, &a);
-            qdq_params_get(&plan, par2, c, &b);
-            REQUIRE(memcmp(&a, &b, sizeof a) == 0, "channel %llu ranges differ when split",
-                    (unsigned long long)c);
-        }
+        check_split(&plan, q, q->data, out, par, k, j);
         proto_buf b = { 0 };
         rc = proto_json_encode(q, &plan, par, out, &b, &err);
         REQUIRE(rc == 0, "encode failed: %d %s", rc, err.msg);
@@ -88,7 +62,7 @@ static void run_op(const proto_request *q, uint64_t seed)
     } else {
         REQUIRE(rc == QDQ_EINVAL && err.msg[0], "qdq_run failed with %d and no message", rc);
     }
-    free(out), free(out2), free(acc), free(acc2), free(par), free(par2);
+    free(out), free(acc), free(par);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
