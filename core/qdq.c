@@ -435,20 +435,21 @@ int qdq_params_given(const qdq_plan *p, const void *min, size_t n_min, const voi
  * either operand's payload, whichever the compiler put first, and that differs between kernels
  * (and so between splits). The inverse scale's own NaN makes the answer one.
  */
-static bool any_nan_inv(const qdq_plan *p, const void *params)
+/* Whether a channel that elements [begin, end) (begin < end) belong to has a NaN inverse scale.
+ * Only those channels are looked at: the cost follows the range, not the channel count, since
+ * a server applies a tensor in many small ranges as its body arrives. */
+static bool any_nan_inv(const qdq_plan *p, const void *params, uint64_t begin, uint64_t end)
 {
-    uint64_t C = p->channels;
-    if (p->dtype == QDQ_FLOAT64) {
-        const double *iv = param_array(p, (void *)params, 5);
-        for (uint64_t c = 0; c < C; c++)
-            if (iv[c] != iv[c])
-                return true;
-    } else {
-        const float *iv = param_array(p, (void *)params, 5);
-        for (uint64_t c = 0; c < C; c++)
-            if (iv[c] != iv[c])
-                return true;
+    uint64_t C = p->channels, c = 0, count = 1;
+    if (C > 1) { /* the runs of `inner` elements the range touches, one channel each */
+        uint64_t u0 = begin / p->inner, u1 = (end - 1) / p->inner;
+        c = u0 % C, count = u1 - u0 + 1 < C ? u1 - u0 + 1 : C;
     }
+    const double *ivd = param_array(p, (void *)params, 5);
+    const float *ivf = param_array(p, (void *)params, 5);
+    for (uint64_t k = 0; k < count; k++, c = c + 1 == C ? 0 : c + 1)
+        if (p->dtype == QDQ_FLOAT64 ? ivd[c] != ivd[c] : ivf[c] != ivf[c])
+            return true;
     return false;
 }
 
@@ -542,7 +543,7 @@ void qdq_apply(const qdq_plan *p, const void *params, const void *data, void *ou
                uint64_t begin, uint64_t end)
 {
     apply_kernels(p, params, data, out, begin, end);
-    if (begin < end && any_nan_inv(p, params)) /* rare */
+    if (begin < end && any_nan_inv(p, params, begin, end)) /* rare */
         nan_channels(p, params, out, begin, end);
 }
 
