@@ -3,16 +3,20 @@
  * bfloat16). Instantiated by kernels_avx2.c with SUF, BITS_WIDTH (32 or 16), BINF (the bits of
  * +inf) and KIND (fold8's conversion to float); it undefines them at its end.
  *
- * A sign-magnitude float's order is not its bits' order, but four integer reductions of the bits
- * give everything the accumulator holds (kernels.h), exactly as the float comparisons do:
+ * A sign-magnitude float's order is not its bits' order, but three integer reductions of the
+ * bits (signed max, unsigned max, unsigned min) give what the accumulator needs (kernels.h):
  *   some value is negative (sign bit set) <=> the unsigned max has the sign bit, and then that max
  *   is the least value; otherwise the unsigned min is. Some value has the sign bit clear <=> the
  *   signed max is >= 0, and then it is the greatest value; otherwise the unsigned min is.
- *   -0.0 (the sign bit alone: the least signed value) was seen <=> the signed min is it;
  *   +0.0 (all bits clear: the least unsigned value) was seen <=> the unsigned min is 0;
  *   a NaN was seen <=> the signed max is above +inf's bits or the unsigned max above -inf's.
+ *   -0.0 (the sign bit alone) was seen: when the unsigned max is -0.0 (the only negative), or when
+ *   no value has the sign bit clear and the unsigned min is -0.0 (the negative nearest zero).
+ *   Otherwise both signs were seen, some value below -0.0: if one above +0.0 was seen too, no
+ *   extreme can be a zero and the flag is never read (qdq.c), so it is left alone; if the values
+ *   with the sign bit clear are all +0.0 (signed max 0: rare), the caller looks for -0.0 itself.
  * When a NaN was seen the extremes are not used (qdq.c replays the channel in Eigen's order).
- * Four integer operations a vector replace two float compares, three flag compares and their
+ * Three integer operations a vector replace two float compares, three flag compares and their
  * ORs, and a float16 or bfloat16 vector needs no conversion: twice the elements a vector.
  */
 
@@ -25,80 +29,125 @@
 #define B uint32_t
 #define BL 8
 #define BMAXS _mm256_max_epi32
-#define BMINS _mm256_min_epi32
 #define BMAXU _mm256_max_epu32
 #define BMINU _mm256_min_epu32
 #define BSET1 _mm256_set1_epi32
 #define BSMIN INT32_MIN
-#define BSMAX INT32_MAX
 #define HRED HRED32
 #define WIDEN WIDEN32
 #else
 #define B uint16_t
 #define BL 16
 #define BMAXS _mm256_max_epi16
-#define BMINS _mm256_min_epi16
 #define BMAXU _mm256_max_epu16
 #define BMINU _mm256_min_epu16
 #define BSET1 _mm256_set1_epi16
 #define BSMIN ((short)0x8000)
-#define BSMAX ((short)0x7fff)
 #define HRED HRED16
 #define WIDEN WIDEN16
 #endif
+#define NEG_ZERO ((B)1 << (8 * sizeof(B) - 1)) /* the bits of -0.0 */
 
-/* Folds one channel's reductions, given in 32-bit form, into its accumulator. */
-static inline void CAT(fold1, SUF)(uint32_t smax, uint32_t smin, uint32_t umax, uint32_t umin,
-                                   float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
+/* The three reductions' starting values: smax, umax, umin. */
+#define RED_INIT(a, c, d) ((a) = BSET1(BSMIN), (c) = _mm256_setzero_si256(), (d) = _mm256_set1_epi32(-1))
+#define RED_STEP(x, a, c, d) ((a) = BMAXS(x, a), (c) = BMAXU(x, c), (d) = BMINU(x, d))
+
+/* Whether -0.0 is among n elements `stride` apart (the rare case the reductions leave open). */
+static inline bool CAT(has_neg_zero, SUF)(const B *in, size_t n, size_t stride)
 {
-    uint32_t inf = (uint32_t)BINF << (32 - 8 * sizeof(B));
+    for (size_t k = 0; k < n; k++)
+        if (in[k * stride] == NEG_ZERO)
+            return true;
+    return false;
+}
+
+/* Folds one channel's reductions, given in 32-bit form, into its accumulator. Returns true when
+ * the -0.0 flag is left to the caller (see the top of the file). */
+static inline bool CAT(fold1, SUF)(uint32_t smax, uint32_t umax, uint32_t umin, float *mn,
+                                   float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
+{
+    uint32_t inf = (uint32_t)BINF << (32 - 8 * sizeof(B)), sign = 0x80000000u;
     uint32_t lob = umax >> 31 ? umax : umin;
     uint32_t hib = smax >> 31 ? umin : smax;
-    if (smin == 0x80000000u)
+    if (umax == sign || (smax >> 31 && umin == sign))
         *nz = -1;
     if (umin == 0)
         *pz = -1;
-    if ((!(smax >> 31) && smax > inf) || umax > (inf | 0x80000000u))
+    if ((!(smax >> 31) && smax > inf) || umax > (inf | sign))
         *nn = -1;
     float lo = fold_to_float(lob, KIND), hi = fold_to_float(hib, KIND);
     *mn = lo < *mn ? lo : *mn;
     *mx = hi > *mx ? hi : *mx;
+    return umax > sign && smax == 0;
 }
 
-/* The four reductions of n >= 1 elements, as vectors (r[0..3]: smax, smin, umax, umin). */
-static inline __attribute__((always_inline)) void CAT(reduce_vec, SUF)(const B *in, size_t n,
-                                                                        __m256i r[4])
+/* Elements k.. of n (k < n) as a vector, padded with a copy of element k: padding changes none
+ * of the three reductions. */
+static inline __m256i CAT(tail_vec, SUF)(const B *in, size_t k, size_t n)
 {
-    __m256i smax0 = BSET1(BSMIN), smin0 = BSET1(BSMAX), umax0 = _mm256_setzero_si256();
-    __m256i umin0 = _mm256_set1_epi32(-1);
-    __m256i smax1 = smax0, smin1 = smin0, umax1 = umax0, umin1 = umin0;
+    B buf[BL];
+    for (size_t j = 0; j < BL; j++)
+        buf[j] = in[k + j < n ? k + j : k];
+    return _mm256_loadu_si256((const __m256i *)buf);
+}
+
+/* The three reductions of n >= 1 elements, as vectors (r[0..2]: smax, umax, umin). */
+static inline __attribute__((always_inline)) void CAT(reduce_vec, SUF)(const B *in, size_t n,
+                                                                        __m256i r[3])
+{
+    __m256i smax0, umax0, umin0, smax1, umax1, umin1;
+    RED_INIT(smax0, umax0, umin0);
+    RED_INIT(smax1, umax1, umin1);
     size_t k = 0;
     for (; k + 2 * BL <= n; k += 2 * BL) {
         __m256i x0 = _mm256_loadu_si256((const __m256i *)(in + k));
         __m256i x1 = _mm256_loadu_si256((const __m256i *)(in + k + BL));
-        smax0 = BMAXS(x0, smax0), smin0 = BMINS(x0, smin0);
-        umax0 = BMAXU(x0, umax0), umin0 = BMINU(x0, umin0);
-        smax1 = BMAXS(x1, smax1), smin1 = BMINS(x1, smin1);
-        umax1 = BMAXU(x1, umax1), umin1 = BMINU(x1, umin1);
-        /* Keeps each accumulator in one register (GCC 12 otherwise copies all eight a turn). */
-        __asm__("" : "+x"(smax0), "+x"(smin0), "+x"(umax0), "+x"(umin0), "+x"(smax1),
-                "+x"(smin1), "+x"(umax1), "+x"(umin1));
+        RED_STEP(x0, smax0, umax0, umin0);
+        RED_STEP(x1, smax1, umax1, umin1);
+        /* Keeps each reduction in one register (GCC 12 otherwise copies them all a turn). */
+        __asm__("" : "+x"(smax0), "+x"(umax0), "+x"(umin0), "+x"(smax1), "+x"(umax1),
+                "+x"(umin1));
     }
     for (; k < n; k += BL) {
-        __m256i x;
-        if (k + BL <= n) {
-            x = _mm256_loadu_si256((const __m256i *)(in + k));
-        } else { /* pad with a copy of an element: it changes none of the four */
-            B buf[BL];
-            for (size_t j = 0; j < BL; j++)
-                buf[j] = in[k + j < n ? k + j : k];
-            x = _mm256_loadu_si256((const __m256i *)buf);
-        }
-        smax0 = BMAXS(x, smax0), smin0 = BMINS(x, smin0);
-        umax0 = BMAXU(x, umax0), umin0 = BMINU(x, umin0);
+        __m256i x = k + BL <= n ? _mm256_loadu_si256((const __m256i *)(in + k))
+                                : CAT(tail_vec, SUF)(in, k, n);
+        RED_STEP(x, smax0, umax0, umin0);
     }
-    r[0] = BMAXS(smax0, smax1), r[1] = BMINS(smin0, smin1);
-    r[2] = BMAXU(umax0, umax1), r[3] = BMINU(umin0, umin1);
+    r[0] = BMAXS(smax0, smax1), r[1] = BMAXU(umax0, umax1), r[2] = BMINU(umin0, umin1);
+}
+
+/* The same for four channels of n >= 1 elements, `stride` apart, side by side (fewer loop
+ * starts and exits for short channels): channel i's reductions go to v[0..2][i]. */
+static inline __attribute__((always_inline)) void CAT(reduce_vec4, SUF)(const B *in, size_t n,
+                                                                         size_t stride,
+                                                                         __m256i *v[3])
+{
+    __m256i a0, c0, d0, a1, c1, d1, a2, c2, d2, a3, c3, d3;
+    RED_INIT(a0, c0, d0), RED_INIT(a1, c1, d1), RED_INIT(a2, c2, d2), RED_INIT(a3, c3, d3);
+    const B *p0 = in, *p1 = in + stride, *p2 = in + 2 * stride, *p3 = in + 3 * stride;
+    size_t k = 0;
+    for (; k + BL <= n; k += BL) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(p0 + k));
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(p1 + k));
+        __m256i x2 = _mm256_loadu_si256((const __m256i *)(p2 + k));
+        __m256i x3 = _mm256_loadu_si256((const __m256i *)(p3 + k));
+        RED_STEP(x0, a0, c0, d0);
+        RED_STEP(x1, a1, c1, d1);
+        RED_STEP(x2, a2, c2, d2);
+        RED_STEP(x3, a3, c3, d3);
+        __asm__("" : "+x"(a0), "+x"(c0), "+x"(d0), "+x"(a1), "+x"(c1), "+x"(d1), "+x"(a2),
+                "+x"(c2), "+x"(d2), "+x"(a3), "+x"(c3), "+x"(d3));
+    }
+    if (k < n) {
+        __m256i x0 = CAT(tail_vec, SUF)(p0, k, n), x1 = CAT(tail_vec, SUF)(p1, k, n);
+        __m256i x2 = CAT(tail_vec, SUF)(p2, k, n), x3 = CAT(tail_vec, SUF)(p3, k, n);
+        RED_STEP(x0, a0, c0, d0);
+        RED_STEP(x1, a1, c1, d1);
+        RED_STEP(x2, a2, c2, d2);
+        RED_STEP(x3, a3, c3, d3);
+    }
+    v[0][0] = a0, v[1][0] = c0, v[2][0] = d0, v[0][1] = a1, v[1][1] = c1, v[2][1] = d1;
+    v[0][2] = a2, v[1][2] = c2, v[2][2] = d2, v[0][3] = a3, v[1][3] = c3, v[2][3] = d3;
 }
 
 static void CAT(reduce_run, SUF)(const void *in, size_t n, void *mn, void *mx, void *nz,
@@ -106,103 +155,113 @@ static void CAT(reduce_run, SUF)(const void *in, size_t n, void *mn, void *mx, v
 {
     if (n == 0)
         return;
-    __m256i r[4];
+    __m256i r[3];
     CAT(reduce_vec, SUF)(in, n, r);
     const unsigned up = 32 - 8 * sizeof(B);
-    CAT(fold1, SUF)((uint32_t)HRED(r[0], BMAXS) << up, (uint32_t)HRED(r[1], BMINS) << up,
-                    (uint32_t)HRED(r[2], BMAXU) << up, (uint32_t)HRED(r[3], BMINU) << up,
-                    mn, mx, nz, pz, nn);
+    if (CAT(fold1, SUF)((uint32_t)HRED(r[0], BMAXS) << up, (uint32_t)HRED(r[1], BMAXU) << up,
+                        (uint32_t)HRED(r[2], BMINU) << up, mn, mx, nz, pz, nn) &&
+        CAT(has_neg_zero, SUF)(in, n, 1))
+        *(int32_t *)nz = -1;
 }
 
-/* Folds the reductions of BL channels (vectors of B) into their accumulators. */
-static inline void CAT(fold, SUF)(__m256i smax, __m256i smin, __m256i umax, __m256i umin,
-                                  float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
-{
-    __m256i s0[2], s1[2], u0[2], u1[2];
-    WIDEN(smax, s0), WIDEN(smin, s1), WIDEN(umax, u0), WIDEN(umin, u1);
-    for (int h = 0; h < (int)(BL / 8); h++)
-        fold8(s0[h], s1[h], u0[h], u1[h], (int32_t)((uint32_t)BINF << (32 - 8 * sizeof(B))),
-              KIND, mn + 8 * h, mx + 8 * h, nz + 8 * h, pz + 8 * h, nn + 8 * h);
-}
-
-/* In cache: cv channels (whole vectors), a line's two vectors at a time down every row. */
-static inline void CAT(rows_near, SUF)(const B *in, size_t rows, size_t C, size_t cv, float *mn,
-                                       float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
-{
-    size_t c = 0;
-    for (; c + 2 * BL <= cv; c += 2 * BL) {
-        __m256i a0 = BSET1(BSMIN), b0 = BSET1(BSMAX), c0 = _mm256_setzero_si256();
-        __m256i d0 = _mm256_set1_epi32(-1), a1 = a0, b1 = b0, c1 = c0, d1 = d0;
-        for (size_t r = 0; r < rows; r++) {
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(in + r * C + c));
-            __m256i x1 = _mm256_loadu_si256((const __m256i *)(in + r * C + c + BL));
-            a0 = BMAXS(x0, a0), b0 = BMINS(x0, b0), c0 = BMAXU(x0, c0), d0 = BMINU(x0, d0);
-            a1 = BMAXS(x1, a1), b1 = BMINS(x1, b1), c1 = BMAXU(x1, c1), d1 = BMINU(x1, d1);
-            __asm__("" : "+x"(a0), "+x"(b0), "+x"(c0), "+x"(d0), "+x"(a1), "+x"(b1), "+x"(c1),
-                    "+x"(d1));
-        }
-        CAT(fold, SUF)(a0, b0, c0, d0, mn + c, mx + c, nz + c, pz + c, nn + c);
-        CAT(fold, SUF)(a1, b1, c1, d1, mn + c + BL, mx + c + BL, nz + c + BL, pz + c + BL,
-                       nn + c + BL);
-    }
-    if (c < cv) { /* an odd vector */
-        __m256i a0 = BSET1(BSMIN), b0 = BSET1(BSMAX), c0 = _mm256_setzero_si256();
-        __m256i d0 = _mm256_set1_epi32(-1);
-        for (size_t r = 0; r < rows; r++) {
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(in + r * C + c));
-            a0 = BMAXS(x0, a0), b0 = BMINS(x0, b0), c0 = BMAXU(x0, c0), d0 = BMINU(x0, d0);
-        }
-        CAT(fold, SUF)(a0, b0, c0, d0, mn + c, mx + c, nz + c, pz + c, nn + c);
-    }
-}
-
-/* From memory: cv channels (whole vectors), a panel of up to PANEL at a time, ROWS_BLOCK rows
- * down each vector's column before the next, the block after fetched ahead. */
-static inline void CAT(rows_far, SUF)(const B *in, size_t rows, size_t C, size_t cv, float *mn,
+/* Folds the reductions of BL channels (vectors of B) into their accumulators. Returns the mask
+ * of channels whose -0.0 flag is left to the caller (bit j: channel j). */
+static inline unsigned CAT(fold, SUF)(__m256i smax, __m256i umax, __m256i umin, float *mn,
                                       float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
 {
-    __m256i red[4 * PANEL / BL];
+    __m256i s0[2], u0[2], u1[2];
+    unsigned open = 0;
+    WIDEN(smax, s0), WIDEN(umax, u0), WIDEN(umin, u1);
+    for (int h = 0; h < (int)(BL / 8); h++)
+        open |= fold8(s0[h], u0[h], u1[h], (int32_t)((uint32_t)BINF << (32 - 8 * sizeof(B))),
+                      KIND, mn + 8 * h, mx + 8 * h, nz + 8 * h, pz + 8 * h, nn + 8 * h)
+                << (8 * h);
+    return open;
+}
+
+/* The -0.0 flags fold left open: channel c + j of `open` looks at its rows itself. */
+static inline void CAT(settle, SUF)(unsigned open, const B *col, size_t rows, size_t stride,
+                                    int32_t *nz)
+{
+    for (; open; open &= open - 1) {
+        unsigned j = (unsigned)__builtin_ctz(open);
+        if (CAT(has_neg_zero, SUF)(col + j, rows, stride))
+            nz[j] = -1;
+    }
+}
+
+/* Vectors of channels a kernel takes down the rows together: twelve reductions in registers. */
+#define GROUP 4
+
+/*
+ * Whole rows of C channels: cv channels (whole vectors) a panel of up to PANEL at a time. Down
+ * a block of `block` rows, each group of GROUP vectors of channels (two lines of float32) keeps its
+ * reductions in registers; between blocks they wait in a local array. A short block lets the
+ * next-line prefetch of the rows' lines survive in L1 until the next group reads them (a row
+ * stride of 1 KiB maps a column to 4 of L1's sets). From memory (`far`), each block's lines are
+ * fetched ahead while the one before is reduced: the hardware does not follow a column's stride.
+ */
+static inline __attribute__((always_inline)) void
+    CAT(rows_blocked, SUF)(const B *in, size_t rows, size_t C, size_t cv, size_t block, bool far,
+                           float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
+{
+    __m256i red[3 * PANEL / BL];
     for (size_t p0 = 0; p0 < cv; p0 += PANEL) {
         size_t nv = (cv - p0 < PANEL ? cv - p0 : PANEL) / BL;
-        for (size_t v = 0; v < nv; v++) {
-            red[4 * v] = BSET1(BSMIN), red[4 * v + 1] = BSET1(BSMAX);
-            red[4 * v + 2] = _mm256_setzero_si256(), red[4 * v + 3] = _mm256_set1_epi32(-1);
-        }
-        for (size_t r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
-            size_t r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
-            /* The block fetched ahead: a line every 64 bytes of columns. */
-            size_t f0 = r0 + PREFETCH_BLOCKS * ROWS_BLOCK;
-            size_t f1 = f0 < rows ? (f0 + ROWS_BLOCK < rows ? f0 + ROWS_BLOCK : rows) : f0;
-            for (size_t v = 0; v < nv; v++) {
-                __m256i a = red[4 * v], b = red[4 * v + 1], c = red[4 * v + 2];
-                __m256i d = red[4 * v + 3];
+        for (size_t v = 0; v < nv; v++)
+            RED_INIT(red[3 * v], red[3 * v + 1], red[3 * v + 2]);
+        for (size_t r0 = 0; r0 < rows; r0 += block) {
+            size_t r1 = r0 + block < rows ? r0 + block : rows;
+            size_t f0 = r0 + PREFETCH_BLOCKS * block; /* the block fetched ahead */
+            size_t f1 = far && f0 < rows ? (f0 + block < rows ? f0 + block : rows) : f0;
+            size_t v = 0;
+            for (; v + GROUP <= nv; v += GROUP) {
+                __m256i *q = red + 3 * v;
+                __m256i a0 = q[0], c0 = q[1], d0 = q[2], a1 = q[3], c1 = q[4], d1 = q[5];
+                __m256i a2 = q[6], c2 = q[7], d2 = q[8], a3 = q[9], c3 = q[10], d3 = q[11];
+                const B *col = in + p0 + v * BL;
+                for (size_t r = f0; r < f1; r++) {
+                    _mm_prefetch((const char *)(col + r * C), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(col + r * C) + 64, _MM_HINT_T0);
+                }
+                for (size_t r = r0; r < r1; r++) {
+                    const __m256i *x = (const __m256i *)(col + r * C);
+                    __m256i x0 = _mm256_loadu_si256(x), x1 = _mm256_loadu_si256(x + 1);
+                    __m256i x2 = _mm256_loadu_si256(x + 2), x3 = _mm256_loadu_si256(x + 3);
+                    RED_STEP(x0, a0, c0, d0);
+                    RED_STEP(x1, a1, c1, d1);
+                    RED_STEP(x2, a2, c2, d2);
+                    RED_STEP(x3, a3, c3, d3);
+                    __asm__("" : "+x"(a0), "+x"(c0), "+x"(d0), "+x"(a1), "+x"(c1), "+x"(d1),
+                            "+x"(a2), "+x"(c2), "+x"(d2), "+x"(a3), "+x"(c3), "+x"(d3));
+                }
+                q[0] = a0, q[1] = c0, q[2] = d0, q[3] = a1, q[4] = c1, q[5] = d1;
+                q[6] = a2, q[7] = c2, q[8] = d2, q[9] = a3, q[10] = c3, q[11] = d3;
+            }
+            for (; v < nv; v++) { /* the last vectors, one at a time */
+                __m256i a = red[3 * v], c = red[3 * v + 1], d = red[3 * v + 2];
                 const B *col = in + p0 + v * BL;
                 if (v % (64 / (BL * sizeof(B))) == 0)
                     for (size_t r = f0; r < f1; r++)
                         _mm_prefetch((const char *)(col + r * C), _MM_HINT_T0);
                 for (size_t r = r0; r < r1; r++) {
                     __m256i x = _mm256_loadu_si256((const __m256i *)(col + r * C));
-                    a = BMAXS(a, x), b = BMINS(b, x), c = BMAXU(c, x), d = BMINU(d, x);
+                    RED_STEP(x, a, c, d);
                 }
-                red[4 * v] = a, red[4 * v + 1] = b, red[4 * v + 2] = c, red[4 * v + 3] = d;
+                red[3 * v] = a, red[3 * v + 1] = c, red[3 * v + 2] = d;
             }
         }
         for (size_t v = 0; v < nv; v++) {
             size_t c = p0 + v * BL;
-            CAT(fold, SUF)(red[4 * v], red[4 * v + 1], red[4 * v + 2], red[4 * v + 3], mn + c,
-                           mx + c, nz + c, pz + c, nn + c);
+            unsigned open = CAT(fold, SUF)(red[3 * v], red[3 * v + 1], red[3 * v + 2], mn + c,
+                                           mx + c, nz + c, pz + c, nn + c);
+            CAT(settle, SUF)(open, in + c, rows, C, nz + c);
         }
     }
 }
 
-/*
- * Whole rows of C channels. In cache, each line of channels (two vectors) is reduced down every
- * row with its reductions in registers. From memory, each vector of channels is reduced down a
- * short block of rows, its reductions kept between blocks in a local array for a panel of up to
- * PANEL channels; each block is fetched ahead while the one before is reduced (the hardware
- * prefetchers do not follow a column's stride over a few rows). Either way the reductions are
- * folded into the accumulators once, at the end.
- */
+/* Whole rows of C channels: as reduce_lanes on each row, the channels' reductions folded into
+ * the accumulators once, at the end. */
 static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *mn_, void *mx_,
                                   void *nz_, void *pz_, void *nn_)
 {
@@ -213,9 +272,9 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
     if (rows == 0)
         return;
     if (FAR(rows * C * sizeof(B)))
-        CAT(rows_far, SUF)(in, rows, C, cv, mn, mx, nz, pz, nn);
+        CAT(rows_blocked, SUF)(in, rows, C, cv, ROWS_BLOCK_FAR, true, mn, mx, nz, pz, nn);
     else
-        CAT(rows_near, SUF)(in, rows, C, cv, mn, mx, nz, pz, nn);
+        CAT(rows_blocked, SUF)(in, rows, C, cv, ROWS_BLOCK_NEAR, false, mn, mx, nz, pz, nn);
     if (cv < C) /* the channels past the last whole vector */
         for (size_t r = 0; r < rows; r++)
             CAT(reduce_lanes, SUF)(in + r * C + cv, C - cv, mn + cv, mx + cv, nz + cv, pz + cv,
@@ -258,17 +317,20 @@ static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void 
     size_t c = 0;
     if (inner > 0)
         for (; c + BL <= n; c += BL) {
-            __m256i v[4][BL], r[4];
-            for (size_t j = 0; j < BL; j++) {
-                CAT(reduce_vec, SUF)(in + (c + j) * inner, inner, r);
-                v[0][j] = r[0], v[1][j] = r[1], v[2][j] = r[2], v[3][j] = r[3];
-            }
+            __m256i v[3][BL];
+            for (size_t j = 0; j < BL; j += 4)
+                CAT(reduce_vec4, SUF)(in + (c + j) * inner, inner, inner,
+                                      (__m256i *[3]){ v[0] + j, v[1] + j, v[2] + j });
             TRED(v[0], BMAXS);
-            TRED(v[1], BMINS);
-            TRED(v[2], BMAXU);
-            TRED(v[3], BMINU);
-            CAT(fold, SUF)(v[0][0], v[1][0], v[2][0], v[3][0], mn + c, mx + c, nz + c, pz + c,
-                           nn + c);
+            TRED(v[1], BMAXU);
+            TRED(v[2], BMINU);
+            unsigned open = CAT(fold, SUF)(v[0][0], v[1][0], v[2][0], mn + c, mx + c, nz + c,
+                                           pz + c, nn + c);
+            for (; open; open &= open - 1) {
+                unsigned j = (unsigned)__builtin_ctz(open);
+                if (CAT(has_neg_zero, SUF)(in + (c + j) * inner, inner, 1))
+                    nz[c + j] = -1;
+            }
         }
     for (; c < n; c++)
         CAT(reduce_run, SUF)(in + c * inner, inner, mn + c, mx + c, nz + c, pz + c, nn + c);
@@ -278,12 +340,14 @@ static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void 
 #undef B
 #undef BL
 #undef BMAXS
-#undef BMINS
 #undef BMAXU
 #undef BMINU
 #undef BSET1
 #undef BSMIN
-#undef BSMAX
+#undef NEG_ZERO
+#undef RED_INIT
+#undef RED_STEP
+#undef GROUP
 #undef HRED
 #undef WIDEN
 #undef BITS_WIDTH

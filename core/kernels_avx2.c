@@ -37,24 +37,28 @@ static inline __m256 fold_vec_to_float(__m256i b, int kind)
     return _mm256_castsi256_ps(b);
 }
 
-/* Eight channels' four reductions, in 32-bit form, into their accumulators (as fold1). */
-static inline void fold8(__m256i smax, __m256i smin, __m256i umax, __m256i umin, int32_t inf,
-                         int kind, float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
+/* Eight channels' three reductions, in 32-bit form, into their accumulators (as fold1). Returns
+ * the mask of channels whose -0.0 flag is left to the caller (bit j: channel j). */
+static inline unsigned fold8(__m256i smax, __m256i umax, __m256i umin, int32_t inf, int kind,
+                             float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
 {
     __m256i zero = _mm256_setzero_si256(), sign = _mm256_set1_epi32(INT32_MIN);
     __m256i vinf = _mm256_set1_epi32(inf);
-    __m256i neg = _mm256_cmpgt_epi32(zero, umax);
-    __m256i pos = _mm256_cmpgt_epi32(smax, _mm256_set1_epi32(-1));
+    __m256i neg = _mm256_cmpgt_epi32(zero, umax), nopos = _mm256_cmpgt_epi32(zero, smax);
     __m256 lo = fold_vec_to_float(_mm256_blendv_epi8(umin, umax, neg), kind);
-    __m256 hi = fold_vec_to_float(_mm256_blendv_epi8(umin, smax, pos), kind);
+    __m256 hi = fold_vec_to_float(_mm256_blendv_epi8(smax, umin, nopos), kind);
     __m256i fnn = _mm256_or_si256(_mm256_cmpgt_epi32(smax, vinf),
                                   _mm256_cmpgt_epi32(_mm256_xor_si256(umax, sign), vinf));
+    __m256i umax_nz = _mm256_cmpeq_epi32(umax, sign);
+    __m256i fnz = _mm256_or_si256(umax_nz, _mm256_and_si256(nopos, _mm256_cmpeq_epi32(umin, sign)));
+    __m256i open = _mm256_andnot_si256(umax_nz, _mm256_and_si256(neg, _mm256_cmpeq_epi32(smax, zero)));
     _mm256_storeu_ps(mn, _mm256_min_ps(lo, _mm256_loadu_ps(mn)));
     _mm256_storeu_ps(mx, _mm256_max_ps(hi, _mm256_loadu_ps(mx)));
     __m256i *z0 = (__m256i *)nz, *z1 = (__m256i *)pz, *z2 = (__m256i *)nn;
-    _mm256_storeu_si256(z0, _mm256_or_si256(_mm256_loadu_si256(z0), _mm256_cmpeq_epi32(smin, sign)));
+    _mm256_storeu_si256(z0, _mm256_or_si256(_mm256_loadu_si256(z0), fnz));
     _mm256_storeu_si256(z1, _mm256_or_si256(_mm256_loadu_si256(z1), _mm256_cmpeq_epi32(umin, zero)));
     _mm256_storeu_si256(z2, _mm256_or_si256(_mm256_loadu_si256(z2), fnn));
+    return (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(open));
 }
 
 /* A vector's horizontal reduction with op, as the lane-0 value (32 or 16-bit lanes). */
@@ -79,11 +83,13 @@ static inline void fold8(__m256i smax, __m256i smin, __m256i umax, __m256i umin,
     ((o)[0] = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(v)), 16),        \
      (o)[1] = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16))
 
-#define PANEL 512     /* channels whose reductions reduce_rows keeps at once (8 KiB or less) */
+#define PANEL 512     /* channels whose reductions reduce_rows keeps at once (6 KiB or less) */
 /* Rows a kernel takes down a column before the next vector of channels. A column's lines share
  * few cache sets (the row length is often a multiple of 1 KiB): eight rows stay within L1's eight
  * ways, so the next vector finds the lines the previous one brought in. */
 #define ROWS_BLOCK 8
+#define ROWS_BLOCK_NEAR 16 /* reduce_rows in cache */
+#define ROWS_BLOCK_FAR 8   /* reduce_rows from memory */
 #define PREFETCH_BLOCKS 1 /* how far ahead reduce_rows fetches from memory, in blocks */
 #define FAR_BYTES (4u << 20) /* data larger than this is taken to come from memory */
 #define FAR(bytes) ((bytes) > FAR_BYTES)
