@@ -10,7 +10,9 @@
  * Values of the compute type T (float, or double for float64) are passed through void
  * pointers. Accumulators: mn, mx of T (NaN ignored); nz, pz, nn are flags of T's width
  * (nonzero: a -0.0 / +0.0 / NaN was seen). The flags tell qdq.c when the result could depend on
- * the order of the reduction, where it takes the exact path (exact.c).
+ * the order of the reduction, where it takes the exact path (exact.c). nz is read only when an
+ * extreme is a zero: a kernel may leave it clear for elements that include a value above +0.0
+ * (or a NaN) and one below -0.0.
  */
 #ifndef QDQ_KERNELS_H
 #define QDQ_KERNELS_H
