@@ -254,15 +254,27 @@ static void CAT(apply_lanes, SUF)(const void *in, void *out, size_t n, const voi
     }
 }
 
-/* Whole rows. In cache, each vector of channels keeps its parameters in registers down a block
- * of rows; from memory, row after row (the order the data streams in). */
+/* Whole rows. In cache, each pair of vectors of channels (a line of float32) keeps its parameters
+ * in registers down a block of rows; from memory, row after row (the order the data streams in). */
 AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t C, const T *lo,
                              const T *hi, const T *s, const T *v, int clamp, int half_up)
 {
     size_t cv = C / LANES * LANES;
     for (size_t r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
-        size_t r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows;
-        for (size_t c = 0; c < cv; c += LANES) {
+        size_t r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows, c = 0;
+        for (; c + 2 * LANES <= cv; c += 2 * LANES) {
+            VT l0 = VLOADT(lo + c), h0 = VLOADT(hi + c), s0 = VLOADT(s + c), v0 = VLOADT(v + c);
+            VT l1 = VLOADT(lo + c + LANES), h1 = VLOADT(hi + c + LANES);
+            VT s1 = VLOADT(s + c + LANES), v1 = VLOADT(v + c + LANES);
+            for (size_t r = r0; r < r1; r++) {
+                const S *x = in + r * C + c;
+                S *y = out + r * C + c;
+                VT x0 = LOADV(x), x1 = LOADV(x + LANES);
+                STOREV(y, CAT(vec, SUF)(x0, l0, h0, s0, v0, clamp, half_up));
+                STOREV(y + LANES, CAT(vec, SUF)(x1, l1, h1, s1, v1, clamp, half_up));
+            }
+        }
+        if (c < cv) { /* an odd vector */
             VT l = VLOADT(lo + c), h = VLOADT(hi + c), sc = VLOADT(s + c), iv = VLOADT(v + c);
             for (size_t r = r0; r < r1; r++)
                 STOREV(out + r * C + c, CAT(vec, SUF)(LOADV(in + r * C + c), l, h, sc, iv, clamp,

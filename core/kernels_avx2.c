@@ -83,14 +83,15 @@ static inline unsigned fold8(__m256i smax, __m256i umax, __m256i umin, int32_t i
     ((o)[0] = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(v)), 16),        \
      (o)[1] = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16))
 
-#define PANEL 512     /* channels whose reductions reduce_rows keeps at once (6 KiB or less) */
-/* Rows a kernel takes down a column before the next vector of channels. A column's lines share
- * few cache sets (the row length is often a multiple of 1 KiB): eight rows stay within L1's eight
- * ways, so the next vector finds the lines the previous one brought in. */
-#define ROWS_BLOCK 8
+#define PANEL 512 /* channels whose reductions reduce_rows keeps at once (6 KiB or less) */
+/* Rows a kernel takes down a column before the next vectors of channels. A column's lines share
+ * few cache sets (the row length is often a multiple of 1 KiB: a column maps to 4 of L1's 64
+ * sets), so short blocks keep the lines the next vectors need, and their prefetched neighbours,
+ * within L1's eight ways. */
+#define ROWS_BLOCK 8       /* apply_rows in cache */
 #define ROWS_BLOCK_NEAR 16 /* reduce_rows in cache */
 #define ROWS_BLOCK_FAR 8   /* reduce_rows from memory */
-#define PREFETCH_BLOCKS 1 /* how far ahead reduce_rows fetches from memory, in blocks */
+#define PREFETCH_BLOCKS 1  /* how far ahead reduce_rows fetches from memory, in blocks */
 #define FAR_BYTES (4u << 20) /* data larger than this is taken to come from memory */
 #define FAR(bytes) ((bytes) > FAR_BYTES)
 #define BITS_REDUCE
