@@ -237,13 +237,14 @@ void qdq_reduce(const qdq_plan *p, void *acc, const void *data, uint64_t begin, 
     }
 }
 
-/* Element-wise min / max keeping dst where the comparison is false (NaN: dst stays). */
+/* Element-wise min / max over channels [c0, c1), keeping dst where the comparison is false
+ * (NaN: dst stays). */
 #define DEFINE_MERGE(name, T, F, VT, VF)                                                        \
-    static void name(uint64_t C, T *d, const T *s)                                             \
+    static void name(uint64_t C, T *d, const T *s, uint64_t c0, uint64_t c1)                   \
     {                                                                                          \
         const size_t L = sizeof(VT) / sizeof(T);                                               \
-        uint64_t c = 0;                                                                        \
-        for (; c + L <= C; c += L) {                                                           \
+        uint64_t c = c0;                                                                       \
+        for (; c + L <= c1; c += L) {                                                          \
             VT dn, sn, dx, sx;                                                                 \
             VF a, b, fd[3], fs[3];                                                             \
             memcpy(&dn, d + c, sizeof dn), memcpy(&sn, s + c, sizeof sn);                      \
@@ -264,7 +265,7 @@ void qdq_reduce(const qdq_plan *p, void *acc, const void *data, uint64_t begin, 
         }                                                                                      \
         F *df = (F *)(d + 2 * C);                                                              \
         const F *sf = (const F *)(s + 2 * C);                                                  \
-        for (; c < C; c++) {                                                                   \
+        for (; c < c1; c++) {                                                                  \
             d[c] = s[c] < d[c] ? s[c] : d[c];                                                  \
             d[C + c] = s[C + c] > d[C + c] ? s[C + c] : d[C + c];                              \
             df[c] |= sf[c], df[C + c] |= sf[C + c], df[2 * C + c] |= sf[2 * C + c];            \
@@ -273,12 +274,21 @@ void qdq_reduce(const qdq_plan *p, void *acc, const void *data, uint64_t begin, 
 DEFINE_MERGE(merge_f, float, int32_t, v4f, v4i)
 DEFINE_MERGE(merge_d, double, int64_t, v2d, v2l)
 
+void qdq_acc_merge_channels(const qdq_plan *p, void *dst, const void *src, uint64_t c0,
+                            uint64_t c1)
+{
+    c1 = c1 < p->channels ? c1 : p->channels;
+    if (c0 >= c1)
+        return;
+    if (p->dtype == QDQ_FLOAT64)
+        merge_d(p->channels, dst, src, c0, c1);
+    else
+        merge_f(p->channels, dst, src, c0, c1);
+}
+
 void qdq_acc_merge(const qdq_plan *p, void *dst, const void *src)
 {
-    if (p->dtype == QDQ_FLOAT64)
-        merge_d(p->channels, dst, src);
-    else
-        merge_f(p->channels, dst, src);
+    qdq_acc_merge_channels(p, dst, src, 0, p->channels);
 }
 
 /* The parameter block's arrays (qdq_params_size): in_min, in_max, out_min, out_max, scale, inv. */
@@ -287,32 +297,38 @@ static void *param_array(const qdq_plan *p, void *params, int j)
     return (char *)params + (size_t)j * p->channels * tsize(p);
 }
 
-/* Every channel's scale, inverse scale and adjusted range from the ranges in params (scale.h). */
-static void scales(const qdq_plan *p, void *params)
+/* The scale, inverse scale and adjusted range of channels [c0, c1) from their ranges in params
+ * (scale.h). */
+static void scales(const qdq_plan *p, void *params, uint64_t c0, uint64_t c1)
 {
     double qd[2] = { (double)p->qmin, (double)p->qmax };
     float qf[2] = { (float)p->qmin, (float)p->qmax };
-    kernels(p)->scales(p->channels, p->dtype == QDQ_FLOAT64 ? (const void *)qd : (const void *)qf,
-                       param_array(p, params, 0), param_array(p, params, 1),
-                       param_array(p, params, 2), param_array(p, params, 3),
-                       param_array(p, params, 4), param_array(p, params, 5));
+    size_t off = c0 * tsize(p);
+    kernels(p)->scales(c1 - c0, p->dtype == QDQ_FLOAT64 ? (const void *)qd : (const void *)qf,
+                       (char *)param_array(p, params, 0) + off,
+                       (char *)param_array(p, params, 1) + off,
+                       (char *)param_array(p, params, 2) + off,
+                       (char *)param_array(p, params, 3) + off,
+                       (char *)param_array(p, params, 4) + off,
+                       (char *)param_array(p, params, 5) + off);
 }
 
 /*
- * The range of channels c0.. from a complete reduction, into the parameter block's in_min, in_max.
+ * The range of channels [c0, c1) from a complete reduction, into the parameter block's in_min,
+ * in_max.
  * NaN-free channels whose zero extremes have one sign are order-independent: the kernels'
  * result is exact, with the zero's sign from the flags. Otherwise Eigen's order decides
  * (exact.c).
  */
 #define DEFINE_RANGES(name, T, F)                                                              \
     static void name(const qdq_plan *p, const void *acc, const void *data, void *params,       \
-                     uint64_t c0)                                                              \
+                     uint64_t c0, uint64_t c1)                                                 \
     {                                                                                          \
         uint64_t C = p->channels;                                                              \
         const T *mn = acc, *mx = mn + C;                                                       \
         const F *nz = (const F *)(mx + C), *pz = nz + C, *nn = pz + C;                         \
         T *lo = params, *hi = lo + C;                                                          \
-        for (uint64_t c = c0; c < C; c++) {                                                    \
+        for (uint64_t c = c0; c < c1; c++) {                                                   \
             T l = mn[c], h = mx[c];                                                            \
             if ((nn[c] != 0) | ((nz[c] != 0) & (pz[c] != 0) & ((l == 0) | (h == 0)))) {       \
                 double el, eh;                                                                 \
@@ -330,15 +346,16 @@ DEFINE_RANGES(ranges_d, double, int64_t)
 
 /* ranges_scalar_f four channels a step. If a channel needs the exact path (rare),
  * ranges_scalar_f does all again. */
-static void ranges_f(const qdq_plan *p, const void *acc, const void *data, void *params)
+static void ranges_f(const qdq_plan *p, const void *acc, const void *data, void *params,
+                     uint64_t c0, uint64_t c1)
 {
-    uint64_t C = p->channels, c = 0;
+    uint64_t C = p->channels, c = c0;
     const float *mn = acc, *mx = mn + C;
     const int32_t *nz = (const int32_t *)(mx + C), *pz = nz + C, *nn = pz + C;
     float *lo = params, *hi = lo + C;
     const v4i sign = { INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN };
     v4i bad = { 0, 0, 0, 0 };
-    for (; c + 4 <= C; c += 4) {
+    for (; c + 4 <= c1; c += 4) {
         v4f l, h;
         v4i z, q, n, lb, hb;
         memcpy(&l, mn + c, sizeof l), memcpy(&h, mx + c, sizeof h);
@@ -353,16 +370,25 @@ static void ranges_f(const qdq_plan *p, const void *acc, const void *data, void 
     }
     bool exact = (bad[0] | bad[1] | bad[2] | bad[3]) != 0;
     /* The channels past the last group; or all again when one needs the exact path. */
-    ranges_scalar_f(p, acc, data, params, exact ? 0 : c);
+    ranges_scalar_f(p, acc, data, params, exact ? c0 : c, c1);
+}
+
+void qdq_params_from_acc_channels(const qdq_plan *p, const void *acc, const void *data,
+                                  void *params, uint64_t c0, uint64_t c1)
+{
+    c1 = c1 < p->channels ? c1 : p->channels;
+    if (c0 >= c1)
+        return;
+    if (p->dtype == QDQ_FLOAT64)
+        ranges_d(p, acc, data, params, c0, c1);
+    else
+        ranges_f(p, acc, data, params, c0, c1);
+    scales(p, params, c0, c1);
 }
 
 void qdq_params_from_acc(const qdq_plan *p, const void *acc, const void *data, void *params)
 {
-    if (p->dtype == QDQ_FLOAT64)
-        ranges_d(p, acc, data, params, 0);
-    else
-        ranges_f(p, acc, data, params);
-    scales(p, params);
+    qdq_params_from_acc_channels(p, acc, data, params, 0, p->channels);
 }
 
 /* A bound as text for messages: shortest form that identifies it. */
@@ -425,7 +451,7 @@ int qdq_params_given(const qdq_plan *p, const void *min, size_t n_min, const voi
                         bound_str(a, sizeof a, l, dbl), bound_str(b, sizeof b, h, dbl), where);
         }
     }
-    scales(p, params);
+    scales(p, params, 0, C);
     return QDQ_OK;
 }
 

@@ -9,6 +9,7 @@
  *   qdq_acc_merge      merge two accumulators (exact: the result never depends on the split)
  *   qdq_params_from_acc / qdq_params_given
  *                      the per-channel scale, inverse scale and adjusted range
+ *                      (merge and params also per channel range, for many channels)
  *   qdq_apply          transform elements [begin, end); independent ranges, output may alias input
  *
  * qdq_run does all of it on the calling thread.
@@ -112,6 +113,9 @@ void qdq_reduce(const qdq_plan *plan, void *acc, const void *data, uint64_t begi
 
 /* dst := merge(dst, src). */
 void qdq_acc_merge(const qdq_plan *plan, void *dst, const void *src);
+/* The same for channels [c0, c1) only: workers may merge disjoint channel ranges at once. */
+void qdq_acc_merge_channels(const qdq_plan *plan, void *dst, const void *src, uint64_t c0,
+                            uint64_t c1);
 
 /*
  * Computes the parameters from a complete reduction (range_given false). data is the whole
@@ -120,6 +124,10 @@ void qdq_acc_merge(const qdq_plan *plan, void *dst, const void *src);
  * touch data.
  */
 void qdq_params_from_acc(const qdq_plan *plan, const void *acc, const void *data, void *params);
+/* The same for channels [c0, c1) only (their reduction complete in acc): workers may compute
+ * disjoint channel ranges at once, each after merging that range of every worker's accumulator. */
+void qdq_params_from_acc_channels(const qdq_plan *plan, const void *acc, const void *data,
+                                  void *params, uint64_t c0, uint64_t c1);
 
 /*
  * Computes the parameters from given bounds (range_given true). min and max are arrays of the

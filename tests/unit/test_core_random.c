@@ -554,9 +554,27 @@ static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
             qdq_acc_init(&p, dst);
         else
             memcpy(dst, accs[order[0]], as);
-        for (int i = fresh ? 0 : 1; i < k; i++)
-            qdq_acc_merge(&p, dst, accs[order[i]]);
-        qdq_params_from_acc(&p, dst, data, params);
+        if (rbelow(r, 2)) {
+            for (int i = fresh ? 0 : 1; i < k; i++)
+                qdq_acc_merge(&p, dst, accs[order[i]]);
+            qdq_params_from_acc(&p, dst, data, params);
+        } else { /* channel range by channel range, in random order, as parallel workers do */
+            uint64_t C = p.channels, cut[5] = { 0, rbelow(r, C + 1), rbelow(r, C + 1),
+                                                rbelow(r, C + 1), C };
+            int piece[4];
+            for (int i = 2; i < 4; i++) /* sort the inner cut points */
+                for (int j = i; j > 1 && cut[j - 1] > cut[j]; j--) {
+                    uint64_t t = cut[j];
+                    cut[j] = cut[j - 1], cut[j - 1] = t;
+                }
+            shuffle(r, piece, 4);
+            for (int q = 0; q < 4; q++) {
+                uint64_t c0 = cut[piece[q]], c1 = cut[piece[q] + 1];
+                for (int i = fresh ? 0 : 1; i < k; i++)
+                    qdq_acc_merge_channels(&p, dst, accs[order[i]], c0, c1);
+                qdq_params_from_acc_channels(&p, dst, data, params, c0, c1);
+            }
+        }
         for (int i = 0; i < k; i++)
             free(accs[i]);
         free(accs), free(dst), free(b);
