@@ -160,56 +160,49 @@ static inline void f16_store(uint16_t *p, __m256 v)
 #undef LOADV
 #undef STOREV
 
-/* bfloat16 -> float32 is a shift; back is a rounding add (NaN kept quiet, as qdq_f32_to_bf16). */
+/*
+ * bfloat16 -> float32 is a shift; back is a rounding add. The add needs no NaN case here: every
+ * value stored is a product (vec's last multiply), and a NaN product carries the payload of a
+ * NaN operand, quieted, or is the default NaN. Those operands are bfloat16 values widened (the
+ * input, the clamp bounds, the range and so the scales), whose low 16 bits are zero, so the add
+ * cannot carry out of them and leaves (bits >> 16), with the quiet bit set: what
+ * qdq_f32_to_bf16 gives. (A NaN inverse scale's channel is rewritten afterwards anyway.)
+ */
 static inline __m256 bf16_load(const uint16_t *p)
 {
     __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 
-/* Sixteen bfloat16 at once: interleaving with zeros puts each in the upper half of a float32
- * lane (elements 0-3 and 8-11 in a, 4-7 and 12-15 in b); packing undoes it. */
-#define BF16_LOAD2(p, a, b)                                                                    \
-    do {                                                                                       \
-        __m256i x_ = _mm256_loadu_si256((const __m256i *)(p));                                  \
-        (a) = _mm256_castsi256_ps(_mm256_unpacklo_epi16(_mm256_setzero_si256(), x_));          \
-        (b) = _mm256_castsi256_ps(_mm256_unpackhi_epi16(_mm256_setzero_si256(), x_));          \
-    } while (0)
-
-/* Rounded to nearest even, as 32-bit lanes below 65536 (NaN not handled). */
-static inline __m256i bf16_round(__m256 v)
+/* float32 bits plus the rounding to nearest even at bit 16: the bfloat16 is the upper half. */
+static inline __m256i bf16_round_up(__m256 v)
 {
     __m256i x = _mm256_castps_si256(v);
     __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
-    return _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))),
-                             16);
-}
-
-/* The NaN lanes of v as quiet NaNs (as qdq_f32_to_bf16), the others rounded. */
-static inline __m256i bf16_round_nan(__m256 v)
-{
-    __m256i qnan = _mm256_or_si256(_mm256_srli_epi32(_mm256_castps_si256(v), 16),
-                                   _mm256_set1_epi32(0x40));
-    return _mm256_blendv_epi8(bf16_round(v), qnan,
-                              _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    return _mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
 }
 
 static inline void bf16_store(uint16_t *p, __m256 v)
 {
-    __m256 un = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-    __m256i r = _mm256_testz_ps(un, un) ? bf16_round(v) : bf16_round_nan(v);
+    __m256i r = _mm256_srli_epi32(bf16_round_up(v), 16);
     /* Pack the eight 32-bit lanes (each < 65536) into 16-bit words, in order. */
     __m128i lo = _mm256_castsi256_si128(r), hi = _mm256_extracti128_si256(r, 1);
     _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(lo, hi));
 }
 
+/* Sixteen bfloat16 at once: the even elements shifted into the upper halves of a's float32 lanes,
+ * the odd ones masked in place in b's; the store blends the two back. */
+#define BF16_LOAD2(p, a, b)                                                                    \
+    do {                                                                                       \
+        __m256i x_ = _mm256_loadu_si256((const __m256i *)(p));                                  \
+        (a) = _mm256_castsi256_ps(_mm256_slli_epi32(x_, 16));                                  \
+        (b) = _mm256_castsi256_ps(_mm256_and_si256(x_, _mm256_set1_epi32((int)0xffff0000u))); \
+    } while (0)
+
 static inline void bf16_store2(uint16_t *p, __m256 a, __m256 b)
 {
-    __m256 un = _mm256_cmp_ps(a, b, _CMP_UNORD_Q);
-    __m256i r = _mm256_testz_ps(un, un)
-                    ? _mm256_packus_epi32(bf16_round(a), bf16_round(b))
-                    : _mm256_packus_epi32(bf16_round_nan(a), bf16_round_nan(b));
-    _mm256_storeu_si256((__m256i *)p, r);
+    __m256i even = _mm256_srli_epi32(bf16_round_up(a), 16), odd = bf16_round_up(b);
+    _mm256_storeu_si256((__m256i *)p, _mm256_blend_epi16(even, odd, 0xaa));
 }
 
 #define SUF bf16
