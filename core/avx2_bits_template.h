@@ -195,11 +195,12 @@ static inline void CAT(settle, SUF)(unsigned open, const B *col, size_t rows, si
 
 /*
  * Whole rows of C channels: cv channels (whole vectors) a panel of up to PANEL at a time. Down
- * a block of `block` rows, each group of GROUP vectors of channels (two lines of float32) keeps its
- * reductions in registers; between blocks they wait in a local array. A short block lets the
- * next-line prefetch of the rows' lines survive in L1 until the next group reads them (a row
- * stride of 1 KiB maps a column to 4 of L1's sets). From memory (`far`), each block's lines are
- * fetched ahead while the one before is reduced: the hardware does not follow a column's stride.
+ * a block of `block` rows, each vector of channels keeps its reductions in registers; between
+ * blocks they wait in a local array. In cache, GROUP vectors (two lines of float32) go down the
+ * block together: a short block lets the next-line prefetch of the rows' lines survive in L1
+ * until the next group reads them (a row stride of 1 KiB maps a column to 4 of L1's sets). From
+ * memory (`far`), one vector at a time, each block's lines fetched ahead while the one before is
+ * reduced: the hardware does not follow a column's stride (groups measured no faster there).
  */
 static inline __attribute__((always_inline)) void
     CAT(rows_blocked, SUF)(const B *in, size_t rows, size_t C, size_t cv, size_t block, bool far,
@@ -215,7 +216,7 @@ static inline __attribute__((always_inline)) void
             size_t f0 = r0 + PREFETCH_BLOCKS * block; /* the block fetched ahead */
             size_t f1 = far && f0 < rows ? (f0 + block < rows ? f0 + block : rows) : f0;
             size_t v = 0;
-            for (; v + GROUP <= nv; v += GROUP) {
+            for (; !far && v + GROUP <= nv; v += GROUP) {
                 __m256i *q = red + 3 * v;
                 __m256i a0 = q[0], c0 = q[1], d0 = q[2], a1 = q[3], c1 = q[4], d1 = q[5];
                 __m256i a2 = q[6], c2 = q[7], d2 = q[8], a3 = q[9], c3 = q[10], d3 = q[11];
