@@ -49,7 +49,8 @@
 #define NEG_ZERO ((B)1 << (8 * sizeof(B) - 1)) /* the bits of -0.0 */
 
 /* The three reductions' starting values: smax, umax, umin. */
-#define RED_INIT(a, c, d) ((a) = BSET1(BSMIN), (c) = _mm256_setzero_si256(), (d) = _mm256_set1_epi32(-1))
+#define RED_INIT(a, c, d)                                                                      \
+    ((a) = BSET1(BSMIN), (c) = _mm256_setzero_si256(), (d) = _mm256_set1_epi32(-1))
 #define RED_STEP(x, a, c, d) ((a) = BMAXS(x, a), (c) = BMAXU(x, c), (d) = BMINU(x, d))
 
 /* Whether -0.0 is among n elements `stride` apart (the rare case the reductions leave open). */
@@ -194,7 +195,8 @@ static inline void CAT(settle, SUF)(unsigned open, const B *col, size_t rows, si
 #define GROUP 4
 
 /*
- * Whole rows of C channels: cv channels (whole vectors) a panel of up to PANEL at a time. Down
+ * Rows of channels, stride elements apart: cv channels (whole vectors) a panel of up to PANEL at
+ * a time. Down
  * a block of `block` rows, each vector of channels keeps its reductions in registers; between
  * blocks they wait in a local array. In cache, GROUP vectors (two lines of float32) go down the
  * block together: a short block lets the next-line prefetch of the rows' lines survive in L1
@@ -203,8 +205,8 @@ static inline void CAT(settle, SUF)(unsigned open, const B *col, size_t rows, si
  * reduced: the hardware does not follow a column's stride (groups measured no faster there).
  */
 static inline __attribute__((always_inline)) void
-    CAT(rows_blocked, SUF)(const B *in, size_t rows, size_t C, size_t cv, size_t block, bool far,
-                           float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
+    CAT(rows_blocked, SUF)(const B *in, size_t rows, size_t stride, size_t cv, size_t block,
+                           bool far, float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
 {
     __m256i red[3 * PANEL / BL];
     for (size_t p0 = 0; p0 < cv; p0 += PANEL) {
@@ -222,11 +224,11 @@ static inline __attribute__((always_inline)) void
                 __m256i a2 = q[6], c2 = q[7], d2 = q[8], a3 = q[9], c3 = q[10], d3 = q[11];
                 const B *col = in + p0 + v * BL;
                 for (size_t r = f0; r < f1; r++) {
-                    _mm_prefetch((const char *)(col + r * C), _MM_HINT_T0);
-                    _mm_prefetch((const char *)(col + r * C) + 64, _MM_HINT_T0);
+                    _mm_prefetch((const char *)(col + r * stride), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(col + r * stride) + 64, _MM_HINT_T0);
                 }
                 for (size_t r = r0; r < r1; r++) {
-                    const __m256i *x = (const __m256i *)(col + r * C);
+                    const __m256i *x = (const __m256i *)(col + r * stride);
                     __m256i x0 = _mm256_loadu_si256(x), x1 = _mm256_loadu_si256(x + 1);
                     __m256i x2 = _mm256_loadu_si256(x + 2), x3 = _mm256_loadu_si256(x + 3);
                     RED_STEP(x0, a0, c0, d0);
@@ -244,9 +246,9 @@ static inline __attribute__((always_inline)) void
                 const B *col = in + p0 + v * BL;
                 if (v % (64 / (BL * sizeof(B))) == 0)
                     for (size_t r = f0; r < f1; r++)
-                        _mm_prefetch((const char *)(col + r * C), _MM_HINT_T0);
+                        _mm_prefetch((const char *)(col + r * stride), _MM_HINT_T0);
                 for (size_t r = r0; r < r1; r++) {
-                    __m256i x = _mm256_loadu_si256((const __m256i *)(col + r * C));
+                    __m256i x = _mm256_loadu_si256((const __m256i *)(col + r * stride));
                     RED_STEP(x, a, c, d);
                 }
                 red[3 * v] = a, red[3 * v + 1] = c, red[3 * v + 2] = d;
@@ -256,15 +258,15 @@ static inline __attribute__((always_inline)) void
             size_t c = p0 + v * BL;
             unsigned open = CAT(fold, SUF)(red[3 * v], red[3 * v + 1], red[3 * v + 2], mn + c,
                                            mx + c, nz + c, pz + c, nn + c);
-            CAT(settle, SUF)(open, in + c, rows, C, nz + c);
+            CAT(settle, SUF)(open, in + c, rows, stride, nz + c);
         }
     }
 }
 
-/* Whole rows of C channels: as reduce_lanes on each row, the channels' reductions folded into
- * the accumulators once, at the end. */
-static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *mn_, void *mx_,
-                                  void *nz_, void *pz_, void *nn_)
+/* Rows of C channels, stride elements apart: as reduce_lanes on each row, the channels'
+ * reductions folded into the accumulators once, at the end. */
+static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t stride, size_t C,
+                                  void *mn_, void *mx_, void *nz_, void *pz_, void *nn_)
 {
     const B *in = in_;
     float *mn = mn_, *mx = mx_;
@@ -273,13 +275,13 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
     if (rows == 0)
         return;
     if (FAR(rows * C * sizeof(B)))
-        CAT(rows_blocked, SUF)(in, rows, C, cv, ROWS_BLOCK_FAR, true, mn, mx, nz, pz, nn);
+        CAT(rows_blocked, SUF)(in, rows, stride, cv, ROWS_BLOCK_FAR, true, mn, mx, nz, pz, nn);
     else
-        CAT(rows_blocked, SUF)(in, rows, C, cv, ROWS_BLOCK_NEAR, false, mn, mx, nz, pz, nn);
+        CAT(rows_blocked, SUF)(in, rows, stride, cv, ROWS_BLOCK_NEAR, false, mn, mx, nz, pz, nn);
     if (cv < C) /* the channels past the last whole vector */
         for (size_t r = 0; r < rows; r++)
-            CAT(reduce_lanes, SUF)(in + r * C + cv, C - cv, mn + cv, mx + cv, nz + cv, pz + cv,
-                                   nn + cv);
+            CAT(reduce_lanes, SUF)(in + r * stride + cv, C - cv, mn + cv, mx + cv, nz + cv,
+                                   pz + cv, nn + cv);
 }
 
 /*

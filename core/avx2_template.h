@@ -129,8 +129,8 @@ static void CAT(reduce_lanes, SUF)(const void *in_, size_t n, void *mn_, void *m
  * once a block instead of once a row. The channels past the last whole vector go through
  * reduce_lanes. The comparisons are those of reduce_lanes, in the same order per channel.
  */
-static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *mn_, void *mx_,
-                                  void *nz_, void *pz_, void *nn_)
+static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t stride, size_t C,
+                                  void *mn_, void *mx_, void *nz_, void *pz_, void *nn_)
 {
     const S *in = in_;
     T *mn = mn_, *mx = mx_;
@@ -145,7 +145,7 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
             __m256i z1 = _mm256_loadu_si256((const __m256i *)(pz + c));
             __m256i z2 = _mm256_loadu_si256((const __m256i *)(nn + c));
             for (size_t r = r0; r < r1; r++) {
-                VT x = LOADV(in + r * C + c);
+                VT x = LOADV(in + r * stride + c);
                 __m256i bits = VCAST_I(x);
                 a = VMIN(x, a), b = VMAX(x, b);
                 z0 = _mm256_or_si256(z0, VCMPEQ_I(bits, sign));
@@ -159,7 +159,7 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *
         }
         if (cv < C)
             for (size_t r = r0; r < r1; r++)
-                CAT(reduce_lanes, SUF)(in + r * C + cv, C - cv, mn + cv, mx + cv, nz + cv,
+                CAT(reduce_lanes, SUF)(in + r * stride + cv, C - cv, mn + cv, mx + cv, nz + cv,
                                        pz + cv, nn + cv);
     }
 }
@@ -256,8 +256,9 @@ static void CAT(apply_lanes, SUF)(const void *in, void *out, size_t n, const voi
 
 /* Whole rows. In cache, each pair of vectors of channels (a line of float32) keeps its parameters
  * in registers down a block of rows; from memory, row after row (the order the data streams in). */
-AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t C, const T *lo,
-                             const T *hi, const T *s, const T *v, int clamp, int half_up)
+AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t stride, size_t C,
+                             const T *lo, const T *hi, const T *s, const T *v, int clamp,
+                             int half_up)
 {
     size_t cv = C / LANES * LANES;
     for (size_t r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
@@ -267,8 +268,8 @@ AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t C, const T
             VT l1 = VLOADT(lo + c + LANES), h1 = VLOADT(hi + c + LANES);
             VT s1 = VLOADT(s + c + LANES), v1 = VLOADT(v + c + LANES);
             for (size_t r = r0; r < r1; r++) {
-                const S *x = in + r * C + c;
-                S *y = out + r * C + c;
+                const S *x = in + r * stride + c;
+                S *y = out + r * stride + c;
                 VT x0 = LOADV(x), x1 = LOADV(x + LANES);
                 STOREV(y, CAT(vec, SUF)(x0, l0, h0, s0, v0, clamp, half_up));
                 STOREV(y + LANES, CAT(vec, SUF)(x1, l1, h1, s1, v1, clamp, half_up));
@@ -277,18 +278,18 @@ AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t C, const T
         if (c < cv) { /* an odd vector */
             VT l = VLOADT(lo + c), h = VLOADT(hi + c), sc = VLOADT(s + c), iv = VLOADT(v + c);
             for (size_t r = r0; r < r1; r++)
-                STOREV(out + r * C + c, CAT(vec, SUF)(LOADV(in + r * C + c), l, h, sc, iv, clamp,
-                                                      half_up));
+                STOREV(out + r * stride + c, CAT(vec, SUF)(LOADV(in + r * stride + c), l, h, sc,
+                                                           iv, clamp, half_up));
         }
         if (cv < C)
             for (size_t r = r0; r < r1; r++)
-                CAT(lanes_loop, SUF)(in + r * C + cv, out + r * C + cv, C - cv, lo + cv, hi + cv,
-                                     s + cv, v + cv, clamp, half_up);
+                CAT(lanes_loop, SUF)(in + r * stride + cv, out + r * stride + cv, C - cv, lo + cv,
+                                     hi + cv, s + cv, v + cv, clamp, half_up);
     }
 }
 
-static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_t C,
-                                 const void *lo, const void *hi, const void *scale,
+static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_t stride,
+                                 size_t C, const void *lo, const void *hi, const void *scale,
                                  const void *inv, int clamp, int half_up)
 {
     const S *in = in_;
@@ -297,9 +298,10 @@ static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_
 #define ROWS(cl, up)                                                                           \
     if (far)                                                                                   \
         for (size_t r = 0; r < rows; r++)                                                      \
-            CAT(lanes_loop, SUF)(in + r * C, out + r * C, C, lo, hi, scale, inv, cl, up);      \
+            CAT(lanes_loop, SUF)(in + r * stride, out + r * stride, C, lo, hi, scale, inv, cl,   \
+                                 up);                                                          \
     else                                                                                       \
-        CAT(rows_block, SUF)(in, out, rows, C, lo, hi, scale, inv, cl, up)
+        CAT(rows_block, SUF)(in, out, rows, stride, C, lo, hi, scale, inv, cl, up)
     switch (clamp * 2 + half_up) {
     case 0: ROWS(0, 0); break;
     case 1: ROWS(0, 1); break;

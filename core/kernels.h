@@ -4,7 +4,8 @@
  * A kernel family provides, per dtype, loops over contiguous elements:
  *   run:   all n elements belong to one channel (scalar parameters)
  *   lanes: element k belongs to channel c0 + k (parameter arrays starting at c0)
- *   rows:  whole rows of the last axis (rows x C elements, channel = column)
+ *   rows:  whole rows of the last axis (rows of C elements, `stride` elements apart, channel =
+ *          column: C channels of a wider row when a worker takes a range of channels)
  *   cols:  n consecutive channels of an axis >= 0, each a run of `inner` elements
  * and, per compute type, the parameters of n channels from their ranges (scale.h, lane by lane).
  * Values of the compute type T (float, or double for float64) are passed through void
@@ -24,9 +25,9 @@ typedef struct qdq_kernels {
                        void *nn);
     void (*reduce_lanes)(const void *in, size_t n, void *mn, void *mx, void *nz, void *pz,
                          void *nn);
-    /* rows whole rows of C channels (the last axis): as reduce_lanes on each row. */
-    void (*reduce_rows)(const void *in, size_t rows, size_t C, void *mn, void *mx, void *nz,
-                        void *pz, void *nn);
+    /* rows rows of C channels (the last axis), stride elements apart: as reduce_lanes on each. */
+    void (*reduce_rows)(const void *in, size_t rows, size_t stride, size_t C, void *mn, void *mx,
+                        void *nz, void *pz, void *nn);
     void (*apply_run)(const void *in, void *out, size_t n, const void *lo, const void *hi,
                       const void *scale, const void *inv, int clamp, int half_up);
     void (*apply_lanes)(const void *in, void *out, size_t n, const void *lo, const void *hi,
@@ -34,9 +35,10 @@ typedef struct qdq_kernels {
     /* As reduce_run on each of n runs of inner elements, into accumulators c0 .. c0 + n - 1. */
     void (*reduce_cols)(const void *in, size_t n, size_t inner, void *mn, void *mx, void *nz,
                         void *pz, void *nn);
-    /* As apply_lanes on each of rows rows of C channels. */
-    void (*apply_rows)(const void *in, void *out, size_t rows, size_t C, const void *lo,
-                       const void *hi, const void *scale, const void *inv, int clamp, int half_up);
+    /* As apply_lanes on each of rows rows of C channels, stride elements apart. */
+    void (*apply_rows)(const void *in, void *out, size_t rows, size_t stride, size_t C,
+                       const void *lo, const void *hi, const void *scale, const void *inv,
+                       int clamp, int half_up);
     /* As apply_run on each of n runs of inner elements, with parameters c0 .. c0 + n - 1. */
     void (*apply_cols)(const void *in, void *out, size_t n, size_t inner, const void *lo,
                        const void *hi, const void *scale, const void *inv, int clamp,

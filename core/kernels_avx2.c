@@ -49,14 +49,15 @@ static inline unsigned fold8(__m256i smax, __m256i umax, __m256i umin, int32_t i
     __m256 hi = fold_vec_to_float(_mm256_blendv_epi8(smax, umin, nopos), kind);
     __m256i fnn = _mm256_or_si256(_mm256_cmpgt_epi32(smax, vinf),
                                   _mm256_cmpgt_epi32(_mm256_xor_si256(umax, sign), vinf));
-    __m256i umax_nz = _mm256_cmpeq_epi32(umax, sign);
+    __m256i umax_nz = _mm256_cmpeq_epi32(umax, sign), smax_pz = _mm256_cmpeq_epi32(smax, zero);
     __m256i fnz = _mm256_or_si256(umax_nz, _mm256_and_si256(nopos, _mm256_cmpeq_epi32(umin, sign)));
-    __m256i open = _mm256_andnot_si256(umax_nz, _mm256_and_si256(neg, _mm256_cmpeq_epi32(smax, zero)));
+    __m256i open = _mm256_andnot_si256(umax_nz, _mm256_and_si256(neg, smax_pz));
     _mm256_storeu_ps(mn, _mm256_min_ps(lo, _mm256_loadu_ps(mn)));
     _mm256_storeu_ps(mx, _mm256_max_ps(hi, _mm256_loadu_ps(mx)));
     __m256i *z0 = (__m256i *)nz, *z1 = (__m256i *)pz, *z2 = (__m256i *)nn;
     _mm256_storeu_si256(z0, _mm256_or_si256(_mm256_loadu_si256(z0), fnz));
-    _mm256_storeu_si256(z1, _mm256_or_si256(_mm256_loadu_si256(z1), _mm256_cmpeq_epi32(umin, zero)));
+    __m256i fpz = _mm256_cmpeq_epi32(umin, zero);
+    _mm256_storeu_si256(z1, _mm256_or_si256(_mm256_loadu_si256(z1), fpz));
     _mm256_storeu_si256(z2, _mm256_or_si256(_mm256_loadu_si256(z2), fnn));
     return (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(open));
 }

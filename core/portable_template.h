@@ -51,12 +51,12 @@ static void CAT(reduce_lanes, SUF)(const void *in_, size_t n, void *mn_, void *m
     }
 }
 
-static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t C, void *mn, void *mx,
-                                  void *nz, void *pz, void *nn)
+static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t stride, size_t C,
+                                  void *mn, void *mx, void *nz, void *pz, void *nn)
 {
     const S *in = in_;
     for (size_t r = 0; r < rows; r++)
-        CAT(reduce_lanes, SUF)(in + r * C, C, mn, mx, nz, pz, nn);
+        CAT(reduce_lanes, SUF)(in + r * stride, C, mn, mx, nz, pz, nn);
 }
 
 /* One element: clamp (std::min then std::max semantics: a NaN x stays NaN), scale, round,
@@ -103,14 +103,15 @@ static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void 
                              (F *)pz + c, (F *)nn + c);
 }
 
-static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_t C,
-                                 const void *lo, const void *hi, const void *scale,
+static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_t stride,
+                                 size_t C, const void *lo, const void *hi, const void *scale,
                                  const void *inv, int clamp, int half_up)
 {
     const S *in = in_;
     S *out = out_;
     for (size_t r = 0; r < rows; r++)
-        CAT(apply_lanes, SUF)(in + r * C, out + r * C, C, lo, hi, scale, inv, clamp, half_up);
+        CAT(apply_lanes, SUF)(in + r * stride, out + r * stride, C, lo, hi, scale, inv, clamp,
+                              half_up);
 }
 
 static void CAT(apply_cols, SUF)(const void *in_, void *out_, size_t n, size_t inner,

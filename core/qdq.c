@@ -210,7 +210,7 @@ void qdq_reduce(const qdq_plan *p, void *acc, const void *data, uint64_t begin, 
         }
         if (end - begin >= 2 * C) { /* whole rows */
             uint64_t rows = (end - begin) / C;
-            k->reduce_rows(in + begin * es, rows, C, mn, mx, nz, pz, nn);
+            k->reduce_rows(in + begin * es, rows, C, C, mn, mx, nz, pz, nn);
             begin += rows * C;
         }
         for (; begin < end; begin += C < end - begin ? C : end - begin)
@@ -538,7 +538,8 @@ static void apply_kernels(const qdq_plan *p, const void *params, const void *dat
         }
         uint64_t rows = (end - begin) / C;
         if (rows > 0) {
-            k->apply_rows(in + begin * es, o + begin * es, rows, C, lo, hi, sc, iv, clamp, up);
+            k->apply_rows(in + begin * es, o + begin * es, rows, C, C, lo, hi, sc, iv, clamp,
+                          up);
             begin += rows * C;
         }
         if (begin < end)
