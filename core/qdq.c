@@ -574,6 +574,94 @@ void qdq_apply(const qdq_plan *p, const void *params, const void *data, void *ou
         nan_channels(p, params, out, begin, end);
 }
 
+/*
+ * The elements of [begin, end) whose channel is in [c0, c1) (c0 < c1 <= C, begin < end): per
+ * outer index they are one contiguous piece, given to piece(); on the last axis the pieces of
+ * whole rows between the first and the last go to rows() at once (first piece's start, count).
+ */
+static void channel_walk(const qdq_plan *p, uint64_t begin, uint64_t end, uint64_t c0,
+                         uint64_t c1, void (*piece)(void *ctx, uint64_t b, uint64_t e),
+                         void (*rows)(void *ctx, uint64_t b, uint64_t n), void *ctx)
+{
+    uint64_t unit = p->channels * p->inner, o0 = begin / unit, o1 = (end - 1) / unit;
+    uint64_t lo = c0 * p->inner, hi = c1 * p->inner; /* the piece within an outer index */
+    for (uint64_t o = o0; o <= o1; o++) {
+        uint64_t b = o * unit + lo, e = o * unit + hi;
+        if (p->inner == 1 && p->channels > 1 && b >= begin && o < o1) { /* whole row pieces */
+            uint64_t n = o1 - o + (o1 * unit + hi <= end);
+            rows(ctx, b, n);
+            o += n - 1;
+            continue;
+        }
+        b = b > begin ? b : begin, e = e < end ? e : end;
+        if (b < e)
+            piece(ctx, b, e);
+    }
+}
+
+typedef struct channel_job {
+    const qdq_plan *p;
+    void *acc;
+    const void *params, *in;
+    void *out;
+    uint64_t c0, c1;
+} channel_job;
+
+static void reduce_piece(void *ctx, uint64_t b, uint64_t e)
+{
+    channel_job *j = ctx;
+    qdq_reduce(j->p, j->acc, j->in, b, e);
+}
+
+static void reduce_rows_at(void *ctx, uint64_t b, uint64_t n)
+{
+    channel_job *j = ctx;
+    const qdq_plan *p = j->p;
+    size_t ts = tsize(p), cs = p->channels * ts, off = j->c0 * ts;
+    char *a = (char *)j->acc + off;
+    kernels(p)->reduce_rows((const char *)j->in + b * qdq_dtype_size(p->dtype), n, p->channels,
+                            j->c1 - j->c0, a, a + cs, a + 2 * cs, a + 3 * cs, a + 4 * cs);
+}
+
+void qdq_reduce_channels(const qdq_plan *p, void *acc, const void *data, uint64_t begin,
+                         uint64_t end, uint64_t c0, uint64_t c1)
+{
+    channel_job j = { p, acc, NULL, data, NULL, c0, c1 < p->channels ? c1 : p->channels };
+    if (begin < end && j.c0 < j.c1)
+        channel_walk(p, begin, end, j.c0, j.c1, reduce_piece, reduce_rows_at, &j);
+}
+
+static void apply_piece(void *ctx, uint64_t b, uint64_t e)
+{
+    channel_job *j = ctx;
+    qdq_apply(j->p, j->params, j->in, j->out, b, e);
+}
+
+static void apply_rows_at(void *ctx, uint64_t b, uint64_t n)
+{
+    channel_job *j = ctx;
+    const qdq_plan *p = j->p;
+    uint64_t C = p->channels, w = j->c1 - j->c0;
+    size_t es = qdq_dtype_size(p->dtype), ts = tsize(p), off = j->c0 * ts;
+    kernels(p)->apply_rows((const char *)j->in + b * es, (char *)j->out + b * es, n, C, w,
+                           (const char *)param_array(p, (void *)j->params, 2) + off,
+                           (const char *)param_array(p, (void *)j->params, 3) + off,
+                           (const char *)param_array(p, (void *)j->params, 4) + off,
+                           (const char *)param_array(p, (void *)j->params, 5) + off,
+                           p->attrs.range_given, p->attrs.round_mode == QDQ_HALF_UP);
+    if (any_nan_inv(p, j->params, b, b + w)) /* rare */
+        for (uint64_t r = 0; r < n; r++)
+            nan_channels(p, j->params, j->out, b + r * C, b + r * C + w);
+}
+
+void qdq_apply_channels(const qdq_plan *p, const void *params, const void *in, void *out,
+                        uint64_t begin, uint64_t end, uint64_t c0, uint64_t c1)
+{
+    channel_job j = { p, NULL, params, in, out, c0, c1 < p->channels ? c1 : p->channels };
+    if (begin < end && j.c0 < j.c1)
+        channel_walk(p, begin, end, j.c0, j.c1, apply_piece, apply_rows_at, &j);
+}
+
 void qdq_params_get(const qdq_plan *p, const void *params, uint64_t c, qdq_range *r)
 {
     uint64_t C = p->channels;

@@ -144,6 +144,17 @@ int qdq_params_given(const qdq_plan *plan, const void *min, size_t n_min, const 
 void qdq_apply(const qdq_plan *plan, const void *params, const void *in, void *out,
                uint64_t begin, uint64_t end);
 
+/*
+ * qdq_reduce and qdq_apply restricted to the elements of [begin, end) whose channel is in
+ * [c0, c1): a per-channel op splits into independent channel ranges, each reduced into its own
+ * accumulator, given its parameters (qdq_params_from_acc_channels) and applied by one worker,
+ * with nothing to merge. On the last axis a range of channels is a column of rows.
+ */
+void qdq_reduce_channels(const qdq_plan *plan, void *acc, const void *data, uint64_t begin,
+                         uint64_t end, uint64_t c0, uint64_t c1);
+void qdq_apply_channels(const qdq_plan *plan, const void *params, const void *in, void *out,
+                        uint64_t begin, uint64_t end, uint64_t c0, uint64_t c1);
+
 /* What the op reports for one channel, as doubles (exact for every dtype; the values are those
  * of the compute type: float32 for float32, float16 and bfloat16, float64 for float64). */
 typedef struct qdq_range {

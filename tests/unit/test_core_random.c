@@ -9,10 +9,11 @@
  * scaling, huge and tiny magnitudes, integers near 2^23/2^24 and 2^52/2^53). Directed cases put
  * NaN and zeros of both signs into tensors whose sizes straddle Eigen's packet and leaf sizes.
  *
- * Each case runs with the portable kernels and with the best family of this CPU, four ways:
+ * Each case runs with the portable kernels and with the best family of this CPU, five ways:
  * qdq_run out of place, qdq_run in place, random chunks (each reduced into its own accumulator,
- * merged in random order, applied in another random chunking), and 1-4 threads (each reduces its
- * chunks into its own accumulator; merge; the threads apply disjoint ranges). Outputs and the
+ * merged in random order, applied in another random chunking), random channel ranges (each
+ * reduced, given its parameters and applied on its own, in random chunks), and 1-4 threads (each
+ * reduces its chunks into its own accumulator; merge; the threads apply disjoint ranges). Outputs and the
  * reported ranges must match the reference bit for bit (NaN matches NaN, -0.0 differs from 0.0).
  *
  * QDQ_SEED=n changes the seed (printed at start); QDQ_CASE=k runs only case k of that seed.
@@ -592,6 +593,59 @@ static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
         free(out);
 }
 
+/* Channel range by channel range (random cuts, random order), each reduced into its own
+ * accumulator in random element chunks, given its parameters and applied in other chunks. */
+static void run_channels(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
+{
+    qdq_plan p;
+    if (plan_for(tc, isa, &p))
+        return;
+    size_t bytes = tc->count * esize(tc->dt);
+    int in_place = (int)rbelow(r, 2);
+    void *data = in_place ? malloc(bytes + 1) : (void *)tc->in;
+    if (in_place)
+        memcpy(data, tc->in, bytes);
+    void *out = in_place ? data : garbage(bytes), *params = garbage(qdq_params_size(&p));
+    void *acc = garbage(qdq_acc_size(&p));
+    if (tc->a.range_given) {
+        qdq_error err = { 0 };
+        int rc = qdq_params_given(&p, tc->bmin, tc->nb, tc->bmax, tc->nb, params, &err);
+        CHECK(rc == 0, "%s: qdq_params_given failed: %s", describe(tc), err.msg);
+    }
+    uint64_t C = p.channels, cut[5] = { 0, rbelow(r, C + 1), rbelow(r, C + 1), rbelow(r, C + 1),
+                                        C };
+    for (int i = 2; i < 4; i++) /* sort the inner cut points */
+        for (int j = i; j > 1 && cut[j - 1] > cut[j]; j--) {
+            uint64_t t = cut[j];
+            cut[j] = cut[j - 1], cut[j - 1] = t;
+        }
+    int piece[4], k, order[16];
+    shuffle(r, piece, 4);
+    for (int q = 0; q < 4; q++) {
+        uint64_t c0 = cut[piece[q]], c1 = cut[piece[q] + 1];
+        if (!tc->a.range_given) {
+            uint64_t *b = chunking(r, tc->count, &k);
+            shuffle(r, order, k);
+            qdq_acc_init(&p, acc);
+            for (int i = 0; i < k; i++)
+                qdq_reduce_channels(&p, acc, data, b[order[i]], b[order[i] + 1], c0, c1);
+            qdq_params_from_acc_channels(&p, acc, data, params, c0, c1);
+            free(b);
+        }
+        uint64_t *b = chunking(r, tc->count, &k);
+        shuffle(r, order, k);
+        for (int i = 0; i < k; i++)
+            qdq_apply_channels(&p, params, data, out, b[order[i]], b[order[i] + 1], c0, c1);
+        free(b);
+    }
+    compare(tc, ref, &p, out, params, in_place ? "channel ranges in place" : "channel ranges");
+    free(acc), free(params);
+    if (in_place)
+        free(data);
+    else
+        free(out);
+}
+
 typedef struct worker {
     const qdq_plan *p;
     const uint64_t *b; /* chunk boundaries */
@@ -1095,6 +1149,7 @@ static void run_case(tcase *tc, rng *r)
     for (int i = 0; i < (isas[1] == isas[0] ? 1 : 2); i++) {
         run_whole(tc, &ref, isas[i], r);
         run_chunks(tc, &ref, isas[i], r);
+        run_channels(tc, &ref, isas[i], r);
         run_threads(tc, &ref, isas[i], r);
     }
     n_cases++, n_elems += tc->count;
