@@ -40,7 +40,9 @@ static const proto_limits LIMITS = { .max_elements = 1u << 16, .max_rank = 32, .
 /*
  * The op as the server runs it, against qdq_run's output out and parameters par (plan p, request
  * q, input data): with range_given the parameters first, else the reduction cut at k into two
- * accumulators, merged; then the apply cut at j, in place. The same bytes and ranges, or abort.
+ * accumulators, merged; then the apply cut at j, in place. Then by channel ranges, cut at channel
+ * k % (C + 1): each range reduced (cut at k), given its parameters and applied (cut at j) on its
+ * own. The same bytes and ranges, or abort.
  */
 static void check_split(const qdq_plan *p, const proto_request *q, const void *data,
                         const void *out, const void *par, uint64_t k, uint64_t j)
@@ -74,6 +76,29 @@ static void check_split(const qdq_plan *p, const proto_request *q, const void *d
         qdq_params_get(p, par, c, &a);
         qdq_params_get(p, par2, c, &b);
         REQUIRE(memcmp(&a, &b, sizeof a) == 0, "channel %llu ranges differ when split",
+                (unsigned long long)c);
+    }
+    uint64_t C = p->channels, cut[3] = { 0, k % (C + 1), C };
+    if (bytes)
+        memcpy(out2, data, bytes);
+    for (int r = 0; r < 2; r++) {
+        if (!q->attrs.range_given) {
+            qdq_acc_init(p, acc);
+            qdq_reduce_channels(p, acc, data, 0, k, cut[r], cut[r + 1]);
+            qdq_reduce_channels(p, acc, data, k, n, cut[r], cut[r + 1]);
+            qdq_params_from_acc_channels(p, acc, data, par2, cut[r], cut[r + 1]);
+        }
+        qdq_apply_channels(p, par2, out2, out2, j, n, cut[r], cut[r + 1]);
+        qdq_apply_channels(p, par2, out2, out2, 0, j, cut[r], cut[r + 1]);
+    }
+    REQUIRE(memcmp(out, out2, bytes) == 0, "op by channel ranges differs from qdq_run (cut at "
+            "channel %llu, k=%llu j=%llu)", (unsigned long long)cut[1], (unsigned long long)k,
+            (unsigned long long)j);
+    for (uint64_t c = 0; c < C; c++) {
+        qdq_range a, b;
+        qdq_params_get(p, par, c, &a);
+        qdq_params_get(p, par2, c, &b);
+        REQUIRE(memcmp(&a, &b, sizeof a) == 0, "channel %llu ranges differ by channel ranges",
                 (unsigned long long)c);
     }
     free(out2), free(acc), free(acc2), free(par2);
