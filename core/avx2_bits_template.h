@@ -180,13 +180,14 @@ static inline unsigned CAT(fold, SUF)(__m256i smax, __m256i umax, __m256i umin, 
     return open;
 }
 
-/* The -0.0 flags fold left open: channel c + j of `open` looks at its rows itself. */
-static inline void CAT(settle, SUF)(unsigned open, const B *col, size_t rows, size_t stride,
-                                    int32_t *nz)
+/* The -0.0 flags fold left open: for each channel j of `open`, its n elements (from in + j * step,
+ * `stride` apart) are looked at. */
+static inline void CAT(settle, SUF)(unsigned open, const B *in, size_t step, size_t n,
+                                    size_t stride, int32_t *nz)
 {
     for (; open; open &= open - 1) {
         unsigned j = (unsigned)__builtin_ctz(open);
-        if (CAT(has_neg_zero, SUF)(col + j, rows, stride))
+        if (CAT(has_neg_zero, SUF)(in + j * step, n, stride))
             nz[j] = -1;
     }
 }
@@ -264,7 +265,7 @@ static inline __attribute__((always_inline)) void
             size_t c = p0 + v * BL;
             unsigned open = CAT(fold, SUF)(red[3 * v], red[3 * v + 1], red[3 * v + 2], mn + c,
                                            mx + c, nz + c, pz + c, nn + c);
-            CAT(settle, SUF)(open, in + c, rows, stride, nz + c);
+            CAT(settle, SUF)(open, in + c, 1, rows, stride, nz + c);
         }
     }
 }
@@ -335,11 +336,7 @@ static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void 
             TRED(v[2], BMINU);
             unsigned open = CAT(fold, SUF)(v[0][0], v[1][0], v[2][0], mn + c, mx + c, nz + c,
                                            pz + c, nn + c);
-            for (; open; open &= open - 1) {
-                unsigned j = (unsigned)__builtin_ctz(open);
-                if (CAT(has_neg_zero, SUF)(in + (c + j) * inner, inner, 1))
-                    nz[c + j] = -1;
-            }
+            CAT(settle, SUF)(open, in + c * inner, inner, inner, 1, nz + c);
         }
     for (; c < n; c++)
         CAT(reduce_run, SUF)(in + c * inner, inner, mn + c, mx + c, nz + c, pz + c, nn + c);
