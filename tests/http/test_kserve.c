@@ -28,6 +28,7 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "cases.h"
 #include "check.h"
 #include "http_client.h"
 #include "qdq.h"
@@ -36,7 +37,6 @@
 #include "server_proc.h"
 #include "testutil.h"
 
-#define MAX_RANK 16
 #define MODEL "quantize_and_dequantize_v2"
 #define INFER "/v2/models/" MODEL "/infer"
 #define INFER_V1 "/v2/models/" MODEL "/versions/1/infer"
@@ -111,24 +111,6 @@ static void sb_jstr(sbuf *b, const char *s)
 
 /* ---- a test case: input, attributes, and what must come back ---- */
 
-typedef struct tcase {
-    char name[96];
-    qdq_dtype dt;
-    int rank;
-    int64_t dims[MAX_RANK];
-    uint64_t count;
-    void *in;                 /* count elements of dt */
-    qdq_attrs attrs;
-    char round_mode[16];
-    bool has_min, has_max;    /* bounds present in the request (as input tensors) */
-    int n_min, n_max;
-    double *min, *max;        /* n_min / n_max values */
-    const char *want_err;     /* a word of the expected message, or NULL */
-    void *want;               /* count elements of dt */
-    uint64_t channels;        /* values of each range output: 1 for axis -1, else C */
-    double *rng[6];           /* channels values each */
-} tcase;
-
 static const char *const out_names[7] = { "output",     "input_min", "input_max", "output_min",
                                           "output_max", "scale",     "inverse_scale" };
 #define OUT_ALL 0x7fu
@@ -137,137 +119,6 @@ static const char *kname(qdq_dtype dt)
 {
     static const char *const n[4] = { "FP32", "FP64", "FP16", "BF16" };
     return (unsigned)dt < 4 ? n[dt] : "?";
-}
-
-static void tcase_free(tcase *t)
-{
-    free(t->in);
-    free(t->want);
-    free(t->min);
-    free(t->max);
-    for (int k = 0; k < 6; k++)
-        free(t->rng[k]);
-    memset(t, 0, sizeof *t);
-}
-
-static double jnum(const cJSON *v)
-{
-    if (cJSON_IsString(v)) {
-        if (!strcmp(v->valuestring, "NaN"))
-            return NAN;
-        return v->valuestring[0] == '-' ? -INFINITY : INFINITY;
-    }
-    return v->valuedouble;
-}
-
-/* Values of a JSON number or array (malloc'ed). */
-static double *jvalues(const cJSON *j, int *n)
-{
-    int cnt = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : 1;
-    double *v = calloc((size_t)cnt + 1, sizeof *v);
-    *n = 0;
-    if (!cJSON_IsArray(j)) {
-        v[(*n)++] = jnum(j);
-        return v;
-    }
-    const cJSON *e;
-    cJSON_ArrayForEach(e, j)
-        v[(*n)++] = jnum(e);
-    return v;
-}
-
-static void tcase_from_json(tcase *t, const cJSON *c)
-{
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", cJSON_GetObjectItem(c, "name")->valuestring);
-    t->dt = tu_dtype(cJSON_GetObjectItem(c, "dtype")->valuestring);
-    const cJSON *attrs = cJSON_GetObjectItem(c, "attrs"), *d;
-    qdq_attrs a = QDQ_ATTRS_DEFAULT;
-    a.signed_input = cJSON_IsTrue(cJSON_GetObjectItem(attrs, "signed_input"));
-    a.num_bits = cJSON_GetObjectItem(attrs, "num_bits")->valueint;
-    a.range_given = cJSON_IsTrue(cJSON_GetObjectItem(attrs, "range_given"));
-    snprintf(t->round_mode, sizeof t->round_mode, "%s",
-             cJSON_GetObjectItem(attrs, "round_mode")->valuestring);
-    a.round_mode = strcmp(t->round_mode, "HALF_UP") == 0 ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
-    a.narrow_range = cJSON_IsTrue(cJSON_GetObjectItem(attrs, "narrow_range"));
-    a.axis = cJSON_GetObjectItem(attrs, "axis")->valueint;
-    t->attrs = a;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItem(c, "shape"))
-        t->dims[t->rank++] = (int64_t)d->valuedouble;
-    const cJSON *input = cJSON_GetObjectItem(c, "input");
-    t->count = (uint64_t)cJSON_GetArraySize(input);
-    size_t es = qdq_dtype_size(t->dt);
-    t->in = calloc(t->count + 1, es);
-    size_t i = 0;
-    cJSON_ArrayForEach(d, input)
-        tu_store(t->dt, t->in, i++, jnum(d));
-    const cJSON *mn = cJSON_GetObjectItem(c, "input_min");
-    const cJSON *mx = cJSON_GetObjectItem(c, "input_max");
-    if (mn) {
-        t->has_min = true;
-        t->min = jvalues(mn, &t->n_min);
-    }
-    if (mx) {
-        t->has_max = true;
-        t->max = jvalues(mx, &t->n_max);
-    }
-    const cJSON *we = cJSON_GetObjectItem(c, "expected_error");
-    if (we) {
-        t->want_err = we->valuestring;
-        return;
-    }
-    const cJSON *exp = cJSON_GetObjectItem(c, "expected");
-    t->want = calloc(t->count + 1, es);
-    i = 0;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItem(exp, "output"))
-        tu_store(t->dt, t->want, i++, jnum(d));
-    bool per_channel = a.axis >= 0;
-    t->channels = per_channel ? (uint64_t)cJSON_GetArraySize(cJSON_GetObjectItem(exp, "scale"))
-                              : 1;
-    static const char *const keys[6] = { "input_min",  "input_max", "output_min",
-                                         "output_max", "scale",     "inverse_scale" };
-    for (int k = 0; k < 6; k++) {
-        int n;
-        t->rng[k] = jvalues(cJSON_GetObjectItem(exp, keys[k]), &n);
-    }
-}
-
-/* Expected output and ranges from the core, run here. */
-static int tcase_compute(tcase *t)
-{
-    qdq_plan p;
-    qdq_error err = { 0 };
-    if (qdq_plan_init(&p, t->dt, t->dims, t->rank, &t->attrs, &err)) {
-        fprintf(stderr, "%s: local plan: %s\n", t->name, err.msg);
-        return -1;
-    }
-    size_t es = qdq_dtype_size(t->dt);
-    void *mn = calloc((size_t)t->n_min + 1, es), *mx = calloc((size_t)t->n_max + 1, es);
-    for (int i = 0; i < t->n_min; i++)
-        tu_store(t->dt, mn, (size_t)i, t->min[i]);
-    for (int i = 0; i < t->n_max; i++)
-        tu_store(t->dt, mx, (size_t)i, t->max[i]);
-    void *acc = malloc(qdq_acc_size(&p) + 1), *params = malloc(qdq_params_size(&p) + 1);
-    t->want = malloc(t->count * es + 1);
-    int rc = qdq_run(&p, t->in, t->want, mn, (size_t)t->n_min, mx, (size_t)t->n_max, acc, params,
-                     &err);
-    if (rc == 0) {
-        t->channels = p.channels;
-        for (int k = 0; k < 6; k++)
-            t->rng[k] = calloc(p.channels + 1, sizeof(double));
-        for (uint64_t c = 0; c < p.channels; c++) {
-            qdq_range r;
-            qdq_params_get(&p, params, c, &r);
-            double v[6] = { r.input_min, r.input_max, r.output_min, r.output_max, r.scale,
-                            r.inverse_scale };
-            for (int k = 0; k < 6; k++)
-                t->rng[k][c] = v[k];
-        }
-    } else {
-        fprintf(stderr, "%s: local run: %s\n", t->name, err.msg);
-    }
-    free(mn), free(mx), free(acc), free(params);
-    return rc ? -1 : 0;
 }
 
 /* ---- requests as the clients build them ---- */
@@ -325,7 +176,7 @@ static void put_tensor(sbuf *j, sbuf *bin, const rq *o, const char *name, qdq_dt
         sb_printf(j, "%s\"data\"%s", C, K);
         /* Nested: brackets opened and closed by the row-major index. */
         int lv = nested ? rank : 0;
-        uint64_t stride[MAX_RANK + 1];
+        uint64_t stride[TC_MAX_RANK + 1];
         stride[lv] = 1;
         for (int i = lv - 1; i >= 0; i--)
             stride[i] = stride[i + 1] * (uint64_t)dims[i];
@@ -553,49 +404,9 @@ static void check_error(const char *what, const hc_resp *r, long status, const c
     cJSON_Delete(j);
 }
 
-static bool range_text_same(qdq_dtype dt, const char *text, double want)
-{
-    if (!text || !*text)
-        return false;
-    char *end;
-    if (qdq_dtype_is_double(dt)) {
-        double v = strtod(text, &end);
-        return *end == '\0' && tu_same_f64(v, want);
-    }
-    float v = strtof(text, &end);
-    return *end == '\0' && tu_same_f32(v, (float)want);
-}
-
-/* Text of an output element, stored as element i of dt (false when it is not a value of dt). */
-static bool elem_parse(qdq_dtype dt, const char *text, void *a, size_t i)
-{
-    if (!text)
-        return false;
-    char *end;
-    if (dt == QDQ_FLOAT64) {
-        ((double *)a)[i] = strtod(text, &end);
-        return *end == '\0';
-    }
-    float f = strtof(text, &end);
-    if (*end)
-        return false;
-    tu_store(dt, a, i, f);
-    double back = tu_load(dt, a, i);
-    return (isnan(back) && isnan(f)) || back == (double)f;
-}
-
 static void compare_tensor(const char *what, const tcase *t, const void *got)
 {
-    int bad = 0;
-    for (uint64_t i = 0; i < t->count; i++) {
-        if (!tu_same(t->dt, got, t->want, i)) {
-            if (bad++ < 5)
-                CHECK(0, "%s: output[%" PRIu64 "] = %.9g, want %.9g", what, i,
-                      tu_load(t->dt, got, i), tu_load(t->dt, t->want, i));
-        }
-    }
-    if (bad > 5)
-        fprintf(stderr, "  ... %d elements differ in all\n", bad);
+    int bad = tc_tensor_diffs(what, t, got);
     CHECK(bad == 0, "%s: %d of %" PRIu64 " output elements differ", what, bad, t->count);
 }
 
@@ -745,14 +556,14 @@ static void check_v2_answer(const char *what, const tcase *t, const hc_resp *r,
             if (ok)
                 cJSON_ArrayForEach(e, data) {
                     const char *txt = hc_json_num(e);
-                    if (k == 0 && !elem_parse(t->dt, txt, got, (size_t)i)) {
+                    if (k == 0 && !tc_elem_parse(t->dt, txt, got, (size_t)i)) {
                         CHECK(0, "%s: output.data[%" PRIu64 "] '%s' is not a %s number", what,
                               i, txt ? txt : "?", kname(t->dt));
                         ok = false;
                         break;
                     }
                     if (k) {
-                        if (!range_text_same(t->dt, txt, t->rng[k - 1][i]))
+                        if (!tc_range_same(t->dt, txt, t->rng[k - 1][i]))
                             CHECK(0, "%s: %s[%" PRIu64 "] is %s, want %.17g", what,
                                   out_names[k], i, txt ? txt : "?", t->rng[k - 1][i]);
                     }
@@ -885,10 +696,10 @@ static void test_vectors(const cJSON *cases)
     int n = 0;
     cJSON_ArrayForEach(c, cases) {
         tcase t;
-        tcase_from_json(&t, c);
+        tc_from_json(&t, c);
         for (size_t l = 0; l < N_LAYOUTS; l++)
             run_layout_guarded(&t, l, NULL);
-        tcase_free(&t);
+        tc_free(&t);
         n++;
     }
     fprintf(stderr, "  %d vectors x %zu layouts\n", n, N_LAYOUTS);
@@ -909,14 +720,14 @@ static void test_compression(const cJSON *cases)
         if (!take)
             continue;
         tcase t;
-        tcase_from_json(&t, c);
+        tc_from_json(&t, c);
         static const char *const enc[2] = { "gzip", "deflate" };
         for (int e = 0; e < 2; e++) {
             run_layout_guarded(&t, 0, enc[e]); /* kserve JSON */
             run_layout_guarded(&t, 6, enc[e]); /* triton binary in and out */
             run_layout_guarded(&t, 7, enc[e]); /* triton binary_data_output */
         }
-        tcase_free(&t);
+        tc_free(&t);
     }
 }
 
@@ -960,7 +771,7 @@ static void test_triton_layout(void)
     int64_t d23[2] = { 2, 3 };
     tcase t;
     mini_case(&t, "triton exact layout", QDQ_FLOAT32, d23, 2, v6, -1);
-    CHECK(tcase_compute(&t) == 0, "local compute");
+    CHECK(tc_compute(&t) == 0, "local compute");
     const char *json = "{\"inputs\": [{\"name\": \"input\", \"shape\": [2, 3], \"datatype\": "
                        "\"FP32\", \"parameters\": {\"binary_data_size\": 24}}], \"outputs\": "
                        "[{\"name\": \"output\", \"parameters\": {\"binary_data\": true}}]}";
@@ -994,7 +805,7 @@ static void test_triton_layout(void)
     tcase t4;
     mini_case(&t4, "triton custom parameters", QDQ_FLOAT32, d23, 2, v6, -1);
     t4.attrs.num_bits = 4;
-    CHECK(tcase_compute(&t4) == 0, "local compute");
+    CHECK(tc_compute(&t4) == 0, "local compute");
     post_raw(INFER, h, body.p, body.len, &r);
     check_v2_answer("triton custom parameters + binary_data_output", &t4, &r, OUT_ALL, OUT_ALL,
                     "42");
@@ -1041,12 +852,9 @@ static void test_triton_layout(void)
     tcase tg;
     mini_case(&tg, "scalar bounds", QDQ_FLOAT32, d23, 2, v6, -1);
     tg.attrs.range_given = true;
-    tg.has_min = tg.has_max = true;
-    tg.n_min = tg.n_max = 1;
-    tg.min = calloc(1, sizeof(double));
-    tg.max = calloc(1, sizeof(double));
+    tc_bounds(&tg, 1, false);
     tg.min[0] = -0.5, tg.max[0] = 0.5;
-    CHECK(tcase_compute(&tg) == 0, "local compute");
+    CHECK(tc_compute(&tg) == 0, "local compute");
     const char *json3 = "{\"inputs\":[{\"name\":\"input\",\"shape\":[2,3],\"datatype\":\"FP32\","
                         "\"data\":[-1.0,-0.5,0.0,0.30000001192092896,0.75,1.0]},"
                         "{\"name\":\"input_min\",\"shape\":[],\"datatype\":\"FP32\",\"data\":[-0.5]},"
@@ -1056,9 +864,9 @@ static void test_triton_layout(void)
     check_v2_answer("bounds of shape []", &tg, &r, OUT_ALL, 0, NULL);
     hc_resp_free(&r);
 
-    tcase_free(&t);
-    tcase_free(&t4);
-    tcase_free(&tg);
+    tc_free(&t);
+    tc_free(&t4);
+    tc_free(&tg);
     free(body.p);
 }
 
@@ -1069,7 +877,7 @@ static void test_outputs_selection(void)
     int64_t d34[2] = { 3, 4 };
     tcase t;
     mini_case(&t, "outputs selection", QDQ_FLOAT32, d34, 2, v, 0);
-    CHECK(tcase_compute(&t) == 0, "local compute");
+    CHECK(tc_compute(&t) == 0, "local compute");
     char ihcl[80];
     static const struct {
         const char *outputs; /* the "outputs" array's JSON */
@@ -1119,7 +927,7 @@ static void test_outputs_selection(void)
         hc_resp_free(&r);
         free(b.p);
     }
-    tcase_free(&t);
+    tc_free(&t);
 }
 
 /* ---- metadata, health, ready ---- */
@@ -1288,10 +1096,7 @@ static void big_case(const char *name, qdq_dtype dt, const int64_t *dims, int ra
     }
     if (range_given) {
         int n = axis >= 0 ? (int)dims[axis] : 1;
-        t.has_min = t.has_max = true;
-        t.n_min = t.n_max = n;
-        t.min = calloc((size_t)n, sizeof(double));
-        t.max = calloc((size_t)n, sizeof(double));
+        tc_bounds(&t, n, axis >= 0);
         for (int c = 0; c < n; c++) {
             double s = axis >= 0 ? ldexp(1.0, c % 13 - 6) : 3.0;
             t.min[c] = -0.6 * s;
@@ -1299,12 +1104,12 @@ static void big_case(const char *name, qdq_dtype dt, const int64_t *dims, int ra
         }
     }
     long long t0 = sp_now_ms();
-    if (tcase_compute(&t) == 0)
+    if (tc_compute(&t) == 0)
         run_layout(&t, name, o, INFER, encoding);
     else
         CHECK(0, "%s: the local reference failed", name);
     fprintf(stderr, "  %s: %lld ms\n", name, sp_now_ms() - t0);
-    tcase_free(&t);
+    tc_free(&t);
 }
 
 static void test_big(void)
@@ -1356,7 +1161,7 @@ static void test_keepalive(void)
     int64_t d4[1] = { 4 };
     tcase t;
     mini_case(&t, "keep-alive", QDQ_FLOAT32, d4, 1, v, -1);
-    CHECK(tcase_compute(&t) == 0, "local compute");
+    CHECK(tc_compute(&t) == 0, "local compute");
     rq o = { .triton = true, .bin_input = true, .outs = OUT_BIN };
     sbuf b = { 0 };
     size_t hlen;
@@ -1376,7 +1181,7 @@ static void test_keepalive(void)
     }
     CHECK(opened == 0, "keep-alive: %ld new connections for 20 binary v2 requests", opened);
     free(b.p);
-    tcase_free(&t);
+    tc_free(&t);
 }
 
 /* ---- malformed requests ---- */
@@ -1648,10 +1453,10 @@ static void test_malformed(void)
     int64_t d4[1] = { 4 };
     tcase t;
     mini_case(&t, "good after malformed", QDQ_FLOAT32, d4, 1, v, -1);
-    CHECK(tcase_compute(&t) == 0, "local compute");
+    CHECK(tc_compute(&t) == 0, "local compute");
     for (size_t l = 0; l < N_LAYOUTS; l++)
         run_layout(&t, layouts[l].tag, &layouts[l].o, layouts[l].path, NULL);
-    tcase_free(&t);
+    tc_free(&t);
 }
 
 /* The layouts that killed the server, and the runs left out because of it. */

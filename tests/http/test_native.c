@@ -23,6 +23,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "cases.h"
 #include "check.h"
 #include "http_client.h"
 #include "qdq.h"
@@ -31,8 +32,6 @@
 #include "server_proc.h"
 #include "testutil.h"
 
-#define MAX_RANK 16
-#define MAX_CH 4096
 
 static sp_server srv;
 static const char *const srv_args[] = { "--workers", "2", "--drain-timeout", "10", NULL };
@@ -95,216 +94,16 @@ static void sb_qnum(sbuf *b, double v)
     free(t.p);
 }
 
-/* ---- a test case: input, attributes, and what must come back ---- */
+/* ---- comparing answers ---- */
 
-typedef struct tcase {
-    char name[96];
-    qdq_dtype dt;
-    int rank;
-    int64_t dims[MAX_RANK];
-    uint64_t count;
-    void *in;                      /* count elements of dt */
-    qdq_attrs attrs;
-    char round_mode[16];
-    bool has_min, has_max;         /* bounds present in the request */
-    bool min_array, max_array;     /* sent as arrays (else one number) */
-    int n_min, n_max;
-    double min[MAX_CH], max[MAX_CH];
-    const char *want_err;          /* a word of the expected message, or NULL */
-    void *want;                    /* count elements of dt */
-    bool per_channel;              /* ranges are arrays */
-    uint64_t channels;
-    double *rng[6];                /* channels values each */
-} tcase;
-
-static const char *const rng_keys[6] = { "input_min", "input_max", "output_min", "output_max",
-                                         "scale", "inverse_scale" };
 static const char *const rng_headers[6] = { "X-QDQ-Input-Min", "X-QDQ-Input-Max",
                                             "X-QDQ-Output-Min", "X-QDQ-Output-Max",
                                             "X-QDQ-Scale", "X-QDQ-Inverse-Scale" };
 
-static void tcase_free(tcase *t)
-{
-    free(t->in);
-    free(t->want);
-    for (int k = 0; k < 6; k++)
-        free(t->rng[k]);
-    memset(t, 0, sizeof *t);
-}
-
-static double jnum(const cJSON *v)
-{
-    if (cJSON_IsString(v)) {
-        if (!strcmp(v->valuestring, "NaN"))
-            return NAN;
-        return v->valuestring[0] == '-' ? -INFINITY : INFINITY;
-    }
-    return v->valuedouble;
-}
-
-static int jfill(const cJSON *j, double *out, bool *is_array)
-{
-    int n = 0;
-    const cJSON *e;
-    *is_array = cJSON_IsArray(j);
-    if (!*is_array) {
-        out[0] = jnum(j);
-        return 1;
-    }
-    cJSON_ArrayForEach(e, j)
-        if (n < MAX_CH)
-            out[n++] = jnum(e);
-    return n;
-}
-
-/* A case of cases.json. */
-static void tcase_from_json(tcase *t, const cJSON *c)
-{
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", cJSON_GetObjectItem(c, "name")->valuestring);
-    t->dt = tu_dtype(cJSON_GetObjectItem(c, "dtype")->valuestring);
-    const cJSON *attrs = cJSON_GetObjectItem(c, "attrs"), *d;
-    qdq_attrs a = QDQ_ATTRS_DEFAULT;
-    a.signed_input = cJSON_IsTrue(cJSON_GetObjectItem(attrs, "signed_input"));
-    a.num_bits = cJSON_GetObjectItem(attrs, "num_bits")->valueint;
-    a.range_given = cJSON_IsTrue(cJSON_GetObjectItem(attrs, "range_given"));
-    snprintf(t->round_mode, sizeof t->round_mode, "%s",
-             cJSON_GetObjectItem(attrs, "round_mode")->valuestring);
-    a.round_mode = strcmp(t->round_mode, "HALF_UP") == 0 ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
-    a.narrow_range = cJSON_IsTrue(cJSON_GetObjectItem(attrs, "narrow_range"));
-    a.axis = cJSON_GetObjectItem(attrs, "axis")->valueint;
-    t->attrs = a;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItem(c, "shape"))
-        t->dims[t->rank++] = (int64_t)d->valuedouble;
-    const cJSON *input = cJSON_GetObjectItem(c, "input");
-    t->count = (uint64_t)cJSON_GetArraySize(input);
-    size_t es = qdq_dtype_size(t->dt);
-    t->in = calloc(t->count + 1, es);
-    size_t i = 0;
-    cJSON_ArrayForEach(d, input)
-        tu_store(t->dt, t->in, i++, jnum(d));
-    const cJSON *mn = cJSON_GetObjectItem(c, "input_min");
-    const cJSON *mx = cJSON_GetObjectItem(c, "input_max");
-    if (mn) {
-        t->has_min = true;
-        t->n_min = jfill(mn, t->min, &t->min_array);
-    }
-    if (mx) {
-        t->has_max = true;
-        t->n_max = jfill(mx, t->max, &t->max_array);
-    }
-    const cJSON *we = cJSON_GetObjectItem(c, "expected_error");
-    if (we) {
-        t->want_err = we->valuestring;
-        return;
-    }
-    const cJSON *exp = cJSON_GetObjectItem(c, "expected");
-    t->want = calloc(t->count + 1, es);
-    i = 0;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItem(exp, "output"))
-        tu_store(t->dt, t->want, i++, jnum(d));
-    t->per_channel = a.axis >= 0;
-    const cJSON *first = cJSON_GetObjectItem(exp, "scale");
-    t->channels = t->per_channel ? (uint64_t)cJSON_GetArraySize(first) : 1;
-    for (int k = 0; k < 6; k++) {
-        const cJSON *e = cJSON_GetObjectItem(exp, rng_keys[k]);
-        t->rng[k] = calloc(t->channels + 1, sizeof(double));
-        if (t->per_channel) {
-            int j = 0;
-            cJSON_ArrayForEach(d, e)
-                t->rng[k][j++] = jnum(d);
-        } else {
-            t->rng[k][0] = jnum(e);
-        }
-    }
-}
-
-/* Expected output and ranges from the core, run here (t->in, dims, attrs and bounds set). */
-static int tcase_compute(tcase *t)
-{
-    qdq_plan p;
-    qdq_error err = { 0 };
-    if (qdq_plan_init(&p, t->dt, t->dims, t->rank, &t->attrs, &err)) {
-        fprintf(stderr, "%s: local plan: %s\n", t->name, err.msg);
-        return -1;
-    }
-    size_t es = qdq_dtype_size(t->dt);
-    void *mn = calloc((size_t)t->n_min + 1, es), *mx = calloc((size_t)t->n_max + 1, es);
-    for (int i = 0; i < t->n_min; i++)
-        tu_store(t->dt, mn, (size_t)i, t->min[i]);
-    for (int i = 0; i < t->n_max; i++)
-        tu_store(t->dt, mx, (size_t)i, t->max[i]);
-    void *acc = malloc(qdq_acc_size(&p)), *params = malloc(qdq_params_size(&p));
-    t->want = malloc(t->count * es + 1);
-    int rc = qdq_run(&p, t->in, t->want, mn, (size_t)t->n_min, mx, (size_t)t->n_max, acc, params,
-                     &err);
-    if (rc == 0) {
-        t->per_channel = t->attrs.axis >= 0;
-        t->channels = p.channels;
-        for (int k = 0; k < 6; k++)
-            t->rng[k] = calloc(p.channels + 1, sizeof(double));
-        for (uint64_t c = 0; c < p.channels; c++) {
-            qdq_range r;
-            qdq_params_get(&p, params, c, &r);
-            double v[6] = { r.input_min, r.input_max, r.output_min, r.output_max, r.scale,
-                            r.inverse_scale };
-            for (int k = 0; k < 6; k++)
-                t->rng[k][c] = v[k];
-        }
-    } else {
-        fprintf(stderr, "%s: local run: %s\n", t->name, err.msg);
-    }
-    free(mn), free(mx), free(acc), free(params);
-    return rc ? -1 : 0;
-}
-
-/* ---- comparing answers ---- */
-
-/* Text of a reported range against the expected value, in the compute type. */
-static bool range_same(qdq_dtype dt, const char *text, double want)
-{
-    if (!text || !*text)
-        return false;
-    char *end;
-    if (qdq_dtype_is_double(dt)) {
-        double v = strtod(text, &end);
-        return *end == '\0' && tu_same_f64(v, want);
-    }
-    float v = strtof(text, &end);
-    return *end == '\0' && tu_same_f32(v, (float)want);
-}
-
-/* Text of an output element, stored as element i of dt (false when it is not a value of dt). */
-static bool elem_parse(qdq_dtype dt, const char *text, void *a, size_t i)
-{
-    if (!text)
-        return false;
-    char *end;
-    if (dt == QDQ_FLOAT64) {
-        ((double *)a)[i] = strtod(text, &end);
-        return *end == '\0';
-    }
-    float f = strtof(text, &end);
-    if (*end)
-        return false;
-    tu_store(dt, a, i, f);
-    double back = tu_load(dt, a, i);
-    return (isnan(back) && isnan(f)) || back == (double)f;
-}
-
 /* Compares count elements; reports the first few differences. */
 static void compare_tensor(const char *what, const tcase *t, const void *got)
 {
-    int bad = 0;
-    for (uint64_t i = 0; i < t->count; i++) {
-        if (!tu_same(t->dt, got, t->want, i)) {
-            if (bad++ < 5)
-                CHECK(0, "%s: output[%" PRIu64 "] = %.9g, want %.9g", what, i,
-                      tu_load(t->dt, got, i), tu_load(t->dt, t->want, i));
-        }
-    }
-    if (bad > 5)
-        fprintf(stderr, "  ... %d elements differ in all\n", bad);
+    int bad = tc_tensor_diffs(what, t, got);
     CHECK(bad == 0, "%s: %d of %" PRIu64 " output elements differ", what, bad, t->count);
 }
 
@@ -316,7 +115,7 @@ static bool nested_read(const cJSON *j, const tcase *t, int level, void *got, si
             return true;
         if (*n >= t->count)
             return false;
-        bool ok = elem_parse(t->dt, hc_json_num(j), got, *n);
+        bool ok = tc_elem_parse(t->dt, hc_json_num(j), got, *n);
         (*n)++;
         return ok;
     }
@@ -333,27 +132,27 @@ static bool nested_read(const cJSON *j, const tcase *t, int level, void *got, si
 static void check_json_ranges(const char *what, const tcase *t, const cJSON *o)
 {
     for (int k = 0; k < 6; k++) {
-        const cJSON *e = cJSON_GetObjectItem(o, rng_keys[k]);
+        const cJSON *e = cJSON_GetObjectItem(o, tc_range_keys[k]);
         if (!t->per_channel) {
-            CHECK(range_same(t->dt, hc_json_num(e), t->rng[k][0]), "%s: %s is %s, want %.17g",
-                  what, rng_keys[k], hc_json_num(e) ? hc_json_num(e) : "(not a number)",
+            CHECK(tc_range_same(t->dt, hc_json_num(e), t->rng[k][0]), "%s: %s is %s, want %.17g",
+                  what, tc_range_keys[k], hc_json_num(e) ? hc_json_num(e) : "(not a number)",
                   t->rng[k][0]);
             continue;
         }
         CHECK(cJSON_IsArray(e) && (uint64_t)cJSON_GetArraySize(e) == t->channels,
-              "%s: %s must be an array of %" PRIu64, what, rng_keys[k], t->channels);
+              "%s: %s must be an array of %" PRIu64, what, tc_range_keys[k], t->channels);
         if (!cJSON_IsArray(e))
             continue;
         uint64_t c = 0;
         const cJSON *v;
         int bad = 0;
         cJSON_ArrayForEach(v, e) {
-            if (c < t->channels && !range_same(t->dt, hc_json_num(v), t->rng[k][c]) && bad++ < 3)
-                CHECK(0, "%s: %s[%" PRIu64 "] is %s, want %.17g", what, rng_keys[k], c,
+            if (c < t->channels && !tc_range_same(t->dt, hc_json_num(v), t->rng[k][c]) && bad++ < 3)
+                CHECK(0, "%s: %s[%" PRIu64 "] is %s, want %.17g", what, tc_range_keys[k], c,
                       hc_json_num(v) ? hc_json_num(v) : "(not a number)", t->rng[k][c]);
             c++;
         }
-        CHECK(bad == 0, "%s: %s: %d channels differ", what, rng_keys[k], bad);
+        CHECK(bad == 0, "%s: %s: %d channels differ", what, tc_range_keys[k], bad);
     }
 }
 
@@ -449,7 +248,7 @@ static void check_json_answer(const char *what, const tcase *t, const hc_resp *r
             CHECK(ok, "%s: output.data must be a flat array of %" PRIu64, what, t->count);
             if (ok)
                 cJSON_ArrayForEach(e, d) {
-                    if (!elem_parse(t->dt, hc_json_num(e), got, n)) {
+                    if (!tc_elem_parse(t->dt, hc_json_num(e), got, n)) {
                         CHECK(0, "%s: output.data[%zu] is not a %s number", what, n,
                               qdq_dtype_name(t->dt));
                         ok = false;
@@ -502,7 +301,7 @@ static void check_range_headers(const char *what, const tcase *t, const hc_resp 
         for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save), c++) {
             while (*tok == ' ')
                 tok++;
-            if (c < t->channels && !range_same(t->dt, tok, t->rng[k][c]) && bad++ < 3)
+            if (c < t->channels && !tc_range_same(t->dt, tok, t->rng[k][c]) && bad++ < 3)
                 CHECK(0, "%s: %s[%" PRIu64 "] is '%s', want %.17g", what, rng_headers[k], c, tok,
                       t->rng[k][c]);
         }
@@ -789,9 +588,9 @@ static void test_vectors(void)
     const cJSON *c;
     cJSON_ArrayForEach(c, cases) {
         tcase t;
-        tcase_from_json(&t, c);
+        tc_from_json(&t, c);
         run_all_forms(&t);
-        tcase_free(&t);
+        tc_free(&t);
     }
     cJSON_Delete(cases);
     free(text);
@@ -808,7 +607,7 @@ static void test_variants(void)
                                                { "half", "FP16" }, { "BF16", NULL } };
     cJSON_ArrayForEach(c, cases) {
         tcase t;
-        tcase_from_json(&t, c);
+        tc_from_json(&t, c);
         var.chunked = true;
         var.tag = ", chunked";
         if (t.dt == QDQ_FLOAT32)
@@ -845,7 +644,7 @@ static void test_variants(void)
         run_form(&t, F_DATA, false, false);
         var.data_nested = false;
         var.tag = "";
-        tcase_free(&t);
+        tc_free(&t);
     }
     cJSON_Delete(cases);
     free(text);
@@ -917,9 +716,7 @@ static void big_case(const char *name, qdq_dtype dt, const int64_t *dims, int ra
     fill_random(&t, axis >= 0);
     if (range_given) {
         int n = axis >= 0 ? (int)dims[axis] : 1;
-        t.has_min = t.has_max = true;
-        t.min_array = t.max_array = axis >= 0;
-        t.n_min = t.n_max = n;
+        tc_bounds(&t, n, axis >= 0);
         for (int c = 0; c < n; c++) {
             double s = axis >= 0 ? ldexp(1.0, c % 13 - 6) : 3.0;
             t.min[c] = -0.6 * s;
@@ -927,12 +724,12 @@ static void big_case(const char *name, qdq_dtype dt, const int64_t *dims, int ra
         }
     }
     long long t0 = sp_now_ms();
-    if (tcase_compute(&t) == 0)
+    if (tc_compute(&t) == 0)
         run_form(&t, f, accept_json, false);
     else
         CHECK(0, "%s: the local reference failed", name);
     fprintf(stderr, "  %s: %lld ms\n", name, sp_now_ms() - t0);
-    tcase_free(&t);
+    tc_free(&t);
 }
 
 static void test_big(void)
@@ -1087,7 +884,7 @@ static void test_defaults(void)
           "raw with no query: status %ld, %zu bytes", r.status, r.len);
     const char *s = hc_header(&r, "X-QDQ-Shape"), *sc = hc_header(&r, "X-QDQ-Scale");
     CHECK(s && strcmp(s, "4") == 0, "raw with no query: shape '%s', want 1-D '4'", s ? s : "");
-    CHECK(range_same(QDQ_FLOAT32, sc, 128.0), "raw with no query: scale '%s'", sc ? sc : "");
+    CHECK(tc_range_same(QDQ_FLOAT32, sc, 128.0), "raw with no query: scale '%s'", sc ? sc : "");
     hc_resp_free(&r);
     /* Media types are case-insensitive and take parameters. */
     const char *h2[] = { "Content-Type: Application/JSON; charset=utf-8", NULL };

@@ -1,0 +1,58 @@
+/*
+ * Test cases as the black-box tests use them: a case of tests/vectors/cases.json, or one a test
+ * builds (its expected answer then computed by the core, here), and the comparisons of answers
+ * with it.
+ */
+#ifndef CASES_H
+#define CASES_H
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "qdq.h"
+
+#define TC_MAX_RANK 16
+
+typedef struct tcase {
+    char name[96];
+    qdq_dtype dt;
+    int rank;
+    int64_t dims[TC_MAX_RANK];
+    uint64_t count;
+    void *in;                  /* count elements of dt */
+    qdq_attrs attrs;
+    char round_mode[16];
+    bool has_min, has_max;     /* bounds present in the request */
+    bool min_array, max_array; /* sent as arrays (else one number) */
+    int n_min, n_max;
+    double *min, *max;         /* n_min / n_max values (malloc'ed) */
+    const char *want_err;      /* a word of the expected message, or NULL */
+    void *want;                /* count elements of dt */
+    bool per_channel;          /* ranges are arrays */
+    uint64_t channels;         /* values of each range: 1 for axis -1, else C */
+    double *rng[6];            /* channels values each, in the order of tc_range_keys */
+} tcase;
+
+/* "input_min", "input_max", "output_min", "output_max", "scale", "inverse_scale". */
+extern const char *const tc_range_keys[6];
+
+/* A case of cases.json (c: one element of its array). */
+void tc_from_json(tcase *t, const cJSON *c);
+/* n bounds of each side (min/max malloc'ed, values left to the caller), as arrays when arrays. */
+void tc_bounds(tcase *t, int n, bool arrays);
+/* The expected output and ranges from the core, run here (in, dims, attrs and bounds set).
+ * 0, or -1 with the reason printed. */
+int tc_compute(tcase *t);
+void tc_free(tcase *t);
+
+/* A JSON number, or the strings "NaN", "Infinity", "-Infinity", as a double. */
+double tc_jnum(const cJSON *v);
+/* Text of a reported range: the expected value's bits in the compute type. */
+bool tc_range_same(qdq_dtype dt, const char *text, double want);
+/* Text of an output element, stored as element i of dt (false when it is not a value of dt). */
+bool tc_elem_parse(qdq_dtype dt, const char *text, void *a, size_t i);
+/* The output elements of got that differ from t->want (the first few printed, after what). */
+int tc_tensor_diffs(const char *what, const tcase *t, const void *got);
+
+#endif
