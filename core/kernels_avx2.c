@@ -163,11 +163,11 @@ static inline void f16_store(uint16_t *p, __m256 v)
 
 /*
  * bfloat16 -> float32 is a shift; back is a rounding add. The add needs no NaN case here: every
- * value stored is a product (vec's last multiply), and a NaN product carries the payload of a
- * NaN operand, quieted, or is the default NaN. Those operands are bfloat16 values widened (the
- * input, the clamp bounds, the range and so the scales), whose low 16 bits are zero, so the add
- * cannot carry out of them and leaves (bits >> 16), with the quiet bit set: what
- * qdq_f32_to_bf16 gives. (A NaN inverse scale's channel is rewritten afterwards anyway.)
+ * value stored is a product (vec's last multiply), and a NaN product is the default NaN or
+ * carries, quieted, the payload of a NaN operand: the input element (widened from bfloat16; the
+ * clamp returns it when it is NaN) or a scale (NaN only in a channel whose range is NaN, which
+ * qdq.c rewrites afterwards). The low 16 bits of such a NaN are zero, so the add cannot carry
+ * out of them and leaves (bits >> 16), with the quiet bit set: what qdq_f32_to_bf16 gives.
  */
 static inline __m256 bf16_load(const uint16_t *p)
 {
