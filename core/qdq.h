@@ -9,10 +9,11 @@
  *   qdq_acc_merge      merge two accumulators (exact: the result never depends on the split)
  *   qdq_params_from_acc / qdq_params_given
  *                      the per-channel scale, inverse scale and adjusted range
- *                      (merge and params also per channel range, for many channels)
  *   qdq_apply          transform elements [begin, end); independent ranges, output may alias input
  *
- * qdq_run does all of it on the calling thread.
+ * Per channel, the steps also take a range of channels (the _channels variants): a worker may
+ * take a share of the channels through the whole op, with nothing to merge, or a share of the
+ * merge and the parameters. qdq_run does all of it on the calling thread.
  *
  * The library has no threads, no I/O, no globals and allocates nothing: every buffer is the
  * caller's (sizes from qdq_acc_size and qdq_params_size). Tensors are row-major and
