@@ -2,6 +2,7 @@
 --   wrk -t2 -c16 -d10s -s tests/load/npy.lua http://127.0.0.1:8080
 -- QDQ_LOAD_ELEMENTS (1024) sets the tensor size, QDQ_AUTH_TOKEN the bearer token. Prints
 -- requests/s and failures at the end and exits 1 when any request failed.
+local load = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "lib/wrk.lua")
 local n = math.ceil(tonumber(os.getenv("QDQ_LOAD_ELEMENTS") or "1024") / 4) * 4
 local four = "\0\0\128\191" .. "\0\0\0\191" .. "\0\0\0\0" .. "\154\153\153\62"
 -- .npy 1.0: magic, header length (2 bytes LE), the header padded with spaces so that the data
@@ -15,14 +16,6 @@ wrk.path = "/quantize-dequantize?num_bits=8"
 wrk.headers["Content-Type"] = "application/x-npy"
 wrk.body = "\147NUMPY\1\0" .. string.char(hlen % 256, math.floor(hlen / 256)) .. header
            .. string.rep(four, n / 4)
-local token = os.getenv("QDQ_AUTH_TOKEN")
-if token and token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
+load.auth()
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  local failed = e.connect + e.read + e.write + e.status + e.timeout
-  local s = summary.duration / 1e6
-  io.write(string.format("npy %d requests of %d elements: %.2f s, %.0f requests/s, %d failed\n",
-                         summary.requests, n, s, summary.requests / s, failed))
-  if failed > 0 then os.exit(1) end
-end
+done = load.done("npy", n)
