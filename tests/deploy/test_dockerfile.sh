@@ -18,10 +18,7 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 SERVER=${QDQ_SERVER:-build/qdq-server}
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. tests/lib/checks.sh
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 trap 'exit 1' INT TERM
@@ -257,5 +254,4 @@ else
     cat "$T/ctx.out"
     bad "the build context has no Makefile"
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -12,11 +12,7 @@ ROOT=$PWD
 B=${BUILD:-build}
 SERVER=${QDQ_SERVER:-$B/qdq-server}
 case $SERVER in /*) ;; *) SERVER=$ROOT/$SERVER ;; esac
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-check() { if eval "$1"; then ok "$2"; else bad "$2"; fi; }
+. tests/lib/checks.sh
 
 D=$(mktemp -d)
 PID=
@@ -85,5 +81,4 @@ rc=$?
 PID=
 check '[ $rc -eq 0 ]' "SIGTERM: drained, exit $rc"
 check '! QDQ_LISTEN=127.0.0.1:$PORT "$BIN" --healthcheck 2>/dev/null' "--healthcheck: non-zero with no server"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -19,10 +19,7 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 SERVER=${QDQ_SERVER:-build/qdq-server}
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. tests/lib/checks.sh
 T=$(mktemp -d)
 PID=
 trap '[ -n "$PID" ] && kill -9 $PID 2>/dev/null; rm -rf "$T"' EXIT
@@ -47,8 +44,7 @@ for p in /usr/bin/python3 python3; do
 done
 if [ -z "$PY" ]; then
     bad "python3 with the kubernetes module is missing (Debian package python3-kubernetes)"
-    echo "$pass passed, $fail failed"
-    exit 1
+    finish
 fi
 
 # The QDQ_* variables the server knows, for the env check.
@@ -252,5 +248,4 @@ if [ -x "$SERVER" ] && [ -s "$T/env" ]; then
 else
     bad "no server binary at $SERVER"
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

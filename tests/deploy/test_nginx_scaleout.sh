@@ -13,12 +13,7 @@ cd "$(dirname "$0")/../.." || exit 1
 SERVER=${QDQ_SERVER:-build/qdq-server}
 case $SERVER in /*) ;; *) SERVER=$PWD/$SERVER ;; esac
 REQUESTS=${QDQ_SCALEOUT_REQUESTS:-2000}
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-check() { if eval "$1"; then ok "$2"; else bad "$2"; fi; }
-finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit; }
+. tests/lib/checks.sh
 
 T=$(mktemp -d)
 chmod 755 "$T"

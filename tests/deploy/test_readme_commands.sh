@@ -25,10 +25,7 @@ ROOT=$PWD
 README=${QDQ_README:-README.md}  # another file, to try a draft
 SERVER=${QDQ_SERVER:-build/qdq-server}
 case $SERVER in /*) ;; *) SERVER=$ROOT/$SERVER ;; esac
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. tests/lib/checks.sh
 skip() { echo "skip: $*"; }
 T=$(mktemp -d)
 PIDS=""
@@ -57,8 +54,7 @@ start_server "$T/server.err"
 PORT=$SPORT
 if [ -z "$PORT" ]; then
     bad "the server did not start: $(cat "$T/server.err")"
-    echo "$pass passed, $fail failed"
-    exit 1
+    finish
 fi
 URL=http://127.0.0.1:$PORT
 
@@ -275,5 +271,4 @@ if command -v wrk >/dev/null; then
 else
     bad "wrk is not installed (Debian package wrk, in scripts/install-deps.sh --dev)"
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
