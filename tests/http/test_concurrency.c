@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cases.h"
 #include "check.h"
 #include "http_client.h"
 #include "qdq.h"
@@ -98,11 +99,6 @@ static void sb_num(sbuf *b, double v, bool query)
 
 typedef enum form { F_NESTED, F_DATA, F_B64, F_RAW, F_NPY, F_RAW_JSON } form;
 static const char *const form_names[] = { "nested", "data", "b64", "raw", "npy", "raw+json" };
-static const char *const rng_keys[6] = { "input_min", "input_max", "output_min", "output_max",
-                                         "scale", "inverse_scale" };
-static const char *const rng_headers[6] = { "X-QDQ-Input-Min", "X-QDQ-Input-Max",
-                                            "X-QDQ-Output-Min", "X-QDQ-Output-Max",
-                                            "X-QDQ-Scale", "X-QDQ-Inverse-Scale" };
 
 typedef struct job {
     char what[160];
@@ -362,36 +358,6 @@ static void build(const job *j, sbuf *url, sbuf *body, const char **ctype)
     sb_add(body, j->in, j->count * qdq_dtype_size(j->dt));
 }
 
-static bool range_same(qdq_dtype dt, const char *text, double want)
-{
-    if (!text || !*text)
-        return false;
-    char *end;
-    if (dt == QDQ_FLOAT64) {
-        double v = strtod(text, &end);
-        return *end == '\0' && tu_same_f64(v, want);
-    }
-    float v = strtof(text, &end);
-    return *end == '\0' && tu_same_f32(v, (float)want);
-}
-
-static bool elem_parse(qdq_dtype dt, const char *text, void *a, size_t i)
-{
-    if (!text)
-        return false;
-    char *end;
-    if (dt == QDQ_FLOAT64) {
-        ((double *)a)[i] = strtod(text, &end);
-        return *end == '\0';
-    }
-    float f = strtof(text, &end);
-    if (*end)
-        return false;
-    tu_store(dt, a, i, f);
-    double back = tu_load(dt, a, i);
-    return (isnan(back) && isnan(f)) || back == (double)f;
-}
-
 static void compare(worker *w, const job *j, const void *got)
 {
     uint64_t bad = 0, first = 0;
@@ -407,7 +373,7 @@ static void flatten(const cJSON *a, const job *j, void *got, uint64_t *n, bool *
 {
     const cJSON *e;
     if (!cJSON_IsArray(a)) {
-        if (*n >= j->count || !elem_parse(j->dt, hc_json_num(a), got, *n))
+        if (*n >= j->count || !tc_elem_parse(j->dt, hc_json_num(a), got, *n))
             *ok = false;
         (*n)++;
         return;
@@ -451,16 +417,17 @@ static void check_json(worker *w, const job *j, const hc_resp *r)
         compare(w, j, got);
     free(got);
     for (int k = 0; k < 6; k++) {
-        const cJSON *e = cJSON_GetObjectItem(o, rng_keys[k]);
+        const cJSON *e = cJSON_GetObjectItem(o, tc_range_keys[k]);
         bool same;
         if (j->attrs.axis < 0) {
-            same = range_same(j->dt, hc_json_num(e), j->rng[k][0]);
+            same = tc_range_same(j->dt, hc_json_num(e), j->rng[k][0]);
         } else {
             same = cJSON_IsArray(e) && (uint64_t)cJSON_GetArraySize(e) == j->channels;
             for (uint64_t c = 0; same && c < j->channels; c++)
-                same = range_same(j->dt, hc_json_num(cJSON_GetArrayItem(e, (int)c)), j->rng[k][c]);
+                same = tc_range_same(j->dt, hc_json_num(cJSON_GetArrayItem(e, (int)c)),
+                                     j->rng[k][c]);
         }
-        TCHECK(w, same, "%s: %s differs", j->what, rng_keys[k]);
+        TCHECK(w, same, "%s: %s differs", j->what, tc_range_keys[k]);
     }
     cJSON_Delete(o);
 }
@@ -485,17 +452,17 @@ static void check_binary(worker *w, const job *j, const hc_resp *r)
     compare(w, j, got);
     free(got);
     for (int k = 0; k < 6; k++) {
-        const char *v = hc_header(r, rng_headers[k]);
+        const char *v = hc_header(r, tc_range_headers[k]);
         bool same = v != NULL;
         uint64_t c = 0;
         if (v) {
             char *copy = strdup(v), *save = NULL;
             for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save), c++)
-                if (c >= j->channels || !range_same(j->dt, t, j->rng[k][c]))
+                if (c >= j->channels || !tc_range_same(j->dt, t, j->rng[k][c]))
                     same = false;
             free(copy);
         }
-        TCHECK(w, same && c == j->channels, "%s: %s '%.80s' differs", j->what, rng_headers[k],
+        TCHECK(w, same && c == j->channels, "%s: %s '%.80s' differs", j->what, tc_range_headers[k],
                v ? v : "(none)");
     }
 }

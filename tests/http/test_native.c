@@ -96,10 +96,6 @@ static void sb_qnum(sbuf *b, double v)
 
 /* ---- comparing answers ---- */
 
-static const char *const rng_headers[6] = { "X-QDQ-Input-Min", "X-QDQ-Input-Max",
-                                            "X-QDQ-Output-Min", "X-QDQ-Output-Max",
-                                            "X-QDQ-Scale", "X-QDQ-Inverse-Scale" };
-
 /* Compares count elements; reports the first few differences. */
 static void compare_tensor(const char *what, const tcase *t, const void *got)
 {
@@ -286,13 +282,13 @@ static void check_range_headers(const char *what, const tcase *t, const hc_resp 
         CHECK(t->channels >= 512, "%s: ranges omitted for only %" PRIu64 " channels: %s", what,
               t->channels, omitted);
         for (int k = 0; k < 6; k++)
-            CHECK(hc_header(r, rng_headers[k]) == NULL, "%s: %s sent although omitted", what,
-                  rng_headers[k]);
+            CHECK(hc_header(r, tc_range_headers[k]) == NULL, "%s: %s sent although omitted", what,
+                  tc_range_headers[k]);
         return;
     }
     for (int k = 0; k < 6; k++) {
-        const char *v = hc_header(r, rng_headers[k]);
-        CHECK(v != NULL, "%s: no %s header", what, rng_headers[k]);
+        const char *v = hc_header(r, tc_range_headers[k]);
+        CHECK(v != NULL, "%s: no %s header", what, tc_range_headers[k]);
         if (!v)
             continue;
         char *copy = strdup(v), *save = NULL, *tok;
@@ -302,12 +298,12 @@ static void check_range_headers(const char *what, const tcase *t, const hc_resp 
             while (*tok == ' ')
                 tok++;
             if (c < t->channels && !tc_range_same(t->dt, tok, t->rng[k][c]) && bad++ < 3)
-                CHECK(0, "%s: %s[%" PRIu64 "] is '%s', want %.17g", what, rng_headers[k], c, tok,
+                CHECK(0, "%s: %s[%" PRIu64 "] is '%s', want %.17g", what, tc_range_headers[k], c, tok,
                       t->rng[k][c]);
         }
         CHECK(c == t->channels, "%s: %s has %" PRIu64 " values, want %" PRIu64, what,
-              rng_headers[k], c, t->channels);
-        CHECK(bad == 0, "%s: %s: %d values differ", what, rng_headers[k], bad);
+              tc_range_headers[k], c, t->channels);
+        CHECK(bad == 0, "%s: %s: %d values differ", what, tc_range_headers[k], bad);
         free(copy);
     }
 }

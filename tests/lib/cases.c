@@ -11,6 +11,9 @@
 
 const char *const tc_range_keys[6] = { "input_min",  "input_max", "output_min",
                                        "output_max", "scale",     "inverse_scale" };
+const char *const tc_range_headers[6] = { "X-QDQ-Input-Min",  "X-QDQ-Input-Max",
+                                          "X-QDQ-Output-Min", "X-QDQ-Output-Max",
+                                          "X-QDQ-Scale",      "X-QDQ-Inverse-Scale" };
 
 double tc_jnum(const cJSON *v)
 {

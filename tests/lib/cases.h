@@ -34,8 +34,10 @@ typedef struct tcase {
     double *rng[6];            /* channels values each, in the order of tc_range_keys */
 } tcase;
 
-/* "input_min", "input_max", "output_min", "output_max", "scale", "inverse_scale". */
+/* "input_min", "input_max", "output_min", "output_max", "scale", "inverse_scale", and the
+ * response headers of the native route that carry them ("X-QDQ-Input-Min", ...). */
 extern const char *const tc_range_keys[6];
+extern const char *const tc_range_headers[6];
 
 /* A case of cases.json (c: one element of its array). */
 void tc_from_json(tcase *t, const cJSON *c);
