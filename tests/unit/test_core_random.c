@@ -521,18 +521,48 @@ static void run_whole(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
     free(acc), free(params), free(out), free(io);
 }
 
+/* The buffers of a run: the case's input or, in place (one run in two), a copy that out
+ * aliases; otherwise out is garbage of the tensor's size. */
+typedef struct bufs {
+    int in_place;
+    void *data, *out;
+} bufs;
+
+static bufs bufs_open(const tcase *tc, rng *r)
+{
+    size_t bytes = tc->count * esize(tc->dt);
+    bufs b = { (int)rbelow(r, 2), (void *)tc->in, NULL };
+    if (b.in_place) {
+        b.data = malloc(bytes + 1);
+        memcpy(b.data, tc->in, bytes);
+    }
+    b.out = b.in_place ? b.data : garbage(bytes);
+    return b;
+}
+
+static void bufs_close(bufs *b) { free(b->in_place ? b->data : b->out); }
+
+/* Channel cut points: cut[0] = 0, three random ones in order, cut[4] = C. */
+static void channel_cuts(rng *r, uint64_t C, uint64_t cut[5])
+{
+    cut[0] = 0, cut[4] = C;
+    for (int i = 1; i < 4; i++)
+        cut[i] = rbelow(r, C + 1);
+    for (int i = 2; i < 4; i++) /* insertion sort of the inner ones */
+        for (int j = i; j > 1 && cut[j - 1] > cut[j]; j--) {
+            uint64_t t = cut[j];
+            cut[j] = cut[j - 1], cut[j - 1] = t;
+        }
+}
+
 /* The steps, on random chunks. */
 static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
 {
     qdq_plan p;
     if (plan_for(tc, isa, &p))
         return;
-    size_t bytes = tc->count * esize(tc->dt);
-    int in_place = (int)rbelow(r, 2);
-    void *data = in_place ? malloc(bytes + 1) : (void *)tc->in;
-    if (in_place)
-        memcpy(data, tc->in, bytes);
-    void *out = in_place ? data : garbage(bytes), *params = garbage(qdq_params_size(&p));
+    bufs io = bufs_open(tc, r);
+    void *data = io.data, *out = io.out, *params = garbage(qdq_params_size(&p));
     qdq_error err = { 0 };
     if (tc->a.range_given) {
         int rc = qdq_params_given(&p, tc->bmin, tc->nb, tc->bmax, tc->nb, params, &err);
@@ -560,14 +590,9 @@ static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
                 qdq_acc_merge(&p, dst, accs[order[i]]);
             qdq_params_from_acc(&p, dst, data, params);
         } else { /* channel range by channel range, in random order, as parallel workers do */
-            uint64_t C = p.channels, cut[5] = { 0, rbelow(r, C + 1), rbelow(r, C + 1),
-                                                rbelow(r, C + 1), C };
+            uint64_t cut[5];
             int piece[4];
-            for (int i = 2; i < 4; i++) /* sort the inner cut points */
-                for (int j = i; j > 1 && cut[j - 1] > cut[j]; j--) {
-                    uint64_t t = cut[j];
-                    cut[j] = cut[j - 1], cut[j - 1] = t;
-                }
+            channel_cuts(r, p.channels, cut);
             shuffle(r, piece, 4);
             for (int q = 0; q < 4; q++) {
                 uint64_t c0 = cut[piece[q]], c1 = cut[piece[q] + 1];
@@ -585,12 +610,9 @@ static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
     shuffle(r, order, k);
     for (int i = 0; i < k; i++)
         qdq_apply(&p, params, data, out, b[order[i]], b[order[i] + 1]);
-    compare(tc, ref, &p, out, params, in_place ? "chunks in place" : "chunks");
+    compare(tc, ref, &p, out, params, io.in_place ? "chunks in place" : "chunks");
     free(b), free(params);
-    if (in_place)
-        free(data);
-    else
-        free(out);
+    bufs_close(&io);
 }
 
 /* Channel range by channel range (random cuts, random order), each reduced into its own
@@ -600,26 +622,17 @@ static void run_channels(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
     qdq_plan p;
     if (plan_for(tc, isa, &p))
         return;
-    size_t bytes = tc->count * esize(tc->dt);
-    int in_place = (int)rbelow(r, 2);
-    void *data = in_place ? malloc(bytes + 1) : (void *)tc->in;
-    if (in_place)
-        memcpy(data, tc->in, bytes);
-    void *out = in_place ? data : garbage(bytes), *params = garbage(qdq_params_size(&p));
+    bufs io = bufs_open(tc, r);
+    void *data = io.data, *out = io.out, *params = garbage(qdq_params_size(&p));
     void *acc = garbage(qdq_acc_size(&p));
     if (tc->a.range_given) {
         qdq_error err = { 0 };
         int rc = qdq_params_given(&p, tc->bmin, tc->nb, tc->bmax, tc->nb, params, &err);
         CHECK(rc == 0, "%s: qdq_params_given failed: %s", describe(tc), err.msg);
     }
-    uint64_t C = p.channels, cut[5] = { 0, rbelow(r, C + 1), rbelow(r, C + 1), rbelow(r, C + 1),
-                                        C };
-    for (int i = 2; i < 4; i++) /* sort the inner cut points */
-        for (int j = i; j > 1 && cut[j - 1] > cut[j]; j--) {
-            uint64_t t = cut[j];
-            cut[j] = cut[j - 1], cut[j - 1] = t;
-        }
+    uint64_t cut[5];
     int piece[4], k, order[16];
+    channel_cuts(r, p.channels, cut);
     shuffle(r, piece, 4);
     for (int q = 0; q < 4; q++) {
         uint64_t c0 = cut[piece[q]], c1 = cut[piece[q] + 1];
@@ -638,12 +651,9 @@ static void run_channels(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
             qdq_apply_channels(&p, params, data, out, b[order[i]], b[order[i] + 1], c0, c1);
         free(b);
     }
-    compare(tc, ref, &p, out, params, in_place ? "channel ranges in place" : "channel ranges");
+    compare(tc, ref, &p, out, params, io.in_place ? "channel ranges in place" : "channel ranges");
     free(acc), free(params);
-    if (in_place)
-        free(data);
-    else
-        free(out);
+    bufs_close(&io);
 }
 
 typedef struct worker {
@@ -689,12 +699,10 @@ static void run_threads(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
     qdq_plan p;
     if (plan_for(tc, isa, &p))
         return;
-    int nt = 1 + (int)rbelow(r, 4), in_place = (int)rbelow(r, 2);
-    size_t bytes = tc->count * esize(tc->dt), as = qdq_acc_size(&p);
-    void *data = in_place ? malloc(bytes + 1) : (void *)tc->in;
-    if (in_place)
-        memcpy(data, tc->in, bytes);
-    void *out = in_place ? data : garbage(bytes), *params = garbage(qdq_params_size(&p));
+    int nt = 1 + (int)rbelow(r, 4);
+    size_t as = qdq_acc_size(&p);
+    bufs io = bufs_open(tc, r);
+    void *data = io.data, *out = io.out, *params = garbage(qdq_params_size(&p));
     worker w[4];
     int store[4 * 16];
     memset(w, 0, sizeof w);
@@ -731,13 +739,10 @@ static void run_threads(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
     for (int t = 0; t < nt; t++)
         pthread_join(w[t].th, NULL);
     char how[48];
-    snprintf(how, sizeof how, "%d threads%s", nt, in_place ? " in place" : "");
+    snprintf(how, sizeof how, "%d threads%s", nt, io.in_place ? " in place" : "");
     compare(tc, ref, &p, out, params, how);
     free(b), free(params);
-    if (in_place)
-        free(data);
-    else
-        free(out);
+    bufs_close(&io);
 }
 
 /* ================================ generating cases ================================ */
