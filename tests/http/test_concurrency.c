@@ -229,7 +229,6 @@ static int compute(job *j)
     qdq_error err = { 0 };
     if (qdq_plan_init(&p, j->dt, j->dims, j->rank, &j->attrs, &err))
         return -1;
-    size_t es = qdq_dtype_size(j->dt);
     unsigned char mn[MAX_CH * 8], mx[MAX_CH * 8];
     for (int c = 0; c < j->n_bounds; c++) {
         tu_store(j->dt, mn, (size_t)c, j->min[c]);
@@ -239,15 +238,9 @@ static int compute(job *j)
     int rc = qdq_run(&p, j->in, j->want, mn, (size_t)j->n_bounds, mx, (size_t)j->n_bounds, acc,
                      params, &err);
     j->channels = p.channels;
-    for (uint64_t c = 0; rc == 0 && c < p.channels; c++) {
-        qdq_range r;
-        qdq_params_get(&p, params, c, &r);
-        double v[6] = { r.input_min, r.input_max, r.output_min, r.output_max, r.scale,
-                        r.inverse_scale };
-        for (int k = 0; k < 6; k++)
-            j->rng[k][c] = v[k];
-    }
-    (void)es;
+    double *const rng[6] = { j->rng[0], j->rng[1], j->rng[2], j->rng[3], j->rng[4], j->rng[5] };
+    if (rc == 0)
+        tc_get_ranges(&p, params, rng);
     free(acc);
     free(params);
     return rc;

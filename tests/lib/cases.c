@@ -128,19 +128,24 @@ int tc_compute(tcase *t)
         t->channels = p.channels;
         for (int k = 0; k < 6; k++)
             t->rng[k] = calloc(p.channels + 1, sizeof(double));
-        for (uint64_t c = 0; c < p.channels; c++) {
-            qdq_range r;
-            qdq_params_get(&p, params, c, &r);
-            double v[6] = { r.input_min, r.input_max, r.output_min, r.output_max, r.scale,
-                            r.inverse_scale };
-            for (int k = 0; k < 6; k++)
-                t->rng[k][c] = v[k];
-        }
+        tc_get_ranges(&p, params, t->rng);
     } else {
         fprintf(stderr, "%s: local run: %s\n", t->name, err.msg);
     }
     free(mn), free(mx), free(acc), free(params);
     return rc ? -1 : 0;
+}
+
+void tc_get_ranges(const qdq_plan *p, const void *params, double *const rng[6])
+{
+    for (uint64_t c = 0; c < p->channels; c++) {
+        qdq_range r;
+        qdq_params_get(p, params, c, &r);
+        double v[6] = { r.input_min, r.input_max, r.output_min, r.output_max, r.scale,
+                        r.inverse_scale };
+        for (int k = 0; k < 6; k++)
+            rng[k][c] = v[k];
+    }
 }
 
 void tc_free(tcase *t)

@@ -47,6 +47,8 @@ void tc_bounds(tcase *t, int n, bool arrays);
  * 0, or -1 with the reason printed. */
 int tc_compute(tcase *t);
 void tc_free(tcase *t);
+/* The six reported values of every channel of params into rng[k][c] (arrays of C values). */
+void tc_get_ranges(const qdq_plan *p, const void *params, double *const rng[6]);
 
 /* A JSON number, or the strings "NaN", "Infinity", "-Infinity", as a double. */
 double tc_jnum(const cJSON *v);
