@@ -180,7 +180,16 @@ AI void CAT(run_loop, SUF)(const S *in, S *out, size_t n, VT lo, VT hi, VT s, VT
                            int half_up)
 {
     size_t k = 0;
-    /* Two vectors a step; LOADV2 may order the elements in any way STOREV2 undoes. */
+    /* Four vectors a step, then two; LOADV2 may order the elements in any way STOREV2 undoes. */
+    for (; k + 4 * LANES <= n; k += 4 * LANES) {
+        VT a, b, c, d;
+        LOADV2(in + k, a, b);
+        LOADV2(in + k + 2 * LANES, c, d);
+        STOREV2(out + k, CAT(vec, SUF)(a, lo, hi, s, v, clamp, half_up),
+                CAT(vec, SUF)(b, lo, hi, s, v, clamp, half_up));
+        STOREV2(out + k + 2 * LANES, CAT(vec, SUF)(c, lo, hi, s, v, clamp, half_up),
+                CAT(vec, SUF)(d, lo, hi, s, v, clamp, half_up));
+    }
     for (; k + 2 * LANES <= n; k += 2 * LANES) {
         VT a, b;
         LOADV2(in + k, a, b);
