@@ -294,20 +294,18 @@ static void params_from_data(op_job *j)
 }
 
 /* Per channel on the first axis, thread t takes its share of the channels, one block of the
- * tensor, through the whole op: reduction, parameters and transform, with nothing to merge and
- * no cache line shared. (On the last axis a share of the channels is a column of rows: the
- * threads' hardware prefetchers then run into each other's lines, measured 1.6x slower than
- * splitting the rows here.) */
+ * tensor, through the whole op (qdq_run_channels: reduction, parameters and transform, a block
+ * of channels at a time), with nothing to merge. (On the last axis a share of the channels is a
+ * column of rows: the threads' hardware prefetchers then run into each other's lines, measured
+ * 1.6x slower than splitting the rows here.) */
 static void channels_task(void *arg, int t)
 {
     op_job *j = arg;
     uint64_t C = j->plan.channels, c0 = C * (uint64_t)t / (uint64_t)j->nt;
-    uint64_t c1 = C * (uint64_t)(t + 1) / (uint64_t)j->nt, n = j->plan.count;
+    uint64_t c1 = C * (uint64_t)(t + 1) / (uint64_t)j->nt;
     void *acc = j->accs + (size_t)t * j->acc_stride;
     qdq_acc_init(&j->plan, acc);
-    qdq_reduce_channels(&j->plan, acc, j->data, 0, n, c0, c1);
-    qdq_params_from_acc_channels(&j->plan, acc, j->data, j->params, c0, c1);
-    qdq_apply_channels(&j->plan, j->params, j->data, j->data, 0, n, c0, c1);
+    qdq_run_channels(&j->plan, j->data, j->data, acc, j->params, c0, c1);
 }
 
 /* One whole op, as a server runs it. */

@@ -662,6 +662,32 @@ void qdq_apply_channels(const qdq_plan *p, const void *params, const void *in, v
         channel_walk(p, begin, end, j.c0, j.c1, apply_piece, apply_rows_at, &j);
 }
 
+/* The channels qdq_run_channels takes together hold at most this many bytes (at least one
+ * channel): the transform then reads what the reduction has just brought into L2. */
+#define FUSE_BYTES (128u << 10)
+
+void qdq_run_channels(const qdq_plan *p, const void *in, void *out, void *acc, void *params,
+                      uint64_t c0, uint64_t c1)
+{
+    c1 = c1 < p->channels ? c1 : p->channels;
+    if (c0 >= c1)
+        return;
+    if (p->attrs.range_given) {
+        qdq_apply_channels(p, params, in, out, 0, p->count, c0, c1);
+        return;
+    }
+    /* On the last axis a range of channels is a column of rows: nothing stays in cache. */
+    uint64_t bytes = p->count / p->channels * qdq_dtype_size(p->dtype), step = c1 - c0;
+    if (p->inner > 1 && bytes > 0)
+        step = FUSE_BYTES / bytes > 0 ? FUSE_BYTES / bytes : 1;
+    for (uint64_t b0 = c0; b0 < c1; b0 += step) {
+        uint64_t b1 = c1 - b0 > step ? b0 + step : c1;
+        qdq_reduce_channels(p, acc, in, 0, p->count, b0, b1);
+        qdq_params_from_acc_channels(p, acc, in, params, b0, b1);
+        qdq_apply_channels(p, params, in, out, 0, p->count, b0, b1);
+    }
+}
+
 void qdq_params_get(const qdq_plan *p, const void *params, uint64_t c, qdq_range *r)
 {
     uint64_t C = p->channels;
@@ -680,6 +706,10 @@ int qdq_run(const qdq_plan *p, const void *in, void *out, const void *min, size_
         int rc = qdq_params_given(p, min, n_min, max, n_max, params, err);
         if (rc)
             return rc;
+    } else if (p->channels > 1) {
+        qdq_acc_init(p, acc);
+        qdq_run_channels(p, in, out, acc, params, 0, p->channels);
+        return QDQ_OK;
     } else {
         qdq_acc_init(p, acc);
         qdq_reduce(p, acc, in, 0, p->count);

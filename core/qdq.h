@@ -12,8 +12,8 @@
  *   qdq_apply          transform elements [begin, end); independent ranges, output may alias input
  *
  * Per channel, the steps also take a range of channels (the _channels variants): a worker may
- * take a share of the channels through the whole op, with nothing to merge, or a share of the
- * merge and the parameters. qdq_run does all of it on the calling thread.
+ * take a share of the channels through the whole op (qdq_run_channels), with nothing to merge,
+ * or a share of the merge and the parameters. qdq_run does all of it on the calling thread.
  *
  * The library has no threads, no I/O, no globals and allocates nothing: every buffer is the
  * caller's (sizes from qdq_acc_size and qdq_params_size). Tensors are row-major and
@@ -155,6 +155,18 @@ void qdq_reduce_channels(const qdq_plan *plan, void *acc, const void *data, uint
                          uint64_t end, uint64_t c0, uint64_t c1);
 void qdq_apply_channels(const qdq_plan *plan, const void *params, const void *in, void *out,
                         uint64_t begin, uint64_t end, uint64_t c0, uint64_t c1);
+
+/*
+ * The rest of the op for channels [c0, c1): with the range from the data, their reduction into
+ * acc (initialised by qdq_acc_init; only these channels are touched), their parameters and
+ * their transform, a block of channels at a time, so that the transform reads elements the
+ * reduction has just brought into cache (a block holds up to 128 KiB, or one channel; on the
+ * last axis all of [c0, c1) is one block). With range_given, the transform alone (params from
+ * qdq_params_given). Workers may run disjoint channel ranges at once. The results are those of
+ * the steps one by one.
+ */
+void qdq_run_channels(const qdq_plan *plan, const void *in, void *out, void *acc, void *params,
+                      uint64_t c0, uint64_t c1);
 
 /* What the op reports for one channel, as doubles (exact for every dtype; the values are those
  * of the compute type: float32 for float32, float16 and bfloat16, float64 for float64). */

@@ -616,7 +616,8 @@ static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
 }
 
 /* Channel range by channel range (random cuts, random order), each reduced into its own
- * accumulator in random element chunks, given its parameters and applied in other chunks. */
+ * accumulator in random element chunks, given its parameters and applied in other chunks; or
+ * each taken through the whole op at once (qdq_run_channels). */
 static void run_channels(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
 {
     qdq_plan p;
@@ -631,11 +632,16 @@ static void run_channels(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
         CHECK(rc == 0, "%s: qdq_params_given failed: %s", describe(tc), err.msg);
     }
     uint64_t cut[5];
-    int piece[4], k, order[16];
+    int piece[4], k, order[16], whole = (int)rbelow(r, 2);
     channel_cuts(r, p.channels, cut);
     shuffle(r, piece, 4);
     for (int q = 0; q < 4; q++) {
         uint64_t c0 = cut[piece[q]], c1 = cut[piece[q] + 1];
+        if (whole) {
+            qdq_acc_init(&p, acc);
+            qdq_run_channels(&p, data, out, acc, params, c0, c1);
+            continue;
+        }
         if (!tc->a.range_given) {
             uint64_t *b = chunking(r, tc->count, &k);
             shuffle(r, order, k);
@@ -651,7 +657,9 @@ static void run_channels(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
             qdq_apply_channels(&p, params, data, out, b[order[i]], b[order[i] + 1], c0, c1);
         free(b);
     }
-    compare(tc, ref, &p, out, params, io.in_place ? "channel ranges in place" : "channel ranges");
+    compare(tc, ref, &p, out, params,
+            whole ? (io.in_place ? "qdq_run_channels in place" : "qdq_run_channels")
+                  : (io.in_place ? "channel ranges in place" : "channel ranges"));
     free(acc), free(params);
     bufs_close(&io);
 }

@@ -880,6 +880,58 @@ static void t_neg_zero_open(void)
     }
 }
 
+/*
+ * Per channel with the range from the data, qdq_run takes blocks of channels through the whole
+ * op (qdq_run_channels: up to 128 KiB a block), which the random tests' small tensors never
+ * split: on axis 0 and on a middle axis, with channels of several blocks, a NaN channel and one
+ * whose minimum is a zero of either sign (both read the input again, in Eigen's order, which in
+ * place must still be the input), qdq_run in place gives the bytes and parameters of the steps
+ * one by one over the whole tensor.
+ */
+static void t_blocks_of_channels(void)
+{
+    static const int64_t shapes[3][3] = { { 40, 5000, 0 }, { 3, 7, 9000 }, { 9, 2, 70000 } };
+    static const int ranks[3] = { 2, 3, 3 }, axes[3] = { 0, 1, 1 };
+    for (int d = 0; d < 4; d++)
+        for (int l = 0; l < 3; l++) {
+            qdq_dtype dt = (qdq_dtype)d;
+            qdq_attrs a = QDQ_ATTRS_DEFAULT;
+            a.axis = axes[l];
+            qdq_plan p;
+            qdq_error err;
+            CHECK(qdq_plan_init(&p, dt, shapes[l], ranks[l], &a, &err) == 0, "%s: plan: %s",
+                  cur_test, err.msg);
+            p.isa = cur_isa;
+            size_t es = qdq_dtype_size(dt), pn = qdq_params_size(&p);
+            uint64_t n = p.count;
+            unsigned char *in = malloc(n * es), *run = malloc(n * es), *steps = malloc(n * es);
+            void *acc = malloc(qdq_acc_size(&p)), *par[2] = { malloc(pn), malloc(pn) };
+            uint64_t s = 0x2545f4914f6cdd1dull;
+            for (uint64_t i = 0; i < n; i++) {
+                s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+                uint64_t c = i / p.inner % p.channels;
+                double v = ldexp((double)(int64_t)(s >> 40) - (double)(1 << 23), -20 - (int)c % 5);
+                if (c == 1 && i % 977 == 5)
+                    v = NAN;
+                if (c == 2)
+                    v = s % 3 == 0 ? ((s >> 8) % 2 ? 0.0 : -0.0) : fabs(v);
+                tu_store(dt, in, i, v);
+            }
+            memcpy(run, in, n * es);
+            CHECK(qdq_run(&p, run, run, NULL, 0, NULL, 0, acc, par[0], &err) == 0, "%s: run",
+                  cur_test);
+            qdq_acc_init(&p, acc);
+            qdq_reduce(&p, acc, in, 0, n);
+            qdq_params_from_acc(&p, acc, in, par[1]);
+            qdq_apply(&p, par[1], in, steps, 0, n);
+            CHECK(!memcmp(par[0], par[1], pn), "%s (%s, shape %d): parameters differ", cur_test,
+                  qdq_dtype_name(dt), l);
+            CHECK(!memcmp(run, steps, n * es), "%s (%s, shape %d): outputs differ", cur_test,
+                  qdq_dtype_name(dt), l);
+            free(in), free(run), free(steps), free(acc), free(par[0]), free(par[1]);
+        }
+}
+
 typedef struct named_test {
     const char *name;
     void (*fn)(void);
@@ -896,6 +948,7 @@ static const named_test tests[] = {
     { "nan_times_nan", t_nan_times_nan, 1 },
     { "far_last_axis", t_far_last_axis, 0 },
     { "neg_zero_open", t_neg_zero_open, 0 },
+    { "blocks_of_channels", t_blocks_of_channels, 1 },
     { "range_given_one_sided", t_range_given_one_sided, 1 },
     { "unsigned_nonpositive", t_unsigned_nonpositive, 1 },
     { "one_bit_narrow", t_one_bit_narrow, 1 },
