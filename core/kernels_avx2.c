@@ -200,10 +200,20 @@ static inline void bf16_store(uint16_t *p, __m256 v)
         (b) = _mm256_castsi256_ps(_mm256_and_si256(x_, _mm256_set1_epi32((int)0xffff0000u))); \
     } while (0)
 
+/* The pair rounds in 16-bit halves, one operation fewer than bf16_round_up twice: each float32
+ * plus 0x8000 is rounded half up, and its upper half is the answer except on a tie (the lower
+ * half was 0x8000, now zero), where half up gave the odd or the even neighbour and clearing the
+ * last bit gives the even one. A NaN's lower half is zero (above): no carry, no tie. */
 static inline void bf16_store2(uint16_t *p, __m256 a, __m256 b)
 {
-    __m256i even = _mm256_srli_epi32(bf16_round_up(a), 16), odd = bf16_round_up(b);
-    _mm256_storeu_si256((__m256i *)p, _mm256_blend_epi16(even, odd, 0xaa));
+    __m256i half = _mm256_set1_epi32(0x8000);
+    __m256i ea = _mm256_add_epi32(_mm256_castps_si256(a), half);
+    __m256i ob = _mm256_add_epi32(_mm256_castps_si256(b), half);
+    __m256i up = _mm256_blend_epi16(_mm256_srli_epi32(ea, 16), ob, 0xaa);
+    __m256i low = _mm256_blend_epi16(ea, _mm256_slli_epi32(ob, 16), 0xaa);
+    __m256i keep = _mm256_add_epi16(_mm256_cmpeq_epi16(low, _mm256_setzero_si256()),
+                                    _mm256_set1_epi16(-1)); /* 0xfffe on a tie, else 0xffff */
+    _mm256_storeu_si256((__m256i *)p, _mm256_and_si256(up, keep));
 }
 
 #define SUF bf16

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "kernels.h"
 #include "qdq.h"
 #include "qdq_half.h"
 #include "testutil.h"
@@ -932,6 +933,58 @@ static void t_blocks_of_channels(void)
         }
 }
 
+/*
+ * bfloat16 narrowing ties. The AVX2 kernels round float32 products to bfloat16 a pair of vectors
+ * at a time (even and odd elements apart), where an exact half (lower 16 bits 0x8000) goes to the
+ * even neighbour. Ranges from bfloat16 data seldom make such products, so this drives the
+ * kernels directly: every bfloat16 input, scale 1 and inverse scales of nine significant bits
+ * (257/256 rounds its ties down, 259/256 up; y * inv is a tie whenever y is a power of two) and
+ * some arbitrary ones, with and without the clamp, both rounding modes: the AVX2 family must give
+ * the portable family's bytes, and ties must have occurred at even and odd positions, both ways.
+ */
+static void t_bf16_ties(void)
+{
+#ifdef QDQ_HAVE_AVX2
+    if (qdq_isa_best() == QDQ_ISA_PORTABLE)
+        return;
+    static const float pairs[][2] = { { 1.0f, 257.0f / 256 }, { 1.0f, 259.0f / 256 },
+                                      { 0.5f, 515.0f / 512 }, { 3.0f, 0x1.0fp-7f },
+                                      { 96.25f, 1.0f / 96.25f }, { 1e-3f, 0x1.0080p+3f } };
+    uint16_t *in = malloc(65536 * 2), *out[2] = { malloc(65536 * 2), malloc(65536 * 2) };
+    for (int i = 0; i < 65536; i++)
+        in[i] = (uint16_t)i;
+    float lo = -3e38f, hi = 3e38f;
+    uint64_t ties[2][2] = { { 0, 0 }, { 0, 0 } }; /* [odd position][rounds up] */
+    for (size_t q = 0; q < sizeof pairs / sizeof pairs[0]; q++)
+        for (int clamp = 0; clamp < 2; clamp++)
+            for (int up = 0; up < 2; up++) {
+                const float *sc = &pairs[q][0], *iv = &pairs[q][1];
+                qdq_kernels_portable[QDQ_BFLOAT16].apply_run(in, out[0], 65536, &lo, &hi, sc, iv,
+                                                             clamp, up);
+                qdq_kernels_avx2[QDQ_BFLOAT16].apply_run(in, out[1], 65536, &lo, &hi, sc, iv,
+                                                         clamp, up);
+                int bad = 0;
+                for (int i = 0; i < 65536; i++) {
+                    bad += out[0][i] != out[1][i];
+                    float x = (float)tu_load(QDQ_BFLOAT16, in, (size_t)i), t = x * *sc;
+                    float prod = (up ? floorf(t + 0.5f) : rintf(t)) * *iv;
+                    uint32_t b;
+                    memcpy(&b, &prod, 4);
+                    if ((b & 0xffffu) == 0x8000u && (b & 0x7f800000u) != 0x7f800000u)
+                        ties[i & 1][(b >> 16) & 1]++;
+                }
+                CHECK(bad == 0, "%s: scale %g, inverse %a, clamp %d, half_up %d: %d of 65536 "
+                      "outputs differ between families", cur_test, (double)*sc, (double)*iv,
+                      clamp, up, bad);
+            }
+    CHECK(ties[0][0] && ties[0][1] && ties[1][0] && ties[1][1],
+          "%s: ties at even positions down/up %llu/%llu, odd %llu/%llu: each kind must occur",
+          cur_test, (unsigned long long)ties[0][0], (unsigned long long)ties[0][1],
+          (unsigned long long)ties[1][0], (unsigned long long)ties[1][1]);
+    free(in), free(out[0]), free(out[1]);
+#endif
+}
+
 typedef struct named_test {
     const char *name;
     void (*fn)(void);
@@ -949,6 +1002,7 @@ static const named_test tests[] = {
     { "far_last_axis", t_far_last_axis, 0 },
     { "neg_zero_open", t_neg_zero_open, 0 },
     { "blocks_of_channels", t_blocks_of_channels, 1 },
+    { "bf16_ties", t_bf16_ties, 0 },
     { "range_given_one_sided", t_range_given_one_sided, 1 },
     { "unsigned_nonpositive", t_unsigned_nonpositive, 1 },
     { "one_bit_narrow", t_one_bit_narrow, 1 },
