@@ -6,10 +6,10 @@
  *
  * This file is compiled three times: with AB_OPS and AB_V=base (the other revision's library,
  * its symbols renamed by ab_core.sh), with AB_OPS and AB_V=new (this tree's), and alone (main).
- * The ops use the steps every revision has, on the schedules of bench_core: per tensor, each
- * thread reduces its range, the caller merges and computes the parameters, each thread applies
- * its range; per channel on axis 0, each thread takes its share of the channels through the
- * steps; on the last axis, the per-tensor schedule.
+ * The ops are those of bench_core: per tensor, each thread reduces its range, the caller merges
+ * and computes the parameters, each thread applies its range; per channel on axis 0, each thread
+ * takes its share of the channels through the whole op (qdq_run_channels, or the three steps
+ * when a revision predates it); on the last axis, the per-tensor schedule.
  *
  * Usage (through ab_core.sh): ab_core [iterations] [KiB] [threads]
  */
@@ -52,9 +52,14 @@ static void channels_task(void *arg, int t)
     uint64_t c0 = C * (uint64_t)t / (uint64_t)j->nt, c1 = C * (uint64_t)(t + 1) / (uint64_t)j->nt;
     void *acc = j->accs + (size_t)t * j->acc_stride;
     qdq_acc_init(&j->plan, acc);
+#ifdef AB_RUN_CHANNELS /* both revisions have it (ab_core.sh looks) */
+    (void)n;
+    qdq_run_channels(&j->plan, j->data, j->data, acc, j->params, c0, c1);
+#else
     qdq_reduce_channels(&j->plan, acc, j->data, 0, n, c0, c1);
     qdq_params_from_acc_channels(&j->plan, acc, j->data, j->params, c0, c1);
     qdq_apply_channels(&j->plan, j->params, j->data, j->data, 0, n, c0, c1);
+#endif
 }
 
 /* A job on a tensor of `bytes` bytes of dtype (per tensor when axis < 0; otherwise 2-D with
