@@ -80,8 +80,9 @@ $(BUILD)/%.o: %.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -MMD -MP -c -o $@ $<
 
-# Loops start on a 64-byte line: the reductions' two-load loops run up to 1.7x slower on AMD Zen 3
-# when one straddles a line (measured: 16 KiB float16 in L1, 0.83 vs 0.47 kcycles).
+# Loops start on a 64-byte line: on AMD Zen 3, while the machine is busy, the reductions' two-load
+# loops ran up to 1.7x slower when one straddled a line (16 KiB float16 in L1: 0.83 vs 0.47
+# kcycles); when it is quiet both placements measure the same.
 $(BUILD)/core/kernels_avx2.o: CFLAGS += $(AVX2FLAGS) -O3 -falign-loops=64
 $(BUILD)/core/kernels_avx2.o: Makefile
 
