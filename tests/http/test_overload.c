@@ -7,8 +7,11 @@
  *      still served. The three finish with the exact answer; once they have, the server takes
  *      work again. Three such bursts: the peak memory of the last is no higher than the first's
  *      (admission bounds it), and the RSS afterwards is back where it was. The big request is
- *      sized at run time to take about 0.7 s of the worker (so the queue stays full long enough
- *      to probe, in the normal and in the sanitizer build alike).
+ *      sized at run time to take about 1.4 s of the worker, and the big probes are half its size:
+ *      the server judges a request when its whole body has arrived, so the first holder must
+ *      still be computing when a probe's body is in (probes as big as the holders took as long
+ *      to send as a holder took to compute, and on a busy machine a slot was sometimes free).
+ *      In the normal and in the sanitizer build alike.
  *   2. --request-timeout 3: 500 slowloris connections (raw non-blocking sockets) dripping one
  *      byte a second (half of them in the request head, half in the body after a complete
  *      head), and 8 clients that never read a 16 MiB response. A normal client meanwhile gets
@@ -149,7 +152,8 @@ typedef struct burst_result {
 } burst_result;
 
 static void burst(const sp_server *s, const char *big, size_t big_len, const char *want,
-                  size_t want_len, const char *medium, size_t medium_len, int round,
+                  size_t want_len, const char *probe, size_t probe_len, const char *medium,
+                  size_t medium_len, int round,
                   burst_result *out)
 {
     memset(out, 0, sizeof *out);
@@ -170,8 +174,8 @@ static void burst(const sp_server *s, const char *big, size_t big_len, const cha
     CHECK(out->saw_full, "burst %d: the queue never filled (qdq_queued_requests %ld)", round, q);
     /* New work that needs the pool: two big, two medium (over --inline-bytes). */
     for (int i = 0; i < 4; i++) {
-        probes[i] = (job){ .s = s, .body = i < 2 ? big : medium,
-                           .len = i < 2 ? big_len : medium_len };
+        probes[i] = (job){ .s = s, .body = i < 2 ? probe : medium,
+                           .len = i < 2 ? probe_len : medium_len };
         pthread_create(&tp[i], NULL, job_main, &probes[i]);
     }
     /* Meanwhile, work that needs no pool is served: a small JSON request and /healthz. */
@@ -234,15 +238,15 @@ static void test_queue(void)
         sp_release(&s);
         return;
     }
-    /* Calibrate: a request of n elements should hold the worker for about 0.7 s. */
+    /* Calibrate: a request of n elements should hold the worker for about 1.4 s. */
     size_t n = 1000000, len;
     char *big = json_body(n, 1, &len);
     hc_resp r;
     post_json(&s, big, len, 60000, &r);
     double t = r.status == 200 ? r.seconds : 0.2;
     hc_resp_free(&r);
-    size_t want_n = (size_t)((double)n * 0.7 / (t > 0.01 ? t : 0.01));
-    n = want_n < 500000 ? 500000 : want_n > 8000000 ? 8000000 : want_n;
+    size_t want_n = (size_t)((double)n * 1.4 / (t > 0.01 ? t : 0.01));
+    n = want_n < 1000000 ? 1000000 : want_n > 16000000 ? 16000000 : want_n;
     free(big);
     big = json_body(n, 1, &len);
     post_json(&s, big, len, 60000, &r);
@@ -254,6 +258,8 @@ static void test_queue(void)
     hc_resp_free(&r);
     size_t medium_len;
     char *medium = json_body(20000, 2, &medium_len); /* ~200 KB: over --inline-bytes */
+    size_t probe_len;
+    char *probe = json_body(n / 2, 3, &probe_len);
     fprintf(stderr, "  queue: big request of %zu elements (%zu bytes): %.2f s alone\n", n, len,
             t_alone);
 
@@ -261,7 +267,8 @@ static void test_queue(void)
     long rss0 = sp_proc_kb(s.pid, "VmRSS:");
     burst_result b[3];
     for (int i = 0; i < 3; i++) {
-        burst(&s, big, len, want, want_len, medium, medium_len, i + 1, &b[i]);
+        burst(&s, big, len, want, want_len, probe, probe_len, medium, medium_len, i + 1,
+              &b[i]);
         /* Load drops: the server takes work again once the queue has drained. */
         long long t0 = sp_now_ms();
         while (sp_now_ms() - t0 < 10000 && metric(&s, "qdq_queued_requests") != 0)
@@ -277,8 +284,13 @@ static void test_queue(void)
               "burst %d: the big request after the load: %ld", i + 1, r.status);
         hc_resp_free(&r);
     }
-    sp_sleep_ms(300);
+    /* Pages freed between live buffers go back at the server's next malloc_trim (every 5 s). */
     long rss1 = sp_proc_kb(s.pid, "VmRSS:");
+    long long t_rss = sp_now_ms();
+    while (sp_now_ms() - t_rss < 7000 && rss1 > rss0 + rss0 / 10 + RSS_SLACK_KB) {
+        sp_sleep_ms(100);
+        rss1 = sp_proc_kb(s.pid, "VmRSS:");
+    }
     fprintf(stderr, "  queue: peak growth per burst %ld, %ld, %ld KiB; 503s %ld+%ld+%ld of 12; "
             "RSS %ld -> %ld KiB\n", b[0].peak_growth_kb, b[1].peak_growth_kb,
             b[2].peak_growth_kb, b[0].probes_503, b[1].probes_503, b[2].probes_503, rss0, rss1);
@@ -293,6 +305,7 @@ static void test_queue(void)
     free(big);
     free(want);
     free(medium);
+    free(probe);
 }
 
 /* ---- 2. slow clients ---- */
