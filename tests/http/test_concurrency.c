@@ -410,7 +410,7 @@ static void check_json(worker *w, const job *j, const hc_resp *r)
         compare(w, j, got);
     free(got);
     for (int k = 0; k < 6; k++) {
-        const cJSON *e = cJSON_GetObjectItem(o, tc_range_keys[k]);
+        const cJSON *e = cJSON_GetObjectItem(o, tu_range_keys[k]);
         bool same;
         if (j->attrs.axis < 0) {
             same = tc_range_same(j->dt, hc_json_num(e), j->rng[k][0]);
@@ -420,7 +420,7 @@ static void check_json(worker *w, const job *j, const hc_resp *r)
                 same = tc_range_same(j->dt, hc_json_num(cJSON_GetArrayItem(e, (int)c)),
                                      j->rng[k][c]);
         }
-        TCHECK(w, same, "%s: %s differs", j->what, tc_range_keys[k]);
+        TCHECK(w, same, "%s: %s differs", j->what, tu_range_keys[k]);
     }
     cJSON_Delete(o);
 }

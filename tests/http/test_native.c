@@ -128,15 +128,15 @@ static bool nested_read(const cJSON *j, const tcase *t, int level, void *got, si
 static void check_json_ranges(const char *what, const tcase *t, const cJSON *o)
 {
     for (int k = 0; k < 6; k++) {
-        const cJSON *e = cJSON_GetObjectItem(o, tc_range_keys[k]);
+        const cJSON *e = cJSON_GetObjectItem(o, tu_range_keys[k]);
         if (!t->per_channel) {
             CHECK(tc_range_same(t->dt, hc_json_num(e), t->rng[k][0]), "%s: %s is %s, want %.17g",
-                  what, tc_range_keys[k], hc_json_num(e) ? hc_json_num(e) : "(not a number)",
+                  what, tu_range_keys[k], hc_json_num(e) ? hc_json_num(e) : "(not a number)",
                   t->rng[k][0]);
             continue;
         }
         CHECK(cJSON_IsArray(e) && (uint64_t)cJSON_GetArraySize(e) == t->channels,
-              "%s: %s must be an array of %" PRIu64, what, tc_range_keys[k], t->channels);
+              "%s: %s must be an array of %" PRIu64, what, tu_range_keys[k], t->channels);
         if (!cJSON_IsArray(e))
             continue;
         uint64_t c = 0;
@@ -144,11 +144,11 @@ static void check_json_ranges(const char *what, const tcase *t, const cJSON *o)
         int bad = 0;
         cJSON_ArrayForEach(v, e) {
             if (c < t->channels && !tc_range_same(t->dt, hc_json_num(v), t->rng[k][c]) && bad++ < 3)
-                CHECK(0, "%s: %s[%" PRIu64 "] is %s, want %.17g", what, tc_range_keys[k], c,
+                CHECK(0, "%s: %s[%" PRIu64 "] is %s, want %.17g", what, tu_range_keys[k], c,
                       hc_json_num(v) ? hc_json_num(v) : "(not a number)", t->rng[k][c]);
             c++;
         }
-        CHECK(bad == 0, "%s: %s: %d channels differ", what, tc_range_keys[k], bad);
+        CHECK(bad == 0, "%s: %s: %d channels differ", what, tu_range_keys[k], bad);
     }
 }
 

@@ -9,8 +9,6 @@
 
 #include "testutil.h"
 
-const char *const tc_range_keys[6] = { "input_min",  "input_max", "output_min",
-                                       "output_max", "scale",     "inverse_scale" };
 const char *const tc_range_headers[6] = { "X-QDQ-Input-Min",  "X-QDQ-Input-Max",
                                           "X-QDQ-Output-Min", "X-QDQ-Output-Max",
                                           "X-QDQ-Scale",      "X-QDQ-Inverse-Scale" };
@@ -92,7 +90,7 @@ void tc_from_json(tcase *t, const cJSON *c)
                       : 1;
     for (int k = 0; k < 6; k++) {
         int n;
-        t->rng[k] = jvalues(cJSON_GetObjectItem(exp, tc_range_keys[k]), &n);
+        t->rng[k] = jvalues(cJSON_GetObjectItem(exp, tu_range_keys[k]), &n);
     }
 }
 
@@ -140,9 +138,9 @@ void tc_get_ranges(const qdq_plan *p, const void *params, double *const rng[6])
 {
     for (uint64_t c = 0; c < p->channels; c++) {
         qdq_range r;
+        double v[6];
         qdq_params_get(p, params, c, &r);
-        double v[6] = { r.input_min, r.input_max, r.output_min, r.output_max, r.scale,
-                        r.inverse_scale };
+        tu_range_values(&r, v);
         for (int k = 0; k < 6; k++)
             rng[k][c] = v[k];
     }

@@ -31,12 +31,11 @@ typedef struct tcase {
     void *want;                /* count elements of dt */
     bool per_channel;          /* ranges are arrays */
     uint64_t channels;         /* values of each range: 1 for axis -1, else C */
-    double *rng[6];            /* channels values each, in the order of tc_range_keys */
+    double *rng[6];            /* channels values each, in the order of tu_range_keys */
 } tcase;
 
-/* "input_min", "input_max", "output_min", "output_max", "scale", "inverse_scale", and the
- * response headers of the native route that carry them ("X-QDQ-Input-Min", ...). */
-extern const char *const tc_range_keys[6];
+/* The response headers of the native route that carry the six reported values, in the order
+ * of tu_range_keys ("X-QDQ-Input-Min", ...). */
 extern const char *const tc_range_headers[6];
 
 /* A case of cases.json (c: one element of its array). */

@@ -139,3 +139,12 @@ char *tu_zdecompress(const void *in, size_t n, size_t *out_len)
     out[*out_len] = '\0';
     return out;
 }
+
+const char *const tu_range_keys[6] = { "input_min",  "input_max", "output_min",
+                                       "output_max", "scale",     "inverse_scale" };
+
+void tu_range_values(const qdq_range *r, double v[6])
+{
+    v[0] = r->input_min, v[1] = r->input_max, v[2] = r->output_min, v[3] = r->output_max;
+    v[4] = r->scale, v[5] = r->inverse_scale;
+}

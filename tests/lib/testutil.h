@@ -15,6 +15,10 @@ void tu_store(qdq_dtype dt, void *a, size_t i, double v);
 bool tu_same_f32(float a, float b);
 bool tu_same_f64(double a, double b);
 bool tu_same(qdq_dtype dt, const void *a, const void *b, size_t i);
+/* The six values the op reports per channel, by name ("input_min", "input_max", "output_min",
+ * "output_max", "scale", "inverse_scale"), and a qdq_range's in that order. */
+extern const char *const tu_range_keys[6];
+void tu_range_values(const qdq_range *r, double v[6]);
 /* "float32" etc. (and the KServe names) to a dtype; -1 when unknown. */
 qdq_dtype tu_dtype(const char *name);
 /* A path under the test data folder ($QDQ_TESTDATA, default "tests"). Static buffer. */

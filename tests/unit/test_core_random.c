@@ -430,22 +430,20 @@ static void compare(const tcase *tc, const tref *ref, const qdq_plan *p, const v
           "]: input %a, got %a, want %a", describe(tc), how, (int)p->isa, bad, tc->count, first,
           tu_load(tc->dt, tc->in, first), tu_load(tc->dt, out, first),
           tu_load(tc->dt, ref->out, first));
-    static const char *const names[6] = { "input_min", "input_max", "output_min", "output_max",
-                                          "scale", "inverse_scale" };
     uint64_t pbad = 0, pc = 0;
     int pk = 0;
     double pg = 0, pw = 0;
     for (uint64_t c = 0; c < tc->C; c++) {
         qdq_range r;
+        double got[6];
         qdq_params_get(p, params, c, &r);
-        double got[6] = { r.input_min, r.input_max, r.output_min, r.output_max, r.scale,
-                          r.inverse_scale };
+        tu_range_values(&r, got);
         for (int k = 0; k < 6; k++)
             if (!same_par(got[k], ref->par[6 * c + (uint64_t)k]) && !pbad++)
                 pc = c, pk = k, pg = got[k], pw = ref->par[6 * c + (uint64_t)k];
     }
     CHECK(pbad == 0, "%s, %s, isa %d: %" PRIu64 " reported values differ; first channel %" PRIu64
-          " %s: got %a, want %a", describe(tc), how, (int)p->isa, pbad, pc, names[pk], pg, pw);
+          " %s: got %a, want %a", describe(tc), how, (int)p->isa, pbad, pc, tu_range_keys[pk], pg, pw);
 }
 
 /* ================================ running the core ================================ */

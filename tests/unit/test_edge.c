@@ -117,15 +117,12 @@ static void expect_range(const op_case *c, const op_result *r, uint64_t ch, doub
 {
     if (r->rc)
         return;
-    static const char *names[6] = { "input_min", "input_max", "output_min", "output_max",
-                                    "scale", "inverse_scale" };
-    const qdq_range *g = &r->r[ch];
-    double got[6] = { g->input_min, g->input_max, g->output_min, g->output_max, g->scale,
-                      g->inverse_scale };
+    double got[6];
+    tu_range_values(&r->r[ch], got);
     double want[6] = { in_min, in_max, out_min, out_max, scale, inv };
     for (int k = 0; k < 6; k++)
         CHECK(same_val(c->dt, got[k], want[k]), "%s (isa %d): channel %" PRIu64 " %s = %.9g "
-              "(%a), want %.9g (%a)", cur_test, (int)cur_isa, ch, names[k], got[k], got[k],
+              "(%a), want %.9g (%a)", cur_test, (int)cur_isa, ch, tu_range_keys[k], got[k], got[k],
               want[k], want[k]);
 }
 

@@ -582,24 +582,24 @@ static char *round_trip(const char *body, const char *want_output)
     proto_request_clear(&back);
     free(again), free(outv);
 
-    static const char *keys[6] = { "input_min", "input_max", "output_min", "output_max", "scale", "inverse_scale" };
     for (int k = 0; k < 6; k++) {
-        char *v = value_of(resp, keys[k]);
+        char *v = value_of(resp, tu_range_keys[k]);
         const char *p = v;
         bool arr = p && *p == '[';
-        CHECK(p && arr == (req.attrs.axis != -1), "%s: %s form", body, keys[k]);
+        CHECK(p && arr == (req.attrs.axis != -1), "%s: %s form", body, tu_range_keys[k]);
         if (!p)
             continue;
         p += arr;
         for (uint64_t c = 0; c < o.plan.channels; c++) {
             qdq_range rg;
+            double want[6];
             qdq_params_get(&o.plan, o.params, c, &rg);
-            double want[6] = { rg.input_min, rg.input_max, rg.output_min, rg.output_max, rg.scale, rg.inverse_scale };
+            tu_range_values(&rg, want);
             double got;
             size_t m = proto_num_parse_f64(p, p + strlen(p), &got);
             bool same = qdq_dtype_is_double(req.dtype) ? tu_same_f64(got, want[k])
                                                         : tu_same_f32((float)got, (float)want[k]);
-            CHECK(m && same, "%s: %s[%llu] = %.*s, want %.17g", body, keys[k], (unsigned long long)c,
+            CHECK(m && same, "%s: %s[%llu] = %.*s, want %.17g", body, tu_range_keys[k], (unsigned long long)c,
                   (int)m, p, want[k]);
             p += m + 1;
         }

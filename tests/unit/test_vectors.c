@@ -111,18 +111,17 @@ static void run_case(const cJSON *c, qdq_isa isa)
         CHECK(tu_same(dt, inplace, want, i), "%s (isa %d): in-place output[%zu]", name, isa, i);
     }
     free(want);
-    static const char *keys[6] = { "input_min", "input_max", "output_min", "output_max", "scale",
-                                   "inverse_scale" };
     for (uint64_t ch = 0; ch < p.channels && p.count + (a.range_given ? 1 : 0) > 0; ch++) {
         qdq_range r;
+        double got[6];
         qdq_params_get(&p, params, ch, &r);
-        double got[6] = { r.input_min, r.input_max, r.output_min, r.output_max, r.scale, r.inverse_scale };
+        tu_range_values(&r, got);
         for (int k = 0; k < 6; k++) {
-            const cJSON *e = cJSON_GetObjectItem(exp, keys[k]);
+            const cJSON *e = cJSON_GetObjectItem(exp, tu_range_keys[k]);
             if (cJSON_IsArray(e))
                 e = cJSON_GetArrayItem(e, (int)ch);
             CHECK(e && same_range(dt, got[k], e), "%s (isa %d): %s[%llu] = %.17g, want %.17g", name,
-                  isa, keys[k], (unsigned long long)ch, got[k], e ? num(e) : 0.0);
+                  isa, tu_range_keys[k], (unsigned long long)ch, got[k], e ? num(e) : 0.0);
         }
     }
     if (p.count == 0 && p.channels == 1) { /* empty per-tensor: the reduction's ranges */
