@@ -455,6 +455,18 @@ static void *garbage(size_t n)
     return p;
 }
 
+/* A parameter block for the case: garbage, filled from its bounds when range_given. */
+static void *params_open(const tcase *tc, const qdq_plan *p)
+{
+    void *params = garbage(qdq_params_size(p));
+    if (tc->a.range_given) {
+        qdq_error err = { 0 };
+        int rc = qdq_params_given(p, tc->bmin, tc->nb, tc->bmax, tc->nb, params, &err);
+        CHECK(rc == 0, "%s: qdq_params_given failed: %s", describe(tc), err.msg);
+    }
+    return params;
+}
+
 /* count + 1 boundaries: k random chunks of [0, count), some possibly empty. */
 static uint64_t *chunking(rng *r, uint64_t count, int *k_out)
 {
@@ -560,12 +572,8 @@ static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
     if (plan_for(tc, isa, &p))
         return;
     bufs io = bufs_open(tc, r);
-    void *data = io.data, *out = io.out, *params = garbage(qdq_params_size(&p));
-    qdq_error err = { 0 };
-    if (tc->a.range_given) {
-        int rc = qdq_params_given(&p, tc->bmin, tc->nb, tc->bmax, tc->nb, params, &err);
-        CHECK(rc == 0, "%s: qdq_params_given failed: %s", describe(tc), err.msg);
-    } else {
+    void *data = io.data, *out = io.out, *params = params_open(tc, &p);
+    if (!tc->a.range_given) {
         int k, order[16];
         uint64_t *b = chunking(r, tc->count, &k);
         size_t as = qdq_acc_size(&p);
@@ -622,13 +630,8 @@ static void run_channels(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
     if (plan_for(tc, isa, &p))
         return;
     bufs io = bufs_open(tc, r);
-    void *data = io.data, *out = io.out, *params = garbage(qdq_params_size(&p));
+    void *data = io.data, *out = io.out, *params = params_open(tc, &p);
     void *acc = garbage(qdq_acc_size(&p));
-    if (tc->a.range_given) {
-        qdq_error err = { 0 };
-        int rc = qdq_params_given(&p, tc->bmin, tc->nb, tc->bmax, tc->nb, params, &err);
-        CHECK(rc == 0, "%s: qdq_params_given failed: %s", describe(tc), err.msg);
-    }
     uint64_t cut[5];
     int piece[4], k, order[16], whole = (int)rbelow(r, 2);
     channel_cuts(r, p.channels, cut);
@@ -708,17 +711,13 @@ static void run_threads(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
     int nt = 1 + (int)rbelow(r, 4);
     size_t as = qdq_acc_size(&p);
     bufs io = bufs_open(tc, r);
-    void *data = io.data, *out = io.out, *params = garbage(qdq_params_size(&p));
+    void *data = io.data, *out = io.out, *params = params_open(tc, &p);
     worker w[4];
     int store[4 * 16];
     memset(w, 0, sizeof w);
     for (int t = 0; t < nt; t++)
         w[t].p = &p, w[t].data = data, w[t].out = out, w[t].params = params;
-    if (tc->a.range_given) {
-        qdq_error err = { 0 };
-        int rc = qdq_params_given(&p, tc->bmin, tc->nb, tc->bmax, tc->nb, params, &err);
-        CHECK(rc == 0, "%s: qdq_params_given failed: %s", describe(tc), err.msg);
-    } else {
+    if (!tc->a.range_given) {
         int k;
         uint64_t *b = chunking(r, tc->count, &k);
         deal(r, w, nt, k, store);
