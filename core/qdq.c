@@ -583,6 +583,10 @@ static void channel_walk(const qdq_plan *p, uint64_t begin, uint64_t end, uint64
                          uint64_t c1, void (*piece)(void *ctx, uint64_t b, uint64_t e),
                          void (*rows)(void *ctx, uint64_t b, uint64_t n), void *ctx)
 {
+    if (c0 == 0 && c1 == p->channels) { /* all channels: every element of the range */
+        piece(ctx, begin, end);
+        return;
+    }
     uint64_t unit = p->channels * p->inner, o0 = begin / unit, o1 = (end - 1) / unit;
     uint64_t lo = c0 * p->inner, hi = c1 * p->inner; /* the piece within an outer index */
     for (uint64_t o = o0; o <= o1; o++) {
