@@ -1075,11 +1075,8 @@ static void bomb_case(const char *what, const char *ctype, const char *encoding,
     long peak = sp_proc_kb(srv.pid, "VmHWM:");
     /* The request's memory is freed when its connection is done with it, just after the
      * answer: wait (up to 2 s) for the RSS to come back. */
-    long after = rss_kb(srv.pid), limit = before + before / 10 + RSS_SLACK_KB;
-    for (int i = 0; i < 40 && after > limit; i++) {
-        sp_sleep_ms(50);
-        after = rss_kb(srv.pid);
-    }
+    long limit = before + before / 10 + RSS_SLACK_KB;
+    long after = sp_rss_settle(srv.pid, limit, 2000);
     fprintf(stderr, "  bomb %-40s %zu bytes on the wire: %ld in %.2f s; RSS %ld -> %ld KiB, "
             "peak %s%ld KiB\n", what, len, r.status, r.seconds, before, after,
             peak_ok ? "" : "(since start) ", peak);

@@ -285,12 +285,7 @@ static void test_queue(void)
         hc_resp_free(&r);
     }
     /* Pages freed between live buffers go back at the server's next malloc_trim (every 5 s). */
-    long rss1 = sp_proc_kb(s.pid, "VmRSS:");
-    long long t_rss = sp_now_ms();
-    while (sp_now_ms() - t_rss < 7000 && rss1 > rss0 + rss0 / 10 + RSS_SLACK_KB) {
-        sp_sleep_ms(100);
-        rss1 = sp_proc_kb(s.pid, "VmRSS:");
-    }
+    long rss1 = sp_rss_settle(s.pid, rss0 + rss0 / 10 + RSS_SLACK_KB, 7000);
     fprintf(stderr, "  queue: peak growth per burst %ld, %ld, %ld KiB; 503s %ld+%ld+%ld of 12; "
             "RSS %ld -> %ld KiB\n", b[0].peak_growth_kb, b[1].peak_growth_kb,
             b[2].peak_growth_kb, b[0].probes_503, b[1].probes_503, b[2].probes_503, rss0, rss1);

@@ -268,6 +268,16 @@ long sp_proc_kb(pid_t pid, const char *field)
     return v;
 }
 
+long sp_rss_settle(pid_t pid, long limit_kb, int wait_ms)
+{
+    long rss = sp_proc_kb(pid, "VmRSS:");
+    for (long long t0 = sp_now_ms(); rss > limit_kb && sp_now_ms() - t0 < wait_ms;) {
+        sp_sleep_ms(50);
+        rss = sp_proc_kb(pid, "VmRSS:");
+    }
+    return rss;
+}
+
 bool sp_peak_reset(pid_t pid)
 {
     char path[64];

@@ -69,6 +69,11 @@ void sp_sleep_ms(int ms);
 /* A "VmRSS:"-style field of /proc/PID/status in KiB, or -1. */
 long sp_proc_kb(pid_t pid, const char *field);
 
+/* The RSS of pid in KiB as soon as it is at most limit_kb, or after wait_ms (then its last
+ * value): a request's memory goes back when its connection is done with it, and pages freed
+ * between live buffers at the server's next malloc_trim (every 5 s). */
+long sp_rss_settle(pid_t pid, long limit_kb, int wait_ms);
+
 /* Resets VmHWM (the peak) to the current RSS (Linux 4.0+); false when not allowed. */
 bool sp_peak_reset(pid_t pid);
 
