@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define MAX_SPANS 16 /* data arrays in one request (the model has three inputs) */
 #define ENVELOPE_MAX (64 << 10) /* bytes of JSON outside the data arrays */
@@ -58,22 +61,51 @@ static size_t skip_string(const char *s, size_t i, size_t n)
     return n;
 }
 
+/* The index of the first '[', ']' or '"' in s[i, n), or n. */
+static size_t next_bracket_or_quote(const char *s, size_t i, size_t n)
+{
+#ifdef __SSE2__
+    const __m128i lb = _mm_set1_epi8('['), rb = _mm_set1_epi8(']'), q = _mm_set1_epi8('"');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, lb), _mm_cmpeq_epi8(v, rb)),
+                                   _mm_cmpeq_epi8(v, q));
+        unsigned m = (unsigned)_mm_movemask_epi8(hit);
+        if (m)
+            return i + (size_t)__builtin_ctz(m);
+    }
+#endif
+    for (; i < n; i++)
+        if (s[i] == '[' || s[i] == ']' || s[i] == '"')
+            return i;
+    return n;
+}
+
+/* Appends src[0, len) to j at *o when it fits below cap; *o counts every byte either way. */
+static void put_piece(char *j, size_t cap, size_t *o, const char *src, size_t len)
+{
+    if (*o < cap && len < cap - *o)
+        memcpy(j + *o, src, len);
+    *o += len;
+}
+
 /*
- * Copies the JSON text[0, n) into j (n + 1 bytes, NUL-terminated) without the arrays that are
- * values of a "data" key: each is replaced by its span index, so cJSON reads only the small
- * envelope. Returns the number of arrays, or -1 when there are more than MAX_SPANS or one does
- * not close.
+ * Copies the JSON text[0, n) (no NUL in it; none after it needed) into j without the arrays
+ * that are values of a "data" key: each is replaced by its span index, so cJSON reads only the
+ * small envelope. j holds cap bytes: *jlen is the envelope's whole length, and j holds it,
+ * NUL-terminated, when *jlen < cap. Returns the number of arrays, or -1 when there are more
+ * than MAX_SPANS or one does not close.
  */
-static int strip_data_arrays(const char *text, size_t n, char *j, span *spans,
-                             unsigned long long nonce)
+static int strip_data_arrays(const char *text, size_t n, char *j, size_t cap, size_t *jlen,
+                             span *spans, unsigned long long nonce)
 {
     int count = 0;
     size_t o = 0, copied = 0; /* text[copied, ...) is not yet in j */
     for (size_t i = 0; i < n;) {
-        if (text[i] != '"') {
-            i++;
-            continue;
-        }
+        const char *quote = memchr(text + i, '"', n - i);
+        if (!quote)
+            break;
+        i = (size_t)(quote - text);
         size_t end = skip_string(text, i, n);
         bool is_data = end - i == 6 && memcmp(text + i, "\"data\"", 6) == 0;
         i = end;
@@ -89,7 +121,7 @@ static int strip_data_arrays(const char *text, size_t n, char *j, span *spans,
             k++;
         if (k >= n || text[k] != '[')
             continue;
-        /* The matching ']': jump between brackets and quotes (strcspn runs vectorised). */
+        /* The matching ']': jump between brackets and quotes (16 bytes a step). */
         int depth = 0;
         size_t e = k;
         while (e < n) {
@@ -102,24 +134,24 @@ static int strip_data_arrays(const char *text, size_t n, char *j, span *spans,
                 depth++;
             else if (c == ']' && --depth == 0)
                 break;
-            else if (c == '\0')
-                return -1;
-            e++;
-            e += strcspn(text + e, "[]\"");
+            e = next_bracket_or_quote(text, e + 1, n);
         }
         if (e >= n || count == MAX_SPANS)
             return -1;
         spans[count] = (span){ k, e + 1 };
-        memcpy(j + o, text + copied, k - copied);
-        o += k - copied;
+        put_piece(j, cap, &o, text + copied, k - copied);
         /* A marker cJSON keeps as a string; the nonce keeps a client from forging one. */
-        o += (size_t)snprintf(j + o, 40, "\"\x01%016llx:%d\"", nonce, count);
+        char marker[40];
+        int m = snprintf(marker, sizeof marker, "\"\x01%016llx:%d\"", nonce, count);
+        put_piece(j, cap, &o, marker, (size_t)m);
         copied = e + 1;
         count++;
         i = e + 1;
     }
-    memcpy(j + o, text + copied, n - copied);
-    j[o + n - copied] = '\0';
+    put_piece(j, cap, &o, text + copied, n - copied);
+    if (o < cap)
+        j[o] = '\0';
+    *jlen = o;
     return count;
 }
 
@@ -336,23 +368,21 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
     if (jlen > len)
         return fail(err, QDQ_EINVAL, "Inference-Header-Content-Length is %zu but the body has "
                     "only %zu bytes", header_len, len);
-    /* A copy with a NUL after it (strcspn stops there); the data arrays are left out. */
-    char *txt = malloc(jlen + 1), *j = malloc(jlen + 40 * MAX_SPANS + 1);
-    if (!txt || !j) {
-        free(txt), free(j);
+    /* The envelope: the JSON without its data arrays, at most ENVELOPE_MAX bytes of it kept
+     * (a larger one is refused below; the scan goes on to measure it). */
+    size_t cap = (jlen < ENVELOPE_MAX ? jlen : ENVELOPE_MAX) + 40 * MAX_SPANS + 1;
+    char *j = malloc(cap);
+    if (!j)
         return fail(err, PROTO_ENOMEM, "out of memory for the request header");
-    }
-    memcpy(txt, body, jlen);
-    txt[jlen] = '\0';
     span spans[MAX_SPANS];
     unsigned long long nonce = (unsigned long long)(uintptr_t)j * 0x9e3779b97f4a7c15ull ^
                                (unsigned long long)clock();
-    int nspans = memchr(txt, '\0', jlen) ? -1 : strip_data_arrays(txt, jlen, j, spans, nonce);
-    free(txt);
+    size_t envelope = 0;
+    int nspans = memchr(body, '\0', jlen) ? -1
+                 : strip_data_arrays(body, jlen, j, cap, &envelope, spans, nonce);
     /* Without its data arrays the envelope is names, shapes and a few parameters: a large one
      * would only make cJSON build a large tree. */
-    size_t envelope = nspans < 0 ? 0 : strlen(j);
-    if (envelope > ENVELOPE_MAX) {
+    if (nspans >= 0 && envelope > ENVELOPE_MAX) {
         int rc = fail(err, PROTO_ETOOBIG, "the inference request's JSON outside its data arrays is "
                   "%zu bytes, over the limit of %d", envelope, ENVELOPE_MAX);
         free(j);

@@ -947,6 +947,46 @@ static const bad bads[] = {
     { "{'inputs': []}", 0, HL_NONE, QDQ_EINVAL, "JSON", NULL },
 };
 
+/*
+ * The envelope (the JSON without its data arrays, each array counted as its 21-byte marker) may
+ * be 64 KiB: at 65536 bytes the request decodes, at 65537 it is refused with its size, both with
+ * a short data array and with one longer than the limit (the scan keeps only the limit's worth
+ * of envelope). The body is an exact-size buffer: nothing may read past it.
+ */
+static void test_envelope_limit(void)
+{
+    enum { LIMIT = 65536, MARKER = 21 };
+    for (int big = 0; big < 2; big++)
+        for (int over = 0; over < 2; over++) {
+            int n = big ? 40000 : 10;
+            sb head = { 0 }, arr = { 0 }, j = { 0 };
+            sb_printf(&head, "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", "
+                      "\"shape\": [%d], \"data\": ", n);
+            for (int i = 0; i < n; i++)
+                sb_printf(&arr, "%s%d", i ? ", " : "[", i % 7);
+            sb_printf(&arr, "]");
+            size_t pad = LIMIT + (size_t)over - head.n - MARKER - 3; /* "}]" ... "}" */
+            sb_printf(&j, "%s%s}]%*s}", head.s, arr.s, (int)pad, "");
+            proto_v2_request r;
+            qdq_error e;
+            int rc = decode_body(&j, NULL, false, &r, &e);
+            if (!over) {
+                bool ok = rc == 0 && r.req.count == (uint64_t)n;
+                for (int i = 0; ok && i < n; i++)
+                    ok = ((const float *)r.req.data)[i] == (float)(i % 7);
+                CHECK(ok, "envelope of %d bytes, %d elements: rc %d '%s'", LIMIT, n, rc, e.msg);
+                if (rc == 0)
+                    proto_v2_request_clear(&r);
+            } else {
+                char want[32];
+                snprintf(want, sizeof want, "%d bytes", LIMIT + 1);
+                CHECK(rc == PROTO_ETOOBIG && strstr(e.msg, want),
+                      "envelope of %d bytes, %d elements: rc %d '%s'", LIMIT + 1, n, rc, e.msg);
+            }
+            sb_free(&head), sb_free(&arr), sb_free(&j);
+        }
+}
+
 static void test_bad(void)
 {
     size_t n = sizeof bads / sizeof bads[0];
@@ -989,6 +1029,7 @@ int main(void)
     test_empty();
     test_inplace();
     test_large();
+    test_envelope_limit();
     test_bad();
     return check_done();
 }
