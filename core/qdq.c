@@ -461,6 +461,30 @@ int qdq_params_given(const qdq_plan *p, const void *min, size_t n_min, const voi
  * either operand's payload, whichever the compiler put first, and that differs between kernels
  * (and so between splits). The inverse scale's own NaN makes the answer one.
  */
+/* Whether any of n values is NaN: four lanes a step (the check runs on every applied range). */
+static bool any_nan_f(const float *v, uint64_t n)
+{
+    uint64_t k = 0;
+    v4i bad = { 0, 0, 0, 0 };
+    for (; k + 4 <= n; k += 4) {
+        v4f x;
+        memcpy(&x, v + k, sizeof x);
+        bad |= x != x;
+    }
+    bool nan = (bad[0] | bad[1] | bad[2] | bad[3]) != 0;
+    for (; k < n; k++)
+        nan |= v[k] != v[k];
+    return nan;
+}
+
+static bool any_nan_d(const double *v, uint64_t n)
+{
+    bool nan = false;
+    for (uint64_t k = 0; k < n; k++)
+        nan |= v[k] != v[k];
+    return nan;
+}
+
 /* Whether a channel that elements [begin, end) (begin < end) belong to has a NaN inverse scale.
  * Only those channels are looked at: the cost follows the range, not the channel count, since
  * a server applies a tensor in many small ranges as its body arrives. */
@@ -471,12 +495,12 @@ static bool any_nan_inv(const qdq_plan *p, const void *params, uint64_t begin, u
         uint64_t u0 = begin / p->inner, u1 = (end - 1) / p->inner;
         c = u0 % C, count = u1 - u0 + 1 < C ? u1 - u0 + 1 : C;
     }
-    const double *ivd = param_array(p, (void *)params, 5);
-    const float *ivf = param_array(p, (void *)params, 5);
-    for (uint64_t k = 0; k < count; k++, c = c + 1 == C ? 0 : c + 1)
-        if (p->dtype == QDQ_FLOAT64 ? ivd[c] != ivd[c] : ivf[c] != ivf[c])
-            return true;
-    return false;
+    /* Channels [c, c + count), wrapping past the last: at most two runs. */
+    uint64_t n1 = count < C - c ? count : C - c;
+    const void *iv = param_array(p, (void *)params, 5);
+    if (p->dtype == QDQ_FLOAT64)
+        return any_nan_d((const double *)iv + c, n1) || any_nan_d(iv, count - n1);
+    return any_nan_f((const float *)iv + c, n1) || any_nan_f(iv, count - n1);
 }
 
 /* Element i := the NaN inverse scale of its channel c, in the storage type, when it is NaN. */
