@@ -176,20 +176,25 @@ AI VT CAT(vec, SUF)(VT x, VT lo, VT hi, VT scale, VT inv, int clamp, int half_up
     return VMUL(y, inv);
 }
 
+/* Four vectors: LOADV2 may order the elements in any way STOREV2 undoes. */
+AI void CAT(step4, SUF)(const S *in, S *out, VT lo, VT hi, VT s, VT v, int clamp, int half_up)
+{
+    VT a, b, c, d;
+    LOADV2(in, a, b);
+    LOADV2(in + 2 * LANES, c, d);
+    STOREV2(out, CAT(vec, SUF)(a, lo, hi, s, v, clamp, half_up),
+            CAT(vec, SUF)(b, lo, hi, s, v, clamp, half_up));
+    STOREV2(out + 2 * LANES, CAT(vec, SUF)(c, lo, hi, s, v, clamp, half_up),
+            CAT(vec, SUF)(d, lo, hi, s, v, clamp, half_up));
+}
+
 AI void CAT(run_loop, SUF)(const S *in, S *out, size_t n, VT lo, VT hi, VT s, VT v, int clamp,
                            int half_up)
 {
     size_t k = 0;
-    /* Four vectors a step, then two; LOADV2 may order the elements in any way STOREV2 undoes. */
-    for (; k + 4 * LANES <= n; k += 4 * LANES) {
-        VT a, b, c, d;
-        LOADV2(in + k, a, b);
-        LOADV2(in + k + 2 * LANES, c, d);
-        STOREV2(out + k, CAT(vec, SUF)(a, lo, hi, s, v, clamp, half_up),
-                CAT(vec, SUF)(b, lo, hi, s, v, clamp, half_up));
-        STOREV2(out + k + 2 * LANES, CAT(vec, SUF)(c, lo, hi, s, v, clamp, half_up),
-                CAT(vec, SUF)(d, lo, hi, s, v, clamp, half_up));
-    }
+    /* Four vectors a step, then two. */
+    for (; k + 4 * LANES <= n; k += 4 * LANES)
+        CAT(step4, SUF)(in + k, out + k, lo, hi, s, v, clamp, half_up);
     for (; k + 2 * LANES <= n; k += 2 * LANES) {
         VT a, b;
         LOADV2(in + k, a, b);
@@ -327,10 +332,18 @@ static void CAT(apply_cols, SUF)(const void *in_, void *out_, size_t n, size_t i
     const S *in = in_;
     S *out = out_;
     const T *lo = lo_, *hi = hi_, *sc = scale_, *iv = inv_;
+    /* Runs of whole steps (the usual shapes) need no tail code between them: a short run then
+     * costs its vectors and a few instructions. */
+    bool steps = inner % (4 * LANES) == 0;
 #define COLS(cl, up)                                                                           \
-    for (size_t c = 0; c < n; c++)                                                             \
-        CAT(run_loop, SUF)(in + c * inner, out + c * inner, inner, VSET1(lo[c]), VSET1(hi[c]),  \
-                           VSET1(sc[c]), VSET1(iv[c]), cl, up)
+    for (size_t c = 0; c < n; c++) {                                                           \
+        VT l_ = VSET1(lo[c]), h_ = VSET1(hi[c]), s_ = VSET1(sc[c]), v_ = VSET1(iv[c]);         \
+        if (steps)                                                                             \
+            for (size_t k = c * inner; k < (c + 1) * inner; k += 4 * LANES)                    \
+                CAT(step4, SUF)(in + k, out + k, l_, h_, s_, v_, cl, up);                      \
+        else                                                                                   \
+            CAT(run_loop, SUF)(in + c * inner, out + c * inner, inner, l_, h_, s_, v_, cl, up); \
+    }
     switch (clamp * 2 + half_up) {
     case 0: COLS(0, 0); break;
     case 1: COLS(0, 1); break;

@@ -1020,8 +1020,8 @@ static void gen_shape(rng *r, tcase *tc, int axis_kind, uint64_t target)
             /* Channel counts: mostly small and not multiples of 8; sometimes large. */
             tc->dims[ax] = rchance(r, 0.8) ? rrange(r, 1, 40) : rchance(r, 0.5) ? 8 * rrange(r, 1, 8)
                                                                                : rrange(r, 41, 1500);
-            if (ax < tc->rank - 1 && rchance(r, 0.6)) { /* inner size 1..20 */
-                int64_t inner = rrange(r, 1, 20);
+            if (ax < tc->rank - 1 && rchance(r, 0.6)) { /* inner size 1..20, or whole steps */
+                int64_t inner = rchance(r, 0.8) ? rrange(r, 1, 20) : 16 * rrange(r, 1, 6);
                 for (int i = ax + 1; i < tc->rank; i++)
                     tc->dims[i] = i == tc->rank - 1 ? inner : 1;
                 if (rchance(r, 0.5) && tc->rank - ax > 2) { /* split it over two dims */
