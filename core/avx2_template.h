@@ -277,6 +277,23 @@ AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t stride, si
     size_t cv = C / LANES * LANES;
     for (size_t r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
         size_t r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows, c = 0;
+        if (!clamp) /* no bounds to hold: four vectors of channels fit in the registers */
+            for (; c + 4 * LANES <= cv; c += 4 * LANES) {
+                VT s0 = VLOADT(s + c), s1 = VLOADT(s + c + LANES);
+                VT s2 = VLOADT(s + c + 2 * LANES), s3 = VLOADT(s + c + 3 * LANES);
+                VT v0 = VLOADT(v + c), v1 = VLOADT(v + c + LANES);
+                VT v2 = VLOADT(v + c + 2 * LANES), v3 = VLOADT(v + c + 3 * LANES);
+                for (size_t r = r0; r < r1; r++) {
+                    const S *x = in + r * stride + c;
+                    S *y = out + r * stride + c;
+                    VT x0 = LOADV(x), x1 = LOADV(x + LANES);
+                    VT x2 = LOADV(x + 2 * LANES), x3 = LOADV(x + 3 * LANES);
+                    STOREV(y, CAT(vec, SUF)(x0, s0, s0, s0, v0, 0, half_up));
+                    STOREV(y + LANES, CAT(vec, SUF)(x1, s1, s1, s1, v1, 0, half_up));
+                    STOREV(y + 2 * LANES, CAT(vec, SUF)(x2, s2, s2, s2, v2, 0, half_up));
+                    STOREV(y + 3 * LANES, CAT(vec, SUF)(x3, s3, s3, s3, v3, 0, half_up));
+                }
+            }
         for (; c + 2 * LANES <= cv; c += 2 * LANES) {
             VT l0 = VLOADT(lo + c), h0 = VLOADT(hi + c), s0 = VLOADT(s + c), v0 = VLOADT(v + c);
             VT l1 = VLOADT(lo + c + LANES), h1 = VLOADT(hi + c + LANES);
