@@ -274,9 +274,10 @@ AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t stride, si
                              const T *lo, const T *hi, const T *s, const T *v, int clamp,
                              int half_up)
 {
-    size_t cv = C / LANES * LANES;
-    for (size_t r0 = 0; r0 < rows; r0 += ROWS_BLOCK) {
-        size_t r1 = r0 + ROWS_BLOCK < rows ? r0 + ROWS_BLOCK : rows, c = 0;
+    size_t cv = C / LANES * LANES, rb = ROWS_SPAN / (stride * sizeof(S));
+    rb = rb < ROWS_BLOCK ? ROWS_BLOCK : rb > ROWS_BLOCK_MAX ? ROWS_BLOCK_MAX : rb;
+    for (size_t r0 = 0; r0 < rows; r0 += rb) {
+        size_t r1 = r0 + rb < rows ? r0 + rb : rows, c = 0;
         if (!clamp) /* no bounds to hold: four vectors of channels fit in the registers */
             for (; c + 4 * LANES <= cv; c += 4 * LANES) {
                 VT s0 = VLOADT(s + c), s1 = VLOADT(s + c + LANES);
