@@ -268,8 +268,9 @@ static void CAT(apply_lanes, SUF)(const void *in, void *out, size_t n, const voi
     }
 }
 
-/* Whole rows. In cache, each pair of vectors of channels (a line of float32) keeps its parameters
- * in registers down a block of rows; from memory, row after row (the order the data streams in). */
+/* Whole rows. In cache, each pair of vectors of channels (a line of float32), or four without a
+ * clamp, keeps its parameters in registers down a block of rows; from memory, row after row (the
+ * order the data streams in). */
 AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t stride, size_t C,
                              const T *lo, const T *hi, const T *s, const T *v, int clamp,
                              int half_up)

@@ -85,16 +85,19 @@ static inline unsigned fold8(__m256i smax, __m256i umax, __m256i umin, int32_t i
      (o)[1] = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16))
 
 #define PANEL 512 /* channels whose reductions reduce_rows keeps at once (6 KiB or less) */
-/* Rows a kernel takes down a column before the next vectors of channels. A column's lines share
+/*
+ * Rows a kernel takes down a column before the next vectors of channels. A column's lines share
  * few cache sets (the row length is often a multiple of 1 KiB: a column maps to 4 of L1's 64
- * sets), so apply_rows' short blocks keep the lines the next vectors need, and their prefetched
- * neighbours, within L1's eight ways; short rows (up to 1 KiB) spread a column over more sets,
- * and their blocks grow to 8 KiB of rows: rows of 16, 40 and 64 float32 0.73-0.93x the time of
- * blocks of 8 (longer blocks of 1 KiB rows lost up to 17%, of 4 KiB rows 2-4x). reduce_rows reads whole lines (four vectors of channels),
- * and its longer blocks save the reductions less often: 0.89-0.97x the time of blocks of 16 on
- * 10 KiB to 1 MiB of rows of 16 to 1024 float32 (8 rows of 4096: the same). */
-#define ROWS_BLOCK 8       /* apply_rows in cache: at least; ... */
-#define ROWS_BLOCK_MAX 64  /* ... at most; else as many as span ROWS_SPAN bytes of rows */
+ * sets), so apply_rows keeps its blocks short enough for the lines the next vectors need, and
+ * their prefetched neighbours, to stay within L1's eight ways: 8 rows, or 8 KiB of rows when the
+ * rows are shorter (a column then spreads over more sets), up to 64. On rows of 16, 40 and 64
+ * float32 that takes 0.73-0.93x the time of 8 rows; longer blocks of 1 KiB rows lost up to 17%,
+ * of 4 KiB rows 2-4x. reduce_rows reads whole lines (four vectors of channels), so nothing needs
+ * to stay, and its long blocks save the reductions less often: 0.89-0.97x the time of blocks of
+ * 16 on 10 KiB to 1 MiB of rows of 16 to 1024 float32 (8 rows of 4096: the same).
+ */
+#define ROWS_BLOCK 8       /* apply_rows in cache: at least ... */
+#define ROWS_BLOCK_MAX 64  /* ... at most, else ROWS_SPAN bytes of rows */
 #define ROWS_SPAN 8192
 #define ROWS_BLOCK_NEAR 64 /* reduce_rows in cache */
 #define ROWS_BLOCK_FAR 8   /* reduce_rows from memory */
