@@ -321,18 +321,48 @@ AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t stride, si
     }
 }
 
+/* Long rows (ROWS_QUAD_BYTES or more) in cache: four rows at a time, along the rows, each vector
+ * of channels' parameters loaded once for the four; the rows past the last four one by one. */
+AI void CAT(rows_quad, SUF)(const S *in, S *out, size_t rows, size_t stride, size_t C,
+                            const T *lo, const T *hi, const T *s, const T *v, int clamp,
+                            int half_up)
+{
+    size_t cv = C / LANES * LANES, r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const S *x = in + r * stride;
+        S *y = out + r * stride;
+        for (size_t c = 0; c < cv; c += LANES) {
+            VT l = VLOADT(lo + c), h = VLOADT(hi + c), sc = VLOADT(s + c), iv = VLOADT(v + c);
+            VT x0 = LOADV(x + c), x1 = LOADV(x + stride + c);
+            VT x2 = LOADV(x + 2 * stride + c), x3 = LOADV(x + 3 * stride + c);
+            STOREV(y + c, CAT(vec, SUF)(x0, l, h, sc, iv, clamp, half_up));
+            STOREV(y + stride + c, CAT(vec, SUF)(x1, l, h, sc, iv, clamp, half_up));
+            STOREV(y + 2 * stride + c, CAT(vec, SUF)(x2, l, h, sc, iv, clamp, half_up));
+            STOREV(y + 3 * stride + c, CAT(vec, SUF)(x3, l, h, sc, iv, clamp, half_up));
+        }
+        if (cv < C)
+            for (size_t k = 0; k < 4; k++)
+                CAT(lanes_loop, SUF)(x + k * stride + cv, y + k * stride + cv, C - cv, lo + cv,
+                                     hi + cv, s + cv, v + cv, clamp, half_up);
+    }
+    for (; r < rows; r++)
+        CAT(lanes_loop, SUF)(in + r * stride, out + r * stride, C, lo, hi, s, v, clamp, half_up);
+}
+
 static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_t stride,
                                  size_t C, const void *lo, const void *hi, const void *scale,
                                  const void *inv, int clamp, int half_up)
 {
     const S *in = in_;
     S *out = out_;
-    bool far = FAR(rows * C * sizeof(S));
+    bool far = FAR(rows * C * sizeof(S)), quad = stride * sizeof(S) >= ROWS_QUAD_BYTES;
 #define ROWS(cl, up)                                                                           \
     if (far)                                                                                   \
         for (size_t r = 0; r < rows; r++)                                                      \
             CAT(lanes_loop, SUF)(in + r * stride, out + r * stride, C, lo, hi, scale, inv, cl,   \
                                  up);                                                          \
+    else if (quad)                                                                             \
+        CAT(rows_quad, SUF)(in, out, rows, stride, C, lo, hi, scale, inv, cl, up);             \
     else                                                                                       \
         CAT(rows_block, SUF)(in, out, rows, stride, C, lo, hi, scale, inv, cl, up)
     switch (clamp * 2 + half_up) {
