@@ -321,8 +321,9 @@ AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t stride, si
     }
 }
 
-/* Long rows (ROWS_QUAD_BYTES or more) in cache: four rows at a time, along the rows, each vector
- * of channels' parameters loaded once for the four; the rows past the last four one by one. */
+/* Long rows (ROWS_QUAD_BYTES or more, kernels_avx2.c) in cache: four rows at a time, along the
+ * rows, each vector of channels' parameters loaded once for the four; the rows past the last four
+ * one by one. */
 AI void CAT(rows_quad, SUF)(const S *in, S *out, size_t rows, size_t stride, size_t C,
                             const T *lo, const T *hi, const T *s, const T *v, int clamp,
                             int half_up)
@@ -355,7 +356,8 @@ static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_
 {
     const S *in = in_;
     S *out = out_;
-    bool far = FAR(rows * C * sizeof(S)), quad = stride * sizeof(S) >= ROWS_QUAD_BYTES;
+    bool far = FAR(rows * C * sizeof(S));
+    bool quad = stride * sizeof(S) >= (clamp ? 2 * ROWS_QUAD_BYTES : ROWS_QUAD_BYTES);
 #define ROWS(cl, up)                                                                           \
     if (far)                                                                                   \
         for (size_t r = 0; r < rows; r++)                                                      \
