@@ -15,6 +15,10 @@
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
 #define AI static inline __attribute__((always_inline))
+#ifndef QUAD_BYTES /* apply_rows' rows_quad without a clamp from rows this long (kernels_avx2.c) */
+#define QUAD_BYTES ROWS_QUAD_BYTES
+#define DEFAULT_QUAD
+#endif
 #ifndef LOADV2
 #define LOADV2(p, a, b) ((a) = LOADV(p), (b) = LOADV((p) + LANES))
 #define STOREV2(p, a, b) (STOREV(p, a), STOREV((p) + LANES, b))
@@ -357,7 +361,7 @@ static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_
     const S *in = in_;
     S *out = out_;
     bool far = FAR(rows * C * sizeof(S));
-    bool quad = stride * sizeof(S) >= (clamp ? 2 * ROWS_QUAD_BYTES : ROWS_QUAD_BYTES);
+    bool quad = stride * sizeof(S) >= (clamp ? 2 * ROWS_QUAD_BYTES : QUAD_BYTES);
 #define ROWS(cl, up)                                                                           \
     if (far)                                                                                   \
         for (size_t r = 0; r < rows; r++)                                                      \
@@ -415,6 +419,10 @@ static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void 
 }
 #endif
 
+#ifdef DEFAULT_QUAD
+#undef QUAD_BYTES
+#undef DEFAULT_QUAD
+#endif
 #ifdef DEFAULT_V2
 #undef LOADV2
 #undef STOREV2
