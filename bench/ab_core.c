@@ -6,10 +6,9 @@
  *
  * This file is compiled three times: with AB_OPS and AB_V=base (the other revision's library,
  * its symbols renamed by ab_core.sh), with AB_OPS and AB_V=new (this tree's), and alone (main).
- * The ops are those of bench_core: per tensor, each thread reduces its range, the caller merges
- * and computes the parameters, each thread applies its range; per channel on axis 0, each thread
- * takes its share of the channels through the whole op (qdq_run_channels, or the three steps
- * when a revision predates it); on the last axis, the per-tensor schedule.
+ * The ops are bench_core's (op.h): per tensor and on the last axis, reduce, merge, apply; per
+ * channel on axis 0, each thread's share of the channels through the whole op (qdq_run_channels,
+ * or the three steps when a revision predates it).
  *
  * Usage (through ab_core.sh): ab_core [iterations] [KiB] [threads]
  */
@@ -17,56 +16,17 @@
 #include "pool.h"
 #include "qdq.h"
 #include "qdq_half.h"
+#include "op.h"
 
 #define AB_CAT_(a, b) a##_##b
 #define AB_CAT(a, b) AB_CAT_(a, b)
 #define AB(name) AB_CAT(name, AB_V)
 
-typedef struct ab_job {
-    qdq_plan plan;
-    int nt;
-    char *accs; /* one accumulator per thread, acc_stride bytes apart */
-    size_t acc_stride;
-    void *params, *data;
-    uint64_t bounds[MAX_THREADS + 1];
-} ab_job;
-
-static void reduce_task(void *arg, int t)
-{
-    ab_job *j = arg;
-    void *acc = j->accs + (size_t)t * j->acc_stride;
-    qdq_acc_init(&j->plan, acc);
-    qdq_reduce(&j->plan, acc, j->data, j->bounds[t], j->bounds[t + 1]);
-}
-
-static void apply_task(void *arg, int t)
-{
-    ab_job *j = arg;
-    qdq_apply(&j->plan, j->params, j->data, j->data, j->bounds[t], j->bounds[t + 1]);
-}
-
-static void channels_task(void *arg, int t)
-{
-    ab_job *j = arg;
-    uint64_t C = j->plan.channels, n = j->plan.count;
-    uint64_t c0 = C * (uint64_t)t / (uint64_t)j->nt, c1 = C * (uint64_t)(t + 1) / (uint64_t)j->nt;
-    void *acc = j->accs + (size_t)t * j->acc_stride;
-    qdq_acc_init(&j->plan, acc);
-#ifdef AB_RUN_CHANNELS /* both revisions have it (ab_core.sh looks) */
-    (void)n;
-    qdq_run_channels(&j->plan, j->data, j->data, acc, j->params, c0, c1);
-#else
-    qdq_reduce_channels(&j->plan, acc, j->data, 0, n, c0, c1);
-    qdq_params_from_acc_channels(&j->plan, acc, j->data, j->params, c0, c1);
-    qdq_apply_channels(&j->plan, j->params, j->data, j->data, 0, n, c0, c1);
-#endif
-}
-
 /* A job on a tensor of `bytes` bytes of dtype (per tensor when axis < 0; otherwise 2-D with
  * 256 channels on axis 0 or on the last axis), its data from seed. NULL when out of memory. */
 void *AB(ab_job_new)(int dtype, int axis, size_t bytes, int nt, uint64_t seed)
 {
-    ab_job *j = calloc(1, sizeof *j);
+    op_job *j = calloc(1, sizeof *j);
     size_t es = qdq_dtype_size((qdq_dtype)dtype);
     int64_t n = (int64_t)(bytes / es), dims[2] = { n, 1 };
     qdq_attrs a = QDQ_ATTRS_DEFAULT;
@@ -89,10 +49,8 @@ void *AB(ab_job_new)(int dtype, int axis, size_t bytes, int nt, uint64_t seed)
         free(j->accs), free(j->params), free(j->data), free(j);
         return NULL;
     }
-    uint64_t count = j->plan.count, step = 64 / es, per = (count + (uint64_t)nt - 1) / (uint64_t)nt;
-    per = (per + step - 1) / step * step;
-    for (int t = 0; t <= nt; t++)
-        j->bounds[t] = (uint64_t)t * per < count ? (uint64_t)t * per : count;
+    uint64_t count = j->plan.count;
+    split(j->bounds, count, es, nt);
     for (uint64_t i = 0; i < count; i++) {
         seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
         float v = (float)((int32_t)(seed >> 40) - (1 << 23)) * 0x1p-21f;
@@ -110,19 +68,17 @@ void *AB(ab_job_new)(int dtype, int axis, size_t bytes, int nt, uint64_t seed)
 
 void AB(ab_job_run)(pool *p, void *job)
 {
-    ab_job *j = job;
+    op_job *j = job;
+    j->pool = p;
     if (j->plan.channels > 1 && j->plan.outer == 1) {
         pool_run(p, channels_task, j, j->nt);
         return;
     }
-    pool_run(p, reduce_task, j, j->nt);
-    for (int t = 1; t < j->nt; t++)
-        qdq_acc_merge(&j->plan, j->accs, j->accs + (size_t)t * j->acc_stride);
-    qdq_params_from_acc(&j->plan, j->accs, j->data, j->params);
+    params_from_data(j);
     pool_run(p, apply_task, j, j->nt);
 }
 
-const void *AB(ab_job_data)(void *job) { return ((ab_job *)job)->data; }
+const void *AB(ab_job_data)(void *job) { return ((op_job *)job)->data; }
 
 #else /* main */
 #include <stdint.h>

@@ -21,8 +21,8 @@ objcopy --redefine-syms="$W/names" "$W/base/build/libqdq.a" "$W/libbase.a"
 awk '{ print "#define " $1 " " $2 }' "$W/names" >"$W/rename.h"
 CC=${CC:-cc}
 FLAGS="-std=gnu11 -O2 -D_GNU_SOURCE -pthread -Wall -Wextra -Ibench"
-if grep -q qdq_run_channels "$W/base/core/qdq.h"; then
-    FLAGS="$FLAGS -DAB_RUN_CHANNELS"
+if ! grep -q qdq_run_channels "$W/base/core/qdq.h"; then # both take the three steps then
+    FLAGS="$FLAGS -DOP_NO_RUN_CHANNELS"
 fi
 $CC $FLAGS -I"$W/base/core" -DAB_OPS -DAB_V=base -include "$W/rename.h" -c -o "$W/base.o" \
     bench/ab_core.c

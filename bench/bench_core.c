@@ -48,6 +48,7 @@ void eigen_qdq_f32(eigen_qdq *e, const float *in, float *out, size_t n, int64_t 
                    int64_t qmax, float range[2]);
 
 #include "pool.h"
+#include "op.h"
 
 #define CHANNELS 256
 
@@ -127,66 +128,6 @@ static double sample(bench_fn fn, void *ctx, long iters)
 /* ---- The op, split over the pool ---- */
 
 enum { MODE_DATA, MODE_GIVEN, MODE_KNOWN };
-
-typedef struct op_job {
-    pool *pool;
-    int nt;
-    int mode;
-    qdq_plan plan;
-    void *data; /* computed in place */
-    char *accs; /* nt accumulators, acc_stride bytes apart */
-    size_t acc_stride;
-    void *params;
-    float given[2]; /* MODE_GIVEN, float32 only */
-    uint64_t bounds[MAX_THREADS + 1];
-} op_job;
-
-/* Thread t's range: [0, count) cut into nt pieces whose bounds are 64-byte aligned. */
-static void split(uint64_t *bounds, uint64_t count, size_t es, int nt)
-{
-    uint64_t step = 64 / es, per = (count + (uint64_t)nt - 1) / (uint64_t)nt;
-    per = (per + step - 1) / step * step;
-    for (int t = 0; t <= nt; t++)
-        bounds[t] = (uint64_t)t * per < count ? (uint64_t)t * per : count;
-}
-
-static void reduce_task(void *arg, int t)
-{
-    op_job *j = arg;
-    void *acc = j->accs + (size_t)t * j->acc_stride;
-    qdq_acc_init(&j->plan, acc);
-    qdq_reduce(&j->plan, acc, j->data, j->bounds[t], j->bounds[t + 1]);
-}
-
-static void apply_task(void *arg, int t)
-{
-    op_job *j = arg;
-    qdq_apply(&j->plan, j->params, j->data, j->data, j->bounds[t], j->bounds[t + 1]);
-}
-
-/* The range from a complete reduction of the data into params (thread 0's accumulator). */
-static void params_from_data(op_job *j)
-{
-    pool_run(j->pool, reduce_task, j, j->nt);
-    for (int t = 1; t < j->nt; t++)
-        qdq_acc_merge(&j->plan, j->accs, j->accs + (size_t)t * j->acc_stride);
-    qdq_params_from_acc(&j->plan, j->accs, j->data, j->params);
-}
-
-/* Per channel on the first axis, thread t takes its share of the channels, one block of the
- * tensor, through the whole op (qdq_run_channels: reduction, parameters and transform, a block
- * of channels at a time), with nothing to merge. (On the last axis a share of the channels is a
- * column of rows: the threads' hardware prefetchers then run into each other's lines, measured
- * 1.6x slower than splitting the rows here.) */
-static void channels_task(void *arg, int t)
-{
-    op_job *j = arg;
-    uint64_t C = j->plan.channels, c0 = C * (uint64_t)t / (uint64_t)j->nt;
-    uint64_t c1 = C * (uint64_t)(t + 1) / (uint64_t)j->nt;
-    void *acc = j->accs + (size_t)t * j->acc_stride;
-    qdq_acc_init(&j->plan, acc);
-    qdq_run_channels(&j->plan, j->data, j->data, acc, j->params, c0, c1);
-}
 
 /* One whole op, as a server runs it. */
 static void op_once(void *ctx)
