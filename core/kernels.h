@@ -46,16 +46,25 @@ typedef struct qdq_kernels {
     /* q holds (T)qmin, (T)qmax; lo, hi the ranges; olo, ohi, sc, inv receive n values each. */
     void (*scales)(size_t n, const void *q, const void *lo, const void *hi, void *olo, void *ohi,
                    void *sc, void *inv);
+    /* As apply_run, where no product y * inv rounds from a tie on its narrowing to the storage
+     * type (qdq.c checks that before it calls this). NULL where the narrowing costs the same
+     * either way: only bfloat16's has a cheaper form without ties. */
+    void (*apply_run_noties)(const void *in, void *out, size_t n, const void *lo,
+                             const void *hi, const void *scale, const void *inv, int clamp,
+                             int half_up);
 } qdq_kernels;
 
-/* A family's entry for a dtype whose kernels are named *_suf, with scales_t (t: f or d). */
-#define QDQ_FAMILY(suf, t)                                                                     \
+/* A family's entry for a dtype whose kernels are named *_suf, with scales_t (t: f or d), and
+ * apply_run_noties (or NULL). */
+#define QDQ_FAMILY_NT(suf, t, noties)                                                          \
     {                                                                                          \
         .reduce_run = reduce_run_##suf, .reduce_lanes = reduce_lanes_##suf,                    \
         .reduce_rows = reduce_rows_##suf, .apply_run = apply_run_##suf,                        \
         .apply_lanes = apply_lanes_##suf, .reduce_cols = reduce_cols_##suf,                    \
         .apply_rows = apply_rows_##suf, .apply_cols = apply_cols_##suf, .scales = scales_##t,  \
+        .apply_run_noties = noties,                                                            \
     }
+#define QDQ_FAMILY(suf, t) QDQ_FAMILY_NT(suf, t, NULL)
 
 /* Indexed by qdq_dtype. */
 extern const qdq_kernels qdq_kernels_portable[4];

@@ -149,8 +149,9 @@ int qdq_plan_init(qdq_plan *plan, qdq_dtype dtype, const int64_t *dims, int rank
 
 /* Accumulator: mn[C], mx[C] of T, then nz[C], pz[C], nn[C] flags of T's width (kernels.h). */
 size_t qdq_acc_size(const qdq_plan *p) { return 5 * p->channels * tsize(p); }
-/* Parameters: in_min, in_max, lo (output_min), hi (output_max), scale, inv; C values of T each. */
-size_t qdq_params_size(const qdq_plan *p) { return 6 * p->channels * tsize(p); }
+/* Parameters: in_min, in_max, lo (output_min), hi (output_max), scale, inv; C values of T each;
+ * then, per tensor, a word that is nonzero when no product narrows from a tie (bf16_noties). */
+size_t qdq_params_size(const qdq_plan *p) { return 6 * p->channels * tsize(p) + 8; }
 
 /* Four lanes of GCC/Clang vector extensions (any target): the per-channel loops over
  * accumulators and parameters run a vector of channels a step. */
@@ -373,6 +374,68 @@ static void ranges_f(const qdq_plan *p, const void *acc, const void *data, void 
     ranges_scalar_f(p, acc, data, params, exact ? c0 : c, c1);
 }
 
+/*
+ * bfloat16's transform narrows each product y * inv (y: the element scaled and rounded) from
+ * float32 to nearest even. The AVX2 kernels have a cheaper narrowing that agrees unless a
+ * product's lower half is exactly 0x8000 (a tie). When every element x lies in [l, h] (the data's
+ * range, or the clamp's), y lies between the y of l and the y of h, each step from x to y being
+ * monotonic (scale >= 0): if those integers are few (at most 1 per NOTIE_PER elements, fewer than
+ * NOTIE_MAX), each one's product is looked at here, once per tensor. False when any is a tie, or
+ * when the bounds are not finite, small integers.
+ */
+#define NOTIE_MAX 4096
+#define NOTIE_PER 64
+static bool bf16_noties(const qdq_plan *p, float l, float h, float s, float inv)
+{
+    bool up = p->attrs.round_mode == QDQ_HALF_UP;
+    float yl = l * s, yh = h * s;
+    yl = up ? floorf(yl + 0.5f) : rintf(yl);
+    yh = up ? floorf(yh + 0.5f) : rintf(yh);
+    if (!(yl <= yh && yl > -0x1p23f && yh < 0x1p23f && yh - yl < NOTIE_MAX &&
+          (uint64_t)(yh - yl) * NOTIE_PER < p->count))
+        return false;
+    v4f y = { yl, yl + 1, yl + 2, yl + 3 }, top = { yh, yh, yh, yh }, four = { 4, 4, 4, 4 };
+    v4f vi = { inv, inv, inv, inv };
+    const v4i low = { 0xffff, 0xffff, 0xffff, 0xffff }, tie = { 0x8000, 0x8000, 0x8000, 0x8000 };
+    v4i any = { 0, 0, 0, 0 };
+    for (float k = yl; k <= yh; k += 4, y += four) {
+        v4i yb, tb, in = y <= top, b; /* lanes past yh take yh */
+        v4f q;
+        memcpy(&yb, &y, sizeof yb), memcpy(&tb, &top, sizeof tb);
+        yb = (in & yb) | (~in & tb);
+        memcpy(&q, &yb, sizeof q);
+        q *= vi;
+        memcpy(&b, &q, sizeof b);
+        any |= (b & low) == tie;
+    }
+    return (any[0] | any[1] | any[2] | any[3]) == 0;
+}
+
+/* The parameter block's no-tie word (per tensor only): set by the parameters' makers, read by
+ * qdq_apply. */
+static void noties_set(const qdq_plan *p, void *params, bool v)
+{
+    uint64_t w = v; /* the whole word: blocks compare equal */
+    memcpy((char *)params + 6 * p->channels * tsize(p), &w, sizeof w);
+}
+
+static bool noties_get(const qdq_plan *p, const void *params)
+{
+    uint64_t w;
+    memcpy(&w, (const char *)params + 6 * p->channels * tsize(p), sizeof w);
+    return w != 0;
+}
+
+/* Per tensor, bfloat16: whether the transform of elements within [l, h] has no tie (parameter
+ * arrays il and ih: 0 and 1 for the data's range, 2 and 3 for the clamp's). Per channel the
+ * word is clear. */
+static void noties_from(const qdq_plan *p, void *params, int il, int ih)
+{
+    const float *f = params;
+    noties_set(p, params, p->channels == 1 && p->dtype == QDQ_BFLOAT16 &&
+                              bf16_noties(p, f[il], f[ih], f[4], f[5]));
+}
+
 void qdq_params_from_acc_channels(const qdq_plan *p, const void *acc, const void *data,
                                   void *params, uint64_t c0, uint64_t c1)
 {
@@ -384,6 +447,14 @@ void qdq_params_from_acc_channels(const qdq_plan *p, const void *acc, const void
     else
         ranges_f(p, acc, data, params, c0, c1);
     scales(p, params, c0, c1);
+    /* The word is written by the worker with channel 0 alone. With a NaN the range is Eigen's,
+     * which need not hold every element: no bounds then (the acc's nn flag, per tensor). */
+    if (c0 == 0) {
+        if (p->channels == 1 && p->dtype == QDQ_BFLOAT16 && ((const int32_t *)acc)[4] != 0)
+            noties_set(p, params, false);
+        else
+            noties_from(p, params, 0, 1);
+    }
 }
 
 void qdq_params_from_acc(const qdq_plan *p, const void *acc, const void *data, void *params)
@@ -452,6 +523,7 @@ int qdq_params_given(const qdq_plan *p, const void *min, size_t n_min, const voi
         }
     }
     scales(p, params, 0, C);
+    noties_from(p, params, 2, 3); /* the clamp's bounds */
     return QDQ_OK;
 }
 
@@ -551,7 +623,12 @@ static void apply_kernels(const qdq_plan *p, const void *params, const void *dat
     if (begin >= end)
         return;
     if (C == 1) {
-        k->apply_run(in + begin * es, o + begin * es, end - begin, lo, hi, sc, iv, clamp, up);
+        if (k->apply_run_noties && noties_get(p, params))
+            k->apply_run_noties(in + begin * es, o + begin * es, end - begin, lo, hi, sc, iv,
+                                clamp, up);
+        else
+            k->apply_run(in + begin * es, o + begin * es, end - begin, lo, hi, sc, iv, clamp,
+                         up);
     } else if (p->inner == 1) { /* last axis: rows of C channels */
         uint64_t c = begin % C;
         if (c != 0) { /* the rest of a row */

@@ -947,7 +947,9 @@ static void t_bf16_ties(void)
     static const float pairs[][2] = { { 1.0f, 257.0f / 256 }, { 1.0f, 259.0f / 256 },
                                       { 0.5f, 515.0f / 512 }, { 3.0f, 0x1.0fp-7f },
                                       { 96.25f, 1.0f / 96.25f }, { 1e-3f, 0x1.0080p+3f } };
-    uint16_t *in = malloc(65536 * 2), *out[2] = { malloc(65536 * 2), malloc(65536 * 2) };
+    uint16_t *in = malloc(65536 * 2), *out[3];
+    for (int k = 0; k < 3; k++)
+        out[k] = malloc(65536 * 2);
     for (int i = 0; i < 65536; i++)
         in[i] = (uint16_t)i;
     float lo = -3e38f, hi = 3e38f;
@@ -960,26 +962,100 @@ static void t_bf16_ties(void)
                                                              clamp, up);
                 qdq_kernels_avx2[QDQ_BFLOAT16].apply_run(in, out[1], 65536, &lo, &hi, sc, iv,
                                                          clamp, up);
-                int bad = 0;
+                qdq_kernels_avx2[QDQ_BFLOAT16].apply_run_noties(in, out[2], 65536, &lo, &hi, sc,
+                                                                iv, clamp, up);
+                int bad = 0, badnt = 0;
                 for (int i = 0; i < 65536; i++) {
                     bad += out[0][i] != out[1][i];
                     float x = (float)tu_load(QDQ_BFLOAT16, in, (size_t)i), t = x * *sc;
                     float prod = (up ? floorf(t + 0.5f) : rintf(t)) * *iv;
                     uint32_t b;
                     memcpy(&b, &prod, 4);
-                    if ((b & 0xffffu) == 0x8000u && (b & 0x7f800000u) != 0x7f800000u)
+                    bool tie = (b & 0xffffu) == 0x8000u;
+                    if (tie && (b & 0x7f800000u) != 0x7f800000u)
                         ties[i & 1][(b >> 16) & 1]++;
+                    /* Without the tie fix, a tie rounds half up; all else is the same. */
+                    badnt += out[2][i] != (tie ? (uint16_t)((b + 0x8000u) >> 16) : out[0][i]);
                 }
                 CHECK(bad == 0, "%s: scale %g, inverse %a, clamp %d, half_up %d: %d of 65536 "
                       "outputs differ between families", cur_test, (double)*sc, (double)*iv,
                       clamp, up, bad);
+                CHECK(badnt == 0, "%s: scale %g, inverse %a, clamp %d, half_up %d: %d of 65536 "
+                      "outputs of apply_run_noties are not the nearest, ties up", cur_test,
+                      (double)*sc, (double)*iv, clamp, up, badnt);
             }
     CHECK(ties[0][0] && ties[0][1] && ties[1][0] && ties[1][1],
           "%s: ties at even positions down/up %llu/%llu, odd %llu/%llu: each kind must occur",
           cur_test, (unsigned long long)ties[0][0], (unsigned long long)ties[0][1],
           (unsigned long long)ties[1][0], (unsigned long long)ties[1][1]);
-    free(in), free(out[0]), free(out[1]);
+    free(in), free(out[0]), free(out[1]), free(out[2]);
 #endif
+}
+
+/*
+ * The same ties through the whole op. Per tensor, bfloat16's parameters say whether any product
+ * the transform can make (every integer between the rounded, scaled bounds of the elements) is a
+ * tie; the AVX2 kernel drops its tie fix when none is. Data in [-116, h], signed 8 bits: the scale
+ * comes from the minimum, 128/116, and the inverse scale is 116/128 = 29/32, so 8.125 scales to 9
+ * and 9 * 29/32 = 261/32 is a tie whose lower neighbour (260/32 = 8.125) is the even one. With
+ * h = 8.125 that tie is the greatest product; with h = 100 it is inside. From the data and
+ * range_given, both rounding modes: each family gives 8.125 back for 8.125, the families agree
+ * on every byte, and ties must have occurred.
+ */
+static void t_bf16_ties_op(void)
+{
+    enum { N = 32768 };
+    static const float highs[] = { 8.125f, 100.0f };
+    uint16_t *in = malloc(N * 2), *out[2] = { malloc(N * 2), malloc(N * 2) };
+    uint64_t ties = 0;
+    for (size_t hx = 0; hx < sizeof highs / sizeof highs[0]; hx++) {
+        double l = -116, h = highs[hx];
+        size_t at = 2; /* where 8.125 is */
+        tu_store(QDQ_BFLOAT16, in, 0, l), tu_store(QDQ_BFLOAT16, in, 1, h);
+        tu_store(QDQ_BFLOAT16, in, 2, 8.125);
+        for (size_t i = 3; i < N; i++) /* a grid over [l, h], rounded to bfloat16 */
+            tu_store(QDQ_BFLOAT16, in, i, l + (h - l) * (double)i / N);
+        for (int given = 0; given < 2; given++)
+            for (int up = 0; up < 2; up++) {
+                qdq_attrs a = QDQ_ATTRS_DEFAULT;
+                a.range_given = given, a.round_mode = up ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
+                int64_t dims[1] = { N };
+                qdq_plan p;
+                qdq_error err;
+                CHECK(qdq_plan_init(&p, QDQ_BFLOAT16, dims, 1, &a, &err) == 0, "%s: plan",
+                      cur_test);
+                uint16_t bmin = qdq_f32_to_bf16((float)l), bmax = qdq_f32_to_bf16((float)h);
+                size_t pn = qdq_params_size(&p);
+                void *acc = malloc(qdq_acc_size(&p)), *par[2] = { malloc(pn), malloc(pn) };
+                qdq_isa isas[2] = { QDQ_ISA_PORTABLE, qdq_isa_best() };
+                for (int k = 0; k < 2; k++) {
+                    p.isa = isas[k];
+                    CHECK(qdq_run(&p, in, out[k], &bmin, 1, &bmax, 1, acc, par[k], &err) == 0,
+                          "%s: run: %s", cur_test, err.msg);
+                    CHECK(tu_load(QDQ_BFLOAT16, out[k], at) == 8.125,
+                          "%s: h %g, range_given %d, half_up %d, isa %d: 8.125 gave %g", cur_test,
+                          h, given, up, (int)isas[k], tu_load(QDQ_BFLOAT16, out[k], at));
+                }
+                CHECK(!memcmp(par[0], par[1], pn) && !memcmp(out[0], out[1], N * 2),
+                      "%s: h %g, range_given %d, half_up %d: the families differ", cur_test, h,
+                      given, up);
+                qdq_range r;
+                qdq_params_get(&p, par[0], 0, &r);
+                float sc = (float)r.scale, iv = (float)r.inverse_scale;
+                float lo = (float)r.output_min, hi = (float)r.output_max;
+                for (size_t i = 0; i < N; i++) {
+                    float x = (float)tu_load(QDQ_BFLOAT16, in, i);
+                    float t = (given ? fmaxf(lo, fminf(hi, x)) : x) * sc;
+                    float prod = (up ? floorf(t + 0.5f) : rintf(t)) * iv;
+                    uint32_t b;
+                    memcpy(&b, &prod, 4);
+                    ties += (b & 0x1ffffu) == 0x8000u; /* a tie, rounding down to even */
+                }
+                free(acc), free(par[0]), free(par[1]);
+            }
+    }
+    CHECK(ties > 0, "%s: no product was a tie rounding down", cur_test);
+    free(in), free(out[0]), free(out[1]);
 }
 
 typedef struct named_test {
@@ -1000,6 +1076,7 @@ static const named_test tests[] = {
     { "neg_zero_open", t_neg_zero_open, 0 },
     { "blocks_of_channels", t_blocks_of_channels, 1 },
     { "bf16_ties", t_bf16_ties, 0 },
+    { "bf16_ties_op", t_bf16_ties_op, 0 },
     { "range_given_one_sided", t_range_given_one_sided, 1 },
     { "unsigned_nonpositive", t_unsigned_nonpositive, 1 },
     { "one_bit_narrow", t_one_bit_narrow, 1 },
