@@ -192,33 +192,19 @@ static inline void CAT(settle, SUF)(unsigned open, const B *in, size_t step, siz
     }
 }
 
-/* Rows [f0, f1) of a panel of nv vectors (`stride` elements apart) fetched ahead, in address
- * order, spread over the panel's steps: the share of vectors [v0, v1). */
-static inline void CAT(fetch_share, SUF)(const B *panel, size_t f0, size_t f1, size_t stride,
-                                         size_t nv, size_t v0, size_t v1)
-{
-    size_t row_lines = (nv * BL * sizeof(B) + 63) / 64, lines = row_lines * (f1 - f0);
-    for (size_t i = lines * v0 / nv; i < lines * v1 / nv; i++)
-        _mm_prefetch((const char *)(panel + (f0 + i / row_lines) * stride) + 64 * (i % row_lines),
-                     _MM_HINT_T0);
-}
-
 /* Vectors of channels a kernel takes down the rows together: twelve reductions in registers. */
 #define GROUP 4
 
 /*
- * Rows of channels, stride elements apart: cv channels (whole vectors) a panel of up to PANEL at
- * a time. Down a block of `block` rows, GROUP vectors of channels (two lines of float32) keep
- * their reductions in registers; between blocks they wait in a local array. In cache, a short
- * block lets the next-line prefetch of the rows' lines survive in L1 until the next group reads
- * them (a row stride of 1 KiB maps a column to 4 of L1's sets). From memory (`far`), the next
- * block's lines are fetched while this one is reduced, in address order (row after row): the
- * hardware does not follow a column's stride, and fetched a column at a time they came late
- * (64 MiB of rows of 256 float32: 1.45x the time of a run; in address order 1.0x).
+ * Rows of channels in cache, stride elements apart: cv channels (whole vectors) a panel of up to
+ * PANEL at a time. Down a block of `block` rows, GROUP vectors of channels (two lines of float32)
+ * keep their reductions in registers; between blocks they wait in a local array. A short block
+ * lets the next-line prefetch of the rows' lines survive in L1 until the next group reads them (a
+ * row stride of 1 KiB maps a column to 4 of L1's sets).
  */
 static inline __attribute__((always_inline)) void
     CAT(rows_blocked, SUF)(const B *in, size_t rows, size_t stride, size_t cv, size_t block,
-                           bool far, float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
+                           float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
 {
     __m256i red[3 * PANEL / BL];
     for (size_t p0 = 0; p0 < cv; p0 += PANEL) {
@@ -227,15 +213,12 @@ static inline __attribute__((always_inline)) void
             RED_INIT(red[3 * v], red[3 * v + 1], red[3 * v + 2]);
         for (size_t r0 = 0; r0 < rows; r0 += block) {
             size_t r1 = r0 + block < rows ? r0 + block : rows;
-            size_t f0 = r0 + PREFETCH_BLOCKS * block; /* the block fetched ahead */
-            size_t f1 = far && f0 < rows ? (f0 + block < rows ? f0 + block : rows) : f0;
             size_t v = 0;
             for (; v + GROUP <= nv; v += GROUP) {
                 __m256i *q = red + 3 * v;
                 __m256i a0 = q[0], c0 = q[1], d0 = q[2], a1 = q[3], c1 = q[4], d1 = q[5];
                 __m256i a2 = q[6], c2 = q[7], d2 = q[8], a3 = q[9], c3 = q[10], d3 = q[11];
                 const B *col = in + p0 + v * BL;
-                CAT(fetch_share, SUF)(in + p0, f0, f1, stride, nv, v, v + GROUP);
                 for (size_t r = r0; r < r1; r++) {
                     const __m256i *x = (const __m256i *)(col + r * stride);
                     __m256i x0 = _mm256_loadu_si256(x), x1 = _mm256_loadu_si256(x + 1);
@@ -253,7 +236,6 @@ static inline __attribute__((always_inline)) void
             for (; v < nv; v++) { /* the last vectors, one at a time */
                 __m256i a = red[3 * v], c = red[3 * v + 1], d = red[3 * v + 2];
                 const B *col = in + p0 + v * BL;
-                CAT(fetch_share, SUF)(in + p0, f0, f1, stride, nv, v, v + 1);
                 for (size_t r = r0; r < r1; r++) {
                     __m256i x = _mm256_loadu_si256((const __m256i *)(col + r * stride));
                     RED_STEP(x, a, c, d);
@@ -261,6 +243,72 @@ static inline __attribute__((always_inline)) void
                 red[3 * v] = a, red[3 * v + 1] = c, red[3 * v + 2] = d;
             }
         }
+        for (size_t v = 0; v < nv; v++) {
+            size_t c = p0 + v * BL;
+            unsigned open = CAT(fold, SUF)(red[3 * v], red[3 * v + 1], red[3 * v + 2], mn + c,
+                                           mx + c, nz + c, pz + c, nn + c);
+            CAT(settle, SUF)(open, in + c, 1, rows, stride, nz + c);
+        }
+    }
+}
+
+/* The three reductions of eight vectors, as a tree (three operations a vector, as RED_STEP). */
+#define RED8(x, a, c, d)                                                                       \
+    ((a) = BMAXS(BMAXS(BMAXS(x[0], x[1]), BMAXS(x[2], x[3])),                                  \
+                 BMAXS(BMAXS(x[4], x[5]), BMAXS(x[6], x[7]))),                                 \
+     (c) = BMAXU(BMAXU(BMAXU(x[0], x[1]), BMAXU(x[2], x[3])),                                  \
+                 BMAXU(BMAXU(x[4], x[5]), BMAXU(x[6], x[7]))),                                 \
+     (d) = BMINU(BMINU(BMINU(x[0], x[1]), BMINU(x[2], x[3])),                                  \
+                 BMINU(BMINU(x[4], x[5]), BMINU(x[6], x[7]))))
+
+/* One vector of channels of eight rows, `stride` elements apart, into its reductions q[0..2]. */
+static inline __attribute__((always_inline)) void CAT(along8, SUF)(const B *y, size_t stride,
+                                                                    __m256i *q)
+{
+    __m256i x[8], a, c, d;
+    for (int k = 0; k < 8; k++)
+        x[k] = _mm256_loadu_si256((const __m256i *)(y + (size_t)k * stride));
+    RED8(x, a, c, d);
+    q[0] = BMAXS(q[0], a), q[1] = BMAXU(q[1], c), q[2] = BMINU(q[2], d);
+}
+
+/*
+ * Rows of channels along the rows, eight rows at a time: each vector of channels of the eight is
+ * reduced in registers and folded into the panel's reductions, which wait in a local array (up
+ * to PANEL_ALONG channels: in L1 or L2). Rows are read in address order, so the TLB and the
+ * hardware prefetchers stay on a page or two at a time, where rows_blocked's walk down a column
+ * of 4 KiB rows takes a new page every line. From memory (`far`), the lines of the next eight
+ * rows are fetched meanwhile, in address order, spread evenly over the vectors.
+ */
+static inline __attribute__((always_inline)) void
+    CAT(rows_along, SUF)(const B *in, size_t rows, size_t stride, size_t cv, bool far,
+                         float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
+{
+    __m256i red[3 * PANEL_ALONG / BL];
+    for (size_t p0 = 0; p0 < cv; p0 += PANEL_ALONG) {
+        size_t nv = (cv - p0 < PANEL_ALONG ? cv - p0 : PANEL_ALONG) / BL, r = 0;
+        size_t row_lines = (nv * BL * sizeof(B) + 63) / 64;
+        for (size_t v = 0; v < nv; v++)
+            RED_INIT(red[3 * v], red[3 * v + 1], red[3 * v + 2]);
+        for (; r + 8 <= rows; r += 8) {
+            const B *p = in + r * stride + p0;
+            if (far && r + 16 <= rows) {
+                fetch_cursor f;
+                fetch_begin(&f, p + 8 * stride, row_lines, 8, stride * sizeof(B), nv);
+                for (size_t v = 0; v < nv; v++) {
+                    fetch_step(&f);
+                    CAT(along8, SUF)(p + v * BL, stride, red + 3 * v);
+                }
+            } else {
+                for (size_t v = 0; v < nv; v++)
+                    CAT(along8, SUF)(p + v * BL, stride, red + 3 * v);
+            }
+        }
+        for (; r < rows; r++) /* the rows past the last eight */
+            for (size_t v = 0; v < nv; v++) {
+                __m256i x = _mm256_loadu_si256((const __m256i *)(in + r * stride + p0 + v * BL));
+                RED_STEP(x, red[3 * v], red[3 * v + 1], red[3 * v + 2]);
+            }
         for (size_t v = 0; v < nv; v++) {
             size_t c = p0 + v * BL;
             unsigned open = CAT(fold, SUF)(red[3 * v], red[3 * v + 1], red[3 * v + 2], mn + c,
@@ -282,9 +330,11 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t stride, s
     if (rows == 0)
         return;
     if (FAR(rows * C * sizeof(B)))
-        CAT(rows_blocked, SUF)(in, rows, stride, cv, ROWS_BLOCK_FAR, true, mn, mx, nz, pz, nn);
+        CAT(rows_along, SUF)(in, rows, stride, cv, true, mn, mx, nz, pz, nn);
+    else if (stride * sizeof(B) >= ALONG_BYTES)
+        CAT(rows_along, SUF)(in, rows, stride, cv, false, mn, mx, nz, pz, nn);
     else
-        CAT(rows_blocked, SUF)(in, rows, stride, cv, ROWS_BLOCK_NEAR, false, mn, mx, nz, pz, nn);
+        CAT(rows_blocked, SUF)(in, rows, stride, cv, ROWS_BLOCK_NEAR, mn, mx, nz, pz, nn);
     if (cv < C) /* the channels past the last whole vector */
         for (size_t r = 0; r < rows; r++)
             CAT(reduce_lanes, SUF)(in + r * stride + cv, C - cv, mn + cv, mx + cv, nz + cv,
@@ -353,6 +403,7 @@ static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void 
 #undef NEG_ZERO
 #undef RED_INIT
 #undef RED_STEP
+#undef RED8
 #undef GROUP
 #undef HRED
 #undef WIDEN

@@ -84,7 +84,42 @@ static inline unsigned fold8(__m256i smax, __m256i umax, __m256i umin, int32_t i
     ((o)[0] = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(v)), 16),        \
      (o)[1] = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16))
 
+/* Prefetches the lines of some rows of a panel (row_lines lines each, stride bytes apart), in
+ * address order, spread evenly over the nv vector steps that reduce other rows meanwhile: after
+ * k calls of fetch_step, lines * k / nv have been fetched, counted without division (a division
+ * a step costs more than the reduction it hides). */
+typedef struct fetch_cursor {
+    const char *row, *p;
+    size_t col, row_lines, stride, lines, nv, due;
+} fetch_cursor;
+
+static inline void fetch_begin(fetch_cursor *f, const void *first, size_t row_lines, size_t rows,
+                               size_t stride, size_t nv)
+{
+    f->row = f->p = first;
+    f->col = 0, f->row_lines = row_lines, f->stride = stride;
+    f->lines = row_lines * rows, f->nv = nv, f->due = 0;
+}
+
+static inline __attribute__((always_inline)) void fetch_step(fetch_cursor *f)
+{
+    for (f->due += f->lines; f->due >= f->nv; f->due -= f->nv) {
+        _mm_prefetch(f->p, _MM_HINT_T0);
+        f->p += 64;
+        if (++f->col == f->row_lines)
+            f->col = 0, f->row += f->stride, f->p = f->row;
+    }
+}
+
 #define PANEL 512 /* channels whose reductions reduce_rows keeps at once (6 KiB or less) */
+#define PANEL_ALONG 2048 /* ... along the rows (24 KiB or less) */
+/* reduce_rows goes along the rows from memory, and in cache on rows this long or longer: there
+ * 128 KiB-1 MiB of rows of 1024 float32 took 0.69-0.97x the time of rows_blocked, of 2048 float16
+ * 0.70-0.89x; rows of 2 KiB 1.00-1.09x, so they stay. From memory it replaced rows_blocked's
+ * 8-row blocks fetched ahead: 8 MiB of rows of 16 to 4096 float32 0.54-0.70x the time, float16
+ * and bfloat16 0.54-0.68x; 64 MiB of rows of 1024 and 4096 float32 0.60-0.74x, of 1024 float16
+ * and bfloat16 0.43x, of 16 to 256 channels 0.90-1.06x. */
+#define ALONG_BYTES 4096
 /*
  * Rows a kernel takes down a column before the next vectors of channels. A column's lines share
  * few cache sets (the row length is often a multiple of 1 KiB: a column maps to 4 of L1's 64
@@ -106,8 +141,6 @@ static inline unsigned fold8(__m256i smax, __m256i umax, __m256i umin, int32_t i
  * float16 0.76-1.01x from 512 channels. bfloat16, without a clamp, only from 8 KiB rows (0.94x;
  * from 1 KiB it was 1.006-1.032x); with one from 2 KiB as the others (0.86-0.95x). */
 #define ROWS_QUAD_BYTES 1024
-#define ROWS_BLOCK_FAR 8   /* reduce_rows from memory */
-#define PREFETCH_BLOCKS 1  /* how far ahead reduce_rows fetches from memory, in blocks */
 #define FAR_BYTES (4u << 20) /* data larger than this is taken to come from memory */
 #define FAR(bytes) ((bytes) > FAR_BYTES)
 #define BITS_REDUCE

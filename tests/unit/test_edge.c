@@ -797,41 +797,52 @@ static void families_agree(qdq_dtype dt, const int64_t *dims, int rank, int axis
 }
 
 /*
- * Last-axis tensors over 4 MiB take the kernels' from-memory paths (panels of channels, blocks
- * fetched ahead, row-by-row apply), which the random tests' sizes never reach: the best family
- * must give the portable family's bytes, outputs and parameters, on every dtype, with channels
- * past the panels and past the last whole vector, and channels that need Eigen's order.
+ * Last-axis tensors over 4 MiB take the kernels' from-memory paths (reduction along the rows with
+ * the next rows fetched ahead, row-by-row apply), and rows of 4 KiB or more are reduced along the
+ * rows in cache too; the random tests' sizes never reach either: the best family must give the
+ * portable family's bytes, outputs and parameters, on every dtype, with channels past a panel
+ * (512 channels down the columns, 2048 along the rows) and past the last whole vector, rows past
+ * the last eight, and channels that need Eigen's order (zeros of both signs, NaN).
  */
 static void t_far_last_axis(void)
 {
     if (qdq_isa_best() == QDQ_ISA_PORTABLE)
         return;
-    const int64_t C = 601; /* two panels (512) and a partial vector */
-    for (int d = 0; d < 4; d++) {
-        qdq_dtype dt = (qdq_dtype)d;
-        size_t es = qdq_dtype_size(dt);
-        int64_t rows = (int64_t)((5u << 20) / (C * es)) + 3;
-        uint64_t n = (uint64_t)(rows * C);
-        unsigned char *in = malloc(n * es);
-        uint64_t s = 0x2545f4914f6cdd1dull;
-        for (uint64_t i = 0; i < n; i++) {
-            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-            int64_t c = (int64_t)(i % (uint64_t)C);
-            double v = ldexp((double)(int64_t)(s >> 40) - (double)(1 << 23), -20 - (int)(c % 7));
-            if (c == 5) /* non-negative with zeros of both signs: the minimum is a zero */
-                v = s % 3 == 0 ? ((s >> 8) % 2 ? 0.0 : -0.0) : fabs(v);
-            if (c == 9) /* non-positive, its maximum -0.0 */
-                v = s % 5 == 0 ? -0.0 : -fabs(v) - 1e-3;
-            if (c == 600 && i / (uint64_t)C == (uint64_t)rows / 2) /* a NaN in the tail channel */
-                v = NAN;
-            if (c == 513 && i / (uint64_t)C == 7) /* and one in the second panel */
-                v = NAN;
-            tu_store(dt, in, i, v);
+    static const struct {
+        int64_t C, rows; /* rows 0: just over 5 MiB */
+    } shapes[] = { { 601, 0 }, { 2113, 0 }, { 2113, 37 } };
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+        for (int d = 0; d < 4; d++) {
+            qdq_dtype dt = (qdq_dtype)d;
+            size_t es = qdq_dtype_size(dt);
+            int64_t C = shapes[sh].C, rows = shapes[sh].rows;
+            if (rows == 0)
+                rows = (int64_t)((5u << 20) / ((uint64_t)C * es)) + 3;
+            uint64_t n = (uint64_t)(rows * C);
+            unsigned char *in = malloc(n * es);
+            uint64_t s = 0x2545f4914f6cdd1dull;
+            for (uint64_t i = 0; i < n; i++) {
+                s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+                int64_t c = (int64_t)(i % (uint64_t)C), r = (int64_t)(i / (uint64_t)C);
+                double v = ldexp((double)(int64_t)(s >> 40) - (double)(1 << 23),
+                                 -20 - (int)(c % 7));
+                if (c == 5) /* non-negative with zeros of both signs: the minimum is a zero */
+                    v = s % 3 == 0 ? ((s >> 8) % 2 ? 0.0 : -0.0) : fabs(v);
+                if (c == 9) /* non-positive, its maximum -0.0 */
+                    v = s % 5 == 0 ? -0.0 : -fabs(v) - 1e-3;
+                if (c == C - 1 && r == rows / 2) /* a NaN in the tail channel */
+                    v = NAN;
+                if ((c == 513 && r == 7) || (c == 2050 && r == rows - 1)) /* and in later panels */
+                    v = NAN;
+                tu_store(dt, in, i, v);
+            }
+            int64_t dims[2] = { rows, C };
+            char label[64];
+            snprintf(label, sizeof label, "%s, %" PRId64 " x %" PRId64, qdq_dtype_name(dt), rows,
+                     C);
+            families_agree(dt, dims, 2, 1, in, label);
+            free(in);
         }
-        int64_t dims[2] = { rows, C };
-        families_agree(dt, dims, 2, 1, in, qdq_dtype_name(dt));
-        free(in);
-    }
 }
 
 /*
