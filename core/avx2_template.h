@@ -274,7 +274,7 @@ static void CAT(apply_lanes, SUF)(const void *in, void *out, size_t n, const voi
 
 /* Whole rows. In cache, each pair of vectors of channels (a line of float32), or four without a
  * clamp, keeps its parameters in registers down a block of rows; from memory, row after row (the
- * order the data streams in). */
+ * order the data streams in), or four rows at a time on long rows (apply_rows). */
 AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t stride, size_t C,
                              const T *lo, const T *hi, const T *s, const T *v, int clamp,
                              int half_up)
@@ -360,10 +360,10 @@ static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_
 {
     const S *in = in_;
     S *out = out_;
-    bool far = FAR(rows * C * sizeof(S));
     bool quad = stride * sizeof(S) >= (clamp ? 2 * ROWS_QUAD_BYTES : QUAD_BYTES);
+    bool by_row = FAR(rows * C * sizeof(S)) && !(quad && stride * sizeof(S) >= FAR_QUAD_BYTES);
 #define ROWS(cl, up)                                                                           \
-    if (far)                                                                                   \
+    if (by_row)                                                                                \
         for (size_t r = 0; r < rows; r++)                                                      \
             CAT(lanes_loop, SUF)(in + r * stride, out + r * stride, C, lo, hi, scale, inv, cl,   \
                                  up);                                                          \
