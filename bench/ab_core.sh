@@ -24,7 +24,11 @@ FLAGS="-std=gnu11 -O2 -D_GNU_SOURCE -pthread -Wall -Wextra -Ibench"
 if ! grep -q qdq_run_channels "$W/base/core/qdq.h"; then # both take the three steps then
     FLAGS="$FLAGS -DOP_NO_RUN_CHANNELS"
 fi
-$CC $FLAGS -I"$W/base/core" -DAB_OPS -DAB_V=base -include "$W/rename.h" -c -o "$W/base.o" \
+BASE_FLAGS=
+if ! grep -q qdq_acc_init_channels "$W/base/core/qdq.h"; then # the base initialises them all
+    BASE_FLAGS=-DOP_NO_ACC_INIT_CHANNELS
+fi
+$CC $FLAGS $BASE_FLAGS -I"$W/base/core" -DAB_OPS -DAB_V=base -include "$W/rename.h" -c -o "$W/base.o" \
     bench/ab_core.c
 $CC $FLAGS -Icore -DAB_OPS -DAB_V=new -c -o "$W/new.o" bench/ab_core.c
 $CC $FLAGS -Icore -c -o "$W/main.o" bench/ab_core.c

@@ -5,7 +5,8 @@
  * applies its range. Per channel on the first axis, each thread takes its share of the channels
  * through the whole op, with nothing to merge.
  * Needs pool.h and qdq.h first. OP_NO_RUN_CHANNELS: the library predates qdq_run_channels (an
- * older revision under ab_core), so a share of the channels takes the three steps.
+ * older revision under ab_core), so a share of the channels takes the three steps;
+ * OP_NO_ACC_INIT_CHANNELS: it predates qdq_acc_init_channels, so each initialises all channels.
  */
 #ifndef BENCH_OP_H
 #define BENCH_OP_H
@@ -66,7 +67,11 @@ static void channels_task(void *arg, int t)
     uint64_t C = j->plan.channels, c0 = C * (uint64_t)t / (uint64_t)j->nt;
     uint64_t c1 = C * (uint64_t)(t + 1) / (uint64_t)j->nt;
     void *acc = j->accs + (size_t)t * j->acc_stride;
+#ifdef OP_NO_ACC_INIT_CHANNELS
     qdq_acc_init(&j->plan, acc);
+#else
+    qdq_acc_init_channels(&j->plan, acc, c0, c1);
+#endif
 #ifdef OP_NO_RUN_CHANNELS
     uint64_t n = j->plan.count;
     qdq_reduce_channels(&j->plan, acc, j->data, 0, n, c0, c1);

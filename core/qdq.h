@@ -104,6 +104,8 @@ size_t qdq_params_size(const qdq_plan *plan);
 
 /* Sets acc to the empty reduction (min = +inf, max = -inf for every channel). */
 void qdq_acc_init(const qdq_plan *plan, void *acc);
+/* The same for channels [c0, c1) only: all that a worker running those channels needs. */
+void qdq_acc_init_channels(const qdq_plan *plan, void *acc, uint64_t c0, uint64_t c1);
 
 /*
  * Folds elements [begin, end) of the tensor at data (element 0, not element begin) into acc.
@@ -158,7 +160,8 @@ void qdq_apply_channels(const qdq_plan *plan, const void *params, const void *in
 
 /*
  * The rest of the op for channels [c0, c1): with the range from the data, their reduction into
- * acc (initialised by qdq_acc_init; only these channels are touched), their parameters and
+ * acc (initialised by qdq_acc_init or qdq_acc_init_channels for at least these channels; only
+ * these channels are touched), their parameters and
  * their transform, a block of channels at a time, so that the transform reads elements the
  * reduction has just brought into cache (a block holds up to 128 KiB, or one channel; on the
  * last axis all of [c0, c1) is one block). With range_given, the transform alone (params from
