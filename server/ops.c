@@ -92,11 +92,20 @@ int srv_ops_tensor_feed(srv_req *r, const char *data, size_t n)
     memcpy(t + r->got, data, n);
     r->got += n;
     uint64_t complete = r->got / qdq_dtype_size(r->preq.dtype);
-    if (complete > r->done_elems) {
-        if (r->preq.attrs.range_given)
-            qdq_apply(&r->plan, r->params, t, t, r->done_elems, complete);
-        else
-            qdq_reduce(&r->plan, r->acc, t, r->done_elems, complete);
+    if (complete <= r->done_elems)
+        return 0;
+    if (r->preq.attrs.range_given) {
+        qdq_apply(&r->plan, r->params, t, t, r->done_elems, complete);
+        r->done_elems = complete;
+        return 0;
+    }
+    /* On the last axis a call folds every channel into the accumulator once: the reduction waits
+     * for 32 rows (or the end), so that costs 1/32 of the work or less, where a 32 KiB chunk is 2
+     * rows of 4096 float32 (the reduction of such a tensor in 32 KiB chunks took 5x its time in
+     * one call; in batches of 32 rows 1.15x). */
+    uint64_t batch = r->plan.inner == 1 && r->plan.channels > 1 ? 32 * r->plan.channels : 1;
+    if (complete - r->done_elems >= batch || complete == r->plan.count) {
+        qdq_reduce(&r->plan, r->acc, t, r->done_elems, complete);
         r->done_elems = complete;
     }
     return 0;
