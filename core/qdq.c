@@ -306,7 +306,8 @@ void qdq_acc_merge(const qdq_plan *p, void *dst, const void *src)
     qdq_acc_merge_channels(p, dst, src, 0, p->channels);
 }
 
-/* The parameter block's arrays (qdq_params_size): in_min, in_max, out_min, out_max, scale, inv. */
+/* The parameter block's arrays (qdq_params_size): in_min, in_max, out_min, out_max, scale, inv;
+ * j = 6 is where the no-tie word follows them. */
 static void *param_array(const qdq_plan *p, void *params, int j)
 {
     return (char *)params + (size_t)j * p->channels * tsize(p);
@@ -425,29 +426,24 @@ static bool bf16_noties(const qdq_plan *p, float l, float h, float s, float inv)
     return (any[0] | any[1] | any[2] | any[3]) == 0;
 }
 
-/* The parameter block's no-tie word (per tensor only): set by the parameters' makers, read by
- * qdq_apply. */
-static void noties_set(const qdq_plan *p, void *params, bool v)
-{
-    uint64_t w = v; /* the whole word: blocks compare equal */
-    memcpy((char *)params + 6 * p->channels * tsize(p), &w, sizeof w);
-}
-
+/* The parameter block's no-tie word (per tensor only), past its six arrays: set by the
+ * parameters' makers, read by qdq_apply. */
 static bool noties_get(const qdq_plan *p, const void *params)
 {
     uint64_t w;
-    memcpy(&w, (const char *)params + 6 * p->channels * tsize(p), sizeof w);
+    memcpy(&w, param_array(p, (void *)params, 6), sizeof w);
     return w != 0;
 }
 
-/* Per tensor, bfloat16: whether the transform of elements within [l, h] has no tie (parameter
- * arrays il and ih: 0 and 1 for the data's range, 2 and 3 for the clamp's). Per channel the
- * word is clear. */
-static void noties_from(const qdq_plan *p, void *params, int il, int ih)
+/* Sets the word: per tensor, bfloat16, with every element within [l, h] (`bounded`; parameter
+ * arrays il and ih: 0 and 1 for the data's range, 2 and 3 for the clamp's), whether the transform
+ * has no tie. Otherwise (and per channel) it is clear. */
+static void noties_from(const qdq_plan *p, void *params, bool bounded, int il, int ih)
 {
     const float *f = params;
-    noties_set(p, params, p->channels == 1 && p->dtype == QDQ_BFLOAT16 &&
-                              bf16_noties(p, f[il], f[ih], f[4], f[5]));
+    uint64_t w = bounded && p->channels == 1 && p->dtype == QDQ_BFLOAT16 &&
+                 bf16_noties(p, f[il], f[ih], f[4], f[5]); /* the whole word: blocks compare equal */
+    memcpy(param_array(p, params, 6), &w, sizeof w);
 }
 
 void qdq_params_from_acc_channels(const qdq_plan *p, const void *acc, const void *data,
@@ -462,13 +458,12 @@ void qdq_params_from_acc_channels(const qdq_plan *p, const void *acc, const void
         ranges_f(p, acc, data, params, c0, c1);
     scales(p, params, c0, c1);
     /* The word is written by the worker with channel 0 alone. With a NaN the range is Eigen's,
-     * which need not hold every element: no bounds then (the acc's nn flag, per tensor). */
-    if (c0 == 0) {
-        if (p->channels == 1 && p->dtype == QDQ_BFLOAT16 && ((const int32_t *)acc)[4] != 0)
-            noties_set(p, params, false);
-        else
-            noties_from(p, params, 0, 1);
-    }
+     * which need not hold every element: no bounds then (channel 0's nn flag; the flags of the
+     * float32-computing dtypes are int32). */
+    if (c0 == 0)
+        noties_from(p, params,
+                    p->dtype != QDQ_FLOAT64 && ((const int32_t *)acc)[4 * p->channels] == 0, 0,
+                    1);
 }
 
 void qdq_params_from_acc(const qdq_plan *p, const void *acc, const void *data, void *params)
@@ -537,7 +532,7 @@ int qdq_params_given(const qdq_plan *p, const void *min, size_t n_min, const voi
         }
     }
     scales(p, params, 0, C);
-    noties_from(p, params, 2, 3); /* the clamp's bounds */
+    noties_from(p, params, true, 2, 3); /* the clamp's bounds */
     return QDQ_OK;
 }
 
