@@ -19,6 +19,10 @@
 #define QUAD_BYTES ROWS_QUAD_BYTES
 #define DEFAULT_QUAD
 #endif
+#ifndef OCT_BYTES /* ... and rows_oct instead up to rows this long (kernels_avx2.c; 0: never) */
+#define OCT_BYTES 0
+#define DEFAULT_OCT
+#endif
 #ifndef LOADV2
 #define LOADV2(p, a, b) ((a) = LOADV(p), (b) = LOADV((p) + LANES))
 #define STOREV2(p, a, b) (STOREV(p, a), STOREV((p) + LANES, b))
@@ -354,6 +358,42 @@ AI void CAT(rows_quad, SUF)(const S *in, S *out, size_t rows, size_t stride, siz
         CAT(lanes_loop, SUF)(in + r * stride, out + r * stride, C, lo, hi, s, v, clamp, half_up);
 }
 
+/* Rows of 1 KiB up to OCT_BYTES (kernels_avx2.c) in cache, without a clamp: eight rows at a time,
+ * a line of channels (two vectors) at a time, each row's two computed and stored before the next
+ * row's; the rows past the last eight go to rows_quad. */
+AI void CAT(rows_oct, SUF)(const S *in, S *out, size_t rows, size_t stride, size_t C,
+                           const T *lo, const T *hi, const T *s, const T *v, int half_up)
+{
+    size_t cv = C / LANES * LANES, r = 0;
+    for (; r + 8 <= rows; r += 8) {
+        const S *x = in + r * stride;
+        S *y = out + r * stride;
+        size_t c = 0;
+        for (; c + 2 * LANES <= cv; c += 2 * LANES) {
+            VT s0 = VLOADT(s + c), s1 = VLOADT(s + c + LANES);
+            VT v0 = VLOADT(v + c), v1 = VLOADT(v + c + LANES);
+            for (size_t k = 0; k < 8; k++) {
+                const S *xk = x + k * stride + c;
+                S *yk = y + k * stride + c;
+                STOREV(yk, CAT(vec, SUF)(LOADV(xk), s0, s0, s0, v0, 0, half_up));
+                STOREV(yk + LANES, CAT(vec, SUF)(LOADV(xk + LANES), s1, s1, s1, v1, 0, half_up));
+            }
+        }
+        if (c < cv) { /* an odd vector */
+            VT s0 = VLOADT(s + c), v0 = VLOADT(v + c);
+            for (size_t k = 0; k < 8; k++)
+                STOREV(y + k * stride + c,
+                       CAT(vec, SUF)(LOADV(x + k * stride + c), s0, s0, s0, v0, 0, half_up));
+        }
+        if (cv < C)
+            for (size_t k = 0; k < 8; k++)
+                CAT(lanes_loop, SUF)(x + k * stride + cv, y + k * stride + cv, C - cv, lo + cv,
+                                     hi + cv, s + cv, v + cv, 0, half_up);
+    }
+    CAT(rows_quad, SUF)(in + r * stride, out + r * stride, rows - r, stride, C, lo, hi, s, v, 0,
+                        half_up);
+}
+
 static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_t stride,
                                  size_t C, const void *lo, const void *hi, const void *scale,
                                  const void *inv, int clamp, int half_up)
@@ -362,11 +402,14 @@ static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_
     S *out = out_;
     bool quad = stride * sizeof(S) >= (clamp ? 2 * ROWS_QUAD_BYTES : QUAD_BYTES);
     bool by_row = FAR(rows * C * sizeof(S)) && !(quad && stride * sizeof(S) >= FAR_QUAD_BYTES);
+    bool oct = quad && stride * sizeof(S) <= OCT_BYTES;
 #define ROWS(cl, up)                                                                           \
     if (by_row)                                                                                \
         for (size_t r = 0; r < rows; r++)                                                      \
             CAT(lanes_loop, SUF)(in + r * stride, out + r * stride, C, lo, hi, scale, inv, cl,   \
                                  up);                                                          \
+    else if (oct && !cl)                                                                       \
+        CAT(rows_oct, SUF)(in, out, rows, stride, C, lo, hi, scale, inv, up);                  \
     else if (quad)                                                                             \
         CAT(rows_quad, SUF)(in, out, rows, stride, C, lo, hi, scale, inv, cl, up);             \
     else                                                                                       \
@@ -422,6 +465,10 @@ static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void 
 #ifdef DEFAULT_QUAD
 #undef QUAD_BYTES
 #undef DEFAULT_QUAD
+#endif
+#ifdef DEFAULT_OCT
+#undef OCT_BYTES
+#undef DEFAULT_OCT
 #endif
 #ifdef DEFAULT_V2
 #undef LOADV2

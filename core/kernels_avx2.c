@@ -146,6 +146,12 @@ static inline __attribute__((always_inline)) void fetch_step(fetch_cursor *f)
  * 0.62x (0.56x with a clamp); 64 MiB 0.92x and 0.71x (0.67x), 2048 float16 0.95-0.97x. Rows of
  * 1-2 KiB stay row by row: four at once, they took 1.25-1.40x the time from DRAM. */
 #define FAR_QUAD_BYTES 4096
+/* float32 and float64 rows of ROWS_QUAD_BYTES up to this, in cache, without a clamp: rows_oct.
+ * One thread, 128 KiB of rows of 256 float32 took 0.88-0.90x the time of rows_quad (rows_quad
+ * 1.11-1.26x the per-tensor apply_run, rows_oct 1.00-1.08x), of 300-500 float32 and 128-250
+ * float64 0.88-0.98x. Longer rows put eight rows' columns into too few of L1's sets: 2036-2048
+ * bytes took 1.07-1.10x, 4 KiB 1.5-1.9x. float16 from 1 KiB rows took 1.05x. */
+#define ROWS_OCT_BYTES 1984
 #define FAR_BYTES (4u << 20) /* data larger than this is taken to come from memory */
 #define FAR(bytes) ((bytes) > FAR_BYTES)
 #define BITS_REDUCE
@@ -176,7 +182,9 @@ static inline __attribute__((always_inline)) void fetch_step(fetch_cursor *f)
 #define S_ISNAN(v) 0
 #define LOADV(p) _mm256_loadu_ps(p)
 #define STOREV(p, v) _mm256_storeu_ps(p, v)
+#define OCT_BYTES ROWS_OCT_BYTES
 #include "avx2_template.h"
+#undef OCT_BYTES
 #define BITS_WIDTH 32
 #define BINF 0x7f800000u
 #define KIND KIND_F32
@@ -390,7 +398,9 @@ static void apply_run_noties_bf16(const void *in_, void *out_, size_t n, const v
 #define VUNORD(x) _mm256_cmp_pd(x, x, _CMP_UNORD_Q)
 #define VCMPEQ_I _mm256_cmpeq_epi64
 #define VSIGN_I _mm256_set1_epi64x((long long)0x8000000000000000ull)
+#define OCT_BYTES ROWS_OCT_BYTES
 #include "avx2_template.h"
+#undef OCT_BYTES
 
 /* scale.h's formula on a vector of channels: both branches computed, the same one chosen (the
  * inverse scale divides the chosen operands). */
