@@ -431,8 +431,66 @@ DEFINE_SCALES(scales_f, float, __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm25
 DEFINE_SCALES(scales_d, double, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd,
               _mm256_mul_pd, _mm256_div_pd, _mm256_cmp_pd, _mm256_blendv_pd, DBL_MAX, qdq_scale_d)
 
+/* The accumulators' merge (kernels.h) a vector of channels a step: MIN(s, d) is s < d ? s : d,
+ * MAX(s, d) s > d ? s : d, so a NaN in either leaves d's; the flags OR-ed as integers. */
+#define DEFINE_MERGE(name, T, F, L, LOADU, STOREU, MIN, MAX)                                    \
+    static void name(size_t C, void *dst, const void *src, size_t c0, size_t c1)               \
+    {                                                                                          \
+        T *d = dst;                                                                            \
+        const T *s = src;                                                                      \
+        F *df = (F *)(d + 2 * C);                                                              \
+        const F *sf = (const F *)(s + 2 * C);                                                  \
+        size_t c = c0;                                                                         \
+        for (; c + L <= c1; c += L) {                                                          \
+            STOREU(d + c, MIN(LOADU(s + c), LOADU(d + c)));                                    \
+            STOREU(d + C + c, MAX(LOADU(s + C + c), LOADU(d + C + c)));                        \
+            for (size_t k = 0; k < 3; k++) {                                                   \
+                __m256i *q = (__m256i *)(df + k * C + c);                                      \
+                __m256i f = _mm256_loadu_si256((const __m256i *)(sf + k * C + c));             \
+                _mm256_storeu_si256(q, _mm256_or_si256(_mm256_loadu_si256(q), f));             \
+            }                                                                                  \
+        }                                                                                      \
+        for (; c < c1; c++) {                                                                  \
+            d[c] = s[c] < d[c] ? s[c] : d[c];                                                  \
+            d[C + c] = s[C + c] > d[C + c] ? s[C + c] : d[C + c];                              \
+            df[c] |= sf[c], df[C + c] |= sf[C + c], df[2 * C + c] |= sf[2 * C + c];            \
+        }                                                                                      \
+    }
+DEFINE_MERGE(merge_f, float, int32_t, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_min_ps,
+             _mm256_max_ps)
+DEFINE_MERGE(merge_d, double, int64_t, 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_min_pd,
+             _mm256_max_pd)
+
+/* The ranges (kernels.h) of the float32-computing dtypes, eight channels a step. */
+static size_t ranges_f(size_t C, const void *acc, void *params, size_t c0, size_t c1, int *exact)
+{
+    const float *mn = acc, *mx = mn + C;
+    const int32_t *nz = (const int32_t *)(mx + C), *pz = nz + C, *nn = pz + C;
+    float *lo = params, *hi = lo + C;
+    __m256i zero = _mm256_setzero_si256(), bad = zero, sign = _mm256_set1_epi32(INT32_MIN);
+    size_t c = c0;
+    for (; c + 8 <= c1; c += 8) {
+        __m256 l = _mm256_loadu_ps(mn + c), h = _mm256_loadu_ps(mx + c);
+        __m256i no_z = _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i *)(nz + c)), zero);
+        __m256i no_p = _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i *)(pz + c)), zero);
+        __m256i no_n = _mm256_cmpeq_epi32(_mm256_loadu_si256((const __m256i *)(nn + c)), zero);
+        __m256i zl = _mm256_castps_si256(_mm256_cmp_ps(l, _mm256_setzero_ps(), _CMP_EQ_OQ));
+        __m256i zh = _mm256_castps_si256(_mm256_cmp_ps(h, _mm256_setzero_ps(), _CMP_EQ_OQ));
+        /* bad: a NaN, or zeros of both signs and a zero extreme */
+        __m256i both = _mm256_andnot_si256(_mm256_or_si256(no_z, no_p), _mm256_or_si256(zl, zh));
+        bad = _mm256_or_si256(bad, _mm256_or_si256(_mm256_xor_si256(no_n, _mm256_set1_epi32(-1)),
+                                                   both));
+        __m256i zs = _mm256_andnot_si256(no_z, sign); /* the zero's bits: -0.0 if seen */
+        __m256i lb = _mm256_blendv_epi8(_mm256_castps_si256(l), zs, zl);
+        __m256i hb = _mm256_blendv_epi8(_mm256_castps_si256(h), zs, zh);
+        _mm256_storeu_si256((__m256i *)(lo + c), lb), _mm256_storeu_si256((__m256i *)(hi + c), hb);
+    }
+    *exact = !_mm256_testz_si256(bad, bad);
+    return c;
+}
+
 const qdq_kernels qdq_kernels_avx2[4] = {
-    QDQ_FAMILY(f32, f), QDQ_FAMILY(f64, d), QDQ_FAMILY(f16, f),
-    QDQ_FAMILY_NT(bf16, f, apply_run_noties_bf16),
+    QDQ_FAMILY(f32, f, ranges_f), QDQ_FAMILY(f64, d, NULL), QDQ_FAMILY(f16, f, ranges_f),
+    QDQ_FAMILY_NT(bf16, f, ranges_f, apply_run_noties_bf16),
 };
 #endif

@@ -153,11 +153,9 @@ size_t qdq_acc_size(const qdq_plan *p) { return 5 * p->channels * tsize(p); }
  * then, per tensor, a word that is nonzero when no product narrows from a tie (bf16_noties). */
 size_t qdq_params_size(const qdq_plan *p) { return 6 * p->channels * tsize(p) + 8; }
 
-/* Four lanes of GCC/Clang vector extensions (any target): the per-channel loops over
- * accumulators and parameters run a vector of channels a step. */
+/* GCC/Clang vector extensions (any target), for the fill and the no-tie check. */
 typedef int32_t v4i __attribute__((vector_size(16)));
 typedef float v4f __attribute__((vector_size(16)));
-typedef int64_t v2l __attribute__((vector_size(16)));
 typedef double v2d __attribute__((vector_size(16)));
 
 /* Sets n floats or doubles (bytes: 4 or 8 each) at dst to v, 64 bytes a step (0.6x the time of
@@ -252,53 +250,13 @@ void qdq_reduce(const qdq_plan *p, void *acc, const void *data, uint64_t begin, 
     }
 }
 
-/* Element-wise min / max over channels [c0, c1), keeping dst where the comparison is false
- * (NaN: dst stays). */
-#define DEFINE_MERGE(name, T, F, VT, VF)                                                        \
-    static void name(uint64_t C, T *d, const T *s, uint64_t c0, uint64_t c1)                   \
-    {                                                                                          \
-        const size_t L = sizeof(VT) / sizeof(T);                                               \
-        uint64_t c = c0;                                                                       \
-        for (; c + L <= c1; c += L) {                                                          \
-            VT dn, sn, dx, sx;                                                                 \
-            VF a, b, fd[3], fs[3];                                                             \
-            memcpy(&dn, d + c, sizeof dn), memcpy(&sn, s + c, sizeof sn);                      \
-            memcpy(&dx, d + C + c, sizeof dx), memcpy(&sx, s + C + c, sizeof sx);              \
-            VF lt = sn < dn, gt = sx > dx;                                                     \
-            memcpy(&a, &dn, sizeof a), memcpy(&b, &sn, sizeof b);                              \
-            a = (lt & b) | (~lt & a);                                                          \
-            memcpy(d + c, &a, sizeof a);                                                       \
-            memcpy(&a, &dx, sizeof a), memcpy(&b, &sx, sizeof b);                              \
-            a = (gt & b) | (~gt & a);                                                          \
-            memcpy(d + C + c, &a, sizeof a);                                                   \
-            for (int k = 0; k < 3; k++) {                                                      \
-                memcpy(&fd[k], (F *)(d + 2 * C) + k * C + c, sizeof fd[k]);                    \
-                memcpy(&fs[k], (const F *)(s + 2 * C) + k * C + c, sizeof fs[k]);              \
-                fd[k] |= fs[k];                                                                \
-                memcpy((F *)(d + 2 * C) + k * C + c, &fd[k], sizeof fd[k]);                    \
-            }                                                                                  \
-        }                                                                                      \
-        F *df = (F *)(d + 2 * C);                                                              \
-        const F *sf = (const F *)(s + 2 * C);                                                  \
-        for (; c < c1; c++) {                                                                  \
-            d[c] = s[c] < d[c] ? s[c] : d[c];                                                  \
-            d[C + c] = s[C + c] > d[C + c] ? s[C + c] : d[C + c];                              \
-            df[c] |= sf[c], df[C + c] |= sf[C + c], df[2 * C + c] |= sf[2 * C + c];            \
-        }                                                                                      \
-    }
-DEFINE_MERGE(merge_f, float, int32_t, v4f, v4i)
-DEFINE_MERGE(merge_d, double, int64_t, v2d, v2l)
-
 void qdq_acc_merge_channels(const qdq_plan *p, void *dst, const void *src, uint64_t c0,
                             uint64_t c1)
 {
     c1 = c1 < p->channels ? c1 : p->channels;
     if (c0 >= c1)
         return;
-    if (p->dtype == QDQ_FLOAT64)
-        merge_d(p->channels, dst, src, c0, c1);
-    else
-        merge_f(p->channels, dst, src, c0, c1);
+    kernels(p)->merge(p->channels, dst, src, c0, c1);
 }
 
 void qdq_acc_merge(const qdq_plan *p, void *dst, const void *src)
@@ -359,35 +317,6 @@ static void scales(const qdq_plan *p, void *params, uint64_t c0, uint64_t c1)
     }
 DEFINE_RANGES(ranges_scalar_f, float, int32_t)
 DEFINE_RANGES(ranges_d, double, int64_t)
-
-/* ranges_scalar_f four channels a step. If a channel needs the exact path (rare),
- * ranges_scalar_f does all again. */
-static void ranges_f(const qdq_plan *p, const void *acc, const void *data, void *params,
-                     uint64_t c0, uint64_t c1)
-{
-    uint64_t C = p->channels, c = c0;
-    const float *mn = acc, *mx = mn + C;
-    const int32_t *nz = (const int32_t *)(mx + C), *pz = nz + C, *nn = pz + C;
-    float *lo = params, *hi = lo + C;
-    const v4i sign = { INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN };
-    v4i bad = { 0, 0, 0, 0 };
-    for (; c + 4 <= c1; c += 4) {
-        v4f l, h;
-        v4i z, q, n, lb, hb;
-        memcpy(&l, mn + c, sizeof l), memcpy(&h, mx + c, sizeof h);
-        memcpy(&z, nz + c, sizeof z), memcpy(&q, pz + c, sizeof q), memcpy(&n, nn + c, sizeof n);
-        v4i zl = l == 0, zh = h == 0; /* comparisons give 0 or -1 lanes */
-        z = z != 0, q = q != 0, n = n != 0;
-        bad |= n | (z & q & (zl | zh));
-        memcpy(&lb, &l, sizeof lb), memcpy(&hb, &h, sizeof hb);
-        lb = (zl & z & sign) | (~zl & lb);
-        hb = (zh & z & sign) | (~zh & hb);
-        memcpy(lo + c, &lb, sizeof lb), memcpy(hi + c, &hb, sizeof hb);
-    }
-    bool exact = (bad[0] | bad[1] | bad[2] | bad[3]) != 0;
-    /* The channels past the last group; or all again when one needs the exact path. */
-    ranges_scalar_f(p, acc, data, params, exact ? c0 : c, c1);
-}
 
 /*
  * bfloat16's transform narrows each product y * inv (y: the element scaled and rounded) from
@@ -452,10 +381,15 @@ void qdq_params_from_acc_channels(const qdq_plan *p, const void *acc, const void
     c1 = c1 < p->channels ? c1 : p->channels;
     if (c0 >= c1)
         return;
-    if (p->dtype == QDQ_FLOAT64)
+    if (p->dtype == QDQ_FLOAT64) {
         ranges_d(p, acc, data, params, c0, c1);
-    else
-        ranges_f(p, acc, data, params, c0, c1);
+    } else {
+        const qdq_kernels *k = kernels(p);
+        int exact = 0;
+        uint64_t c = k->ranges ? k->ranges(p->channels, acc, params, c0, c1, &exact) : c0;
+        /* The channels past the kernel's; or all again when one needs Eigen's order (rare). */
+        ranges_scalar_f(p, acc, data, params, exact ? c0 : c, c1);
+    }
     scales(p, params, c0, c1);
     /* The word is written by the worker with channel 0 alone. With a NaN the range is Eigen's,
      * which need not hold every element: no bounds then (channel 0's nn flag; the flags of the
