@@ -381,15 +381,16 @@ void qdq_params_from_acc_channels(const qdq_plan *p, const void *acc, const void
     c1 = c1 < p->channels ? c1 : p->channels;
     if (c0 >= c1)
         return;
-    if (p->dtype == QDQ_FLOAT64) {
-        ranges_d(p, acc, data, params, c0, c1);
-    } else {
-        const qdq_kernels *k = kernels(p);
-        int exact = 0;
-        uint64_t c = k->ranges ? k->ranges(p->channels, acc, params, c0, c1, &exact) : c0;
-        /* The channels past the kernel's; or all again when one needs Eigen's order (rare). */
-        ranges_scalar_f(p, acc, data, params, exact ? c0 : c, c1);
-    }
+    const qdq_kernels *k = kernels(p);
+    int exact = 0;
+    uint64_t c = k->ranges ? k->ranges(p->channels, acc, params, c0, c1, &exact) : c0;
+    /* The channels past the kernel's (all of them for float64); or all again when one needs
+     * Eigen's order (rare). */
+    c = exact ? c0 : c;
+    if (p->dtype == QDQ_FLOAT64)
+        ranges_d(p, acc, data, params, c, c1);
+    else
+        ranges_scalar_f(p, acc, data, params, c, c1);
     scales(p, params, c0, c1);
     /* The word is written by the worker with channel 0 alone. With a NaN the range is Eigen's,
      * which need not hold every element: no bounds then (channel 0's nn flag; the flags of the
