@@ -432,8 +432,9 @@ DEFINE_SCALES(scales_d, double, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm
               _mm256_mul_pd, _mm256_div_pd, _mm256_cmp_pd, _mm256_blendv_pd, DBL_MAX, qdq_scale_d)
 
 /* The accumulators' merge (kernels.h) a vector of channels a step: MIN(s, d) is s < d ? s : d,
- * MAX(s, d) s > d ? s : d, so a NaN in either leaves d's; the flags OR-ed as integers. */
-#define DEFINE_MERGE(name, T, F, L, LOADU, STOREU, MIN, MAX)                                    \
+ * MAX(s, d) s > d ? s : d, so a NaN in either leaves d's; the flags OR-ed as integers. The last
+ * channels take the portable family's merge (entry `dt` of its table: 0 float32, 1 float64). */
+#define DEFINE_MERGE(name, T, F, L, LOADU, STOREU, MIN, MAX, dt)                                \
     static void name(size_t C, void *dst, const void *src, size_t c0, size_t c1)               \
     {                                                                                          \
         T *d = dst;                                                                            \
@@ -450,16 +451,13 @@ DEFINE_SCALES(scales_d, double, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm
                 _mm256_storeu_si256(q, _mm256_or_si256(_mm256_loadu_si256(q), f));             \
             }                                                                                  \
         }                                                                                      \
-        for (; c < c1; c++) {                                                                  \
-            d[c] = s[c] < d[c] ? s[c] : d[c];                                                  \
-            d[C + c] = s[C + c] > d[C + c] ? s[C + c] : d[C + c];                              \
-            df[c] |= sf[c], df[C + c] |= sf[C + c], df[2 * C + c] |= sf[2 * C + c];            \
-        }                                                                                      \
+        if (c < c1)                                                                            \
+            qdq_kernels_portable[dt].merge(C, dst, src, c, c1);                                \
     }
 DEFINE_MERGE(merge_f, float, int32_t, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_min_ps,
-             _mm256_max_ps)
+             _mm256_max_ps, 0)
 DEFINE_MERGE(merge_d, double, int64_t, 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_min_pd,
-             _mm256_max_pd)
+             _mm256_max_pd, 1)
 
 /* The ranges (kernels.h) of the float32-computing dtypes, eight channels a step. */
 static size_t ranges_f(size_t C, const void *acc, void *params, size_t c0, size_t c1, int *exact)

@@ -1,7 +1,6 @@
 /* The portable kernel family: plain C, any CPU. See portable_template.h. */
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "kernels.h"
 #include "qdq_half.h"
@@ -32,74 +31,23 @@ static void scales_d(size_t n, const void *q, const void *lo, const void *hi, vo
                     (double *)sc + c, (double *)inv + c);
 }
 
-/* Vector extensions (any target): the accumulators' merge and ranges four float32 channels (two
- * float64) a step. */
-typedef int32_t v4i __attribute__((vector_size(16)));
-typedef float v4f __attribute__((vector_size(16)));
-typedef int64_t v2l __attribute__((vector_size(16)));
-typedef double v2d __attribute__((vector_size(16)));
-
-#define DEFINE_MERGE(name, T, F, VT, VF)                                                        \
+/* The accumulators' merge (kernels.h), a channel at a time: the definition the AVX2 family's
+ * vectors follow, and its last channels take. */
+#define DEFINE_MERGE(name, T, F)                                                               \
     static void name(size_t C, void *dst, const void *src, size_t c0, size_t c1)               \
     {                                                                                          \
-        const size_t L = sizeof(VT) / sizeof(T);                                               \
         T *d = dst;                                                                            \
         const T *s = src;                                                                      \
-        size_t c = c0;                                                                         \
-        for (; c + L <= c1; c += L) {                                                          \
-            VT dn, sn, dx, sx;                                                                 \
-            VF a, b, fd[3], fs[3];                                                             \
-            memcpy(&dn, d + c, sizeof dn), memcpy(&sn, s + c, sizeof sn);                      \
-            memcpy(&dx, d + C + c, sizeof dx), memcpy(&sx, s + C + c, sizeof sx);              \
-            VF lt = sn < dn, gt = sx > dx;                                                     \
-            memcpy(&a, &dn, sizeof a), memcpy(&b, &sn, sizeof b);                              \
-            a = (lt & b) | (~lt & a);                                                          \
-            memcpy(d + c, &a, sizeof a);                                                       \
-            memcpy(&a, &dx, sizeof a), memcpy(&b, &sx, sizeof b);                              \
-            a = (gt & b) | (~gt & a);                                                          \
-            memcpy(d + C + c, &a, sizeof a);                                                   \
-            for (int k = 0; k < 3; k++) {                                                      \
-                memcpy(&fd[k], (F *)(d + 2 * C) + k * C + c, sizeof fd[k]);                    \
-                memcpy(&fs[k], (const F *)(s + 2 * C) + k * C + c, sizeof fs[k]);              \
-                fd[k] |= fs[k];                                                                \
-                memcpy((F *)(d + 2 * C) + k * C + c, &fd[k], sizeof fd[k]);                    \
-            }                                                                                  \
-        }                                                                                      \
         F *df = (F *)(d + 2 * C);                                                              \
         const F *sf = (const F *)(s + 2 * C);                                                  \
-        for (; c < c1; c++) {                                                                  \
+        for (size_t c = c0; c < c1; c++) {                                                     \
             d[c] = s[c] < d[c] ? s[c] : d[c];                                                  \
             d[C + c] = s[C + c] > d[C + c] ? s[C + c] : d[C + c];                              \
             df[c] |= sf[c], df[C + c] |= sf[C + c], df[2 * C + c] |= sf[2 * C + c];            \
         }                                                                                      \
     }
-DEFINE_MERGE(merge_f, float, int32_t, v4f, v4i)
-DEFINE_MERGE(merge_d, double, int64_t, v2d, v2l)
-
-static size_t ranges_f(size_t C, const void *acc, void *params, size_t c0, size_t c1, int *exact)
-{
-    size_t c = c0;
-    const float *mn = acc, *mx = mn + C;
-    const int32_t *nz = (const int32_t *)(mx + C), *pz = nz + C, *nn = pz + C;
-    float *lo = params, *hi = lo + C;
-    const v4i sign = { INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN };
-    v4i bad = { 0, 0, 0, 0 };
-    for (; c + 4 <= c1; c += 4) {
-        v4f l, h;
-        v4i z, q, n, lb, hb;
-        memcpy(&l, mn + c, sizeof l), memcpy(&h, mx + c, sizeof h);
-        memcpy(&z, nz + c, sizeof z), memcpy(&q, pz + c, sizeof q), memcpy(&n, nn + c, sizeof n);
-        v4i zl = l == 0, zh = h == 0; /* comparisons give 0 or -1 lanes */
-        z = z != 0, q = q != 0, n = n != 0;
-        bad |= n | (z & q & (zl | zh));
-        memcpy(&lb, &l, sizeof lb), memcpy(&hb, &h, sizeof hb);
-        lb = (zl & z & sign) | (~zl & lb);
-        hb = (zh & z & sign) | (~zh & hb);
-        memcpy(lo + c, &lb, sizeof lb), memcpy(hi + c, &hb, sizeof hb);
-    }
-    *exact = (bad[0] | bad[1] | bad[2] | bad[3]) != 0;
-    return c;
-}
+DEFINE_MERGE(merge_f, float, int32_t)
+DEFINE_MERGE(merge_d, double, int64_t)
 
 #define SUF f32
 #define S float
@@ -148,6 +96,6 @@ static size_t ranges_f(size_t C, const void *acc, void *params, size_t c0, size_
 #include "portable_template.h"
 
 const qdq_kernels qdq_kernels_portable[4] = {
-    QDQ_FAMILY(f32, f, ranges_f), QDQ_FAMILY(f64, d, NULL), QDQ_FAMILY(f16, f, ranges_f),
-    QDQ_FAMILY(bf16, f, ranges_f),
+    QDQ_FAMILY(f32, f, NULL), QDQ_FAMILY(f64, d, NULL), QDQ_FAMILY(f16, f, NULL),
+    QDQ_FAMILY(bf16, f, NULL),
 };

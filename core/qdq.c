@@ -384,8 +384,8 @@ void qdq_params_from_acc_channels(const qdq_plan *p, const void *acc, const void
     const qdq_kernels *k = kernels(p);
     int exact = 0;
     uint64_t c = k->ranges ? k->ranges(p->channels, acc, params, c0, c1, &exact) : c0;
-    /* The channels past the kernel's (all of them for float64); or all again when one needs
-     * Eigen's order (rare). */
+    /* The channels past the kernel's (all of them without one: float64, the portable family);
+     * or all again when one needs Eigen's order (rare). */
     c = exact ? c0 : c;
     if (p->dtype == QDQ_FLOAT64)
         ranges_d(p, acc, data, params, c, c1);
