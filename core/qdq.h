@@ -161,10 +161,9 @@ void qdq_apply_channels(const qdq_plan *plan, const void *params, const void *in
 /*
  * The rest of the op for channels [c0, c1): with the range from the data, their reduction into
  * acc (initialised by qdq_acc_init or qdq_acc_init_channels for at least these channels; only
- * these channels are touched), their parameters and
- * their transform, a block of channels at a time, so that the transform reads elements the
- * reduction has just brought into cache (a block holds up to 128 KiB, or one channel; on the
- * last axis all of [c0, c1) is one block). With range_given, the transform alone (params from
+ * these channels are touched), their parameters and their transform, a block of channels at a
+ * time, so that the transform reads elements the reduction has just brought into cache (a block
+ * holds up to 128 KiB, or one channel; on the last axis all of [c0, c1) is one block). With range_given, the transform alone (params from
  * qdq_params_given). Workers may run disjoint channel ranges at once. The results are those of
  * the steps one by one.
  */

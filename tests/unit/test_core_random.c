@@ -632,8 +632,8 @@ static void run_channels(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
     bufs io = bufs_open(tc, r);
     void *data = io.data, *out = io.out, *params = params_open(tc, &p);
     void *acc = garbage(qdq_acc_size(&p));
-    if (tc->count > 0) { /* every channel holds another tensor's range, [-1e4, 1e4]: one that */
-        void *other = malloc(tc->count * esize(tc->dt)); /* a range missed stays wrong */
+    if (tc->count > 0) { /* every channel holds another tensor's range, [-1e4, 1e4], so that a */
+        void *other = malloc(tc->count * esize(tc->dt)); /* channel left uninitialised shows */
         for (uint64_t i = 0; i < tc->count; i++)
             tu_store(tc->dt, other, (size_t)i, i & 1 ? 1e4 : -1e4);
         qdq_acc_init(&p, acc);
@@ -646,7 +646,7 @@ static void run_channels(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
     shuffle(r, piece, 4);
     for (int q = 0; q < 4; q++) {
         uint64_t c0 = cut[piece[q]], c1 = cut[piece[q] + 1];
-        if (whole) { /* the accumulator holds garbage but for the channels initialised */
+        if (whole) { /* the accumulator holds that range but for the channels initialised */
             qdq_acc_init_channels(&p, acc, c0, c1);
             qdq_run_channels(&p, data, out, acc, params, c0, c1);
             continue;
