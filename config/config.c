@@ -136,16 +136,6 @@ struct origin {
     int line[NOPT];
 };
 
-static int fail(cfg_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(cfg_error *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    return 1;
-}
-
 static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
 static int is_alnum(char ch)
 {
@@ -292,7 +282,7 @@ static int check_host6(const char *h)
 }
 
 /* HOST:PORT or [V6]:PORT into c. 0 ok, or 1 with err filled (prefixed by who). */
-static int parse_listen(cfg *c, const char *v, const char *who, cfg_error *err)
+static int parse_listen(cfg *c, const char *v, const char *who, qdq_error *err)
 {
     char host[256];
     const char *colon;
@@ -301,56 +291,56 @@ static int parse_listen(cfg *c, const char *v, const char *who, cfg_error *err)
     if (v6) {
         const char *close = strchr(v, ']');
         if (!close || close[1] != ':')
-            return fail(err, "%s: '%.200s' is not [ADDRESS]:PORT", who, v);
+            return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s' is not [ADDRESS]:PORT", who, v);
         n = (size_t)(close - v - 1);
         colon = close + 1;
         if (n >= sizeof host)
-            return fail(err, "%s: '%.200s': the address is too long", who, v);
+            return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s': the address is too long", who, v);
         memcpy(host, v + 1, n);
     } else {
         colon = strrchr(v, ':');
         if (!colon)
-            return fail(err, "%s: '%.200s' is not HOST:PORT (e.g. 127.0.0.1:8080)", who, v);
+            return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s' is not HOST:PORT (e.g. 127.0.0.1:8080)", who, v);
         n = (size_t)(colon - v);
         if (memchr(v, ':', n))
-            return fail(err, "%s: '%.200s': an IPv6 address needs brackets, as in [::1]:8080",
+            return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s': an IPv6 address needs brackets, as in [::1]:8080",
                         who, v);
         if (n == 0)
-            return fail(err, "%s: '%.200s' has no host (use 0.0.0.0:PORT or [::]:PORT for "
+            return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s' has no host (use 0.0.0.0:PORT or [::]:PORT for "
                         "every interface)", who, v);
         if (n >= sizeof host)
-            return fail(err, "%s: '%.200s': the host is too long", who, v);
+            return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s': the host is too long", who, v);
         memcpy(host, v, n);
     }
     host[n] = '\0';
     if ((v6 ? check_host6(host) : check_host(host)) != 0)
-        return fail(err, "%s: '%.200s': '%s' is not a valid %s", who, v, host,
+        return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s': '%s' is not a valid %s", who, v, host,
                     v6 ? "IPv6 address" : "host name or IPv4 address");
     if (parse_port(colon + 1, &port) != 0)
-        return fail(err, "%s: '%.200s': the port must be a number from 0 to 65535", who, v);
+        return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s': the port must be a number from 0 to 65535", who, v);
     memcpy(c->listen_host, host, n + 1);
     c->listen_port = port;
     return 0;
 }
 
 /* Printable ASCII without spaces: what an HTTP header value can carry unambiguously. */
-static int check_token(const char *t, const char *who, cfg_error *err)
+static int check_token(const char *t, const char *who, qdq_error *err)
 {
     size_t n = strlen(t);
     if (n == 0)
-        return fail(err, "%s: the token is empty", who);
+        return qdq_fail(err, QDQ_EINVAL, "%s: the token is empty", who);
     if (n >= sizeof ((cfg *)0)->auth_token)
-        return fail(err, "%s: the token is longer than %zu characters", who,
+        return qdq_fail(err, QDQ_EINVAL, "%s: the token is longer than %zu characters", who,
                     sizeof ((cfg *)0)->auth_token - 1);
     for (size_t i = 0; i < n; i++)
         if (t[i] < 0x21 || t[i] > 0x7e)
-            return fail(err, "%s: the token has a space, control or non-ASCII character at "
+            return qdq_fail(err, QDQ_EINVAL, "%s: the token has a space, control or non-ASCII character at "
                         "offset %zu", who, i);
     return 0;
 }
 
 /* Parses value v of option o (spelled `who` in messages) into c. 0, or 1 with err filled. */
-static int apply(cfg *c, const struct opt *o, const char *v, const char *who, cfg_error *err)
+static int apply(cfg *c, const struct opt *o, const char *v, const char *who, qdq_error *err)
 {
     char *field = (char *)c + o->off;
     char range[80];
@@ -365,26 +355,26 @@ static int apply(cfg *c, const struct opt *o, const char *v, const char *who, cf
         return 0;
     }
     if (!*v)
-        return fail(err, "%s: empty value", who);
+        return qdq_fail(err, QDQ_EINVAL, "%s: empty value", who);
     switch (o->kind) {
     case K_LISTEN:
         return parse_listen(c, v, who, err);
     case K_PORT:
         if (parse_port(v, &c->listen_port) != 0)
-            return fail(err, "%s: '%.200s' is not a port number from 0 to 65535", who, v);
+            return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s' is not a port number from 0 to 65535", who, v);
         return 0;
     case K_NUM:
     case K_SIZE:
         rc = parse_uint(v, o->kind == K_SIZE, &u);
         fmt_range(range, sizeof range, o);
         if (rc == 1)
-            return fail(err, "%s: '%.200s' is not a whole number%s", who, v,
+            return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s' is not a whole number%s", who, v,
                         o->kind == K_SIZE ? " (optionally with K, M or G)" : "");
         if (rc == 2)
-            return fail(err, "%s: '%.200s' has an unknown suffix (use K, M or G, 1024-based)",
+            return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s' has an unknown suffix (use K, M or G, 1024-based)",
                         who, v);
         if (rc == 3 || u < o->min || u > o->max)
-            return fail(err, "%s: '%.200s' is out of range (%s)", who, v, range);
+            return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s' is out of range (%s)", who, v, range);
         if (o->size == sizeof(int))
             *(int *)field = (int)u;
         else
@@ -400,7 +390,7 @@ static int apply(cfg *c, const struct opt *o, const char *v, const char *who, cf
             }
             p += k + (p[k] == '|');
         }
-        return fail(err, "%s: '%.200s' is not one of %s", who, v, o->choices);
+        return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s' is not one of %s", who, v, o->choices);
     }
     case K_BOOL: {
         static const char *const on[] = { "on", "true", "yes", "1" };
@@ -411,13 +401,13 @@ static int apply(cfg *c, const struct opt *o, const char *v, const char *who, cf
                 return 0;
             }
         }
-        return fail(err, "%s: '%.200s' is not on or off", who, v);
+        return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s' is not on or off", who, v);
     }
     case K_CONFIG:
     case K_TOKEN_FILE:
     case K_PATH:
         if (strlen(v) >= o->size)
-            return fail(err, "%s: the path '%.100s...' is longer than %zu bytes", who, v,
+            return qdq_fail(err, QDQ_EINVAL, "%s: the path '%.100s...' is longer than %zu bytes", who, v,
                         o->size - 1);
         strcpy(field, v);
         if (o->kind == K_TOKEN_FILE)
@@ -430,14 +420,14 @@ static int apply(cfg *c, const struct opt *o, const char *v, const char *who, cf
 }
 
 /* Applies every value of layer l, in table order, recording where each came from. */
-static int apply_layer(cfg *c, const struct layer *l, struct origin *org, cfg_error *err)
+static int apply_layer(cfg *c, const struct layer *l, struct origin *org, qdq_error *err)
 {
     const struct opt *tok = opt_find("auth-token", 10), *tokf = opt_find("auth-token-file", 15);
     char who[400], who2[400];
     if (l->val[tok - opts] && l->val[tokf - opts]) {
         src_name(who, sizeof who, tok, l->src, l->line[tok - opts], c->config_file);
         src_name(who2, sizeof who2, tokf, l->src, l->line[tokf - opts], c->config_file);
-        return fail(err, "%s and %s are both set: give the token one way", who, who2);
+        return qdq_fail(err, QDQ_EINVAL, "%s and %s are both set: give the token one way", who, who2);
     }
     for (size_t i = 0; i < NOPT; i++) {
         if (!l->val[i] || opts[i].kind == K_CONFIG)
@@ -485,12 +475,12 @@ static char *read_small_file(const char *path, size_t max, size_t *len)
  * A line is blank, a '#' comment, or "key = value"; keys are option names ('_' works as '-');
  * a value may be "double-quoted"; a '#' after whitespace starts a comment.
  */
-static int parse_file(char *text, size_t len, const char *path, struct layer *l, cfg_error *err)
+static int parse_file(char *text, size_t len, const char *path, struct layer *l, qdq_error *err)
 {
     char *line = text, *next;
     int lineno = 0;
     if (memchr(text, '\0', len))
-        return fail(err, "%.300s: contains a NUL byte (not a text file?)", path);
+        return qdq_fail(err, QDQ_EINVAL, "%.300s: contains a NUL byte (not a text file?)", path);
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
         line += 3;
     for (; line; line = next) {
@@ -514,13 +504,13 @@ static int parse_file(char *text, size_t len, const char *path, struct layer *l,
         while (is_space(*p))
             p++;
         if (*p != '=') /* the rest of the line is not echoed: it may be a token */
-            return fail(err, "%.300s:%d: expected 'key = value', but '%s' has no '='", path,
+            return qdq_fail(err, QDQ_EINVAL, "%.300s:%d: expected 'key = value', but '%s' has no '='", path,
                         lineno, key);
         o = opt_find(key, k);
         if (!o)
-            return fail(err, "%.300s:%d: unknown key '%s'", path, lineno, key);
+            return qdq_fail(err, QDQ_EINVAL, "%.300s:%d: unknown key '%s'", path, lineno, key);
         if (o->kind == K_CONFIG)
-            return fail(err, "%.300s:%d: 'config' cannot be set in a config file", path,
+            return qdq_fail(err, QDQ_EINVAL, "%.300s:%d: 'config' cannot be set in a config file", path,
                         lineno);
         for (p++; is_space(*p); p++)
             ;
@@ -528,12 +518,12 @@ static int parse_file(char *text, size_t len, const char *path, struct layer *l,
             v = ++p;
             end = strchr(p, '"');
             if (!end)
-                return fail(err, "%.300s:%d: %s: unterminated quote", path, lineno, o->name);
+                return qdq_fail(err, QDQ_EINVAL, "%.300s:%d: %s: unterminated quote", path, lineno, o->name);
             *end = '\0';
             for (p = end + 1; is_space(*p); p++)
                 ;
             if (*p && *p != '#')
-                return fail(err, "%.300s:%d: %s: text after the closing quote", path, lineno,
+                return qdq_fail(err, QDQ_EINVAL, "%.300s:%d: %s: text after the closing quote", path, lineno,
                             o->name);
         } else {
             v = p;
@@ -544,7 +534,7 @@ static int parse_file(char *text, size_t len, const char *path, struct layer *l,
             *end = '\0';
         }
         if (l->val[o - opts])
-            return fail(err, "%.300s:%d: %s is repeated (first set on line %d)", path, lineno,
+            return qdq_fail(err, QDQ_EINVAL, "%.300s:%d: %s is repeated (first set on line %d)", path, lineno,
                         o->name, l->line[o - opts]);
         l->val[o - opts] = v;
         l->line[o - opts] = lineno;
@@ -553,7 +543,7 @@ static int parse_file(char *text, size_t len, const char *path, struct layer *l,
 }
 
 /* Fills l from argv. 0; 1 with err filled; 2 for --help; 3 for --version. */
-static int scan_flags(int argc, char **argv, struct layer *l, cfg_error *err)
+static int scan_flags(int argc, char **argv, struct layer *l, qdq_error *err)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *name = a + 2, *eq;
@@ -565,28 +555,28 @@ static int scan_flags(int argc, char **argv, struct layer *l, cfg_error *err)
             return 3;
         if (strcmp(a, "--") == 0) {
             if (i + 1 < argc)
-                return fail(err, "unexpected argument '%.200s'", argv[i + 1]);
+                return qdq_fail(err, QDQ_EINVAL, "unexpected argument '%.200s'", argv[i + 1]);
             break;
         }
         if (a[0] != '-')
-            return fail(err, "unexpected argument '%.200s' (options start with --)", a);
+            return qdq_fail(err, QDQ_EINVAL, "unexpected argument '%.200s' (options start with --)", a);
         if (a[1] != '-')
-            return fail(err, "unknown option '%.200s'", a);
+            return qdq_fail(err, QDQ_EINVAL, "unknown option '%.200s'", a);
         eq = strchr(name, '=');
         n = eq ? (size_t)(eq - name) : strlen(name);
         o = opt_find(name, n);
         if (!o) {
             if ((n == 4 && memcmp(name, "help", 4) == 0) ||
                 (n == 7 && memcmp(name, "version", 7) == 0))
-                return fail(err, "option '--%.*s' takes no value", (int)n, name);
-            return fail(err, "unknown option '--%.*s'", (int)(n > 200 ? 200 : n), name);
+                return qdq_fail(err, QDQ_EINVAL, "option '--%.*s' takes no value", (int)n, name);
+            return qdq_fail(err, QDQ_EINVAL, "unknown option '--%.*s'", (int)(n > 200 ? 200 : n), name);
         }
         if (eq)
             l->val[o - opts] = eq + 1;
         else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
             l->val[o - opts] = argv[++i];
         else
-            return fail(err, "option '--%s' needs a value", o->name);
+            return qdq_fail(err, QDQ_EINVAL, "option '--%s' needs a value", o->name);
     }
     return 0;
 }
@@ -608,28 +598,28 @@ static void scan_env(char **envp, struct layer *l)
 }
 
 /* A file another program will open later: it must exist, be readable, and not be a directory. */
-static int check_readable(const char *path, const char *who, cfg_error *err)
+static int check_readable(const char *path, const char *who, qdq_error *err)
 {
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, "%s: cannot read '%.300s': %s", who, path, strerror(errno));
+        return qdq_fail(err, QDQ_EINVAL, "%s: cannot read '%.300s': %s", who, path, strerror(errno));
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         close(fd);
-        return fail(err, "%s: '%.300s' is a directory", who, path);
+        return qdq_fail(err, QDQ_EINVAL, "%s: '%.300s' is a directory", who, path);
     }
     close(fd);
     return 0;
 }
 
 /* Reads c->auth_token from c->auth_token_file: its first line, surrounding space removed. */
-static int read_token_file(cfg *c, const char *who, cfg_error *err)
+static int read_token_file(cfg *c, const char *who, qdq_error *err)
 {
     size_t len, b = 0, e;
     char *text = read_small_file(c->auth_token_file, 64 * KiB, &len);
     int rc;
     if (!text)
-        return fail(err, "%s: cannot read '%.300s': %s", who, c->auth_token_file,
+        return qdq_fail(err, QDQ_EINVAL, "%s: cannot read '%.300s': %s", who, c->auth_token_file,
                     errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
     e = strcspn(text, "\n");
     while (b < e && is_space(text[b]))
@@ -638,7 +628,7 @@ static int read_token_file(cfg *c, const char *who, cfg_error *err)
         e--;
     text[e] = '\0';
     if (b == e)
-        rc = fail(err, "%s: '%.300s' holds no token on its first line", who,
+        rc = qdq_fail(err, QDQ_EINVAL, "%s: '%.300s' holds no token on its first line", who,
                   c->auth_token_file);
     else if ((rc = check_token(text + b, who, err)) == 0)
         strcpy(c->auth_token, text + b);
@@ -648,7 +638,7 @@ static int read_token_file(cfg *c, const char *who, cfg_error *err)
 }
 
 /* The checks that involve more than one option, or files, once every layer is applied. */
-static int check_final(cfg *c, const struct origin *org, cfg_error *err)
+static int check_final(cfg *c, const struct origin *org, qdq_error *err)
 {
     const struct opt *cert = opt_find("tls-cert", 8), *key = opt_find("tls-key", 7);
     const struct opt *tokf = opt_find("auth-token-file", 15);
@@ -658,7 +648,7 @@ static int check_final(cfg *c, const struct origin *org, cfg_error *err)
                         c->config_file)
     if (!c->tls_cert[0] != !c->tls_key[0]) {
         WHO(c->tls_cert[0] ? cert : key);
-        return fail(err, "%s is set but %s is not: TLS needs both a certificate and a key", who,
+        return qdq_fail(err, QDQ_EINVAL, "%s is set but %s is not: TLS needs both a certificate and a key", who,
                     c->tls_cert[0] ? "tls-key" : "tls-cert");
     }
     if (c->tls_cert[0]) {
@@ -676,7 +666,7 @@ static int check_final(cfg *c, const struct origin *org, cfg_error *err)
     }
     if (c->max_connections < c->http_threads) {
         WHO(conns);
-        return fail(err, "%s: %d is less than http-threads (%d): libmicrohttpd shares the "
+        return qdq_fail(err, QDQ_EINVAL, "%s: %d is less than http-threads (%d): libmicrohttpd shares the "
                     "connections among its threads", who, c->max_connections, c->http_threads);
     }
 #undef WHO
@@ -714,7 +704,7 @@ void cfg_defaults(cfg *c)
     c->access_log = 1;
 }
 
-static int load(cfg *c, int argc, char **argv, char **envp, FILE *out, cfg_error *err)
+static int load(cfg *c, int argc, char **argv, char **envp, FILE *out, qdq_error *err)
 {
     struct layer flags = { .src = L_FLAG }, env = { .src = L_ENV }, file = { .src = L_FILE };
     struct origin org;
@@ -745,7 +735,7 @@ static int load(cfg *c, int argc, char **argv, char **envp, FILE *out, cfg_error
             return 1;
         text = read_small_file(path, 1 * MiB, &len);
         if (!text)
-            return fail(err, "%s: cannot read '%.300s': %s", who, path,
+            return qdq_fail(err, QDQ_EINVAL, "%s: cannot read '%.300s': %s", who, path,
                         errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
         rc = parse_file(text, len, c->config_file, &file, err);
         if (rc == 0)
@@ -759,13 +749,13 @@ static int load(cfg *c, int argc, char **argv, char **envp, FILE *out, cfg_error
     return check_final(c, &org, err);
 }
 
-int cfg_load(cfg *c, int argc, char **argv, char **envp, FILE *out, cfg_error *err)
+int cfg_load(cfg *c, int argc, char **argv, char **envp, FILE *out, qdq_error *err)
 {
-    cfg_error local;
+    qdq_error local;
     int rc;
     if (!err)
         err = &local;
-    err->msg[0] = '\0';
+    memset(err, 0, sizeof *err);
     rc = load(c, argc, argv, envp, out, err);
     if (rc == 1)
         memset(c, 0, sizeof *c);

@@ -28,6 +28,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "qdq.h"
+
 #ifndef QDQ_SERVER_VERSION
 #define QDQ_SERVER_VERSION "0.1.0"
 #endif
@@ -82,10 +84,6 @@ typedef struct cfg {
     char config_file[1024];    /* --config / QDQ_CONFIG: the file that was read, or "" */
 } cfg;
 
-typedef struct cfg_error {
-    char msg[512];
-} cfg_error;
-
 /* Fills c with the defaults (the worker counts from the number of online cores). */
 void cfg_defaults(cfg *c);
 
@@ -104,7 +102,7 @@ void cfg_defaults(cfg *c);
  * reported at startup with the option's name. The token file is read here; the TLS files are
  * not (the server loads them).
  */
-int cfg_load(cfg *c, int argc, char **argv, char **envp, FILE *out, cfg_error *err);
+int cfg_load(cfg *c, int argc, char **argv, char **envp, FILE *out, qdq_error *err);
 
 /* Writes the --help text: every option, its environment variable, range, default, meaning. */
 void cfg_usage(FILE *out, const char *prog);

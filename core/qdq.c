@@ -19,18 +19,6 @@
 #include "kernels.h"
 #include "qdq_half.h"
 
-static int fail(qdq_error *err, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        err->code = QDQ_EINVAL;
-    }
-    return QDQ_EINVAL;
-}
-
 size_t qdq_dtype_size(qdq_dtype dtype)
 {
     switch (dtype) {
@@ -98,26 +86,26 @@ int qdq_plan_init(qdq_plan *plan, qdq_dtype dtype, const int64_t *dims, int rank
 {
     memset(plan, 0, sizeof *plan);
     if (qdq_dtype_size(dtype) == 0)
-        return fail(err, "dtype is not supported: %d", (int)dtype);
+        return qdq_fail(err, QDQ_EINVAL, "dtype is not supported: %d", (int)dtype);
     if (a->num_bits < 1 || a->num_bits > (a->signed_input ? 61 : 62))
-        return fail(err, "num_bits is out of range: %d with signed_input_ %d (allowed: 1..%d)",
+        return qdq_fail(err, QDQ_EINVAL, "num_bits is out of range: %d with signed_input_ %d (allowed: 1..%d)",
                     a->num_bits, a->signed_input ? 1 : 0, a->signed_input ? 61 : 62);
     if (a->round_mode != QDQ_HALF_TO_EVEN && a->round_mode != QDQ_HALF_UP)
-        return fail(err, "round_mode must be HALF_TO_EVEN or HALF_UP (got %d)", a->round_mode);
+        return qdq_fail(err, QDQ_EINVAL, "round_mode must be HALF_TO_EVEN or HALF_UP (got %d)", a->round_mode);
     if (a->axis < -1)
-        return fail(err, "axis must be at least -1. Found %" PRId64, a->axis);
+        return qdq_fail(err, QDQ_EINVAL, "axis must be at least -1. Found %" PRId64, a->axis);
     if (rank < 0)
-        return fail(err, "rank must be at least 0 (got %d)", rank);
+        return qdq_fail(err, QDQ_EINVAL, "rank must be at least 0 (got %d)", rank);
     if (a->axis >= rank)
-        return fail(err, "Shape must be at least rank %llu but is rank %d",
+        return qdq_fail(err, QDQ_EINVAL, "Shape must be at least rank %llu but is rank %d",
                     (unsigned long long)a->axis + 1, rank);
     uint64_t count = 1, outer = 1, inner = 1, channels = 1;
     for (int i = 0; i < rank; i++) {
         if (dims[i] < 0)
-            return fail(err, "dims[%d] must be at least 0 (got %" PRId64 ")", i, dims[i]);
+            return qdq_fail(err, QDQ_EINVAL, "dims[%d] must be at least 0 (got %" PRId64 ")", i, dims[i]);
         uint64_t d = (uint64_t)dims[i];
         if (d != 0 && count > UINT64_MAX / d)
-            return fail(err, "element count overflows 64 bits at dims[%d] = %" PRId64, i, dims[i]);
+            return qdq_fail(err, QDQ_EINVAL, "element count overflows 64 bits at dims[%d] = %" PRId64, i, dims[i]);
         count *= d;
     }
     if (a->axis >= 0) {
@@ -125,7 +113,7 @@ int qdq_plan_init(qdq_plan *plan, qdq_dtype dtype, const int64_t *dims, int rank
             outer *= (uint64_t)dims[i];
         channels = (uint64_t)dims[a->axis];
         if (channels > SIZE_MAX / 64) /* the accumulator and parameter blocks must be sizable */
-            return fail(err, "dims[%" PRId64 "] = %" PRIu64 " channels is too many for axis %"
+            return qdq_fail(err, QDQ_EINVAL, "dims[%" PRId64 "] = %" PRIu64 " channels is too many for axis %"
                         PRId64, a->axis, channels, a->axis);
         for (int i = (int)a->axis + 1; i < rank; i++)
             inner *= (uint64_t)dims[i];
@@ -422,15 +410,15 @@ int qdq_params_given(const qdq_plan *p, const void *min, size_t n_min, const voi
     bool dbl = p->dtype == QDQ_FLOAT64;
     if (p->attrs.axis < 0) {
         if (n_min != 1)
-            return fail(err, "input_min must be a scalar when axis is -1 (got %zu values)", n_min);
+            return qdq_fail(err, QDQ_EINVAL, "input_min must be a scalar when axis is -1 (got %zu values)", n_min);
         if (n_max != 1)
-            return fail(err, "input_max must be a scalar when axis is -1 (got %zu values)", n_max);
+            return qdq_fail(err, QDQ_EINVAL, "input_max must be a scalar when axis is -1 (got %zu values)", n_max);
     } else {
         if (n_min != C)
-            return fail(err, "input_min_tensor has incorrect size, was %zu expected %" PRIu64
+            return qdq_fail(err, QDQ_EINVAL, "input_min_tensor has incorrect size, was %zu expected %" PRIu64
                         " to match dim %" PRId64 " of the input", n_min, C, p->attrs.axis);
         if (n_max != C)
-            return fail(err, "input_max_tensor has incorrect size, was %zu expected %" PRIu64
+            return qdq_fail(err, QDQ_EINVAL, "input_max_tensor has incorrect size, was %zu expected %" PRIu64
                         " to match dim %" PRId64 " of the input", n_max, C, p->attrs.axis);
     }
     /* The bounds, widened to T (exact), go to the block's in_min and in_max and are checked
@@ -462,7 +450,7 @@ int qdq_params_given(const qdq_plan *p, const void *min, size_t n_min, const voi
             char a[40], b[40], where[48] = "";
             if (p->attrs.axis >= 0)
                 snprintf(where, sizeof where, " at channel %" PRIu64, c);
-            return fail(err, "Invalid range: input_min %s > input_max %s%s",
+            return qdq_fail(err, QDQ_EINVAL, "Invalid range: input_min %s > input_max %s%s",
                         bound_str(a, sizeof a, l, dbl), bound_str(b, sizeof b, h, dbl), where);
         }
     }

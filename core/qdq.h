@@ -23,6 +23,7 @@
 #ifndef QDQ_H
 #define QDQ_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,10 +46,23 @@ enum {
     QDQ_EINVAL = 1, /* an attribute, shape or range the op rejects */
 };
 
+/*
+ * A failure: a status code (these, and proto's beyond them: proto/status.h maps each to HTTP and
+ * gRPC) and a message naming the field, the value and the limit. Callers zero it before use.
+ */
 typedef struct qdq_error {
     int code;
-    char msg[256];
+    char msg[512];
 } qdq_error;
+
+/*
+ * Records a failure in err (which may be NULL) unless one is recorded already: the first failure
+ * found is the one reported, whoever finds a second. Returns the recorded code, so that
+ * `return qdq_fail(err, QDQ_EINVAL, "...", ...)` passes it up. Every layer uses this one.
+ */
+int qdq_fail(qdq_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int qdq_vfail(qdq_error *err, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* The op's attributes, with TensorFlow's names and defaults (QDQ_ATTRS_DEFAULT). */
 typedef struct qdq_attrs {

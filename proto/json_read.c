@@ -49,17 +49,6 @@ typedef struct tensor {
     char scratch[8];
 } tensor;
 
-__attribute__((format(printf, 3, 4)))
-static int fail(reader *r, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->err->msg, sizeof r->err->msg, fmt, ap);
-    va_end(ap);
-    r->err->code = code;
-    return code;
-}
-
 static size_t off(const reader *r) { return (size_t)(r->p - r->base); }
 static int peek(const reader *r) { return r->p < r->end ? (unsigned char)*r->p : -1; }
 
@@ -94,7 +83,7 @@ static const char *got(const reader *r, char *tmp, size_t n)
 static int type_error(reader *r, const char *key, const char *expected)
 {
     char tmp[16];
-    return fail(r, QDQ_EINVAL, "%s: expected %s, got %s at byte %zu", key, expected,
+    return qdq_fail(r->err, QDQ_EINVAL, "%s: expected %s, got %s at byte %zu", key, expected,
                 got(r, tmp, sizeof tmp), off(r));
 }
 
@@ -102,7 +91,7 @@ static int type_error(reader *r, const char *key, const char *expected)
 static int enter(reader *r, int depth)
 {
     if (depth > r->lim.max_depth)
-        return fail(r, PROTO_ETOOBIG, "nesting depth %d at byte %zu exceeds max_depth %d", depth,
+        return qdq_fail(r->err, PROTO_ETOOBIG, "nesting depth %d at byte %zu exceeds max_depth %d", depth,
                     off(r), r->lim.max_depth);
     return 0;
 }
@@ -162,7 +151,7 @@ static int read_string(reader *r, const char *what, char *out, size_t cap, size_
         *raw = r->p;
     for (;;) {
         if (r->p >= r->end)
-            return fail(r, QDQ_EINVAL, "invalid JSON: %s: unterminated string starting at byte %zu", what,
+            return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: unterminated string starting at byte %zu", what,
                         (size_t)(start - r->base));
         unsigned char c = (unsigned char)*r->p;
         if (c == '"')
@@ -170,11 +159,11 @@ static int read_string(reader *r, const char *what, char *out, size_t cap, size_
         char tmp[4];
         size_t k;
         if (c < 0x20)
-            return fail(r, QDQ_EINVAL, "invalid JSON: %s: control character 0x%02x in a string at byte %zu "
+            return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: control character 0x%02x in a string at byte %zu "
                         "(escape it)", what, c, off(r));
         if (c == '\\') {
             if (r->end - r->p < 2)
-                return fail(r, QDQ_EINVAL, "invalid JSON: %s: unterminated string starting at byte %zu", what,
+                return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: unterminated string starting at byte %zu", what,
                             (size_t)(start - r->base));
             char e = r->p[1];
             const char *simple = strchr("\"\\/bfnrt", e);
@@ -185,15 +174,15 @@ static int read_string(reader *r, const char *what, char *out, size_t cap, size_
             } else if (e == 'u') {
                 int cp = r->end - r->p >= 6 ? hex4(r->p + 2) : -1;
                 if (cp < 0)
-                    return fail(r, QDQ_EINVAL, "invalid JSON: %s: bad \\u escape at byte %zu", what, off(r));
+                    return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: bad \\u escape at byte %zu", what, off(r));
                 if (cp >= 0xdc00 && cp <= 0xdfff)
-                    return fail(r, QDQ_EINVAL, "invalid JSON: %s: lone low surrogate \\u%04x at byte %zu", what,
+                    return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: lone low surrogate \\u%04x at byte %zu", what,
                                 (unsigned)cp, off(r));
                 if (cp >= 0xd800 && cp <= 0xdbff) {
                     int lo = r->end - r->p >= 12 && r->p[6] == '\\' && r->p[7] == 'u'
                                  ? hex4(r->p + 8) : -1;
                     if (lo < 0xdc00 || lo > 0xdfff)
-                        return fail(r, QDQ_EINVAL, "invalid JSON: %s: high surrogate \\u%04x without a low "
+                        return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: high surrogate \\u%04x without a low "
                                     "one at byte %zu", what, (unsigned)cp, off(r));
                     cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                     r->p += 6;
@@ -201,13 +190,13 @@ static int read_string(reader *r, const char *what, char *out, size_t cap, size_
                 k = put_utf8(tmp, (unsigned)cp);
                 r->p += 6;
             } else {
-                return fail(r, QDQ_EINVAL, "invalid JSON: %s: invalid escape '\\%c' at byte %zu", what,
+                return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: invalid escape '\\%c' at byte %zu", what,
                             e >= 0x20 && e < 0x7f ? e : '?', off(r));
             }
         } else {
             k = proto_utf8_len((const unsigned char *)r->p, (size_t)(r->end - r->p));
             if (!k)
-                return fail(r, QDQ_EINVAL, "invalid JSON: %s: invalid UTF-8 in a string at byte %zu", what,
+                return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: invalid UTF-8 in a string at byte %zu", what,
                             off(r));
             memcpy(tmp, r->p, k);
             r->p += k;
@@ -275,12 +264,12 @@ static int read_int(reader *r, const char *key, int64_t lo, int64_t hi, int64_t 
     }
     char tmp[48];
     if (q < r->end && (*q == '.' || *q == 'e' || *q == 'E'))
-        return fail(r, QDQ_EINVAL, "%s: expected an integer, got a number with a fraction or "
+        return qdq_fail(r->err, QDQ_EINVAL, "%s: expected an integer, got a number with a fraction or "
                     "exponent at byte %zu", key, off(r));
     if (*digits == '0' && q - digits > 1)
-        return fail(r, QDQ_EINVAL, "invalid JSON: %s: invalid number (leading zero) at byte %zu", key, off(r));
+        return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: invalid number (leading zero) at byte %zu", key, off(r));
     if (big || (neg ? v > (uint64_t)-(lo + 1) + 1 : v > (uint64_t)hi) || (neg && v && lo >= 0))
-        return fail(r, QDQ_EINVAL, "%s: %s is out of range [%lld, %lld]", key,
+        return qdq_fail(r->err, QDQ_EINVAL, "%s: %s is out of range [%lld, %lld]", key,
                     printable(tmp, s, (size_t)(q - s)), (long long)lo, (long long)hi);
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
     r->p = q;
@@ -312,10 +301,10 @@ static int bad_number(reader *r, const char *where)
         size_t n = 0;
         while (r->p + n < r->end && !strchr(",]} \t\r\n", r->p[n]) && n < 41)
             n++;
-        return fail(r, QDQ_EINVAL, "invalid JSON: %s: invalid number '%s' at byte %zu", where,
+        return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: invalid number '%s' at byte %zu", where,
                     printable(tmp, r->p, n), off(r));
     }
-    return fail(r, QDQ_EINVAL, "%s: expected a number, got %s at byte %zu", where,
+    return qdq_fail(r->err, QDQ_EINVAL, "%s: expected a number, got %s at byte %zu", where,
                 got(r, g, sizeof g), off(r));
 }
 
@@ -332,7 +321,7 @@ static int grow(reader *r, tensor *t, const char *name)
         cap = t->count + 1;
     char *p = realloc(t->data, (size_t)cap * qdq_dtype_size(t->dtype));
     if (!p)
-        return fail(r, PROTO_ENOMEM, "%s: out of memory for %llu elements", name,
+        return qdq_fail(r->err, PROTO_ENOMEM, "%s: out of memory for %llu elements", name,
                     (unsigned long long)cap);
     t->data = p;
     t->cap = cap;
@@ -344,7 +333,7 @@ static inline int read_element(reader *r, tensor *t, const char *name, const int
 {
     char where[256];
     if (t->count >= r->lim.max_elements)
-        return fail(r, PROTO_ETOOBIG, "%s has more than %llu elements (max_elements)", name,
+        return qdq_fail(r->err, PROTO_ETOOBIG, "%s has more than %llu elements (max_elements)", name,
                     (unsigned long long)r->lim.max_elements);
     if (t->store && t->count == t->cap && grow(r, t, name))
         return r->err->code;
@@ -355,7 +344,7 @@ static inline int read_element(reader *r, tensor *t, const char *name, const int
         return bad_number(r, path(where, sizeof where, name, idx, d));
     if (t->store && is_inf(t->dtype, dst, i) && r->p[0] != 'I' && r->p[1] != 'I') {
         char tmp[48];
-        return fail(r, QDQ_EINVAL, "%s: %s is out of range for %s", path(where, sizeof where,
+        return qdq_fail(r->err, QDQ_EINVAL, "%s: %s is out of range for %s", path(where, sizeof where,
                     name, idx, d), printable(tmp, r->p, k), qdq_dtype_name(t->dtype));
     }
     r->p += k;
@@ -390,17 +379,17 @@ static int read_tensor(reader *r, const char *name, int depth0, tensor *t)
         if (want_value && c == '[') {
             if (rank >= 0 && d >= rank) {
                 if (rank_from_number)
-                    return fail(r, QDQ_EINVAL, "%s is ragged: %s is an array but %s is a number",
+                    return qdq_fail(r->err, QDQ_EINVAL, "%s is ragged: %s is an array but %s is a number",
                                 name, path(pa, sizeof pa, name, idx, d),
                                 path(pb, sizeof pb, name, NULL, d));
-                return fail(r, QDQ_EINVAL, "%s is ragged: %s is an array but %s is empty", name,
+                return qdq_fail(r->err, QDQ_EINVAL, "%s is ragged: %s is an array but %s is empty", name,
                             path(pa, sizeof pa, name, idx, d),
                             path(pb, sizeof pb, name, NULL, rank - 1));
             }
             if (enter(r, depth0 + d + 1))
                 return r->err->code;
             if (d + 1 > r->lim.max_rank)
-                return fail(r, PROTO_ETOOBIG, "%s: rank %d at byte %zu exceeds max_rank %d",
+                return qdq_fail(r->err, PROTO_ETOOBIG, "%s: rank %d at byte %zu exceeds max_rank %d",
                             name, d + 1, off(r), r->lim.max_rank);
             r->p++;
             idx[d++] = 0;
@@ -412,7 +401,7 @@ static int read_tensor(reader *r, const char *name, int depth0, tensor *t)
                 rank = d;
                 rank_from_number = true;
             } else if (d < rank) {
-                return fail(r, QDQ_EINVAL, "%s is ragged: %s is a number but %s is an array",
+                return qdq_fail(r->err, QDQ_EINVAL, "%s is ragged: %s is a number but %s is an array",
                             name, path(pa, sizeof pa, name, idx, d),
                             path(pb, sizeof pb, name, NULL, d));
             }
@@ -435,7 +424,7 @@ static int read_tensor(reader *r, const char *name, int depth0, tensor *t)
             continue;
         }
         if (want_value && after_comma)
-            return fail(r, QDQ_EINVAL, "invalid JSON: %s: trailing comma before ']' at byte %zu",
+            return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: trailing comma before ']' at byte %zu",
                         path(pa, sizeof pa, name, idx, d), off(r));
         if (!want_value && c == ',') {
             r->p++;
@@ -444,7 +433,7 @@ static int read_tensor(reader *r, const char *name, int depth0, tensor *t)
         }
         if (c != ']') {
             char g[16];
-            return fail(r, QDQ_EINVAL, "invalid JSON: %s: expected ',' or ']' after an element, got %s at "
+            return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: expected ',' or ']' after an element, got %s at "
                         "byte %zu", path(pa, sizeof pa, name, idx, d), got(r, g, sizeof g),
                         off(r));
         }
@@ -456,7 +445,7 @@ static int read_tensor(reader *r, const char *name, int depth0, tensor *t)
             if (rank < 0)
                 rank = d; /* an empty array on the leftmost path */
         } else if (t->dims[k] != idx[k]) {
-            return fail(r, QDQ_EINVAL, "%s is ragged: dims[%d] is %lld at %s but %lld at %s",
+            return qdq_fail(r->err, QDQ_EINVAL, "%s is ragged: dims[%d] is %lld at %s but %lld at %s",
                         name, k, (long long)t->dims[k], path(pb, sizeof pb, name, NULL, k),
                         (long long)idx[k], path(pa, sizeof pa, name, idx, k));
         }
@@ -510,13 +499,13 @@ static int read_key(reader *r, const char *where, const char *const *names, int 
     for (int i = 0; i < n; i++)
         if (len == strlen(names[i]) && !memcmp(key, names[i], len)) {
             if (*seen & 1u << i)
-                return fail(r, QDQ_EINVAL, "duplicate key '%s' in %s at byte %zu", names[i],
+                return qdq_fail(r->err, QDQ_EINVAL, "duplicate key '%s' in %s at byte %zu", names[i],
                             where, at);
             *seen |= 1u << i;
             *which = i;
             skip_ws(r);
             if (peek(r) != ':')
-                return fail(r, QDQ_EINVAL, "invalid JSON: expected ':' after '%s' at byte %zu", names[i],
+                return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: expected ':' after '%s' at byte %zu", names[i],
                             off(r));
             r->p++;
             skip_ws(r);
@@ -526,7 +515,7 @@ static int read_key(reader *r, const char *where, const char *const *names, int 
     size_t k = 0;
     for (int i = 0; i < n; i++)
         k += (size_t)snprintf(expected + k, sizeof expected - k, "%s%s", i ? ", " : "", names[i]);
-    return fail(r, QDQ_EINVAL, "unknown key '%s' in %s at byte %zu (expected one of: %s)",
+    return qdq_fail(r->err, QDQ_EINVAL, "unknown key '%s' in %s at byte %zu (expected one of: %s)",
                 printable(tmp, key, len < sizeof key - 1 ? len : sizeof key - 1), where, at,
                 expected);
 }
@@ -540,7 +529,7 @@ static int after_member(reader *r, const char *where, int *done)
         r->p++;
         skip_ws(r);
         if (peek(r) == '}')
-            return fail(r, QDQ_EINVAL, "invalid JSON: %s: trailing comma before '}' at byte %zu", where, off(r));
+            return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: trailing comma before '}' at byte %zu", where, off(r));
         *done = 0;
         return 0;
     }
@@ -550,7 +539,7 @@ static int after_member(reader *r, const char *where, int *done)
         return 0;
     }
     char g[16];
-    return fail(r, QDQ_EINVAL, "invalid JSON: %s: expected ',' or '}' after a member, got %s at byte %zu",
+    return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: expected ',' or '}' after a member, got %s at byte %zu",
                 where, got(r, g, sizeof g), off(r));
 }
 
@@ -574,11 +563,11 @@ static int read_shape(reader *r, int depth, pending *pd)
         char key[32];
         snprintf(key, sizeof key, "input.shape[%d]", pd->shape_rank);
         if (pd->shape_rank >= r->lim.max_rank)
-            return fail(r, PROTO_ETOOBIG, "input.shape: rank %d exceeds max_rank %d",
+            return qdq_fail(r->err, PROTO_ETOOBIG, "input.shape: rank %d exceeds max_rank %d",
                         pd->shape_rank + 1, r->lim.max_rank);
         int64_t v;
         if (peek(r) == '-' && r->p + 1 < r->end && r->p[1] >= '0' && r->p[1] <= '9')
-            return fail(r, QDQ_EINVAL, "%s: expected a non-negative integer, got a negative "
+            return qdq_fail(r->err, QDQ_EINVAL, "%s: expected a non-negative integer, got a negative "
                         "number at byte %zu", key, off(r));
         if (read_int(r, key, 0, INT64_MAX, &v))
             return r->err->code;
@@ -597,15 +586,15 @@ static int read_shape(reader *r, int depth, pending *pd)
         skip_ws(r);
     }
     if (overflow)
-        return fail(r, PROTO_ETOOBIG, "input.shape: more than 2^64 elements (max_elements %llu)",
+        return qdq_fail(r->err, PROTO_ETOOBIG, "input.shape: more than 2^64 elements (max_elements %llu)",
                     (unsigned long long)r->lim.max_elements);
     if (pd->shape_count > r->lim.max_elements)
-        return fail(r, PROTO_ETOOBIG, "input.shape: %llu elements exceed max_elements %llu",
+        return qdq_fail(r->err, PROTO_ETOOBIG, "input.shape: %llu elements exceed max_elements %llu",
                     (unsigned long long)pd->shape_count, (unsigned long long)r->lim.max_elements);
     /* A zero dimension makes the product 0 whatever the others are: bound each one too. */
     for (int i = 0; i < pd->shape_rank; i++)
         if ((uint64_t)pd->shape[i] > r->lim.max_elements)
-            return fail(r, PROTO_ETOOBIG, "input.shape[%d]: %lld exceeds max_elements %llu", i,
+            return qdq_fail(r->err, PROTO_ETOOBIG, "input.shape[%d]: %lld exceeds max_elements %llu", i,
                         (long long)pd->shape[i], (unsigned long long)r->lim.max_elements);
     return 0;
 }
@@ -639,7 +628,7 @@ static int read_bound(reader *r, const char *key, int depth, qdq_dtype dtype, vo
                 if (peek(r) == '[')
                     return type_error(r, key, "numbers in a flat array");
                 if (out && t.count >= t.cap)
-                    return fail(r, QDQ_EINVAL, "%s changed length", key); /* cannot happen */
+                    return qdq_fail(r->err, QDQ_EINVAL, "%s changed length", key); /* cannot happen */
                 if (read_element(r, &t, key, &i, 1))
                     return r->err->code;
                 skip_ws(r);
@@ -687,14 +676,14 @@ static int decode_b64(reader *r, const char *s, const char *e, char *out, uint64
     if (memchr(s, '\\', (size_t)(e - s))) { /* rare: unescape "\/" into a copy */
         tmp = malloc((size_t)(e - s));
         if (!tmp)
-            return fail(r, PROTO_ENOMEM, "input.b64: out of memory");
+            return qdq_fail(r->err, PROTO_ENOMEM, "input.b64: out of memory");
         size_t k = 0;
         for (const char *q = s; q < e; q++) {
             if (*q == '\\' && q + 1 < e && q[1] == '/')
                 q++;
             else if (*q == '\\') {
                 free(tmp);
-                return fail(r, QDQ_EINVAL, "input.b64: invalid base64 character (an escape) at "
+                return qdq_fail(r->err, QDQ_EINVAL, "input.b64: invalid base64 character (an escape) at "
                             "byte %zu", (size_t)(q - r->base));
             }
             tmp[k++] = *q;
@@ -705,7 +694,7 @@ static int decode_b64(reader *r, const char *s, const char *e, char *out, uint64
     size_t n = (size_t)(e - s), pad = 0;
     int rc = 0;
     if (n % 4) {
-        rc = fail(r, QDQ_EINVAL, "input.b64: length %zu is not a multiple of 4 (standard base64 "
+        rc = qdq_fail(r->err, QDQ_EINVAL, "input.b64: length %zu is not a multiple of 4 (standard base64 "
                   "with padding)", n);
         goto out;
     }
@@ -720,7 +709,7 @@ static int decode_b64(reader *r, const char *s, const char *e, char *out, uint64
                                   (long long)pd->shape[i]);
         if (k < sizeof shp)
             snprintf(shp + k, sizeof shp - k, "]");
-        rc = fail(r, QDQ_EINVAL, "input.b64 decodes to %llu bytes but shape %s of %s needs %llu "
+        rc = qdq_fail(r->err, QDQ_EINVAL, "input.b64 decodes to %llu bytes but shape %s of %s needs %llu "
                   "(%llu elements of %zu bytes)", (unsigned long long)have, shp,
                   qdq_dtype_name(dtype), (unsigned long long)want,
                   (unsigned long long)pd->shape_count, qdq_dtype_size(dtype));
@@ -733,7 +722,7 @@ static int decode_b64(reader *r, const char *s, const char *e, char *out, uint64
             unsigned char c = (unsigned char)s[i + j];
             v[j] = b64_val[c];
             if (v[j] < 0 && !(c == '=' && i + 4 == n && j >= 4 - (int)pad)) {
-                rc = fail(r, QDQ_EINVAL, "input.b64: invalid base64 character %s%c%s at offset "
+                rc = qdq_fail(r->err, QDQ_EINVAL, "input.b64: invalid base64 character %s%c%s at offset "
                           "%zu of the string", c >= 0x20 && c < 0x7f ? "'" : "(byte ",
                           c >= 0x20 && c < 0x7f ? c : '?', c >= 0x20 && c < 0x7f ? "'" : ")",
                           i + (size_t)j);
@@ -785,7 +774,7 @@ static int read_input_object(reader *r, proto_request *req, pending *pd)
     r->p++;
     skip_ws(r);
     if (peek(r) == '}')
-        return fail(r, QDQ_EINVAL, "input: the object is empty (expected data or b64, with "
+        return qdq_fail(r->err, QDQ_EINVAL, "input: the object is empty (expected data or b64, with "
                     "dtype and shape)");
     int rc = 0;
     while (!done) {
@@ -802,7 +791,7 @@ static int read_input_object(reader *r, proto_request *req, pending *pd)
             if ((rc = read_string(r, "input.dtype", name, sizeof name, &len, NULL, NULL)))
                 goto out;
             if (len > sizeof name || proto_dtype_parse(name, len, &t.dtype)) {
-                rc = fail(r, QDQ_EINVAL, "input.dtype: unknown dtype '%s' (expected float32, "
+                rc = qdq_fail(r->err, QDQ_EINVAL, "input.dtype: unknown dtype '%s' (expected float32, "
                           "float64, float16, half, bfloat16, FP32, FP64, FP16 or BF16)",
                           printable(tmp, name, len < sizeof name ? len : sizeof name));
                 goto out;
@@ -838,23 +827,23 @@ static int read_input_object(reader *r, proto_request *req, pending *pd)
             goto out;
     }
     if ((seen & 1u << I_DATA) && (seen & 1u << I_B64)) {
-        rc = fail(r, QDQ_EINVAL, "input: give either data or b64, not both");
+        rc = qdq_fail(r->err, QDQ_EINVAL, "input: give either data or b64, not both");
         goto out;
     }
     if (!(seen & (1u << I_DATA | 1u << I_B64))) {
-        rc = fail(r, QDQ_EINVAL, "input: missing data or b64");
+        rc = qdq_fail(r->err, QDQ_EINVAL, "input: missing data or b64");
         goto out;
     }
     req->dtype = t.dtype;
     size_t isz = qdq_dtype_size(t.dtype);
     if (seen & 1u << I_B64) {
         if (!pd->shape_given) {
-            rc = fail(r, QDQ_EINVAL, "input: shape is required with b64");
+            rc = qdq_fail(r->err, QDQ_EINVAL, "input: shape is required with b64");
             goto out;
         }
         char *buf = malloc(pd->shape_count ? (size_t)pd->shape_count * isz : 1);
         if (!buf) {
-            rc = fail(r, PROTO_ENOMEM, "input.b64: out of memory for %llu elements",
+            rc = qdq_fail(r->err, PROTO_ENOMEM, "input.b64: out of memory for %llu elements",
                       (unsigned long long)pd->shape_count);
             goto out;
         }
@@ -875,7 +864,7 @@ static int read_input_object(reader *r, proto_request *req, pending *pd)
                 goto out;
         }
         if (pd->shape_given && t.count != pd->shape_count) {
-            rc = fail(r, QDQ_EINVAL, "input.data has %llu elements but input.shape needs %llu",
+            rc = qdq_fail(r->err, QDQ_EINVAL, "input.data has %llu elements but input.shape needs %llu",
                       (unsigned long long)t.count, (unsigned long long)pd->shape_count);
             goto out;
         }
@@ -913,14 +902,14 @@ static int decode(reader *r, proto_request *req)
     uint64_t len = (uint64_t)(r->end - r->base);
 
     if (len > r->lim.max_body)
-        return fail(r, PROTO_ETOOBIG, "body of %llu bytes exceeds max_body %llu",
+        return qdq_fail(r->err, PROTO_ETOOBIG, "body of %llu bytes exceeds max_body %llu",
                     (unsigned long long)len, (unsigned long long)r->lim.max_body);
     if (len >= 3 && !memcmp(r->base, "\xef\xbb\xbf", 3))
-        return fail(r, QDQ_EINVAL, "the body starts with a byte order mark (U+FEFF); send "
+        return qdq_fail(r->err, QDQ_EINVAL, "the body starts with a byte order mark (U+FEFF); send "
                     "plain UTF-8 JSON");
     skip_ws(r);
     if (peek(r) < 0)
-        return fail(r, QDQ_EINVAL, "empty body: expected a JSON object");
+        return qdq_fail(r->err, QDQ_EINVAL, "empty body: expected a JSON object");
     if (peek(r) != '{')
         return type_error(r, "the body", "a JSON object");
     if (enter(r, 1))
@@ -928,7 +917,7 @@ static int decode(reader *r, proto_request *req)
     r->p++;
     skip_ws(r);
     if (peek(r) == '}')
-        return fail(r, QDQ_EINVAL, "missing key 'input'");
+        return qdq_fail(r->err, QDQ_EINVAL, "missing key 'input'");
     while (!done) {
         if (read_key(r, "the request", top_keys, K_NKEYS, &seen, &which))
             return r->err->code;
@@ -992,7 +981,7 @@ static int decode(reader *r, proto_request *req)
             else if (n == 7 && !memcmp(mode, "HALF_UP", 7))
                 req->attrs.round_mode = QDQ_HALF_UP;
             else
-                return fail(r, QDQ_EINVAL, "round_mode: expected \"HALF_TO_EVEN\" or \"HALF_UP\", "
+                return qdq_fail(r->err, QDQ_EINVAL, "round_mode: expected \"HALF_TO_EVEN\" or \"HALF_UP\", "
                             "got '%s'", printable(tmp, mode, n < sizeof mode ? n : sizeof mode));
             break;
         }
@@ -1010,10 +999,10 @@ static int decode(reader *r, proto_request *req)
     }
     skip_ws(r);
     if (r->p < r->end)
-        return fail(r, QDQ_EINVAL, "invalid JSON: unexpected data after the request object at byte %zu",
+        return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: unexpected data after the request object at byte %zu",
                     off(r));
     if (!(seen & 1u << K_INPUT))
-        return fail(r, QDQ_EINVAL, "missing key 'input'");
+        return qdq_fail(r->err, QDQ_EINVAL, "missing key 'input'");
 
     /* The bounds, now in the input's dtype. */
     for (int k = 0; k < 2; k++) {
@@ -1022,7 +1011,7 @@ static int decode(reader *r, proto_request *req)
         size_t n = pd.n_bound[k];
         void *a = malloc((n ? n : 1) * qdq_dtype_size(req->dtype));
         if (!a)
-            return fail(r, PROTO_ENOMEM, "%s: out of memory", top_keys[K_INPUT_MIN + k]);
+            return qdq_fail(r->err, PROTO_ENOMEM, "%s: out of memory", top_keys[K_INPUT_MIN + k]);
         if (k)
             req->max = a, req->n_max = n;
         else
@@ -1033,7 +1022,7 @@ static int decode(reader *r, proto_request *req)
             return r->err->code;
     }
     if (req->attrs.range_given && (!req->min || !req->max))
-        return fail(r, QDQ_EINVAL, "range_given is true but %s is missing",
+        return qdq_fail(r->err, QDQ_EINVAL, "range_given is true but %s is missing",
                     !req->min ? "input_min" : "input_max");
     return 0;
 }

@@ -23,16 +23,6 @@
 #define MAX_SPANS 16 /* data arrays in one request (the model has three inputs) */
 #define ENVELOPE_MAX (64 << 10) /* bytes of JSON outside the data arrays */
 
-static int fail(qdq_error *err, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    err->code = code;
-    return code;
-}
-
 void proto_v2_request_init(proto_v2_request *r)
 {
     memset(r, 0, sizeof *r);
@@ -172,44 +162,44 @@ static int read_data(const char *text, span sp, qdq_dtype dt, uint64_t count, vo
             p++;
         } else if (c == '[') {
             if (!want_value)
-                return fail(err, QDQ_EINVAL, "inputs '%s' data: expected ',' before '['", name);
+                return qdq_fail(err, QDQ_EINVAL, "inputs '%s' data: expected ',' before '['", name);
             depth++, p++, after_comma = false;
         } else if (c == ']') {
             if (want_value && after_comma)
-                return fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: trailing comma",
+                return qdq_fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: trailing comma",
                             name);
             depth--, p++, want_value = false;
         } else if (c == ',') {
             if (want_value)
-                return fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: unexpected ','",
+                return qdq_fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: unexpected ','",
                             name);
             p++, want_value = true, after_comma = true;
         } else {
             if (!want_value)
-                return fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: expected ',' "
+                return qdq_fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: expected ',' "
                             "after element %llu", name, (unsigned long long)got);
             if (got == count)
-                return fail(err, QDQ_EINVAL, "inputs '%s' data has more than the %llu "
+                return qdq_fail(err, QDQ_EINVAL, "inputs '%s' data has more than the %llu "
                             "elements its shape needs", name, (unsigned long long)count);
             size_t k = proto_num_parse_dtype(dt, p, end, out, (size_t)got);
             if (k == 0)
-                return fail(err, QDQ_EINVAL, "inputs '%s' data[%llu]: not a number (at '%.*s')",
+                return qdq_fail(err, QDQ_EINVAL, "inputs '%s' data[%llu]: not a number (at '%.*s')",
                             name, (unsigned long long)got, (int)(end - p < 12 ? end - p : 12), p);
             double v = dt == QDQ_FLOAT64 ? ((double *)out)[got]
                        : dt == QDQ_FLOAT32 ? ((float *)out)[got]
                        : dt == QDQ_FLOAT16 ? qdq_f16_to_f32(((uint16_t *)out)[got])
                                            : qdq_bf16_to_f32(((uint16_t *)out)[got]);
             if (isinf(v) && p[*p == '-'] != 'I')
-                return fail(err, QDQ_EINVAL, "inputs '%s' data[%llu]: %.*s is out of range for "
+                return qdq_fail(err, QDQ_EINVAL, "inputs '%s' data[%llu]: %.*s is out of range for "
                             "%s", name, (unsigned long long)got, (int)(k < 24 ? k : 24), p,
                             proto_dtype_kserve(dt));
             p += k, got++, want_value = false, after_comma = false;
         }
     }
     if (depth != 0)
-        return fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: unbalanced brackets", name);
+        return qdq_fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: unbalanced brackets", name);
     if (got != count)
-        return fail(err, QDQ_EINVAL, "inputs '%s' data has %llu elements but its shape needs %llu",
+        return qdq_fail(err, QDQ_EINVAL, "inputs '%s' data has %llu elements but its shape needs %llu",
                     name, (unsigned long long)got, (unsigned long long)count);
     return 0;
 }
@@ -218,14 +208,14 @@ static int parse_datatype(const cJSON *t, const char *name, qdq_dtype *dt, qdq_e
 {
     const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "datatype"));
     if (!s)
-        return fail(err, QDQ_EINVAL, "inputs '%s': missing datatype", name);
+        return qdq_fail(err, QDQ_EINVAL, "inputs '%s': missing datatype", name);
     static const char *const names[] = { "FP32", "FP64", "FP16", "BF16" };
     for (int i = 0; i < 4; i++)
         if (strcmp(s, names[i]) == 0) {
             *dt = (qdq_dtype)i;
             return 0;
         }
-    return fail(err, QDQ_EINVAL, "inputs '%s': datatype '%.32s' is not supported (FP32, FP64, "
+    return qdq_fail(err, QDQ_EINVAL, "inputs '%s': datatype '%.32s' is not supported (FP32, FP64, "
                 "FP16, BF16)", name, s);
 }
 
@@ -235,11 +225,11 @@ static int parse_shape(const cJSON *t, const char *name, const proto_limits *lim
 {
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(t, "shape");
     if (!cJSON_IsArray(sh))
-        return fail(err, QDQ_EINVAL, "inputs '%s': missing shape (an array of integers)", name);
+        return qdq_fail(err, QDQ_EINVAL, "inputs '%s': missing shape (an array of integers)", name);
     int max_rank = lim && lim->max_rank ? lim->max_rank : PROTO_MAX_RANK;
     int n = cJSON_GetArraySize(sh);
     if (n > max_rank)
-        return fail(err, PROTO_ETOOBIG, "inputs '%s': rank %d is over the limit of %d", name, n,
+        return qdq_fail(err, PROTO_ETOOBIG, "inputs '%s': rank %d is over the limit of %d", name, n,
                     max_rank);
     uint64_t c = 1;
     const cJSON *d;
@@ -248,17 +238,17 @@ static int parse_shape(const cJSON *t, const char *name, const proto_limits *lim
         double v = cJSON_GetNumberValue(d);
         if (!cJSON_IsNumber(d) || !(v >= 0 && v <= 4611686018427387904.0) ||
             v != (double)(int64_t)v) /* range first: casting an out-of-range double is undefined */
-            return fail(err, QDQ_EINVAL, "inputs '%s': shape[%d] is not a non-negative integer",
+            return qdq_fail(err, QDQ_EINVAL, "inputs '%s': shape[%d] is not a non-negative integer",
                         name, i);
         dims[i] = (int64_t)v;
         if (dims[i] && c > UINT64_MAX / (uint64_t)dims[i])
-            return fail(err, PROTO_ETOOBIG, "inputs '%s': the shape's element count overflows",
+            return qdq_fail(err, PROTO_ETOOBIG, "inputs '%s': the shape's element count overflows",
                         name);
         c *= (uint64_t)dims[i];
         i++;
     }
     if (lim && lim->max_elements && c > lim->max_elements)
-        return fail(err, PROTO_ETOOBIG, "inputs '%s': %llu elements is over the limit of %llu",
+        return qdq_fail(err, PROTO_ETOOBIG, "inputs '%s': %llu elements is over the limit of %llu",
                     name, (unsigned long long)c, (unsigned long long)lim->max_elements);
     *rank = n;
     *count = c;
@@ -275,7 +265,7 @@ static int parse_parameters(const cJSON *pr, proto_v2_request *out, bool *bin_al
     if (!pr)
         return 0;
     if (!cJSON_IsObject(pr))
-        return fail(err, QDQ_EINVAL, "parameters must be an object");
+        return qdq_fail(err, QDQ_EINVAL, "parameters must be an object");
     qdq_attrs *a = &out->req.attrs;
     const cJSON *v;
     cJSON_ArrayForEach(v, pr) {
@@ -287,12 +277,12 @@ static int parse_parameters(const cJSON *pr, proto_v2_request *out, bool *bin_al
                                                              : NULL;
         if (flag) {
             if (!cJSON_IsBool(v))
-                return fail(err, QDQ_EINVAL, "parameters.%s must be true or false", k);
+                return qdq_fail(err, QDQ_EINVAL, "parameters.%s must be true or false", k);
             *flag = cJSON_IsTrue(v);
         } else if (strcmp(k, "num_bits") == 0 || strcmp(k, "axis") == 0) {
             double d = cJSON_GetNumberValue(v);
             if (!cJSON_IsNumber(v) || !(d >= -1e9 && d <= 1e9) || d != (double)(int)d)
-                return fail(err, QDQ_EINVAL, "parameters.%s must be an integer", k);
+                return qdq_fail(err, QDQ_EINVAL, "parameters.%s must be an integer", k);
             if (k[0] == 'n')
                 a->num_bits = (int)d;
             else
@@ -304,12 +294,12 @@ static int parse_parameters(const cJSON *pr, proto_v2_request *out, bool *bin_al
             else if (s && strcmp(s, "HALF_UP") == 0)
                 a->round_mode = QDQ_HALF_UP;
             else
-                return fail(err, QDQ_EINVAL, "parameters.round_mode must be \"HALF_TO_EVEN\" or "
+                return qdq_fail(err, QDQ_EINVAL, "parameters.round_mode must be \"HALF_TO_EVEN\" or "
                             "\"HALF_UP\"");
         } else if (strcmp(k, "priority") == 0 || strcmp(k, "timeout") == 0) {
             /* Triton's client sends these when asked; this server has no use for them. */
         } else {
-            return fail(err, QDQ_EINVAL, "unknown parameter '%.64s' (expected num_bits, "
+            return qdq_fail(err, QDQ_EINVAL, "unknown parameter '%.64s' (expected num_bits, "
                         "signed_input, range_given, round_mode, narrow_range, axis, "
                         "binary_data_output)", k);
         }
@@ -326,31 +316,31 @@ static int parse_outputs(const cJSON *os, bool bin_all, proto_v2_request *out, q
         return 0;
     }
     if (!cJSON_IsArray(os))
-        return fail(err, QDQ_EINVAL, "outputs must be an array");
+        return qdq_fail(err, QDQ_EINVAL, "outputs must be an array");
     const cJSON *o;
     cJSON_ArrayForEach(o, os) {
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "name"));
         if (!name)
-            return fail(err, QDQ_EINVAL, "outputs: every entry needs a \"name\"");
+            return qdq_fail(err, QDQ_EINVAL, "outputs: every entry needs a \"name\"");
         int k = 0;
         while (k < 7 && strcmp(name, out_names[k]) != 0)
             k++;
         if (k == 7)
-            return fail(err, QDQ_EINVAL, "unknown output '%.64s' (the model's outputs: output, "
+            return qdq_fail(err, QDQ_EINVAL, "unknown output '%.64s' (the model's outputs: output, "
                         "input_min, input_max, output_min, output_max, scale, inverse_scale)",
                         name);
         out->outputs |= 1u << k;
         bool bin = bin_all;
         const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "parameters"), *x;
         if (op && !cJSON_IsObject(op))
-            return fail(err, QDQ_EINVAL, "outputs '%s': parameters must be an object", name);
+            return qdq_fail(err, QDQ_EINVAL, "outputs '%s': parameters must be an object", name);
         cJSON_ArrayForEach(x, op) if (strcmp(x->string, "binary_data") != 0)
-            return fail(err, QDQ_EINVAL, "outputs '%s': unknown parameter '%.64s' (only "
+            return qdq_fail(err, QDQ_EINVAL, "outputs '%s': unknown parameter '%.64s' (only "
                         "binary_data)", name, x->string);
         const cJSON *bd = cJSON_GetObjectItemCaseSensitive(op, "binary_data");
         if (bd) {
             if (!cJSON_IsBool(bd))
-                return fail(err, QDQ_EINVAL, "outputs '%s': binary_data must be true or false",
+                return qdq_fail(err, QDQ_EINVAL, "outputs '%s': binary_data must be true or false",
                             name);
             bin = cJSON_IsTrue(bd);
         }
@@ -366,14 +356,14 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
     proto_v2_request_init(out);
     size_t jlen = header_len == SIZE_MAX ? len : header_len;
     if (jlen > len)
-        return fail(err, QDQ_EINVAL, "Inference-Header-Content-Length is %zu but the body has "
+        return qdq_fail(err, QDQ_EINVAL, "Inference-Header-Content-Length is %zu but the body has "
                     "only %zu bytes", header_len, len);
     /* The envelope: the JSON without its data arrays, at most ENVELOPE_MAX bytes of it kept
      * (a larger one is refused below; the scan goes on to measure it). */
     size_t cap = (jlen < ENVELOPE_MAX ? jlen : ENVELOPE_MAX) + 40 * MAX_SPANS + 1;
     char *j = malloc(cap);
     if (!j)
-        return fail(err, PROTO_ENOMEM, "out of memory for the request header");
+        return qdq_fail(err, PROTO_ENOMEM, "out of memory for the request header");
     span spans[MAX_SPANS];
     unsigned long long nonce = (unsigned long long)(uintptr_t)j * 0x9e3779b97f4a7c15ull ^
                                (unsigned long long)clock();
@@ -383,7 +373,7 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
     /* Without its data arrays the envelope is names, shapes and a few parameters: a large one
      * would only make cJSON build a large tree. */
     if (nspans >= 0 && envelope > ENVELOPE_MAX) {
-        int rc = fail(err, PROTO_ETOOBIG, "the inference request's JSON outside its data arrays is "
+        int rc = qdq_fail(err, PROTO_ETOOBIG, "the inference request's JSON outside its data arrays is "
                   "%zu bytes, over the limit of %d", envelope, ENVELOPE_MAX);
         free(j);
         proto_v2_request_clear(out);
@@ -392,26 +382,26 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
     cJSON *root = nspans < 0 ? NULL : cJSON_ParseWithOpts(j, NULL, 1);
     int rc = 0;
     if (!root) {
-        rc = fail(err, QDQ_EINVAL, "invalid JSON in the inference request header%s",
+        rc = qdq_fail(err, QDQ_EINVAL, "invalid JSON in the inference request header%s",
                   memchr(body, '\0', jlen) ? " (it holds a NUL byte)"
                   : nspans < 0 ? " (a data array does not close)" : "");
         goto out;
     }
     if (!cJSON_IsObject(root)) {
-        rc = fail(err, QDQ_EINVAL, "invalid JSON: the inference request must be an object");
+        rc = qdq_fail(err, QDQ_EINVAL, "invalid JSON: the inference request must be an object");
         goto out;
     }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
     if (id) {
         if (!cJSON_IsString(id) || strlen(id->valuestring) >= sizeof out->id) {
-            rc = fail(err, QDQ_EINVAL, "id must be a string of at most %zu bytes",
+            rc = qdq_fail(err, QDQ_EINVAL, "id must be a string of at most %zu bytes",
                       sizeof out->id - 1);
             goto out;
         }
         for (const unsigned char *u = (const unsigned char *)id->valuestring; *u;) {
             size_t n = proto_utf8_len(u, SIZE_MAX);
             if (!n) {
-                rc = fail(err, QDQ_EINVAL, "id is not valid UTF-8");
+                rc = qdq_fail(err, QDQ_EINVAL, "id is not valid UTF-8");
                 goto out;
             }
             u += n;
@@ -428,7 +418,7 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
         goto out;
     const cJSON *ins = cJSON_GetObjectItemCaseSensitive(root, "inputs");
     if (!cJSON_IsArray(ins) || cJSON_GetArraySize(ins) == 0) {
-        rc = fail(err, QDQ_EINVAL, "missing inputs (an array with the input \"input\")");
+        rc = qdq_fail(err, QDQ_EINVAL, "missing inputs (an array with the input \"input\")");
         goto out;
     }
     /* input first: its datatype is the others' too. */
@@ -437,25 +427,25 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
     cJSON_ArrayForEach(t, ins) {
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "name"));
         if (!name) {
-            rc = fail(err, QDQ_EINVAL, "inputs: every entry needs a \"name\"");
+            rc = qdq_fail(err, QDQ_EINVAL, "inputs: every entry needs a \"name\"");
             goto out;
         }
         int k = 0;
         while (k < 3 && strcmp(name, in_names[k]) != 0)
             k++;
         if (k == 3) {
-            rc = fail(err, QDQ_EINVAL, "unknown input '%.64s' (the model's inputs: input, "
+            rc = qdq_fail(err, QDQ_EINVAL, "unknown input '%.64s' (the model's inputs: input, "
                       "input_min, input_max)", name);
             goto out;
         }
         if (by_name[k]) {
-            rc = fail(err, QDQ_EINVAL, "input '%s' is given twice", name);
+            rc = qdq_fail(err, QDQ_EINVAL, "input '%s' is given twice", name);
             goto out;
         }
         by_name[k] = t;
     }
     if (!by_name[0]) {
-        rc = fail(err, QDQ_EINVAL, "missing input 'input'");
+        rc = qdq_fail(err, QDQ_EINVAL, "missing input 'input'");
         goto out;
     }
     qdq_dtype dt;
@@ -472,7 +462,7 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
         if ((rc = parse_datatype(t, name, &tdt, err)))
             goto out;
         if (tdt != dt) {
-            rc = fail(err, QDQ_EINVAL, "inputs '%s': datatype %s differs from input's %s", name,
+            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': datatype %s differs from input's %s", name,
                       proto_dtype_kserve(tdt), proto_dtype_kserve(dt));
             goto out;
         }
@@ -482,17 +472,17 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
         if ((rc = parse_shape(t, name, lim, dims, &rank, &count, err)))
             goto out;
         if (k > 0 && rank > 1) {
-            rc = fail(err, QDQ_EINVAL, "inputs '%s' must have shape [], [1] or [channels], not "
+            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s' must have shape [], [1] or [channels], not "
                       "rank %d", name, rank);
             goto out;
         }
         const cJSON *ip = cJSON_GetObjectItemCaseSensitive(t, "parameters"), *x;
         if (ip && !cJSON_IsObject(ip)) {
-            rc = fail(err, QDQ_EINVAL, "inputs '%s': parameters must be an object", name);
+            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': parameters must be an object", name);
             goto out;
         }
         cJSON_ArrayForEach(x, ip) if (strcmp(x->string, "binary_data_size") != 0) {
-            rc = fail(err, QDQ_EINVAL, "inputs '%s': unknown parameter '%.64s' (only "
+            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': unknown parameter '%.64s' (only "
                       "binary_data_size)", name, x->string);
             goto out;
         }
@@ -500,16 +490,16 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
         const cJSON *bds = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(t, "parameters"), "binary_data_size");
         if (data && bds) {
-            rc = fail(err, QDQ_EINVAL, "inputs '%s': give data or binary_data_size, not both",
+            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': give data or binary_data_size, not both",
                       name);
             goto out;
         }
         if (!data && !bds) {
-            rc = fail(err, QDQ_EINVAL, "inputs '%s': missing data (or binary_data_size)", name);
+            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': missing data (or binary_data_size)", name);
             goto out;
         }
         if (bds && header_len == SIZE_MAX) {
-            rc = fail(err, QDQ_EINVAL, "inputs '%s' has binary_data_size but the request has no "
+            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s' has binary_data_size but the request has no "
                       "Inference-Header-Content-Length header", name);
             goto out;
         }
@@ -524,7 +514,7 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
             memmove(buf, writable + boff, count * es);
         }
         if (!buf) {
-            rc = fail(err, PROTO_ENOMEM, "out of memory for inputs '%s'", name);
+            rc = qdq_fail(err, PROTO_ENOMEM, "out of memory for inputs '%s'", name);
             goto out;
         }
         if (k == 0)
@@ -537,13 +527,13 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
             double v = cJSON_GetNumberValue(bds);
             if (!cJSON_IsNumber(bds) || !(v >= 0 && v <= 1.8e19) || v != (double)(uint64_t)v ||
                 (uint64_t)v != count * es) {
-                rc = fail(err, QDQ_EINVAL, "inputs '%s': binary_data_size is %.0f but shape and "
+                rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': binary_data_size is %.0f but shape and "
                           "datatype need %llu bytes", name, cJSON_IsNumber(bds) ? v : -1.0,
                           (unsigned long long)(count * es));
                 goto out;
             }
             if (count * es > len - boff) {
-                rc = fail(err, QDQ_EINVAL, "inputs '%s': binary_data_size %llu runs past the "
+                rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': binary_data_size %llu runs past the "
                           "body (%zu bytes left after the header and earlier inputs)", name,
                           (unsigned long long)(count * es), len - boff);
                 goto out;
@@ -559,7 +549,7 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
             snprintf(want, sizeof want, "\x01%016llx:", nonce);
             int si = mark && strncmp(mark, want, 18) == 0 ? atoi(mark + 18) : -1;
             if (si < 0 || si >= nspans) {
-                rc = fail(err, QDQ_EINVAL, "inputs '%s': data must be an array of numbers", name);
+                rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': data must be an array of numbers", name);
                 goto out;
             }
             if ((rc = read_data(body, spans[si], dt, count, buf, name, err)))
@@ -574,12 +564,12 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
         }
     }
     if (boff != len) {
-        rc = fail(err, QDQ_EINVAL, "the body has %zu bytes after the header but the inputs' "
+        rc = qdq_fail(err, QDQ_EINVAL, "the body has %zu bytes after the header but the inputs' "
                   "binary_data_size add up to %zu", len - jlen, boff - jlen);
         goto out;
     }
     if (out->req.attrs.range_given && (!out->req.min || !out->req.max)) {
-        rc = fail(err, QDQ_EINVAL, "range_given is true but input %s is missing",
+        rc = qdq_fail(err, QDQ_EINVAL, "range_given is true but input %s is missing",
                   out->req.min ? "input_max" : "input_min");
         goto out;
     }
@@ -709,7 +699,7 @@ static int encode(const proto_v2_request *r, const qdq_plan *plan, const void *p
     }
     if (rc) {
         buf->len = start;
-        return fail(err, PROTO_ENOMEM, "out of memory encoding the response");
+        return qdq_fail(err, PROTO_ENOMEM, "out of memory encoding the response");
     }
     *header_len = r->binary_outputs & r->outputs ? hlen : SIZE_MAX;
     return 0;

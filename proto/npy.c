@@ -24,18 +24,6 @@
 /* The largest dimension accepted (as in the query's shape). */
 #define DIM_MAX ((uint64_t)1 << 62)
 
-static int fail(qdq_error *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        err->code = code;
-    }
-    return code;
-}
-
 /* A client's text for a message: printable ASCII only, at most 40 characters. */
 static const char *show(const char *s, size_t n, char out[48])
 {
@@ -86,7 +74,7 @@ static int syntax(cursor *c, qdq_error *err, const char *what)
 {
     char q[48];
     skip_ws(c);
-    return fail(err, QDQ_EINVAL, "the .npy header is not a valid dict: %s at byte %zu (\"%s\")",
+    return qdq_fail(err, QDQ_EINVAL, "the .npy header is not a valid dict: %s at byte %zu (\"%s\")",
                 what, (size_t)(c->p - c->start), show(c->p, (size_t)(c->end - c->p), q));
 }
 
@@ -147,16 +135,16 @@ static int shape_tuple(cursor *c, int64_t *dims, int *rank, qdq_error *err)
         if (c->p == b)
             return syntax(c, err, "expected a non-negative integer in 'shape'");
         if (*rank == PROTO_MAX_RANK)
-            return fail(err, PROTO_ETOOBIG, "the .npy shape has more than %d dimensions",
+            return qdq_fail(err, PROTO_ETOOBIG, "the .npy shape has more than %d dimensions",
                         PROTO_MAX_RANK);
         if (d > DIM_MAX)
-            return fail(err, PROTO_ETOOBIG, "the .npy shape's dimension %d is larger than 2^62",
+            return qdq_fail(err, PROTO_ETOOBIG, "the .npy shape's dimension %d is larger than 2^62",
                         *rank);
         dims[(*rank)++] = (int64_t)d;
         comma = take(c, ',');
     }
     if (*rank == 1 && !comma)
-        return fail(err, QDQ_EINVAL, "the .npy header's 'shape' (%" PRId64 ") is not a tuple "
+        return qdq_fail(err, QDQ_EINVAL, "the .npy header's 'shape' (%" PRId64 ") is not a tuple "
                     "(a 1-D shape is written (%" PRId64 ",))", dims[0], dims[0]);
     return 0;
 }
@@ -189,17 +177,17 @@ static int parse_dict(cursor *c, header *h, qdq_error *err)
                        : n == 5 && !memcmp(k, "shape", 5)           ? SHAPE
                                                                     : 0;
         if (!key)
-            return fail(err, QDQ_EINVAL, "the .npy header has an unknown key '%s' (expected "
+            return qdq_fail(err, QDQ_EINVAL, "the .npy header has an unknown key '%s' (expected "
                         "'descr', 'fortran_order' and 'shape')", show(k, n, q));
         if (seen & key)
-            return fail(err, QDQ_EINVAL, "the .npy header has the key '%s' twice",
+            return qdq_fail(err, QDQ_EINVAL, "the .npy header has the key '%s' twice",
                         show(k, n, q));
         seen |= key;
         if (!take(c, ':'))
             return syntax(c, err, "expected ':' after a key");
         if (key == DESCR) {
             if (take(c, '['))
-                return fail(err, PROTO_EMEDIA, "structured arrays are not supported (the .npy "
+                return qdq_fail(err, PROTO_EMEDIA, "structured arrays are not supported (the .npy "
                             "descr is a list)");
             if (!string(c, &h->descr, &h->descr_len))
                 return syntax(c, err, "'descr' is not a string");
@@ -227,7 +215,7 @@ static int parse_dict(cursor *c, header *h, qdq_error *err)
     const char *missing = !(seen & DESCR) ? "descr" : !(seen & FORTRAN) ? "fortran_order"
                           : !(seen & SHAPE) ? "shape" : NULL;
     if (missing)
-        return fail(err, QDQ_EINVAL, "the .npy header has no '%s'", missing);
+        return qdq_fail(err, QDQ_EINVAL, "the .npy header has no '%s'", missing);
     return 0;
 }
 
@@ -241,10 +229,10 @@ static int descr_dtype(const header *h, const proto_request *req, qdq_dtype *dt,
     bool bf16 = req->dtype_given && req->dtype == QDQ_BFLOAT16;
     *v2 = false;
     if (memchr(s, 'O', n))
-        return fail(err, PROTO_EMEDIA, "object arrays are not accepted (pickles are never "
+        return qdq_fail(err, PROTO_EMEDIA, "object arrays are not accepted (pickles are never "
                     "loaded): .npy descr '%s'", show(s, n, q));
     if (n && s[0] == '>')
-        return fail(err, PROTO_EMEDIA, "big-endian arrays are not supported: .npy descr '%s' "
+        return qdq_fail(err, PROTO_EMEDIA, "big-endian arrays are not supported: .npy descr '%s' "
                     "(save arr.astype('<%s'))", show(s, n, q), show(s + 1, n - 1, q2));
     if (n == 3 && !memcmp(s, "<f4", 3))
         *dt = QDQ_FLOAT32;
@@ -254,16 +242,16 @@ static int descr_dtype(const header *h, const proto_request *req, qdq_dtype *dt,
         *dt = QDQ_FLOAT16;
     else if (n == 3 && (!memcmp(s, "<V2", 3) || !memcmp(s, "|V2", 3) || !memcmp(s, "<u2", 3))) {
         if (!bf16)
-            return fail(err, PROTO_EMEDIA, ".npy descr '%s' is not a float type; for bfloat16 "
+            return qdq_fail(err, PROTO_EMEDIA, ".npy descr '%s' is not a float type; for bfloat16 "
                         "data add dtype=bfloat16 to the query", show(s, n, q));
         *dt = QDQ_BFLOAT16;
         *v2 = s[1] == 'V';
     } else {
-        return fail(err, PROTO_EMEDIA, ".npy descr '%s' is not supported (expected '<f4', "
+        return qdq_fail(err, PROTO_EMEDIA, ".npy descr '%s' is not supported (expected '<f4', "
                     "'<f8', '<f2', or '<V2' or '<u2' with dtype=bfloat16)", show(s, n, q));
     }
     if (req->dtype_given && req->dtype != *dt)
-        return fail(err, QDQ_EINVAL, "dtype=%s in the query but the .npy descr '%s' is %s",
+        return qdq_fail(err, QDQ_EINVAL, "dtype=%s in the query but the .npy descr '%s' is %s",
                     qdq_dtype_name(req->dtype), show(s, n, q), qdq_dtype_name(*dt));
     return 0;
 }
@@ -272,9 +260,9 @@ static int descr_dtype(const header *h, const proto_request *req, qdq_dtype *dt,
 static int need(size_t n, uint64_t file_len, qdq_error *err)
 {
     if (file_len != UINT64_MAX && n > file_len)
-        return fail(err, QDQ_EINVAL, "the .npy file is truncated: %" PRIu64 " bytes, and its "
+        return qdq_fail(err, QDQ_EINVAL, "the .npy file is truncated: %" PRIu64 " bytes, and its "
                     "header needs %zu", file_len, n);
-    return fail(err, PROTO_EAGAIN, "%zu bytes of .npy header needed", n);
+    return qdq_fail(err, PROTO_EAGAIN, "%zu bytes of .npy header needed", n);
 }
 
 int proto_npy_header_parse(const uint8_t *buf, size_t len, uint64_t file_len,
@@ -284,12 +272,12 @@ int proto_npy_header_parse(const uint8_t *buf, size_t len, uint64_t file_len,
     char t[96], t2[96];
     *data_offset = 0;
     if (len && memcmp(buf, MAGIC, len < MAGIC_LEN ? len : MAGIC_LEN))
-        return fail(err, QDQ_EINVAL, "not a .npy file: it does not start with \\x93NUMPY");
+        return qdq_fail(err, QDQ_EINVAL, "not a .npy file: it does not start with \\x93NUMPY");
     if (len < MAGIC_LEN + 2)
         return need(MAGIC_LEN + 2, file_len, err);
     int version = buf[6];
     if (version < 1 || version > 3 || buf[7] != 0)
-        return fail(err, QDQ_EINVAL, ".npy format version %d.%d is not supported (1.0, 2.0 "
+        return qdq_fail(err, QDQ_EINVAL, ".npy format version %d.%d is not supported (1.0, 2.0 "
                     "and 3.0 are)", buf[6], buf[7]);
     size_t prefix = version == 1 ? 10 : 12;
     if (len < prefix)
@@ -298,11 +286,11 @@ int proto_npy_header_parse(const uint8_t *buf, size_t len, uint64_t file_len,
                                  : (uint32_t)buf[8] | (uint32_t)buf[9] << 8 |
                                        (uint32_t)buf[10] << 16 | (uint32_t)buf[11] << 24;
     if (hlen > HEADER_MAX)
-        return fail(err, QDQ_EINVAL, "the .npy header length %" PRIu32 " is more than 1 MiB",
+        return qdq_fail(err, QDQ_EINVAL, "the .npy header length %" PRIu32 " is more than 1 MiB",
                     hlen);
     size_t off = prefix + hlen;
     if (file_len != UINT64_MAX && off > file_len)
-        return fail(err, QDQ_EINVAL, "the .npy header length %" PRIu32 " runs past the end of "
+        return qdq_fail(err, QDQ_EINVAL, "the .npy header length %" PRIu32 " runs past the end of "
                     "the %" PRIu64 "-byte file", hlen, file_len);
     if (len < off)
         return need(off, file_len, err);
@@ -319,33 +307,33 @@ int proto_npy_header_parse(const uint8_t *buf, size_t len, uint64_t file_len,
 
     int max_rank = lim->max_rank < PROTO_MAX_RANK ? lim->max_rank : PROTO_MAX_RANK;
     if (h.rank > max_rank)
-        return fail(err, PROTO_ETOOBIG, "the .npy shape has %d dimensions; the limit is %d",
+        return qdq_fail(err, PROTO_ETOOBIG, "the .npy shape has %d dimensions; the limit is %d",
                     h.rank, max_rank);
     uint64_t count = 1;
     int big = 0; /* dimensions over 1: Fortran and C order are the same bytes when <= 1 */
     for (int i = 0; i < h.rank; i++) {
         uint64_t d = (uint64_t)h.dims[i];
         if (d != 0 && count > UINT64_MAX / d)
-            return fail(err, PROTO_ETOOBIG, "the .npy shape %s: the element count overflows 64 "
+            return qdq_fail(err, PROTO_ETOOBIG, "the .npy shape %s: the element count overflows 64 "
                         "bits", tuple_text(h.dims, h.rank, t, sizeof t));
         count *= d;
         big += d > 1;
     }
     if (count > lim->max_elements)
-        return fail(err, PROTO_ETOOBIG, "the .npy shape %s has %" PRIu64 " elements; the limit "
+        return qdq_fail(err, PROTO_ETOOBIG, "the .npy shape %s has %" PRIu64 " elements; the limit "
                     "is %" PRIu64, tuple_text(h.dims, h.rank, t, sizeof t), count,
                     lim->max_elements);
     if (h.fortran && big > 1 && count)
-        return fail(err, PROTO_EMEDIA, "Fortran-order arrays are not supported (shape %s); save "
+        return qdq_fail(err, PROTO_EMEDIA, "Fortran-order arrays are not supported (shape %s); save "
                     "np.ascontiguousarray(arr)", tuple_text(h.dims, h.rank, t, sizeof t));
     if (req->shape_given && (req->rank != h.rank ||
                              memcmp(req->dims, h.dims, (size_t)h.rank * sizeof h.dims[0])))
-        return fail(err, QDQ_EINVAL, "shape in the query is %s but the .npy shape is %s",
+        return qdq_fail(err, QDQ_EINVAL, "shape in the query is %s but the .npy shape is %s",
                     tuple_text(req->dims, req->rank, t, sizeof t),
                     tuple_text(h.dims, h.rank, t2, sizeof t2));
     size_t size = qdq_dtype_size(dt);
     if (file_len != UINT64_MAX && (count > UINT64_MAX / size || count * size != file_len - off))
-        return fail(err, QDQ_EINVAL, "the .npy data is %" PRIu64 " bytes but shape %s of %s "
+        return qdq_fail(err, QDQ_EINVAL, "the .npy data is %" PRIu64 " bytes but shape %s of %s "
                     "needs %" PRIu64 " bytes", file_len - off,
                     tuple_text(h.dims, h.rank, t, sizeof t), qdq_dtype_name(dt), count * size);
 

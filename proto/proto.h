@@ -18,14 +18,8 @@
 #include <stdint.h>
 
 #include "qdq.h"
+#include "status.h"
 
-/* Status codes beyond core's QDQ_OK (0) and QDQ_EINVAL (1, -> 400). */
-enum {
-    PROTO_ETOOBIG = 2,   /* over a configured limit (-> 413) */
-    PROTO_EMEDIA = 3,    /* unsupported Content-Type / encoding / npy descr (-> 415) */
-    PROTO_ENOMEM = 4,    /* allocation failed (-> 503) */
-    PROTO_EAGAIN = 5,    /* incremental decoder: more bytes needed (never an HTTP status) */
-};
 
 /* The most dimensions any decoder accepts (TensorFlow's own cap is 254). */
 #define PROTO_MAX_RANK 64

@@ -28,18 +28,6 @@ static const char *const key_names[K_COUNT] = {
 /* The largest dimension a shape may name (as in the npy decoder). */
 #define DIM_MAX ((int64_t)1 << 62)
 
-static int fail(qdq_error *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        err->code = code;
-    }
-    return code;
-}
-
 /* A client's text for a message: printable ASCII only, at most 40 characters. */
 static const char *show(const char *s, size_t n, char out[48])
 {
@@ -118,19 +106,19 @@ static int parse_shape(proto_request *req, const char *value, const proto_limits
         for (; k < n && p[k] >= '0' && p[k] <= '9'; k++)
             d = d <= (UINT64_MAX - 9) / 10 ? d * 10 + (uint64_t)(p[k] - '0') : UINT64_MAX;
         if (n == 0)
-            return fail(err, QDQ_EINVAL, "shape: dimension %d is empty (expected comma-separated "
+            return qdq_fail(err, QDQ_EINVAL, "shape: dimension %d is empty (expected comma-separated "
                         "integers such as 2,3)", rank);
         if (k < n)
-            return fail(err, QDQ_EINVAL, "shape: dimension %d \"%s\" is not a non-negative "
+            return qdq_fail(err, QDQ_EINVAL, "shape: dimension %d \"%s\" is not a non-negative "
                         "integer", rank, show(p, n, q));
         if (rank == max_rank)
-            return fail(err, PROTO_ETOOBIG, "shape: more than %d dimensions", max_rank);
+            return qdq_fail(err, PROTO_ETOOBIG, "shape: more than %d dimensions", max_rank);
         if (d > (uint64_t)DIM_MAX)
-            return fail(err, PROTO_ETOOBIG, "shape: dimension %d (%s) is larger than 2^62", rank,
+            return qdq_fail(err, PROTO_ETOOBIG, "shape: dimension %d (%s) is larger than 2^62", rank,
                         show(p, n, q));
         /* Overflow is checked in order, as TensorFlow and the core do: [0,2^62,2^62] is fine. */
         if (d != 0 && count > UINT64_MAX / d)
-            return fail(err, PROTO_ETOOBIG, "shape: the element count overflows 64 bits at "
+            return qdq_fail(err, PROTO_ETOOBIG, "shape: the element count overflows 64 bits at "
                         "dimension %d", rank);
         count *= d;
         dims[rank++] = (int64_t)d;
@@ -138,11 +126,11 @@ static int parse_shape(proto_request *req, const char *value, const proto_limits
             break;
         p += n + 1;
         if (!*p)
-            return fail(err, QDQ_EINVAL, "shape: dimension %d is empty (expected comma-separated "
+            return qdq_fail(err, QDQ_EINVAL, "shape: dimension %d is empty (expected comma-separated "
                         "integers such as 2,3)", rank);
     }
     if (count > lim->max_elements)
-        return fail(err, PROTO_ETOOBIG, "shape %s has %" PRIu64 " elements; the limit is %" PRIu64,
+        return qdq_fail(err, PROTO_ETOOBIG, "shape %s has %" PRIu64 " elements; the limit is %" PRIu64,
                     dims_text(dims, rank, t, sizeof t), count, lim->max_elements);
     memcpy(req->dims, dims, (size_t)rank * sizeof dims[0]);
     req->rank = rank;
@@ -162,10 +150,10 @@ static int keep_bounds(const char *key, const char *value, char **text, qdq_erro
             e = end;
         double d;
         if (e == p)
-            return fail(err, QDQ_EINVAL, "%s: item %zu is empty (expected comma-separated "
+            return qdq_fail(err, QDQ_EINVAL, "%s: item %zu is empty (expected comma-separated "
                         "numbers)", key, i);
         if (proto_num_parse_f64(p, e, &d) != (size_t)(e - p))
-            return fail(err, QDQ_EINVAL, "%s: item %zu \"%s\" is not a number", key, i,
+            return qdq_fail(err, QDQ_EINVAL, "%s: item %zu \"%s\" is not a number", key, i,
                         show(p, (size_t)(e - p), q));
         if (e == end)
             break;
@@ -174,7 +162,7 @@ static int keep_bounds(const char *key, const char *value, char **text, qdq_erro
     size_t n = (size_t)(end - value);
     *text = malloc(n + 1);
     if (!*text)
-        return fail(err, PROTO_ENOMEM, "out of memory for %s", key);
+        return qdq_fail(err, PROTO_ENOMEM, "out of memory for %s", key);
     memcpy(*text, value, n + 1);
     return 0;
 }
@@ -187,18 +175,18 @@ int proto_query_arg(proto_request *req, const char *key, const char *value,
     while (k < K_COUNT && strcmp(key, key_names[k]))
         k++;
     if (k == K_COUNT)
-        return fail(err, QDQ_EINVAL, "unknown query parameter \"%s\" (expected dtype, shape, "
+        return qdq_fail(err, QDQ_EINVAL, "unknown query parameter \"%s\" (expected dtype, shape, "
                     "num_bits, signed_input, range_given, round_mode, narrow_range, axis, "
                     "input_min, input_max)", show(key, strlen(key), q));
     if (req->query_seen & (1u << k))
-        return fail(err, QDQ_EINVAL, "query parameter \"%s\" is given twice", key);
+        return qdq_fail(err, QDQ_EINVAL, "query parameter \"%s\" is given twice", key);
 
     int64_t v;
     int rc = 0;
     switch ((enum key)k) {
     case K_DTYPE:
         if (proto_dtype_parse(value, strlen(value), &req->dtype))
-            return fail(err, QDQ_EINVAL, "dtype: unknown dtype \"%s\" (expected float32, "
+            return qdq_fail(err, QDQ_EINVAL, "dtype: unknown dtype \"%s\" (expected float32, "
                         "float64, float16, half, bfloat16, FP32, FP64, FP16 or BF16)",
                         show(value, strlen(value), q));
         req->dtype_given = true;
@@ -211,7 +199,7 @@ int proto_query_arg(proto_request *req, const char *key, const char *value,
         rc = k == K_AXIS ? parse_int(value, INT64_MIN, INT64_MAX, &v)
                          : parse_int(value, INT32_MIN, INT32_MAX, &v);
         if (rc)
-            return fail(err, QDQ_EINVAL, "%s: \"%s\" is %s", key, show(value, strlen(value), q),
+            return qdq_fail(err, QDQ_EINVAL, "%s: \"%s\" is %s", key, show(value, strlen(value), q),
                         rc == 1 ? "not an integer" : "out of range");
         if (k == K_AXIS)
             req->attrs.axis = v;
@@ -223,7 +211,7 @@ int proto_query_arg(proto_request *req, const char *key, const char *value,
     case K_NARROW_RANGE: {
         bool b;
         if (parse_bool(value, &b))
-            return fail(err, QDQ_EINVAL, "%s: \"%s\" is not a boolean (expected true, false, 1 "
+            return qdq_fail(err, QDQ_EINVAL, "%s: \"%s\" is not a boolean (expected true, false, 1 "
                         "or 0)", key, show(value, strlen(value), q));
         *(k == K_SIGNED_INPUT ? &req->attrs.signed_input
           : k == K_RANGE_GIVEN ? &req->attrs.range_given : &req->attrs.narrow_range) = b;
@@ -235,7 +223,7 @@ int proto_query_arg(proto_request *req, const char *key, const char *value,
         else if (!strcmp(value, "HALF_UP"))
             req->attrs.round_mode = QDQ_HALF_UP;
         else
-            return fail(err, QDQ_EINVAL, "round_mode: \"%s\" is not HALF_TO_EVEN or HALF_UP",
+            return qdq_fail(err, QDQ_EINVAL, "round_mode: \"%s\" is not HALF_TO_EVEN or HALF_UP",
                         show(value, strlen(value), q));
         break;
     case K_INPUT_MIN:
@@ -265,7 +253,7 @@ static int convert(proto_request *req, const char *key, char **text, void **arr,
         items += *p == ',';
     void *a = calloc(items, qdq_dtype_size(req->dtype));
     if (!a)
-        return fail(err, PROTO_ENOMEM, "out of memory for %s", key);
+        return qdq_fail(err, PROTO_ENOMEM, "out of memory for %s", key);
     for (size_t i = 0; i < items; i++) {
         const char *e = memchr(s, ',', (size_t)(end - s));
         if (!e)
@@ -273,7 +261,7 @@ static int convert(proto_request *req, const char *key, char **text, void **arr,
         /* keep_bounds checked the syntax; this guards a text set some other way */
         if (e == s || proto_num_parse_dtype(req->dtype, s, e, a, i) != (size_t)(e - s)) {
             free(a);
-            return fail(err, QDQ_EINVAL, "%s: item %zu is not a number", key, i);
+            return qdq_fail(err, QDQ_EINVAL, "%s: item %zu is not a number", key, i);
         }
         /* A finite number too large for the dtype is refused (as in JSON), not made infinite. */
         double v = req->dtype == QDQ_FLOAT64 ? ((double *)a)[i]
@@ -282,7 +270,7 @@ static int convert(proto_request *req, const char *key, char **text, void **arr,
                                                : qdq_bf16_to_f32(((uint16_t *)a)[i]);
         if (isinf(v) && s[s[0] == '-'] != 'I') {
             free(a);
-            return fail(err, QDQ_EINVAL, "%s: item %zu (%.20s%s) is out of range for %s", key, i,
+            return qdq_fail(err, QDQ_EINVAL, "%s: item %zu (%.20s%s) is out of range for %s", key, i,
                         s, e - s > 20 ? "..." : "", qdq_dtype_name(req->dtype));
         }
         if (e < end)
@@ -308,14 +296,14 @@ int proto_raw_finish(proto_request *req, uint64_t body_len, const proto_limits *
     size_t size = qdq_dtype_size(req->dtype);
     const char *name = qdq_dtype_name(req->dtype);
     if (!size)
-        return fail(err, QDQ_EINVAL, "dtype is not supported: %d", (int)req->dtype);
+        return qdq_fail(err, QDQ_EINVAL, "dtype is not supported: %d", (int)req->dtype);
     if (!req->shape_given) {
         if (body_len % size)
-            return fail(err, QDQ_EINVAL, "body is %" PRIu64 " bytes, not a multiple of %zu "
+            return qdq_fail(err, QDQ_EINVAL, "body is %" PRIu64 " bytes, not a multiple of %zu "
                         "(the size of one %s)", body_len, size, name);
         uint64_t count = body_len / size;
         if (count > lim->max_elements || count > (uint64_t)INT64_MAX)
-            return fail(err, PROTO_ETOOBIG, "body holds %" PRIu64 " %s elements; the limit is "
+            return qdq_fail(err, PROTO_ETOOBIG, "body holds %" PRIu64 " %s elements; the limit is "
                         "%" PRIu64, count, name, lim->max_elements);
         req->rank = 1;
         req->dims[0] = (int64_t)count;
@@ -323,15 +311,15 @@ int proto_raw_finish(proto_request *req, uint64_t body_len, const proto_limits *
     } else {
         char t[96];
         if (req->count > lim->max_elements)
-            return fail(err, PROTO_ETOOBIG, "shape %s has %" PRIu64 " elements; the limit is "
+            return qdq_fail(err, PROTO_ETOOBIG, "shape %s has %" PRIu64 " elements; the limit is "
                         "%" PRIu64, dims_text(req->dims, req->rank, t, sizeof t), req->count,
                         lim->max_elements);
         if (req->count > UINT64_MAX / size || req->count * size != body_len) {
             if (req->count > UINT64_MAX / size)
-                return fail(err, QDQ_EINVAL, "body is %" PRIu64 " bytes but shape %s of %s needs "
+                return qdq_fail(err, QDQ_EINVAL, "body is %" PRIu64 " bytes but shape %s of %s needs "
                             "more than 2^64 bytes", body_len, dims_text(req->dims, req->rank, t,
                             sizeof t), name);
-            return fail(err, QDQ_EINVAL, "body is %" PRIu64 " bytes but shape %s of %s needs "
+            return qdq_fail(err, QDQ_EINVAL, "body is %" PRIu64 " bytes but shape %s of %s needs "
                         "%" PRIu64 " bytes", body_len, dims_text(req->dims, req->rank, t,
                         sizeof t), name, req->count * size);
         }

@@ -38,7 +38,7 @@ static void raise_fd_limit(const cfg *c)
 int main(int argc, char **argv)
 {
     static cfg c;
-    cfg_error err = { 0 };
+    qdq_error err = { 0 };
     /* --healthcheck (anywhere): ask the server configured by the other options. */
     bool healthcheck = false;
     for (int i = 1; i < argc; i++)

@@ -43,7 +43,7 @@ static const char *write_file(const char *name, const char *text)
 }
 
 /* argv is NULL-terminated and starts after the program name. */
-static int load_argv(cfg *c, cfg_error *e, char **env, char **args)
+static int load_argv(cfg *c, qdq_error *e, char **env, char **args)
 {
     char *argv[64] = { "qdq-server" };
     int argc = 1;
@@ -80,7 +80,7 @@ static int dump_has(const cfg *c, const char *key, const char *val)
 static void test_defaults(void)
 {
     cfg c, d;
-    cfg_error e;
+    qdq_error e;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cores < 1)
         cores = 1;
@@ -117,7 +117,7 @@ static void test_defaults(void)
 static void test_precedence(void)
 {
     cfg c;
-    cfg_error e;
+    qdq_error e;
     const char *conf = write_file("prec.conf", "workers = 3\nmax-rank = 5\nlisten = 10.0.0.1:1\n"
                                                "auth-token = fromfile\n");
     const char *other = write_file("other.conf", "workers = 11\n");
@@ -179,7 +179,7 @@ struct opt_case {
 
 enum { VIA_FLAG, VIA_FLAG_EQ, VIA_ENV, VIA_FILE };
 
-static int load_via(int via, const struct opt_case *t, cfg *c, cfg_error *e)
+static int load_via(int via, const struct opt_case *t, cfg *c, qdq_error *e)
 {
     char env1[1200], env2[1200], flag1[64], flag2[64], eq1[1200], eq2[1200], text[2400];
     char *env[3] = { NULL }, *args[8] = { NULL };
@@ -269,7 +269,7 @@ static void test_every_option_every_source(void)
     for (size_t j = 0; j < ncase; j++) {
         for (int via = 0; via < 4; via++) {
             cfg c;
-            cfg_error e;
+            qdq_error e;
             int rc = load_via(via, &cases[j], &c, &e);
             CHECK(rc == 0, "%s via %s: rc %d: %s", cases[j].name, via_name[via], rc, e.msg);
             CHECK(rc == 0 && dump_has(&c, cases[j].dump_key, cases[j].dump_val),
@@ -288,7 +288,7 @@ static void test_every_option_every_source(void)
 static void test_values(void)
 {
     cfg c;
-    cfg_error e;
+    qdq_error e;
     static const struct { const char *in; uint64_t want; } sizes[] = {
         { "0", 0 }, { "1", 1 }, { "1k", 1024 }, { "1K", 1024 }, { "2m", 2 << 20 },
         { "2M", 2 << 20 }, { "3G", 3ULL << 30 }, { "3g", 3ULL << 30 }, { "1KiB", 1024 },
@@ -336,7 +336,7 @@ static void test_values(void)
 static void test_file_syntax(void)
 {
     cfg c;
-    cfg_error e;
+    qdq_error e;
     const char *p;
     char text[2048];
     const char *cert = write_file("c 1.pem", "x"), *key = write_file("k#1.pem", "x");
@@ -372,7 +372,7 @@ static void test_example_file(void)
     char path[1024], *text;
     size_t len;
     cfg c, d;
-    cfg_error e;
+    qdq_error e;
     snprintf(path, sizeof path, "%s/../config/qdq-server.conf.example", root ? root : "tests");
     text = read_small_file(path, 1 << 20, &len);
     CHECK(text != NULL, "cannot read %s", path);
@@ -412,7 +412,7 @@ static void test_example_file(void)
 static void test_help_version_dump(void)
 {
     cfg c, d;
-    cfg_error e;
+    qdq_error e;
     char *buf = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&buf, &n);
@@ -460,7 +460,7 @@ static void test_help_version_dump(void)
 static void bad(const char *what, char **env, char **args, const char *want1, const char *want2)
 {
     cfg c;
-    cfg_error e;
+    qdq_error e;
     int rc = load_argv(&c, &e, env, args);
     CHECK(rc == 1, "%s: rc %d, expected 1", what, rc);
     CHECK(memcmp(&c, &zero_cfg, sizeof c) == 0, "%s: c not zeroed on error", what);
@@ -561,7 +561,7 @@ static void test_invalid(void)
          "se cret");
     {
         cfg c;
-        cfg_error e;
+        qdq_error e;
         LOAD(&c, &e, noenv, "--auth-token", "se cret");
         CHECK(!strstr(e.msg, "se cret"), "the token is not echoed: %s", e.msg);
     }
@@ -624,7 +624,7 @@ static void test_invalid(void)
     BADF("no '='", ":1: expected 'key = value', but 'workers' has no '='", NULL, "--config", p);
     {
         cfg c;
-        cfg_error e;
+        qdq_error e;
         LOAD(&c, &e, noenv, "--config", conf_arg("auth-token hunter2\n"));
         CHECK(strstr(e.msg, "has no '='") && !strstr(e.msg, "hunter2"),
               "a malformed line is not echoed (it may hold the token): %s", e.msg);

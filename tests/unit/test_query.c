@@ -196,6 +196,7 @@ static void invalid_queries(void)
     proto_request_clear(&r);
 
     /* Client bytes in messages are made printable and cut short. */
+    err = (qdq_error){ 0 }; /* a failure is recorded once: the first one stays */
     proto_request_init(&r);
     rc = proto_query_arg(&r, "dtype",
                          "\x01\xff" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &lim,
@@ -281,6 +282,7 @@ static void finish(void)
     char s[2 * PROTO_MAX_RANK + 8] = "";
     for (int i = 0; i <= PROTO_MAX_RANK; i++)
         strcat(s, i ? ",1" : "1");
+    err = (qdq_error){ 0 };
     proto_request_init(&r);
     rc = proto_query_arg(&r, "shape", s, &wide, &err);
     CHECK(rc == PROTO_ETOOBIG && strstr(err.msg, "more than 64 dimensions"), "rank cap: %s",
