@@ -35,7 +35,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     $SUDO chmod 755 /usr/sbin/policy-rc.d
     added_policy=1
 fi
-$SUDO apt-get update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
 [ -z "$added_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
