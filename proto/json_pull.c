@@ -275,12 +275,20 @@ int proto_jr_double(proto_jr *r, const char *what, double *out)
     return 0;
 }
 
+/* Something other than a string where a key belongs: the text is not JSON. */
+static int key_error(proto_jr *r, const char *where)
+{
+    char tmp[16];
+    return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: expected a key (a string), got %s at "
+                    "byte %zu", where, got(r, tmp, sizeof tmp), proto_jr_off(r));
+}
+
 /* `"key" :` inside an object being skipped. */
 static int skip_key(proto_jr *r, const char *what)
 {
     proto_jr_ws(r);
     if (proto_jr_peek(r) != '"')
-        return proto_jr_type_error(r, what, "a key (a string)");
+        return key_error(r, what);
     if (proto_jr_string(r, what, NULL, 0, NULL, NULL, NULL))
         return r->err->code;
     proto_jr_ws(r);
@@ -368,7 +376,7 @@ int proto_jr_key(proto_jr *r, const char *where, const char *const *names, int n
     size_t len;
     size_t at = proto_jr_off(r);
     if (proto_jr_peek(r) != '"')
-        return proto_jr_type_error(r, where, "a key (a string)");
+        return key_error(r, where);
     if (proto_jr_string(r, where, key, sizeof key - 1, &len, NULL, NULL))
         return r->err->code;
     for (int i = 0; i < n; i++)
@@ -399,7 +407,7 @@ int proto_jr_any_key(proto_jr *r, const char *where, char *key, size_t cap, size
 {
     size_t n;
     if (proto_jr_peek(r) != '"')
-        return proto_jr_type_error(r, where, "a key (a string)");
+        return key_error(r, where);
     if (proto_jr_string(r, where, key, cap - 1, &n, NULL, NULL))
         return r->err->code;
     key[n < cap - 1 ? n : cap - 1] = '\0';

@@ -1,27 +1,26 @@
 /*
- * KServe v2 / Open Inference Protocol with Triton's binary tensor data extension (kserve.h).
+ * KServe v2 / Open Inference Protocol with Triton's binary tensor data extension (kserve.h;
+ * docs/api.md, "KServe v2").
  *
- * The request's JSON is small except for the "data" arrays of its tensors. Those are found by a
- * string-aware scan, read straight into typed buffers (proto_num_parse_dtype: never a cJSON node
- * per element), and replaced in a private copy of the JSON by their index; cJSON then reads the
- * remaining envelope, which holds a few dozen values.
+ * The request's JSON is read with the pull reader (json_pull.h), the same as native JSON: its
+ * "data" arrays go straight into typed buffers, never a tree of nodes. An input's keys may
+ * come in any order, so each input object is first walked for where its values are (a "data"
+ * array is passed over by matching brackets, 16 bytes a step) and then read, data last, once
+ * its name, datatype and shape are known. Outside its data arrays a request is names, shapes
+ * and a few parameters: more than ENVELOPE_MAX bytes of it is refused.
  */
 #include "kserve.h"
+#include "json_pull.h"
 #include "qdq_half.h"
 
-#include <cJSON.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
-
-#define MAX_SPANS 16 /* data arrays in one request (the model has three inputs) */
-#define ENVELOPE_MAX (64 << 10) /* bytes of JSON outside the data arrays */
 
 void proto_v2_request_init(proto_v2_request *r)
 {
@@ -35,21 +34,11 @@ void proto_v2_request_clear(proto_v2_request *r)
     proto_v2_request_init(r);
 }
 
-typedef struct span {
-    size_t begin, end; /* the array's '[' and one past its ']' in the JSON */
-} span;
+#define ENVELOPE_MAX (64 << 10) /* bytes of JSON outside the data arrays */
 
-/* Skips a JSON string starting at s[i] == '"'; returns the index after its closing quote. */
-static size_t skip_string(const char *s, size_t i, size_t n)
-{
-    for (i++; i < n; i++) {
-        if (s[i] == '\\')
-            i++;
-        else if (s[i] == '"')
-            return i + 1;
-    }
-    return n;
-}
+static const char *const out_names[7] = { "output",     "input_min", "input_max", "output_min",
+                                          "output_max", "scale",     "inverse_scale" };
+static const char *const in_names[3] = { "input", "input_min", "input_max" };
 
 /* The index of the first '[', ']' or '"' in s[i, n), or n. */
 static size_t next_bracket_or_quote(const char *s, size_t i, size_t n)
@@ -71,281 +60,402 @@ static size_t next_bracket_or_quote(const char *s, size_t i, size_t n)
     return n;
 }
 
-/* Appends src[0, len) to j at *o when it fits below cap; *o counts every byte either way. */
-static void put_piece(char *j, size_t cap, size_t *o, const char *src, size_t len)
-{
-    if (*o < cap && len < cap - *o)
-        memcpy(j + *o, src, len);
-    *o += len;
-}
-
 /*
- * Copies the JSON text[0, n) (no NUL in it; none after it needed) into j without the arrays
- * that are values of a "data" key: each is replaced by its span index, so cJSON reads only the
- * small envelope. j holds cap bytes: *jlen is the envelope's whole length, and j holds it,
- * NUL-terminated, when *jlen < cap. Returns the number of arrays, or -1 when there are more
- * than MAX_SPANS or one does not close.
+ * Moves the reader past the array at its position (which is '[') without reading its numbers:
+ * they are read once, into the tensor, when the input's datatype and shape are known. Strings
+ * inside are skipped whole; the array's syntax is checked when it is read.
  */
-static int strip_data_arrays(const char *text, size_t n, char *j, size_t cap, size_t *jlen,
-                             span *spans, unsigned long long nonce)
+static int skip_array(proto_jr *r, const char *what)
 {
-    int count = 0;
-    size_t o = 0, copied = 0; /* text[copied, ...) is not yet in j */
-    for (size_t i = 0; i < n;) {
-        const char *quote = memchr(text + i, '"', n - i);
-        if (!quote)
-            break;
-        i = (size_t)(quote - text);
-        size_t end = skip_string(text, i, n);
-        bool is_data = end - i == 6 && memcmp(text + i, "\"data\"", 6) == 0;
-        i = end;
-        if (!is_data)
-            continue;
-        size_t k = i;
-        while (k < n && (text[k] == ' ' || text[k] == '\t' || text[k] == '\n' || text[k] == '\r'))
-            k++;
-        if (k >= n || text[k] != ':')
-            continue; /* a string value "data", not a key */
-        k++;
-        while (k < n && (text[k] == ' ' || text[k] == '\t' || text[k] == '\n' || text[k] == '\r'))
-            k++;
-        if (k >= n || text[k] != '[')
-            continue;
-        /* The matching ']': jump between brackets and quotes (16 bytes a step). */
-        int depth = 0;
-        size_t e = k;
-        while (e < n) {
-            char c = text[e];
-            if (c == '"') {
-                e = skip_string(text, e, n);
-                continue;
-            }
+    const char *s = r->base;
+    size_t i = proto_jr_off(r), n = (size_t)(r->end - r->base);
+    int depth = 0;
+    while (i < n) {
+        char c = s[i];
+        if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\')
+                    i++;
+            i++;
+        } else {
             if (c == '[')
                 depth++;
-            else if (c == ']' && --depth == 0)
-                break;
-            e = next_bracket_or_quote(text, e + 1, n);
-        }
-        if (e >= n || count == MAX_SPANS)
-            return -1;
-        spans[count] = (span){ k, e + 1 };
-        put_piece(j, cap, &o, text + copied, k - copied);
-        /* A marker cJSON keeps as a string; the nonce keeps a client from forging one. */
-        char marker[40];
-        int m = snprintf(marker, sizeof marker, "\"\x01%016llx:%d\"", nonce, count);
-        put_piece(j, cap, &o, marker, (size_t)m);
-        copied = e + 1;
-        count++;
-        i = e + 1;
-    }
-    put_piece(j, cap, &o, text + copied, n - copied);
-    if (o < cap)
-        j[o] = '\0';
-    *jlen = o;
-    return count;
-}
-
-/*
- * Reads the numbers of a data array (flat or nested) from the original JSON text into count
- * elements of dtype at out. Checks the array's syntax and that it holds exactly count numbers.
- */
-static int read_data(const char *text, span sp, qdq_dtype dt, uint64_t count, void *out,
-                     const char *name, qdq_error *err)
-{
-    const char *p = text + sp.begin, *end = text + sp.end;
-    uint64_t got = 0;
-    int depth = 0;
-    bool want_value = true, after_comma = false; /* after '[' or ',' */
-    while (p < end) {
-        char c = *p;
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-            p++;
-        } else if (c == '[') {
-            if (!want_value)
-                return qdq_fail(err, QDQ_EINVAL, "inputs '%s' data: expected ',' before '['", name);
-            depth++, p++, after_comma = false;
-        } else if (c == ']') {
-            if (want_value && after_comma)
-                return qdq_fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: trailing comma",
-                            name);
-            depth--, p++, want_value = false;
-        } else if (c == ',') {
-            if (want_value)
-                return qdq_fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: unexpected ','",
-                            name);
-            p++, want_value = true, after_comma = true;
-        } else {
-            if (!want_value)
-                return qdq_fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: expected ',' "
-                            "after element %llu", name, (unsigned long long)got);
-            if (got == count)
-                return qdq_fail(err, QDQ_EINVAL, "inputs '%s' data has more than the %llu "
-                            "elements its shape needs", name, (unsigned long long)count);
-            size_t k = proto_num_parse_dtype(dt, p, end, out, (size_t)got);
-            if (k == 0)
-                return qdq_fail(err, QDQ_EINVAL, "inputs '%s' data[%llu]: not a number (at '%.*s')",
-                            name, (unsigned long long)got, (int)(end - p < 12 ? end - p : 12), p);
-            double v = dt == QDQ_FLOAT64 ? ((double *)out)[got]
-                       : dt == QDQ_FLOAT32 ? ((float *)out)[got]
-                       : dt == QDQ_FLOAT16 ? qdq_f16_to_f32(((uint16_t *)out)[got])
-                                           : qdq_bf16_to_f32(((uint16_t *)out)[got]);
-            if (isinf(v) && p[*p == '-'] != 'I')
-                return qdq_fail(err, QDQ_EINVAL, "inputs '%s' data[%llu]: %.*s is out of range for "
-                            "%s", name, (unsigned long long)got, (int)(k < 24 ? k : 24), p,
-                            proto_dtype_kserve(dt));
-            p += k, got++, want_value = false, after_comma = false;
+            else if (c == ']' && --depth == 0) {
+                r->p = s + i + 1;
+                return 0;
+            }
+            i = next_bracket_or_quote(s, i + 1, n);
         }
     }
-    if (depth != 0)
-        return qdq_fail(err, QDQ_EINVAL, "invalid JSON: inputs '%s' data: unbalanced brackets", name);
-    if (got != count)
-        return qdq_fail(err, QDQ_EINVAL, "inputs '%s' data has %llu elements but its shape needs %llu",
-                    name, (unsigned long long)got, (unsigned long long)count);
-    return 0;
+    return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: the array starting at byte %zu does "
+                    "not close", what, proto_jr_off(r));
 }
 
-static int parse_datatype(const cJSON *t, const char *name, qdq_dtype *dt, qdq_error *err)
+/* A JSON number at the reader's position, moving past it; false (nothing recorded, the reader
+ * not moved) when there is none: the caller's message says what was expected. */
+static bool try_number(proto_jr *r, double *v)
 {
-    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "datatype"));
-    if (!s)
-        return qdq_fail(err, QDQ_EINVAL, "inputs '%s': missing datatype", name);
-    static const char *const names[] = { "FP32", "FP64", "FP16", "BF16" };
+    proto_jr at = *r;
+    qdq_error scratch = { 0 };
+    at.err = &scratch;
+    int c = proto_jr_peek(&at);
+    if (!(c == '-' || (c >= '0' && c <= '9')) || proto_jr_double(&at, "", v))
+        return false;
+    r->p = at.p;
+    return true;
+}
+
+/* One entry of "inputs", as found: where each of its values is, read once the name is known. */
+typedef struct in_entry {
+    const char *name, *datatype, *shape, *params, *data; /* value positions, or NULL */
+    const char *data_end;
+    int k;               /* 0 input, 1 input_min, 2 input_max */
+    qdq_dtype dt;
+    int rank;
+    int64_t dims[PROTO_MAX_RANK];
+    uint64_t count;
+    bool binary;
+    size_t boff;         /* binary: its offset in the body */
+} in_entry;
+
+/* "name": the string at p (checked already) into buf. */
+static void entry_name(proto_jr *r, const char *p, char *buf, size_t cap)
+{
+    proto_jr at = *r;
+    size_t n = 0;
+    at.p = p;
+    qdq_error ignore = { 0 };
+    at.err = &ignore;
+    proto_jr_string(&at, "name", buf, cap - 1, &n, NULL, NULL);
+    buf[n < cap - 1 ? n : cap - 1] = '\0';
+}
+
+/* The datatype named at p, or an error for the input `name`. */
+static int entry_datatype(proto_jr *r, const char *p, const char *name, qdq_dtype *dt)
+{
+    if (!p)
+        return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': missing datatype", name);
+    char s[16];
+    size_t n = 0;
+    proto_jr at = *r;
+    at.p = p;
+    if (proto_jr_peek(&at) != '"')
+        return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': missing datatype", name);
+    if (proto_jr_string(&at, "datatype", s, sizeof s - 1, &n, NULL, NULL))
+        return r->err->code;
+    s[n < sizeof s - 1 ? n : sizeof s - 1] = '\0';
     for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0) {
+        if (n == 4 && strcmp(s, proto_dtype_kserve((qdq_dtype)i)) == 0) {
             *dt = (qdq_dtype)i;
             return 0;
         }
-    return qdq_fail(err, QDQ_EINVAL, "inputs '%s': datatype '%.32s' is not supported (FP32, FP64, "
-                "FP16, BF16)", name, s);
+    char tmp[48];
+    return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': datatype '%s' is not supported (FP32, FP64, "
+                    "FP16, BF16)", name, proto_jr_printable(tmp, s, n < 32 ? n : 32));
 }
 
-/* The "shape" of tensor t: dims, rank and element count, within the limits. */
-static int parse_shape(const cJSON *t, const char *name, const proto_limits *lim, int64_t *dims,
-                       int *rank, uint64_t *count, qdq_error *err)
+/* "shape" at p: dims, rank and element count, within the limits. */
+static int entry_shape(proto_jr *r, const char *p, const char *name, in_entry *e)
 {
-    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(t, "shape");
-    if (!cJSON_IsArray(sh))
-        return qdq_fail(err, QDQ_EINVAL, "inputs '%s': missing shape (an array of integers)", name);
-    int max_rank = lim && lim->max_rank ? lim->max_rank : PROTO_MAX_RANK;
-    int n = cJSON_GetArraySize(sh);
-    if (n > max_rank)
-        return qdq_fail(err, PROTO_ETOOBIG, "inputs '%s': rank %d is over the limit of %d", name, n,
-                    max_rank);
-    uint64_t c = 1;
-    const cJSON *d;
-    int i = 0;
-    cJSON_ArrayForEach(d, sh) {
-        double v = cJSON_GetNumberValue(d);
-        if (!cJSON_IsNumber(d) || !(v >= 0 && v <= 4611686018427387904.0) ||
-            v != (double)(int64_t)v) /* range first: casting an out-of-range double is undefined */
-            return qdq_fail(err, QDQ_EINVAL, "inputs '%s': shape[%d] is not a non-negative integer",
-                        name, i);
-        dims[i] = (int64_t)v;
-        if (dims[i] && c > UINT64_MAX / (uint64_t)dims[i])
-            return qdq_fail(err, PROTO_ETOOBIG, "inputs '%s': the shape's element count overflows",
+    proto_jr at = *r;
+    at.p = p;
+    bool empty;
+    if (!p || proto_jr_peek(&at) != '[')
+        return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': missing shape (an array of integers)",
                         name);
-        c *= (uint64_t)dims[i];
-        i++;
+    if (proto_jr_open(&at, "shape", '[', 4, &empty))
+        return r->err->code;
+    uint64_t c = 1;
+    int d = 0;
+    for (int done = empty; !done;) {
+        if (d == at.lim.max_rank)
+            return qdq_fail(r->err, PROTO_ETOOBIG, "inputs '%s': rank %d is over the limit of %d",
+                            name, d + 1, at.lim.max_rank);
+        double v;
+        if (!try_number(&at, &v) || !(v >= 0 && v <= 4611686018427387904.0) ||
+            v != (double)(int64_t)v) /* range first: casting an out-of-range double is UB */
+            return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': shape[%d] is not a non-negative "
+                            "integer", name, d);
+        e->dims[d] = (int64_t)v;
+        if (e->dims[d] && c > UINT64_MAX / (uint64_t)e->dims[d])
+            return qdq_fail(r->err, PROTO_ETOOBIG, "inputs '%s': the shape's element count "
+                            "overflows", name);
+        c *= (uint64_t)e->dims[d++];
+        if (proto_jr_next(&at, "shape", ']', &done))
+            return r->err->code;
     }
-    if (lim && lim->max_elements && c > lim->max_elements)
-        return qdq_fail(err, PROTO_ETOOBIG, "inputs '%s': %llu elements is over the limit of %llu",
-                    name, (unsigned long long)c, (unsigned long long)lim->max_elements);
-    *rank = n;
-    *count = c;
+    if (c > at.lim.max_elements)
+        return qdq_fail(r->err, PROTO_ETOOBIG, "inputs '%s': %llu elements is over the limit of "
+                        "%llu", name, (unsigned long long)c,
+                        (unsigned long long)at.lim.max_elements);
+    e->rank = d;
+    e->count = c;
     return 0;
 }
 
-static const char *const out_names[7] = { "output",     "input_min", "input_max", "output_min",
-                                          "output_max", "scale",     "inverse_scale" };
-
-/* The op attributes and binary_data_output from the request's "parameters". */
-static int parse_parameters(const cJSON *pr, proto_v2_request *out, bool *bin_all,
-                            qdq_error *err)
+/* An input's "parameters": binary_data_size only. */
+static int entry_params(proto_jr *r, const char *p, const char *name, in_entry *e,
+                        uint64_t *bds, bool *has_bds)
 {
-    if (!pr)
+    *has_bds = false;
+    if (!p)
         return 0;
-    if (!cJSON_IsObject(pr))
-        return qdq_fail(err, QDQ_EINVAL, "parameters must be an object");
+    proto_jr at = *r;
+    at.p = p;
+    bool empty;
+    if (proto_jr_peek(&at) != '{')
+        return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': parameters must be an object", name);
+    if (proto_jr_open(&at, "parameters", '{', 4, &empty))
+        return r->err->code;
+    for (int done = empty; !done;) {
+        char key[64];
+        if (proto_jr_any_key(&at, "parameters", key, sizeof key, NULL))
+            return r->err->code;
+        if (strcmp(key, "binary_data_size") != 0)
+            return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': unknown parameter '%.64s' (only "
+                            "binary_data_size)", name, key);
+        double v = -1;
+        bool num = try_number(&at, &v);
+        size_t es = qdq_dtype_size(e->dt);
+        if (!num || !(v >= 0 && v <= 1.8e19) || v != (double)(uint64_t)v ||
+            (uint64_t)v != e->count * es)
+            return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': binary_data_size is %.0f but shape "
+                            "and datatype need %llu bytes", name, num ? v : -1.0,
+                            (unsigned long long)(e->count * es));
+        *bds = (uint64_t)v;
+        *has_bds = true;
+        if (proto_jr_next(&at, "parameters", '}', &done))
+            return r->err->code;
+    }
+    return 0;
+}
+
+/*
+ * One object of "inputs": its values' positions first (the name may come last), then each
+ * read in the order that gives the clearest message: name, datatype, shape, parameters, data.
+ */
+static int read_input(proto_jr *r, size_t header_len, in_entry *e, bool seen[3],
+                      proto_v2_request *out, size_t *boff, void **bufs)
+{
+    static const char *const keys[5] = { "name", "datatype", "shape", "parameters", "data" };
+    const char **pos[5] = { &e->name, &e->datatype, &e->shape, &e->params, &e->data };
+    bool empty;
+    if (proto_jr_peek(r) != '{')
+        return qdq_fail(r->err, QDQ_EINVAL, "inputs: every entry needs a \"name\"");
+    if (proto_jr_open(r, "inputs", '{', 3, &empty))
+        return r->err->code;
+    for (int done = empty; !done;) {
+        char key[32];
+        if (proto_jr_any_key(r, "inputs", key, sizeof key, NULL))
+            return r->err->code;
+        int k = 0;
+        while (k < 5 && strcmp(key, keys[k]) != 0)
+            k++;
+        if (k < 5 && *pos[k])
+            return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: inputs: duplicate key '%s' at "
+                            "byte %zu", keys[k], proto_jr_off(r));
+        if (k < 5)
+            *pos[k] = r->p;
+        if (k == 4 && proto_jr_peek(r) == '[') {
+            if (skip_array(r, "inputs data"))
+                return r->err->code;
+            e->data_end = r->p;
+        } else if (proto_jr_skip(r, k < 5 ? keys[k] : key, 4)) {
+            return r->err->code;
+        }
+        if (proto_jr_next(r, "inputs", '}', &done))
+            return r->err->code;
+    }
+    char name[80];
+    if (!e->name || *e->name != '"')
+        return qdq_fail(r->err, QDQ_EINVAL, "inputs: every entry needs a \"name\"");
+    entry_name(r, e->name, name, sizeof name);
+    e->k = 0;
+    while (e->k < 3 && strcmp(name, in_names[e->k]) != 0)
+        e->k++;
+    if (e->k == 3)
+        return qdq_fail(r->err, QDQ_EINVAL, "unknown input '%.64s' (the model's inputs: input, "
+                        "input_min, input_max)", name);
+    if (seen[e->k])
+        return qdq_fail(r->err, QDQ_EINVAL, "input '%s' is given twice", name);
+    seen[e->k] = true;
+    if (entry_datatype(r, e->datatype, name, &e->dt) || entry_shape(r, e->shape, name, e))
+        return r->err->code;
+    if (e->k > 0 && e->rank > 1)
+        return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s' must have shape [], [1] or [channels], "
+                        "not rank %d", name, e->rank);
+    uint64_t bds = 0;
+    bool has_bds;
+    if (entry_params(r, e->params, name, e, &bds, &has_bds))
+        return r->err->code;
+    if (e->data && has_bds)
+        return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': give data or binary_data_size, not "
+                        "both", name);
+    if (!e->data && !has_bds)
+        return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': missing data (or binary_data_size)",
+                        name);
+    if (has_bds && header_len == SIZE_MAX)
+        return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s' has binary_data_size but the request has "
+                        "no Inference-Header-Content-Length header", name);
+    if (has_bds) { /* the bytes follow the JSON, in the order of "inputs": taken at the end */
+        e->binary = true;
+        e->boff = *boff;
+        *boff += bds;
+        if (*boff < bds)
+            *boff = SIZE_MAX;
+        return 0;
+    }
+    if (!e->data_end) /* a value other than an array */
+        return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': data must be an array of numbers",
+                        name);
+    size_t es = qdq_dtype_size(e->dt);
+    char *buf = malloc(e->count ? e->count * es : 1);
+    if (!buf)
+        return qdq_fail(r->err, PROTO_ENOMEM, "out of memory for inputs '%s'", name);
+    bufs[e->k] = buf;
+    char what[100];
+    snprintf(what, sizeof what, "inputs '%s' data", name);
+    proto_jr at = *r;
+    at.p = e->data;
+    at.end = e->data_end;
+    proto_jtensor t;
+    memset(&t, 0, sizeof t);
+    t.dtype = e->dt;
+    t.store = t.fixed = true;
+    t.data = buf;
+    t.cap = e->count;
+    if (proto_jr_tensor(&at, what, 3, &t))
+        return r->err->code;
+    if (t.count != e->count)
+        return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s' data has %llu elements but its shape "
+                        "needs %llu", name, (unsigned long long)t.count,
+                        (unsigned long long)e->count);
+    if (e->k == 0)
+        out->req.form = PROTO_FORM_DATA;
+    return 0;
+}
+
+/* The request's "parameters": the op's attributes, and binary_data_output. */
+static int read_parameters(proto_jr *r, proto_v2_request *out, bool *bin_all)
+{
+    bool empty;
+    if (proto_jr_peek(r) != '{')
+        return qdq_fail(r->err, QDQ_EINVAL, "parameters must be an object");
+    if (proto_jr_open(r, "parameters", '{', 2, &empty))
+        return r->err->code;
     qdq_attrs *a = &out->req.attrs;
-    const cJSON *v;
-    cJSON_ArrayForEach(v, pr) {
-        const char *k = v->string;
+    for (int done = empty; !done;) {
+        char k[64];
+        if (proto_jr_any_key(r, "parameters", k, sizeof k, NULL))
+            return r->err->code;
         bool *flag = strcmp(k, "signed_input") == 0   ? &a->signed_input
                      : strcmp(k, "range_given") == 0  ? &a->range_given
                      : strcmp(k, "narrow_range") == 0 ? &a->narrow_range
                      : strcmp(k, "binary_data_output") == 0 ? bin_all
                                                              : NULL;
         if (flag) {
-            if (!cJSON_IsBool(v))
-                return qdq_fail(err, QDQ_EINVAL, "parameters.%s must be true or false", k);
-            *flag = cJSON_IsTrue(v);
+            if (!proto_jr_at(r, "true", 4) && !proto_jr_at(r, "false", 5))
+                return qdq_fail(r->err, QDQ_EINVAL, "parameters.%s must be true or false", k);
+            proto_jr_bool(r, k, flag);
         } else if (strcmp(k, "num_bits") == 0 || strcmp(k, "axis") == 0) {
-            double d = cJSON_GetNumberValue(v);
-            if (!cJSON_IsNumber(v) || !(d >= -1e9 && d <= 1e9) || d != (double)(int)d)
-                return qdq_fail(err, QDQ_EINVAL, "parameters.%s must be an integer", k);
+            double d = 0;
+            if (!try_number(r, &d) || !(d >= -1e9 && d <= 1e9) || d != (double)(int)d)
+                return qdq_fail(r->err, QDQ_EINVAL, "parameters.%s must be an integer", k);
             if (k[0] == 'n')
                 a->num_bits = (int)d;
             else
                 a->axis = (int64_t)d;
         } else if (strcmp(k, "round_mode") == 0) {
-            const char *s = cJSON_GetStringValue(v);
-            if (s && strcmp(s, "HALF_TO_EVEN") == 0)
-                a->round_mode = QDQ_HALF_TO_EVEN;
-            else if (s && strcmp(s, "HALF_UP") == 0)
-                a->round_mode = QDQ_HALF_UP;
-            else
-                return qdq_fail(err, QDQ_EINVAL, "parameters.round_mode must be \"HALF_TO_EVEN\" or "
-                            "\"HALF_UP\"");
+            char s[16];
+            size_t n = 0;
+            if (proto_jr_peek(r) == '"' &&
+                proto_jr_string(r, "parameters.round_mode", s, sizeof s, &n, NULL, NULL))
+                return r->err->code;
+            if (!(n == 12 && !memcmp(s, "HALF_TO_EVEN", 12)) && !(n == 7 && !memcmp(s, "HALF_UP", 7)))
+                return qdq_fail(r->err, QDQ_EINVAL, "parameters.round_mode must be "
+                                "\"HALF_TO_EVEN\" or \"HALF_UP\"");
+            a->round_mode = n == 7 ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
         } else if (strcmp(k, "priority") == 0 || strcmp(k, "timeout") == 0) {
             /* Triton's client sends these when asked; this server has no use for them. */
+            if (proto_jr_skip(r, k, 3))
+                return r->err->code;
         } else {
-            return qdq_fail(err, QDQ_EINVAL, "unknown parameter '%.64s' (expected num_bits, "
-                        "signed_input, range_given, round_mode, narrow_range, axis, "
-                        "binary_data_output)", k);
+            return qdq_fail(r->err, QDQ_EINVAL, "unknown parameter '%.64s' (expected num_bits, "
+                            "signed_input, range_given, round_mode, narrow_range, axis, "
+                            "binary_data_output)", k);
         }
+        if (proto_jr_next(r, "parameters", '}', &done))
+            return r->err->code;
     }
     return 0;
 }
 
-/* The "outputs" list: which outputs, and which go binary. */
-static int parse_outputs(const cJSON *os, bool bin_all, proto_v2_request *out, qdq_error *err)
+/* "outputs": which outputs, each with its binary_data choice (-1: the request's default). */
+static int read_outputs(proto_jr *r, proto_v2_request *out, signed char bin[7])
 {
-    if (!os || (cJSON_IsArray(os) && cJSON_GetArraySize(os) == 0)) { /* none named: all */
-        out->outputs = PROTO_V2_OUT_ALL;
-        out->binary_outputs = bin_all ? PROTO_V2_OUT_ALL : 0;
-        return 0;
-    }
-    if (!cJSON_IsArray(os))
-        return qdq_fail(err, QDQ_EINVAL, "outputs must be an array");
-    const cJSON *o;
-    cJSON_ArrayForEach(o, os) {
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "name"));
-        if (!name)
-            return qdq_fail(err, QDQ_EINVAL, "outputs: every entry needs a \"name\"");
+    bool empty;
+    if (proto_jr_peek(r) != '[')
+        return qdq_fail(r->err, QDQ_EINVAL, "outputs must be an array");
+    if (proto_jr_open(r, "outputs", '[', 2, &empty))
+        return r->err->code;
+    for (int done = empty; !done;) {
+        bool e2;
+        if (proto_jr_peek(r) != '{')
+            return qdq_fail(r->err, QDQ_EINVAL, "outputs: every entry needs a \"name\"");
+        if (proto_jr_open(r, "outputs", '{', 3, &e2))
+            return r->err->code;
+        const char *name_at = NULL, *params_at = NULL;
+        for (int d2 = e2; !d2;) {
+            char key[32];
+            if (proto_jr_any_key(r, "outputs", key, sizeof key, NULL))
+                return r->err->code;
+            if (strcmp(key, "name") == 0)
+                name_at = r->p;
+            else if (strcmp(key, "parameters") == 0)
+                params_at = r->p;
+            if (proto_jr_skip(r, key, 4) || proto_jr_next(r, "outputs", '}', &d2))
+                return r->err->code;
+        }
+        char name[80];
+        if (!name_at || *name_at != '"')
+            return qdq_fail(r->err, QDQ_EINVAL, "outputs: every entry needs a \"name\"");
+        entry_name(r, name_at, name, sizeof name);
         int k = 0;
         while (k < 7 && strcmp(name, out_names[k]) != 0)
             k++;
         if (k == 7)
-            return qdq_fail(err, QDQ_EINVAL, "unknown output '%.64s' (the model's outputs: output, "
-                        "input_min, input_max, output_min, output_max, scale, inverse_scale)",
-                        name);
+            return qdq_fail(r->err, QDQ_EINVAL, "unknown output '%.64s' (the model's outputs: "
+                            "output, input_min, input_max, output_min, output_max, scale, "
+                            "inverse_scale)", name);
         out->outputs |= 1u << k;
-        bool bin = bin_all;
-        const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "parameters"), *x;
-        if (op && !cJSON_IsObject(op))
-            return qdq_fail(err, QDQ_EINVAL, "outputs '%s': parameters must be an object", name);
-        cJSON_ArrayForEach(x, op) if (strcmp(x->string, "binary_data") != 0)
-            return qdq_fail(err, QDQ_EINVAL, "outputs '%s': unknown parameter '%.64s' (only "
-                        "binary_data)", name, x->string);
-        const cJSON *bd = cJSON_GetObjectItemCaseSensitive(op, "binary_data");
-        if (bd) {
-            if (!cJSON_IsBool(bd))
-                return qdq_fail(err, QDQ_EINVAL, "outputs '%s': binary_data must be true or false",
-                            name);
-            bin = cJSON_IsTrue(bd);
+        if (params_at) {
+            proto_jr at = *r;
+            at.p = params_at;
+            bool e3;
+            if (proto_jr_peek(&at) != '{')
+                return qdq_fail(r->err, QDQ_EINVAL, "outputs '%s': parameters must be an object",
+                                name);
+            if (proto_jr_open(&at, "parameters", '{', 4, &e3))
+                return r->err->code;
+            for (int d3 = e3; !d3;) {
+                char key[64];
+                if (proto_jr_any_key(&at, "parameters", key, sizeof key, NULL))
+                    return r->err->code;
+                if (strcmp(key, "binary_data") != 0)
+                    return qdq_fail(r->err, QDQ_EINVAL, "outputs '%s': unknown parameter '%.64s' "
+                                    "(only binary_data)", name, key);
+                bool b;
+                if (!proto_jr_at(&at, "true", 4) && !proto_jr_at(&at, "false", 5))
+                    return qdq_fail(r->err, QDQ_EINVAL, "outputs '%s': binary_data must be true "
+                                    "or false", name);
+                proto_jr_bool(&at, key, &b);
+                bin[k] = b;
+                if (proto_jr_next(&at, "parameters", '}', &d3))
+                    return r->err->code;
+            }
         }
-        if (bin)
-            out->binary_outputs |= 1u << k;
+        if (proto_jr_next(r, "outputs", ']', &done))
+            return r->err->code;
     }
     return 0;
 }
@@ -356,226 +466,212 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
     proto_v2_request_init(out);
     size_t jlen = header_len == SIZE_MAX ? len : header_len;
     if (jlen > len)
-        return qdq_fail(err, QDQ_EINVAL, "Inference-Header-Content-Length is %zu but the body has "
-                    "only %zu bytes", header_len, len);
-    /* The envelope: the JSON without its data arrays, at most ENVELOPE_MAX bytes of it kept
-     * (a larger one is refused below; the scan goes on to measure it). */
-    size_t cap = (jlen < ENVELOPE_MAX ? jlen : ENVELOPE_MAX) + 40 * MAX_SPANS + 1;
-    char *j = malloc(cap);
-    if (!j)
-        return qdq_fail(err, PROTO_ENOMEM, "out of memory for the request header");
-    span spans[MAX_SPANS];
-    unsigned long long nonce = (unsigned long long)(uintptr_t)j * 0x9e3779b97f4a7c15ull ^
-                               (unsigned long long)clock();
-    size_t envelope = 0;
-    int nspans = memchr(body, '\0', jlen) ? -1
-                 : strip_data_arrays(body, jlen, j, cap, &envelope, spans, nonce);
-    /* Without its data arrays the envelope is names, shapes and a few parameters: a large one
-     * would only make cJSON build a large tree. */
-    if (nspans >= 0 && envelope > ENVELOPE_MAX) {
-        int rc = qdq_fail(err, PROTO_ETOOBIG, "the inference request's JSON outside its data arrays is "
-                  "%zu bytes, over the limit of %d", envelope, ENVELOPE_MAX);
-        free(j);
-        proto_v2_request_clear(out);
-        return rc;
-    }
-    cJSON *root = nspans < 0 ? NULL : cJSON_ParseWithOpts(j, NULL, 1);
+        return qdq_fail(err, QDQ_EINVAL, "Inference-Header-Content-Length is %zu but the body "
+                        "has only %zu bytes", header_len, len);
+    if (memchr(body, '\0', jlen)) /* before anything else: this is no JSON at all */
+        return qdq_fail(err, QDQ_EINVAL, "invalid JSON in the inference request header (it "
+                        "holds a NUL byte)");
+    proto_jr r;
+    proto_jr_init(&r, body, jlen, lim, err);
+    enum { T_ID, T_PARAMETERS, T_OUTPUTS, T_INPUTS };
+    static const char *const top[4] = { "id", "parameters", "outputs", "inputs" };
+    in_entry ins[3];
+    int nin = 0;
+    bool seen[3] = { false, false, false }, bin_all = false, empty;
+    signed char bin[7] = { -1, -1, -1, -1, -1, -1, -1 };
+    void *bufs[3] = { NULL, NULL, NULL };
+    size_t boff = jlen, data_bytes = 0;
+    unsigned got = 0;
     int rc = 0;
-    if (!root) {
-        rc = qdq_fail(err, QDQ_EINVAL, "invalid JSON in the inference request header%s",
-                  memchr(body, '\0', jlen) ? " (it holds a NUL byte)"
-                  : nspans < 0 ? " (a data array does not close)" : "");
+    memset(ins, 0, sizeof ins);
+    proto_jr_ws(&r);
+    if (proto_jr_peek(&r) < 0) {
+        rc = qdq_fail(err, QDQ_EINVAL, "invalid JSON: the inference request is empty");
         goto out;
     }
-    if (!cJSON_IsObject(root)) {
+    if (proto_jr_peek(&r) != '{') {
         rc = qdq_fail(err, QDQ_EINVAL, "invalid JSON: the inference request must be an object");
         goto out;
     }
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
-    if (id) {
-        if (!cJSON_IsString(id) || strlen(id->valuestring) >= sizeof out->id) {
-            rc = qdq_fail(err, QDQ_EINVAL, "id must be a string of at most %zu bytes",
-                      sizeof out->id - 1);
+    if ((rc = proto_jr_open(&r, "the inference request", '{', 1, &empty)))
+        goto out;
+    for (int done = empty; !done;) {
+        char key[64];
+        size_t at = proto_jr_off(&r);
+        if ((rc = proto_jr_any_key(&r, "the inference request", key, sizeof key, NULL)))
+            goto out;
+        int k = 0;
+        while (k < 4 && strcmp(key, top[k]) != 0)
+            k++;
+        if (k < 4 && (got & 1u << k)) {
+            rc = qdq_fail(err, QDQ_EINVAL, "invalid JSON: duplicate key '%s' in the inference "
+                          "request at byte %zu", key, at);
             goto out;
         }
-        for (const unsigned char *u = (const unsigned char *)id->valuestring; *u;) {
-            size_t n = proto_utf8_len(u, SIZE_MAX);
-            if (!n) {
-                rc = qdq_fail(err, QDQ_EINVAL, "id is not valid UTF-8");
+        if (k < 4)
+            got |= 1u << k;
+        switch (k) {
+        case T_ID: {
+            size_t n = 0;
+            if (proto_jr_peek(&r) != '"') {
+                rc = qdq_fail(err, QDQ_EINVAL, "id must be a string of at most %zu bytes",
+                              sizeof out->id - 1);
                 goto out;
             }
-            u += n;
+            if ((rc = proto_jr_string(&r, "id", out->id, sizeof out->id - 1, &n, NULL, NULL)))
+                goto out;
+            if (n >= sizeof out->id || memchr(out->id, '\0', n)) {
+                rc = qdq_fail(err, QDQ_EINVAL, "id must be a string of at most %zu bytes",
+                              sizeof out->id - 1);
+                goto out;
+            }
+            out->id[n] = '\0';
+            out->has_id = true;
+            break;
         }
-        snprintf(out->id, sizeof out->id, "%s", id->valuestring);
-        out->has_id = true;
+        case T_PARAMETERS:
+            if ((rc = read_parameters(&r, out, &bin_all)))
+                goto out;
+            break;
+        case T_OUTPUTS:
+            if ((rc = read_outputs(&r, out, bin)))
+                goto out;
+            break;
+        case T_INPUTS: {
+            bool e1;
+            if (proto_jr_peek(&r) != '[') {
+                rc = qdq_fail(err, QDQ_EINVAL, "missing inputs (an array with the input "
+                              "\"input\")");
+                goto out;
+            }
+            if ((rc = proto_jr_open(&r, "inputs", '[', 2, &e1)))
+                goto out;
+            for (int d1 = e1; !d1;) {
+                proto_jr_ws(&r);
+                in_entry e;
+                memset(&e, 0, sizeof e);
+                if ((rc = read_input(&r, header_len, &e, seen, out, &boff, bufs)))
+                    goto out;
+                ins[nin++] = e;
+                if (e.data_end)
+                    data_bytes += (size_t)(e.data_end - e.data);
+                if ((rc = proto_jr_next(&r, "inputs", ']', &d1)))
+                    goto out;
+            }
+            break;
+        }
+        default:
+            if ((rc = proto_jr_skip(&r, key, 2)))
+                goto out;
+        }
+        if ((rc = proto_jr_next(&r, "the inference request", '}', &done)))
+            goto out;
+        /* Outside its data arrays the request is names, shapes and a few parameters. */
+        size_t envelope = proto_jr_off(&r) - data_bytes;
+        if (envelope > ENVELOPE_MAX)
+            break;
     }
-    bool bin_all = false;
-    if ((rc = parse_parameters(cJSON_GetObjectItemCaseSensitive(root, "parameters"), out,
-                               &bin_all, err)))
+    proto_jr_ws(&r);
+    size_t envelope = proto_jr_off(&r) - data_bytes;
+    if (envelope > ENVELOPE_MAX) {
+        rc = qdq_fail(err, PROTO_ETOOBIG, "the inference request's JSON outside its data arrays "
+                      "is %zu bytes or more, over the limit of %d", envelope, ENVELOPE_MAX);
         goto out;
-    if ((rc = parse_outputs(cJSON_GetObjectItemCaseSensitive(root, "outputs"), bin_all, out,
-                            err)))
+    }
+    if (r.p < r.end) {
+        rc = qdq_fail(err, QDQ_EINVAL, "invalid JSON: unexpected data after the inference "
+                      "request at byte %zu", proto_jr_off(&r));
         goto out;
-    const cJSON *ins = cJSON_GetObjectItemCaseSensitive(root, "inputs");
-    if (!cJSON_IsArray(ins) || cJSON_GetArraySize(ins) == 0) {
+    }
+    if (nin == 0) {
         rc = qdq_fail(err, QDQ_EINVAL, "missing inputs (an array with the input \"input\")");
         goto out;
     }
-    /* input first: its datatype is the others' too. */
-    const cJSON *t, *by_name[3] = { NULL, NULL, NULL };
-    static const char *const in_names[3] = { "input", "input_min", "input_max" };
-    cJSON_ArrayForEach(t, ins) {
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "name"));
-        if (!name) {
-            rc = qdq_fail(err, QDQ_EINVAL, "inputs: every entry needs a \"name\"");
-            goto out;
-        }
-        int k = 0;
-        while (k < 3 && strcmp(name, in_names[k]) != 0)
-            k++;
-        if (k == 3) {
-            rc = qdq_fail(err, QDQ_EINVAL, "unknown input '%.64s' (the model's inputs: input, "
-                      "input_min, input_max)", name);
-            goto out;
-        }
-        if (by_name[k]) {
-            rc = qdq_fail(err, QDQ_EINVAL, "input '%s' is given twice", name);
-            goto out;
-        }
-        by_name[k] = t;
-    }
-    if (!by_name[0]) {
+    if (!seen[0]) {
         rc = qdq_fail(err, QDQ_EINVAL, "missing input 'input'");
         goto out;
     }
-    qdq_dtype dt;
-    if ((rc = parse_datatype(by_name[0], "input", &dt, err)))
-        goto out;
+    /* Outputs: none named means all; binary as each asks, else as binary_data_output says. */
+    if (!out->outputs)
+        out->outputs = PROTO_V2_OUT_ALL;
+    for (int k = 0; k < 7; k++)
+        if ((out->outputs & 1u << k) && (bin[k] < 0 ? bin_all : bin[k]))
+            out->binary_outputs |= 1u << k;
+    qdq_dtype dt = QDQ_FLOAT32;
+    for (int i = 0; i < nin; i++)
+        if (ins[i].k == 0)
+            dt = ins[i].dt;
     out->req.dtype = dt;
+    for (int i = 0; i < nin; i++)
+        if (ins[i].dt != dt) {
+            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': datatype %s differs from input's %s",
+                          in_names[ins[i].k], proto_dtype_kserve(ins[i].dt),
+                          proto_dtype_kserve(dt));
+            goto out;
+        }
+    /* Binary data, in the order of "inputs": "input" stays where it is when the body is the
+     * caller's writable buffer (the op runs in place there); the rest is copied. */
     size_t es = qdq_dtype_size(dt);
-    /* Binary data follows the header in the order of "inputs". */
-    size_t boff = jlen;
-    cJSON_ArrayForEach(t, ins) {
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "name"));
-        int k = strcmp(name, "input") == 0 ? 0 : strcmp(name, "input_min") == 0 ? 1 : 2;
-        qdq_dtype tdt;
-        if ((rc = parse_datatype(t, name, &tdt, err)))
-            goto out;
-        if (tdt != dt) {
-            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': datatype %s differs from input's %s", name,
-                      proto_dtype_kserve(tdt), proto_dtype_kserve(dt));
+    for (int i = 0; i < nin; i++) {
+        in_entry *e = &ins[i];
+        if (!e->binary)
+            continue;
+        size_t n = e->count * es;
+        if (e->boff > len || n > len - e->boff) {
+            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': binary_data_size %zu runs past the body "
+                          "(%zu bytes left after the header and earlier inputs)",
+                          in_names[e->k], n, e->boff > len ? 0 : len - e->boff);
             goto out;
         }
-        int64_t dims[PROTO_MAX_RANK];
-        int rank = 0;
-        uint64_t count = 0;
-        if ((rc = parse_shape(t, name, lim, dims, &rank, &count, err)))
-            goto out;
-        if (k > 0 && rank > 1) {
-            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s' must have shape [], [1] or [channels], not "
-                      "rank %d", name, rank);
-            goto out;
-        }
-        const cJSON *ip = cJSON_GetObjectItemCaseSensitive(t, "parameters"), *x;
-        if (ip && !cJSON_IsObject(ip)) {
-            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': parameters must be an object", name);
-            goto out;
-        }
-        cJSON_ArrayForEach(x, ip) if (strcmp(x->string, "binary_data_size") != 0) {
-            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': unknown parameter '%.64s' (only "
-                      "binary_data_size)", name, x->string);
-            goto out;
-        }
-        const cJSON *data = cJSON_GetObjectItemCaseSensitive(t, "data");
-        const cJSON *bds = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(t, "parameters"), "binary_data_size");
-        if (data && bds) {
-            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': give data or binary_data_size, not both",
-                      name);
-            goto out;
-        }
-        if (!data && !bds) {
-            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': missing data (or binary_data_size)", name);
-            goto out;
-        }
-        if (bds && header_len == SIZE_MAX) {
-            rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s' has binary_data_size but the request has no "
-                      "Inference-Header-Content-Length header", name);
-            goto out;
-        }
-        bool borrow = k == 0 && bds && writable;
-        void *buf = borrow ? writable + boff : malloc(count * es + 1);
-        size_t skew = borrow ? (uintptr_t)(writable + boff) % es : 0;
-        if (borrow && skew && count * es <= len - boff) {
-            /* Typed access needs alignment: slide the bytes down onto the item size. What lies
-             * below (the JSON header, earlier inputs) has been read already; writable itself
-             * is aligned, so this stays inside it. */
-            buf = writable + boff - skew;
-            memmove(buf, writable + boff, count * es);
-        }
-        if (!buf) {
-            rc = qdq_fail(err, PROTO_ENOMEM, "out of memory for inputs '%s'", name);
-            goto out;
-        }
-        if (k == 0)
-            out->req.data = buf, out->req.data_borrowed = borrow;
-        else if (k == 1)
-            out->req.min = buf, out->req.n_min = count;
-        else
-            out->req.max = buf, out->req.n_max = count;
-        if (bds) {
-            double v = cJSON_GetNumberValue(bds);
-            if (!cJSON_IsNumber(bds) || !(v >= 0 && v <= 1.8e19) || v != (double)(uint64_t)v ||
-                (uint64_t)v != count * es) {
-                rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': binary_data_size is %.0f but shape and "
-                          "datatype need %llu bytes", name, cJSON_IsNumber(bds) ? v : -1.0,
-                          (unsigned long long)(count * es));
-                goto out;
-            }
-            if (count * es > len - boff) {
-                rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': binary_data_size %llu runs past the "
-                          "body (%zu bytes left after the header and earlier inputs)", name,
-                          (unsigned long long)(count * es), len - boff);
-                goto out;
-            }
-            if (!borrow)
-                memcpy(buf, body + boff, count * es);
-            boff += count * es;
-            if (k == 0)
-                out->req.form = PROTO_FORM_RAW;
+        if (e->k == 0 && writable) {
+            /* Typed access needs alignment: slide the bytes down onto the item size. What
+             * lies below (the JSON, read already, or earlier inputs, copied already) is no
+             * longer needed; writable itself is aligned, so this stays inside it. */
+            size_t skew = (uintptr_t)(writable + e->boff) % es;
+            char *dst = writable + e->boff - skew;
+            if (skew)
+                memmove(dst, writable + e->boff, n);
+            out->req.data = dst;
+            out->req.data_borrowed = true;
         } else {
-            const char *mark = cJSON_GetStringValue(data);
-            char want[24];
-            snprintf(want, sizeof want, "\x01%016llx:", nonce);
-            int si = mark && strncmp(mark, want, 18) == 0 ? atoi(mark + 18) : -1;
-            if (si < 0 || si >= nspans) {
-                rc = qdq_fail(err, QDQ_EINVAL, "inputs '%s': data must be an array of numbers", name);
+            bufs[e->k] = malloc(n ? n : 1);
+            if (!bufs[e->k]) {
+                rc = qdq_fail(err, PROTO_ENOMEM, "out of memory for inputs '%s'",
+                              in_names[e->k]);
                 goto out;
             }
-            if ((rc = read_data(body, spans[si], dt, count, buf, name, err)))
-                goto out;
-            if (k == 0)
-                out->req.form = PROTO_FORM_DATA;
+            memcpy(bufs[e->k], body + e->boff, n);
         }
-        if (k == 0) {
-            out->req.rank = rank;
-            out->req.count = count;
-            memcpy(out->req.dims, dims, (size_t)rank * sizeof dims[0]);
-        }
+        if (e->k == 0)
+            out->req.form = PROTO_FORM_RAW;
     }
     if (boff != len) {
         rc = qdq_fail(err, QDQ_EINVAL, "the body has %zu bytes after the header but the inputs' "
-                  "binary_data_size add up to %zu", len - jlen, boff - jlen);
+                      "binary_data_size add up to %zu", len - jlen,
+                      boff == SIZE_MAX ? SIZE_MAX : boff - jlen);
         goto out;
     }
-    if (out->req.attrs.range_given && (!out->req.min || !out->req.max)) {
+    for (int i = 0; i < nin; i++) {
+        in_entry *e = &ins[i];
+        if (e->k == 0) {
+            if (!out->req.data_borrowed)
+                out->req.data = bufs[0];
+            out->req.rank = e->rank;
+            out->req.count = e->count;
+            memcpy(out->req.dims, e->dims, (size_t)e->rank * sizeof e->dims[0]);
+        } else if (e->k == 1) {
+            out->req.min = bufs[1], out->req.n_min = e->count;
+        } else {
+            out->req.max = bufs[2], out->req.n_max = e->count;
+        }
+        bufs[e->k] = NULL;
+    }
+    if (out->req.attrs.range_given && (!out->req.min || !out->req.max))
         rc = qdq_fail(err, QDQ_EINVAL, "range_given is true but input %s is missing",
-                  out->req.min ? "input_max" : "input_min");
-        goto out;
-    }
+                      out->req.min ? "input_max" : "input_min");
 out:
-    cJSON_Delete(root);
-    free(j);
+    for (int i = 0; i < 3; i++)
+        free(bufs[i]);
     if (rc)
         proto_v2_request_clear(out);
     return rc;
