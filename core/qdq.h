@@ -18,7 +18,7 @@
  * The library has no threads, no I/O, no globals and allocates nothing: every buffer is the
  * caller's (sizes from qdq_acc_size and qdq_params_size). Tensors are row-major and
  * little-endian in memory (the host's order). The arithmetic contract is the project's
- * semantics document; README.md summarises it.
+ * docs/semantics.md.
  */
 #ifndef QDQ_H
 #define QDQ_H

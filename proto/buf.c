@@ -112,3 +112,17 @@ size_t proto_utf8_len(const unsigned char *s, size_t avail)
             return 0;
     return n;
 }
+
+bool proto_parse_length(const char *v, uint64_t *out)
+{
+    uint64_t n = 0;
+    if (!*v)
+        return false;
+    for (; *v; v++) {
+        if (*v < '0' || *v > '9' || n > (UINT64_MAX - 9) / 10)
+            return false;
+        n = n * 10 + (uint64_t)(*v - '0');
+    }
+    *out = n;
+    return true;
+}

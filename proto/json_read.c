@@ -1,5 +1,5 @@
 /*
- * Native JSON requests (docs/api.md, "JSON"), read with the pull reader (json_pull.h): the
+ * Native JSON requests (docs/api.md, "JSON requests"), read with the pull reader (json_pull.h): the
  * request is one object with known keys, so each key's value is read by code that knows its
  * shape.
  *

@@ -1,5 +1,5 @@
 /*
- * Native JSON responses (api.md 1a): our own writer into a proto_buf, numbers through
+ * Native JSON responses (docs/api.md, "JSON responses"): our own writer into a proto_buf, numbers through
  * proto_num_format_* (shortest text that reads back to the same value of the dtype).
  *
  * The output takes the request's form: nested arrays (rank 0: a bare number), or the object

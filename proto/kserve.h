@@ -1,5 +1,5 @@
 /*
- * KServe v2 / Open Inference Protocol (api.md 2) for the model "quantize_and_dequantize_v2",
+ * KServe v2 / Open Inference Protocol (docs/api.md, "KServe v2") for the model "quantize_and_dequantize_v2",
  * with Triton's binary tensor data extension. Pure functions over bytes (kserve.c): the server
  * hands over the body and the Inference-Header-Content-Length value, and sends what the encoder
  * writes, adding the response headers itself.

@@ -1,5 +1,5 @@
 /*
- * The .npy form (api.md 1c): NumPy's file format, versions 1.0, 2.0 and 3.0.
+ * The .npy form (docs/api.md, "NumPy .npy"): NumPy's file format, versions 1.0, 2.0 and 3.0.
  *
  *   "\x93NUMPY" major minor  header length (uint16 LE in 1.0, uint32 LE in 2.0 and 3.0)
  *   header: a Python dict literal, {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }

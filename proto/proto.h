@@ -1,11 +1,12 @@
 /*
- * proto: the wire formats. Bytes <-> tensors and attributes, for the native route (JSON, raw
- * little-endian bytes with query-string attributes, .npy) and, later, KServe v2.
+ * proto: the wire formats. Bytes <-> tensors and attributes for every format (native JSON, raw
+ * little-endian bytes with query-string attributes, .npy, KServe v2), and the codecs
+ * (codec.h) that run a whole exchange in each.
  *
- * No sockets and no HTTP library types here: the server hands over bytes and key/value pairs.
- * Every length and product is checked for overflow before it is trusted. Errors use qdq_error
- * (core/qdq.h) with the status codes below; the message names the field, the index, and the
- * expected and actual values. The server maps codes to HTTP statuses in one table.
+ * No sockets and no HTTP library types here: a transport hands over bytes and key/value pairs.
+ * Every length and product is checked for overflow before it is trusted. Failures are recorded
+ * with qdq_fail (core/qdq.h) under the status codes of status.h; the message names the field,
+ * the index, and the expected and actual values.
  *
  * Ownership: a proto_request owns its tensor data and bounds (malloc); proto_request_clear
  * frees them. Decoders fill a request the caller initialised with proto_request_init.
@@ -80,6 +81,10 @@ void proto_buf_free(proto_buf *b);
  * NUL-terminated string may pass SIZE_MAX: its NUL ends any sequence. */
 size_t proto_utf8_len(const unsigned char *s, size_t avail);
 
+/* A length header's value (Content-Length...): decimal digits only, no sign, no spaces, below
+ * 2^64. false when it is not one. */
+bool proto_parse_length(const char *v, uint64_t *out);
+
 /* dtype names: float32 float64 float16 half bfloat16, and FP32 FP64 FP16 BF16. */
 int proto_dtype_parse(const char *s, size_t n, qdq_dtype *out);
 /* KServe's name of a dtype: FP32 FP64 FP16 BF16. */
@@ -102,7 +107,7 @@ size_t proto_num_parse_dtype(qdq_dtype dtype, const char *p, const char *end, vo
  * the float32 they widen to, which reads back to the same 16-bit value). */
 size_t proto_num_format_dtype(qdq_dtype dtype, const void *a, size_t i, char *buf);
 
-/* ---- native JSON (json.c) ---- */
+/* ---- native JSON (json_read.c, json_write.c) ---- */
 
 /* Appends elements [begin, begin + n) of a dtype array as shortest numbers separated by
  * commas (json_write.c; also used for KServe v2 data). */
@@ -110,7 +115,7 @@ int proto_json_put_numbers(proto_buf *b, qdq_dtype dt, const void *a, uint64_t b
                            uint64_t n);
 
 /*
- * Decodes a native JSON request body (api.md 1a) into req: the input tensor, every attribute,
+ * Decodes a native JSON request body (docs/api.md, "JSON requests") into req: the input tensor, every attribute,
  * and bounds. Unknown keys, wrong types, ragged arrays, bad dtype or shape, a data/b64 size that
  * does not match the shape, and limits are errors.
  */
@@ -118,7 +123,7 @@ int proto_json_decode(const char *body, size_t len, const proto_limits *lim, pro
                       qdq_error *err);
 
 /*
- * Encodes the response (api.md 1a): "output" in the request's form (nested, or object with flat
+ * Encodes the response (docs/api.md, "JSON responses"): "output" in the request's form (nested, or object with flat
  * "data", or "b64"), then input_min, input_max, output_min, output_max, scale, inverse_scale
  * (numbers when axis = -1, arrays per channel). out is the output tensor (count elements of
  * req->dtype). Appends to buf.

@@ -1,5 +1,5 @@
 /*
- * The raw form (api.md 1b): attributes from the query string, the tensor's shape checked against
+ * The raw form (docs/api.md, "Raw bytes"): attributes from the query string, the tensor's shape checked against
  * the body's length. The npy form shares the query arguments and the bounds conversion.
  *
  * Bounds stay text until the dtype is known (the query's keys come in any order), then are

@@ -7,7 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "srv.h"
+#include "bufcache.h"
 
 #define CACHE_SLOTS 8
 #define CACHE_MIN (1u << 20)           /* smaller buffers are not cached */

@@ -1,78 +1,78 @@
-/*
- * Content-Encoding: gzip and deflate request bodies (inflated as they arrive, so the size
- * limits apply to the inflated bytes and a small bomb cannot grow memory), and gzip or deflate
- * JSON responses when Accept-Encoding asks.
- */
+/* Content-Encoding of request bodies and JSON answers (encoding.h). */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <zlib.h>
 
-#include "srv.h"
+#include "encoding.h"
+#include "status.h"
 
-int srv_inflate_begin(srv_req *r, const char *encoding)
+struct srv_inflate {
+    z_stream z;
+    bool end;      /* the compressed stream is complete */
+    char name[16]; /* the request's Content-Encoding */
+};
+
+srv_inflate *srv_inflate_new(const char *encoding, int *rc)
 {
     if (strcasecmp(encoding, "gzip") != 0 && strcasecmp(encoding, "x-gzip") != 0 &&
-        strcasecmp(encoding, "deflate") != 0)
-        return -1;
-    z_stream *z = calloc(1, sizeof *z);
-    /* 32 + MAX_WBITS: gzip or zlib framing, detected from the header. */
-    if (!z || inflateInit2(z, 32 + MAX_WBITS) != Z_OK) {
-        free(z);
-        return -2;
+        strcasecmp(encoding, "deflate") != 0) {
+        *rc = -1;
+        return NULL;
     }
-    r->zin = z;
-    snprintf(r->encoding, sizeof r->encoding, "%s", encoding);
-    return 0;
+    srv_inflate *z = calloc(1, sizeof *z);
+    /* 32 + MAX_WBITS: gzip or zlib framing, detected from the header. */
+    if (!z || inflateInit2(&z->z, 32 + MAX_WBITS) != Z_OK) {
+        free(z);
+        *rc = -2;
+        return NULL;
+    }
+    snprintf(z->name, sizeof z->name, "%s", encoding);
+    *rc = 0;
+    return z;
 }
 
-int srv_inflate_feed(srv_req *r, const char *data, size_t n,
-                     void (*sink)(srv_req *r, const char *data, size_t n))
+const char *srv_inflate_name(const srv_inflate *z) { return z->name; }
+
+int srv_inflate_feed(srv_inflate *zi, const char *data, size_t n,
+                     int (*sink)(void *cls, const char *data, size_t n), void *cls,
+                     qdq_error *err)
 {
-    z_stream *z = r->zin;
+    z_stream *z = &zi->z;
     char out[64 << 10];
     z->next_in = (Bytef *)(uintptr_t)data;
     z->avail_in = (uInt)n;
-    while (z->avail_in > 0 && !r->zin_end) {
+    while (z->avail_in > 0 && !zi->end) {
         z->next_out = (Bytef *)out;
         z->avail_out = sizeof out;
         int rc = inflate(z, Z_NO_FLUSH);
-        if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-            snprintf(r->fail_msg, sizeof r->fail_msg,
-                     "Content-Encoding %s: the body is not valid compressed data (%s)",
-                     r->encoding, z->msg ? z->msg : "zlib error");
-            r->fail_http = 400;
-            return -1;
-        }
+        if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
+            return qdq_fail(err, QDQ_EINVAL, "Content-Encoding %s: the body is not valid "
+                            "compressed data (%s)", zi->name, z->msg ? z->msg : "zlib error");
         size_t got = sizeof out - z->avail_out;
-        if (got)
-            sink(r, out, got);
-        if (r->fail_http || r->fail_code)
+        if (got && sink(cls, out, got))
             return -1; /* over a limit, or the content is bad: stop inflating */
         if (rc == Z_STREAM_END)
-            r->zin_end = true;
+            zi->end = true;
         else if (got == 0 && rc == Z_BUF_ERROR)
             break;
     }
-    if (r->zin_end && z->avail_in > 0) {
-        r->fail_http = 400;
-        snprintf(r->fail_msg, sizeof r->fail_msg,
-                 "Content-Encoding %s: %u bytes follow the end of the compressed data",
-                 r->encoding, z->avail_in);
-        return -1;
-    }
+    if (zi->end && z->avail_in > 0)
+        return qdq_fail(err, QDQ_EINVAL, "Content-Encoding %s: %u bytes follow the end of the "
+                        "compressed data", zi->name, z->avail_in);
     return 0;
 }
 
-int srv_inflate_end(srv_req *r)
+bool srv_inflate_complete(const srv_inflate *z) { return z->end; }
+
+void srv_inflate_free(srv_inflate *z)
 {
-    if (!r->zin)
-        return 0;
-    int ok = r->zin_end;
-    inflateEnd(r->zin);
-    free(r->zin);
-    r->zin = NULL;
-    return ok ? 0 : -1;
+    if (!z)
+        return;
+    inflateEnd(&z->z);
+    free(z);
 }
 
 /* The encoding Accept-Encoding prefers among gzip and deflate (q > 0), or NULL. */
@@ -107,36 +107,35 @@ static const char *pick_encoding(const char *accept)
     return best;
 }
 
-void srv_compress_response(srv_req *r, const char *accept_encoding)
+const char *srv_compress(const char *accept_encoding, const char *body, size_t len, char **out,
+                         size_t *out_len)
 {
-    if (!accept_encoding || !r->body || r->body_len < 1024 || r->body_free)
-        return;
+    if (!accept_encoding || !body || len < 1024 || len > UINT32_MAX)
+        return NULL;
     const char *enc = pick_encoding(accept_encoding);
     if (!enc)
-        return;
+        return NULL;
     z_stream z = { 0 };
     if (deflateInit2(&z, 1, Z_DEFLATED, strcmp(enc, "gzip") == 0 ? 16 + MAX_WBITS : MAX_WBITS,
                      8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return;
-    uLong cap = deflateBound(&z, (uLong)r->body_len);
-    char *out = malloc(cap);
-    if (!out) {
+        return NULL;
+    uLong cap = deflateBound(&z, (uLong)len);
+    char *o = malloc(cap);
+    if (!o) {
         deflateEnd(&z);
-        return;
+        return NULL;
     }
-    z.next_in = (Bytef *)r->body;
-    z.avail_in = (uInt)r->body_len;
-    z.next_out = (Bytef *)out;
+    z.next_in = (Bytef *)(uintptr_t)body;
+    z.avail_in = (uInt)len;
+    z.next_out = (Bytef *)o;
     z.avail_out = (uInt)cap;
-    if (r->body_len > UINT32_MAX || deflate(&z, Z_FINISH) != Z_STREAM_END) {
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
         deflateEnd(&z);
-        free(out);
-        return;
+        free(o);
+        return NULL;
     }
-    free(r->body);
-    r->body = out;
-    r->body_len = z.total_out;
+    *out = o;
+    *out_len = z.total_out;
     deflateEnd(&z);
-    srv_req_header(r, "Content-Encoding", enc, strlen(enc));
-    srv_req_header(r, "Vary", "Accept-Encoding", 15);
+    return enc;
 }

@@ -13,6 +13,7 @@
  */
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -21,11 +22,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "srv.h"
+#include "clock.h"
+#include "guard.h"
 
 #define SWEEP_NS 250000000L /* the sweep's period */
 #define TRIM_SWEEPS 20      /* malloc_trim every 5 s */
 
+typedef struct srv_conn srv_conn;
 struct srv_conn {
     int fd;
     uint64_t t_begin;  /* start of the current request (or of the wait for it) */

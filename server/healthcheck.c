@@ -10,7 +10,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "srv.h"
+#include "healthcheck.h"
 
 int srv_healthcheck(const cfg *c)
 {

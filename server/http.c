@@ -1,19 +1,30 @@
 /*
- * libmicrohttpd glue: the daemon, the per-request life (srv.h), receiving bodies, and the
- * graceful stop.
+ * libmicrohttpd glue: the daemon, the life of a request, receiving bodies, and the graceful
+ * stop. Nothing here knows a wire format: bodies go to a codec (proto/codec.h), answers come
+ * from it or from the route table (routes.c).
  *
  * libmicrohttpd calls the access handler several times per request: once with the headers
  * (we set up and answer nothing yet: answering in that first call would close keep-alive
  * connections), once per body chunk, once when the body is complete, and once more after a
- * resume. A failure found while receiving is recorded and answered when the body is complete,
- * so the connection stays usable; only a body over the size limit is answered at once (and the
- * connection closed) rather than read.
+ * resume. A failure found while receiving is recorded (the first one wins) and answered when
+ * the body is complete, so the connection stays usable; only what must not be read (a body
+ * over the limit, an unauthenticated or ambiguous one) is answered at once, closing the
+ * connection.
+ *
+ * A request's life (srv_req, private to this file):
+ *   created when the request line arrives        -> route resolved, headers read, codec set up
+ *   body chunks                                   -> inflated if encoded, fed to the codec
+ *   body complete                                 -> the codec's work runs inline if small,
+ *                                                    else the connection is suspended and the
+ *                                                    work goes to the pool
+ *   pool done                                     -> the answer built, the connection resumed
+ *   answer queued; connection done with it        -> access log line, metrics, freed
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,14 +33,40 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "srv.h"
+#include "bufcache.h"
+#include "clock.h"
+#include "encoding.h"
+#include "guard.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "record.h"
+#include "respond.h"
+#include "routes.h"
+#include "status.h"
 
-uint64_t srv_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+typedef struct srv_req {
+    srv *s;
+    struct MHD_Connection *conn;
+    const srv_route *route;
+    char method[16];
+    char path[256];
+    char request_id[80];
+    char accept_encoding[128]; /* the request's Accept-Encoding (JSON answers) */
+    uint64_t t_start, t_compute0, t_compute1; /* ns, srv_now_ns */
+    uint64_t bytes_in, bytes_out;
+    uint64_t body_decoded;     /* body bytes after Content-Encoding */
+    bool have_length;
+    uint64_t content_length;
+    srv_inflate *zin;          /* inflating a gzip/deflate body, or NULL */
+    qdq_error err;             /* the first failure, answered when the body is complete */
+    proto_xchg *x;             /* the codec's exchange (routes with a body) */
+    srv_task task;             /* the codec's work on the pool */
+    int sent_status;           /* the HTTP status queued */
+    bool suspended;            /* computing on the pool */
+    bool done;                 /* an answer has been queued */
+    srv_answer ans;            /* the answer being prepared */
+} srv_req;
 
 /* A request id: 16 hex digits from a process-random seed and a counter (splitmix64). */
 static void new_request_id(char *out, size_t n)
@@ -63,10 +100,8 @@ static bool usable_request_id(const char *v)
     return true;
 }
 
-/*
- * A request's state, created at the first access-handler call: libmicrohttpd promises the
- * completion callback (which frees it) only for requests the handler has seen.
- */
+/* A request's state, created at the first access-handler call: libmicrohttpd promises the
+ * completion callback (which frees it) only for requests the handler has seen. */
 static srv_req *req_new(srv *s, struct MHD_Connection *conn, const char *url)
 {
     srv_req *r = calloc(1, sizeof *r);
@@ -75,7 +110,6 @@ static srv_req *req_new(srv *s, struct MHD_Connection *conn, const char *url)
     r->s = s;
     r->conn = conn;
     r->t_start = srv_now_ns();
-    proto_request_init(&r->preq);
     snprintf(r->path, sizeof r->path, "%s", url);
     atomic_fetch_add(&s->active, 1);
     return r;
@@ -83,27 +117,10 @@ static srv_req *req_new(srv *s, struct MHD_Connection *conn, const char *url)
 
 static void req_free(srv_req *r)
 {
-    if (r->v2) {
-        proto_v2_request_clear(r->v2);
-        free(r->v2);
-    }
-    proto_buf_free(&r->text);
-    proto_buf_free(&r->hdrs);
-    proto_request_clear(&r->preq);
-    free(r->acc);
-    free(r->params);
-    if (r->status == 200)
-        srv_buf_put(r->tbase, r->tcap);
-    else
-        free(r->tbase); /* only answered requests keep buffers warm: a refused one gives back */
-    if (r->body) {
-        if (r->body_free)
-            r->body_free(r->body_free_cls);
-        else
-            free(r->body);
-    }
-    free(r->work);
-    srv_inflate_end(r);
+    srv_answer_clear(&r->ans);
+    /* Only answered requests keep their buffers warm: a refused one gives them back. */
+    proto_xchg_free(r->x, r->sent_status == 200);
+    srv_inflate_free(r->zin);
     free(r);
 }
 
@@ -122,70 +139,90 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     srv_guard_mark(conn, SRV_GUARD_NEXT);
     if (!r)
         return;
+    int status = r->sent_status;
     if (!r->done)
-        r->status = 499; /* the client went away (or the connection failed) before an answer */
-    else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        r->status = r->status ? r->status : 499;
-    srv_log_access(r);
-    srv_metrics_record(r);
+        status = proto_status_http(PROTO_ECLOSED); /* the client went away before an answer */
+    else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !status)
+        status = proto_status_http(PROTO_ECLOSED);
+    srv_record rec = {
+        .method = r->method, .path = r->path, .request_id = r->request_id,
+        .route = r->route ? (int)r->route->id : SRV_ROUTE_NONE,
+        .route_name = r->route ? r->route->name : "-",
+        .format = (int)proto_xchg_format(r->x), .status = status,
+        .bytes_in = r->bytes_in, .bytes_out = r->bytes_out, .t_start = r->t_start,
+        .t_queued = r->task.t_queued, .t_compute0 = r->t_compute0,
+        .t_compute1 = r->t_compute1, .t_end = srv_now_ns(),
+    };
+    if (status == 200)
+        rec.elements = proto_xchg_elements(r->x, &rec.dtype);
+    srv_log_access(&rec);
+    srv_metrics_record(&rec);
     atomic_fetch_add(&s->served, 1);
     req_free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->active, 1);
 }
 
-/* Records a failure to answer once the body is complete. */
-static void fail_later(srv_req *r, int http, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void fail_later(srv_req *r, int http, int code, const char *fmt, ...)
+/* Records a failure (the first one is the one answered). */
+static void fail(srv_req *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(srv_req *r, int code, const char *fmt, ...)
 {
-    if (r->fail_http || r->fail_code)
-        return; /* the first failure is the one reported */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->fail_msg, sizeof r->fail_msg, fmt, ap);
+    qdq_vfail(&r->err, code, fmt, ap);
     va_end(ap);
-    r->fail_http = http;
-    r->fail_code = code;
 }
 
-/* The media type of a Content-Type or Accept value, without parameters, lower-cased. */
-static void media_type(const char *v, char *out, size_t n)
+/* Queues the prepared answer. */
+static enum MHD_Result queue(srv_req *r)
 {
-    size_t k = 0;
-    while (*v == ' ' || *v == '\t')
-        v++;
-    for (; *v && *v != ';' && *v != ',' && *v != ' ' && k + 1 < n; v++)
-        out[k++] = (char)((*v >= 'A' && *v <= 'Z') ? *v + 32 : *v);
-    out[k] = '\0';
+    srv_send how = { r->request_id, r->accept_encoding, atomic_load(&r->s->draining) };
+    r->sent_status = r->ans.status;
+    enum MHD_Result ok = srv_answer_queue(r->conn, &r->ans, &how, &r->bytes_out);
+    r->done = true;
+    return ok;
 }
 
-/* Whether an Accept header asks for JSON first ("application/json" before any other type). */
-static bool accepts_json(const char *v)
+/* Answers the recorded failure now. */
+static enum MHD_Result answer_failure(srv_req *r)
 {
-    char mt[64];
-    media_type(v, mt, sizeof mt);
-    return strcmp(mt, "application/json") == 0;
+    srv_answer_error(&r->ans, &r->err, r->route ? r->route->allow : NULL);
+    if (r->err.code == PROTO_EAUTH)
+        proto_answer_header(&r->ans.a, "WWW-Authenticate", "Bearer realm=\"qdq-server\"", 26);
+    return queue(r);
 }
 
-typedef struct qarg_ctx {
-    srv_req *r;
-} qarg_ctx;
-
-static enum MHD_Result query_arg_cb(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
+/* The request's headers and query, for the codec (proto_args). */
+static const char *args_header(void *cls, const char *name)
 {
     srv_req *r = cls;
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+typedef struct query_ctx {
+    int (*fn)(void *ctx, const char *key, const char *value);
+    void *ctx;
+    int rc;
+} query_ctx;
+
+static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    query_ctx *q = cls;
     (void)kind;
-    if (r->fail_code || r->fail_http)
-        return MHD_NO;
-    qdq_error err = { 0 };
-    int rc = proto_query_arg(&r->preq, key, value ? value : "", &r->s->limits, &err);
-    if (rc) {
-        fail_later(r, 0, rc, "%s", err.msg);
-        return MHD_NO;
-    }
-    return MHD_YES;
+    q->rc = q->fn(q->ctx, key, value);
+    return q->rc ? MHD_NO : MHD_YES;
+}
+
+static int args_query(void *cls, int (*fn)(void *ctx, const char *key, const char *value),
+                      void *ctx)
+{
+    srv_req *r = cls;
+    if (!fn)
+        return MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    query_ctx q = { fn, ctx, 0 };
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_one, &q);
+    return q.rc;
 }
 
 /* Counts Content-Length (and, below, Transfer-Encoding) headers, however spelled. */
@@ -211,22 +248,7 @@ static enum MHD_Result count_te(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_YES;
 }
 
-/* Parses a Content-Length value strictly (digits only). */
-static bool parse_length(const char *v, uint64_t *out)
-{
-    uint64_t n = 0;
-    if (!*v)
-        return false;
-    for (; *v; v++) {
-        if (*v < '0' || *v > '9' || n > (UINT64_MAX - 9) / 10)
-            return false;
-        n = n * 10 + (uint64_t)(*v - '0');
-    }
-    *out = n;
-    return true;
-}
-
-/* The first call: route, method, headers. Returns false when the request was answered. */
+/* The first call: route, method, headers, and the codec. Returns false when answered. */
 static bool begin(srv_req *r, const char *method)
 {
     srv *s = r->s;
@@ -238,44 +260,29 @@ static bool begin(srv_req *r, const char *method)
     else
         new_request_id(r->request_id, sizeof r->request_id);
     r->route = srv_route_find(r->path);
-    srv_route_id id = r->route->id;
-    bool open_route = id == SRV_ROUTE_HEALTHZ || id == SRV_ROUTE_READYZ ||
-                      id == SRV_ROUTE_V2_LIVE || id == SRV_ROUTE_V2_READY;
-    bool takes_body = id == SRV_ROUTE_QDQ || id == SRV_ROUTE_V2_INFER;
-    if (s->cfg->auth_token[0] && !open_route &&
+    bool open = r->route->flags & SRV_ROUTE_OPEN;
+    if (s->cfg->auth_token[0] && !open &&
         !srv_guard_token_ok(s->cfg->auth_token,
                             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"))) {
         /* Answered at once: an unauthenticated body is not read (the connection closes). */
-        srv_req_fail(r, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
-        srv_req_header(r, "WWW-Authenticate", "Bearer realm=\"qdq-server\"", 26);
-        srv_req_queue(r);
+        fail(r, PROTO_EAUTH, "missing or wrong bearer token (Authorization: Bearer <token>)");
+        answer_failure(r);
         return false;
     }
-    if (atomic_load(&s->active) > s->cfg->max_inflight && !open_route) {
-        srv_req_fail(r, 503, "the server is overloaded: more than %d requests in flight "
-                     "(--max-inflight)", s->cfg->max_inflight);
-        srv_req_queue(r);
+    if (atomic_load(&s->active) > s->cfg->max_inflight && !open) {
+        fail(r, PROTO_EBUSY, "the server is overloaded: more than %d requests in flight "
+             "(--max-inflight)", s->cfg->max_inflight);
+        answer_failure(r);
         return false;
-    }
-    if (id == SRV_ROUTE_NONE) {
-        fail_later(r, 404, 0, "no route for %s %s", r->method, r->path);
-        return true;
-    }
-    if (id == SRV_ROUTE_V2_NO_MODEL) {
-        const char *name = r->path + strlen("/v2/models/");
-        fail_later(r, 404, 0, "unknown model or version: '%.*s' (this server serves %s, "
-                   "version %s)", (int)strcspn(name, "/"), name, PROTO_V2_MODEL_NAME,
-                   PROTO_V2_MODEL_VERSION);
-        return true;
     }
     if (!srv_route_allows(r->route, method)) {
-        fail_later(r, 405, 0, "method %s is not allowed on %s (allowed: %s)", r->method,
-                   r->path, r->route->allow);
+        fail(r, PROTO_EMETHOD, "method %s is not allowed on %s (allowed: %s)", r->method,
+             r->path, r->route->allow);
         return true;
     }
     /* While draining (srv_stop), requests are still served: whatever a client sent before the
-     * signal, or during the grace, is answered; respond.c adds Connection: close. */
-    if (!takes_body)
+     * signal, or during the grace, is answered, with Connection: close. */
+    if (!(r->route->flags & SRV_ROUTE_BODY))
         return true;
 
     /*
@@ -289,329 +296,160 @@ static bool begin(srv_req *r, const char *method)
     MHD_get_connection_values(c, MHD_HEADER_KIND, count_te, &n_te);
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
     if (n_cl > 1 || n_te > 1 || (n_cl && n_te) || (te && strcasecmp(te, "chunked") != 0)) {
-        srv_req_fail(r, 400, "ambiguous message framing: %s", n_cl >= 100 ? "a header name "
-                     "with white space or a near miss of Content-Length/Transfer-Encoding"
-                     : n_cl > 1 ? "several Content-Length headers" : n_te > 1 ? "several Transfer-Encoding headers"
-                     : n_cl && n_te ? "both Content-Length and Transfer-Encoding"
-                                    : "Transfer-Encoding other than chunked");
-        srv_req_queue(r);
+        fail(r, QDQ_EINVAL, "ambiguous message framing: %s", n_cl >= 100 ? "a header name "
+             "with white space or a near miss of Content-Length/Transfer-Encoding"
+             : n_cl > 1 ? "several Content-Length headers" : n_te > 1 ? "several Transfer-Encoding headers"
+             : n_cl && n_te ? "both Content-Length and Transfer-Encoding"
+                            : "Transfer-Encoding other than chunked");
+        answer_failure(r);
         return false;
     }
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
-        if (!parse_length(cl, &r->content_length)) {
-            fail_later(r, 400, 0, "Content-Length is not a number: '%.40s'", cl);
+        if (!proto_parse_length(cl, &r->content_length)) {
+            fail(r, QDQ_EINVAL, "Content-Length is not a number: '%.40s'", cl);
             return true;
         }
         r->have_length = true;
-        if (r->content_length > s->limits.max_body) {
-            srv_req_fail(r, 413, "body of %llu bytes is over the limit of %llu bytes "
-                         "(--max-body-bytes)", (unsigned long long)r->content_length,
-                         (unsigned long long)s->limits.max_body);
-            srv_req_queue(r);
-            return false;
-        }
     }
     const char *ce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
     if (ce && strcasecmp(ce, "identity") != 0) {
-        int rc = srv_inflate_begin(r, ce);
+        int rc;
+        r->zin = srv_inflate_new(ce, &rc);
         if (rc == -1) {
-            fail_later(r, 415, 0, "Content-Encoding '%.40s' is not supported: use gzip or "
-                       "deflate", ce);
+            fail(r, PROTO_EMEDIA, "Content-Encoding '%.40s' is not supported: use gzip or "
+                 "deflate", ce);
             return true;
         }
         if (rc == -2) {
-            fail_later(r, 503, 0, "out of memory starting to inflate the body");
+            fail(r, PROTO_ENOMEM, "out of memory starting to inflate the body");
             return true;
         }
-        r->have_length = false; /* Content-Length counts compressed bytes */
     }
     const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
     if (ae)
         snprintf(r->accept_encoding, sizeof r->accept_encoding, "%s", ae);
-    if (id == SRV_ROUTE_V2_INFER) { /* no Content-Type needed: Triton's client sends none */
-        r->fmt = SRV_FMT_V2;
-        r->v2_header_len = SIZE_MAX;
-        r->metric_format = 4;
-        const char *hl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     "Inference-Header-Content-Length");
-        uint64_t v;
-        if (hl && !parse_length(hl, &v))
-            fail_later(r, 400, 0, "Inference-Header-Content-Length is not a number: '%.40s'",
-                       hl);
-        else if (hl)
-            r->v2_header_len = (size_t)v, r->metric_format = 5;
-        else if (r->have_length && proto_buf_reserve(&r->text, r->content_length + 1))
-            fail_later(r, 503, 0, "out of memory for a %llu-byte body",
-                       (unsigned long long)r->content_length);
-        if (hl && r->have_length && !r->fail_http) {
-            /* Binary tensors: received into a warm buffer with room around, so the op runs in
-             * place and the answer is built around the output (ops.c run_v2). */
-            r->tbase = srv_buf_get(2 * SRV_TENSOR_OFF + r->content_length, &r->tcap);
-            if (!r->tbase)
-                fail_later(r, 503, 0, "out of memory for a %llu-byte body",
-                           (unsigned long long)r->content_length);
-            r->v2_direct = r->tbase != NULL;
-        }
-        return true;
+    /* Content-Length counts compressed bytes when there is an encoding. */
+    proto_args a = { r->have_length && !r->zin ? r->content_length : PROTO_LENGTH_UNKNOWN,
+                     args_header, args_query, r };
+    if (r->have_length && r->content_length > s->host.lim.max_body) {
+        fail(r, PROTO_ETOOBIG, "body of %llu bytes is over the limit of %llu bytes "
+             "(--max-body-bytes)", (unsigned long long)r->content_length,
+             (unsigned long long)s->host.lim.max_body);
+        answer_failure(r);
+        return false;
     }
-    const char *ac = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
-    r->want_json = ac && accepts_json(ac);
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-    char mt[64];
-    media_type(ct ? ct : "", mt, sizeof mt);
-    if (strcmp(mt, "application/json") == 0) {
-        r->fmt = SRV_FMT_JSON;
-        r->metric_format = 1;
-        if (MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
-            fail_later(r, 400, 0, "JSON requests take their attributes in the body, "
-                       "not in the query string");
-        else if (r->have_length && proto_buf_reserve(&r->text, r->content_length + 1))
-            fail_later(r, 503, 0, "out of memory for a %llu-byte body",
-                       (unsigned long long)r->content_length);
-        return true;
-    }
-    if (strcmp(mt, "application/octet-stream") == 0)
-        r->fmt = SRV_FMT_RAW, r->metric_format = 2;
-    else if (strcmp(mt, "application/x-npy") == 0)
-        r->fmt = SRV_FMT_NPY, r->metric_format = 3;
-    else {
-        fail_later(r, 415, 0, "Content-Type '%.60s' is not supported: use application/json, "
-                   "application/octet-stream or application/x-npy", ct ? ct : "(none)");
-        return true;
-    }
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_arg_cb, r);
-    if (r->fail_code || r->fail_http)
-        return true;
-    if (r->fmt == SRV_FMT_RAW && r->have_length) {
-        qdq_error err = { 0 };
-        int rc = proto_raw_finish(&r->preq, r->content_length, &s->limits, &err);
-        if (rc)
-            fail_later(r, 0, rc, "%s", err.msg);
-        else
-            srv_ops_tensor_setup(r);
-    }
+    r->x = proto_xchg_new(r->route->kind, &a, &s->host, &r->err);
     return true;
 }
 
-/* Body bytes after any Content-Encoding: counted against the limit, then stored. */
-static void consume(srv_req *r, const char *data, size_t n)
+/* Body bytes after any Content-Encoding: counted against the limit, then fed to the codec. */
+static int consume(void *cls, const char *data, size_t n)
 {
-    srv *s = r->s;
+    srv_req *r = cls;
+    uint64_t limit = proto_xchg_body_limit(r->x);
     r->body_decoded += n;
-    if (r->body_decoded > s->limits.max_body) {
-        fail_later(r, 413, 0, "body is over the limit of %llu bytes (--max-body-bytes)%s",
-                   (unsigned long long)s->limits.max_body, r->zin ? " after inflating" : "");
-        return;
-    }
-    if (r->tensor_ready) {
-        srv_ops_tensor_feed(r, data, n);
-        return;
-    }
-    if (r->v2_direct) {
-        if (n > r->content_length - r->got) { /* libmicrohttpd enforces Content-Length */
-            fail_later(r, 400, 0, "body is longer than its Content-Length");
-            return;
-        }
-        memcpy(r->tbase + SRV_TENSOR_OFF + r->got, data, n);
-        r->got += n;
-        return;
-    }
-    if (proto_buf_append(&r->text, data, n)) {
-        fail_later(r, 503, 0, "out of memory receiving the body");
-        return;
-    }
-    if (r->fmt != SRV_FMT_NPY)
-        return;
-    size_t off = 0;
-    qdq_error err = { 0 };
-    int rc = proto_npy_header_parse((const uint8_t *)r->text.data, r->text.len,
-                                    r->have_length ? r->content_length : UINT64_MAX,
-                                    &s->limits, &r->preq, &off, &err);
-    if (rc == PROTO_EAGAIN)
-        return;
-    if (rc) {
-        fail_later(r, 0, rc, "%s", err.msg);
-        return;
-    }
-    if (srv_ops_tensor_setup(r) == 0)
-        srv_ops_tensor_feed(r, r->text.data + off, r->text.len - off);
-    proto_buf_free(&r->text);
+    if (r->body_decoded > limit)
+        fail(r, PROTO_ETOOBIG, "body is over the limit of %llu bytes (--max-body-bytes)%s",
+             (unsigned long long)limit, r->zin ? " after inflating" : "");
+    else
+        proto_xchg_feed(r->x, data, n, &r->err);
+    return r->err.code;
 }
 
 /* A body chunk as it came over the wire. */
 static void receive(srv_req *r, const char *data, size_t n)
 {
     r->bytes_in += n;
-    if (r->fail_code || r->fail_http ||
-        (r->route->id != SRV_ROUTE_QDQ && r->route->id != SRV_ROUTE_V2_INFER))
+    if (r->err.code || !r->x)
         return; /* a failed request's body is read and dropped, keeping the connection */
     if (r->zin)
-        srv_inflate_feed(r, data, n, consume);
+        srv_inflate_feed(r->zin, data, n, consume, r, &r->err);
     else
         consume(r, data, n);
 }
 
-/* How many pool items a tensor of this size is split into. */
-static int split_items(const srv *s, uint64_t bytes)
+/* The view of the server that routes' answers may use. */
+static srv_view view_of(const srv *s)
 {
-    uint64_t k = bytes / (256u << 10) + 1;
-    return k < (uint64_t)s->cfg->workers ? (int)k : s->cfg->workers;
+    srv_view v = { atomic_load(&s->draining), { atomic_load(&s->active),
+                                                atomic_load(&s->queued) } };
+    return v;
 }
 
-/* The model's metadata (KServe v2): any shape; FP64, FP16 and BF16 are taken too. */
-#define V2_MODEL_METADATA                                                                       \
-    "{\"name\":\"" PROTO_V2_MODEL_NAME "\",\"versions\":[\"" PROTO_V2_MODEL_VERSION "\"],"       \
-    "\"platform\":\"qdq-server\","                                                              \
-    "\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[-1]},"                     \
-    "{\"name\":\"input_min\",\"datatype\":\"FP32\",\"shape\":[-1]},"                            \
-    "{\"name\":\"input_max\",\"datatype\":\"FP32\",\"shape\":[-1]}],"                           \
-    "\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":[-1]},"                  \
-    "{\"name\":\"input_min\",\"datatype\":\"FP32\",\"shape\":[-1]},"                            \
-    "{\"name\":\"input_max\",\"datatype\":\"FP32\",\"shape\":[-1]},"                            \
-    "{\"name\":\"output_min\",\"datatype\":\"FP32\",\"shape\":[-1]},"                           \
-    "{\"name\":\"output_max\",\"datatype\":\"FP32\",\"shape\":[-1]},"                           \
-    "{\"name\":\"scale\",\"datatype\":\"FP32\",\"shape\":[-1]},"                                \
-    "{\"name\":\"inverse_scale\",\"datatype\":\"FP32\",\"shape\":[-1]}],"                       \
-    "\"parameters\":{\"datatypes\":[\"FP32\",\"FP64\",\"FP16\",\"BF16\"]}}"
-
-/* Prepares a 200 JSON answer with a constant body. */
-static void json_answer(srv_req *r, const char *text)
+/* The codec's answer (or the failure) into r->ans. */
+static void prepare_answer(srv_req *r)
 {
-    r->status = 200;
-    r->ctype = "application/json";
-    r->body = strdup(text);
-    r->body_len = r->body ? strlen(r->body) : 0;
+    srv_answer_clear(&r->ans);
+    if (!r->err.code && proto_xchg_answer(r->x, &r->ans.a, &r->err) == 0) {
+        r->ans.status = 200;
+        return;
+    }
+    srv_answer_error(&r->ans, &r->err, r->route->allow);
 }
 
-/* The body is complete: compute (inline or on the pool) or answer a recorded failure. */
+static void task_run(srv_task *t, int item)
+{
+    srv_req *r = (srv_req *)((char *)t - offsetof(srv_req, task));
+    if (item == 0)
+        r->t_compute0 = t->t_started;
+    proto_xchg_run(r->x, item, t->items, &r->err);
+}
+
+/* On the pool's loop thread, after the last item: the answer, and the connection resumed. */
+static void task_done(srv_task *t)
+{
+    srv_req *r = (srv_req *)((char *)t - offsetof(srv_req, task));
+    r->t_compute1 = srv_now_ns();
+    prepare_answer(r);
+    atomic_fetch_sub(&r->s->queued, 1);
+    MHD_resume_connection(r->conn);
+}
+
+/* The body is complete: answer, compute inline, or send the work to the pool. */
 static enum MHD_Result finish(srv_req *r)
 {
     srv *s = r->s;
-    r->t_body = srv_now_ns();
-    if (r->zin && srv_inflate_end(r) && !r->fail_code && !r->fail_http)
-        fail_later(r, 400, 0, "Content-Encoding %s: the compressed body is truncated",
-                   r->encoding);
-    if (r->fail_code || r->fail_http) {
-        srv_req_fail(r, r->fail_http ? r->fail_http : srv_http_status(r->fail_code), "%s",
-                     r->fail_msg);
-        return srv_req_queue(r);
+    if (r->zin && !srv_inflate_complete(r->zin))
+        fail(r, QDQ_EINVAL, "Content-Encoding %s: the compressed body is truncated",
+             srv_inflate_name(r->zin));
+    if (r->err.code)
+        return answer_failure(r);
+    if (!(r->route->flags & SRV_ROUTE_BODY)) {
+        srv_view v = view_of(s);
+        r->route->answer(&v, r->method, r->path, &r->ans);
+        return queue(r);
     }
-    switch (r->route->id) {
-    case SRV_ROUTE_HEALTHZ:
-        r->status = 200;
-        r->ctype = "application/json";
-        r->body = strdup("{\"status\":\"ok\"}");
-        r->body_len = r->body ? strlen(r->body) : 0;
-        return srv_req_queue(r);
-    case SRV_ROUTE_METRICS: {
-        proto_buf b = { 0 };
-        if (srv_metrics_write(s, &b)) {
-            proto_buf_free(&b);
-            srv_req_fail(r, 503, "out of memory writing metrics");
-        } else {
-            r->status = 200;
-            r->ctype = "text/plain; version=0.0.4; charset=utf-8";
-            r->body = proto_buf_detach(&b, &r->body_len);
-        }
-        return srv_req_queue(r);
-    }
-    case SRV_ROUTE_V2_SERVER:
-        json_answer(r, "{\"name\":\"qdq-server\",\"version\":\"" QDQ_SERVER_VERSION "\","
-                       "\"extensions\":[\"binary_tensor_data\",\"parameters\"]}");
-        return srv_req_queue(r);
-    case SRV_ROUTE_V2_LIVE:
-        json_answer(r, "{\"live\":true}");
-        return srv_req_queue(r);
-    case SRV_ROUTE_V2_READY:
-        if (atomic_load(&s->draining))
-            srv_req_fail(r, 503, "the server is shutting down");
-        else
-            json_answer(r, "{\"ready\":true}");
-        return srv_req_queue(r);
-    case SRV_ROUTE_V2_MODEL_READY:
-        if (atomic_load(&s->draining))
-            srv_req_fail(r, 503, "the server is shutting down");
-        else
-            json_answer(r, "{\"name\":\"" PROTO_V2_MODEL_NAME "\",\"ready\":true}");
-        return srv_req_queue(r);
-    case SRV_ROUTE_V2_MODEL:
-        json_answer(r, V2_MODEL_METADATA);
-        return srv_req_queue(r);
-    case SRV_ROUTE_READYZ:
-        if (atomic_load(&s->draining)) {
-            srv_req_fail(r, 503, "the server is shutting down");
-        } else {
-            r->status = 200;
-            r->ctype = "application/json";
-            r->body = strdup("{\"status\":\"ready\"}");
-            r->body_len = r->body ? strlen(r->body) : 0;
-        }
-        return srv_req_queue(r);
-    default:
-        break;
-    }
-
-    bool inline_run;
-    if (r->fmt == SRV_FMT_JSON || r->fmt == SRV_FMT_V2) {
-        r->job = r->fmt == SRV_FMT_JSON ? SRV_JOB_JSON : SRV_JOB_V2;
-        r->items = 1;
-        inline_run = (r->v2_direct ? r->got : r->text.len) <= (size_t)s->cfg->small_request_bytes;
-    } else {
-        if (r->fmt == SRV_FMT_RAW && !r->tensor_ready) { /* no Content-Length: body is in text */
-            qdq_error err = { 0 };
-            int rc = proto_raw_finish(&r->preq, r->text.len, &s->limits, &err);
-            if (rc)
-                fail_later(r, 0, rc, "%s", err.msg);
-            else if (srv_ops_tensor_setup(r) == 0)
-                srv_ops_tensor_feed(r, r->text.data, r->text.len);
-            proto_buf_free(&r->text);
-        } else if (r->fmt == SRV_FMT_NPY && !r->tensor_ready && !r->fail_code && !r->fail_http) {
-            fail_later(r, 400, 0, "the body ends inside the .npy header (%zu bytes received)",
-                       r->text.len);
-        }
-        if (!r->fail_code && !r->fail_http && r->got != r->tlen)
-            fail_later(r, 400, 0, "body is shorter than the tensor: %llu bytes of data, the "
-                       "shape needs %llu", (unsigned long long)r->got,
-                       (unsigned long long)r->tlen);
-        if (r->fail_code || r->fail_http)
-            return finish(r);
-        char *t = r->tbase + SRV_TENSOR_OFF;
-        if (!r->preq.attrs.range_given)
-            qdq_params_from_acc(&r->plan, r->acc, t, r->params);
-        r->job = SRV_JOB_APPLY;
-        if (r->preq.attrs.range_given) { /* already applied while receiving */
-            r->items = 0;
-            inline_run = true;
-        } else {
-            inline_run = r->tlen <= (uint64_t)s->cfg->small_request_bytes;
-            r->items = (inline_run || r->want_json) ? 1 : split_items(s, r->tlen);
-        }
-    }
-    if (inline_run) {
+    proto_work w;
+    if (proto_xchg_end(r->x, &w, &r->err))
+        return answer_failure(r);
+    int n = w.items < s->cfg->workers ? w.items : s->cfg->workers;
+    if (n == 0 || w.bytes <= (uint64_t)s->cfg->small_request_bytes) {
         r->t_compute0 = srv_now_ns();
-        for (int i = 0; i < r->items; i++)
-            srv_ops_run(r, i);
+        for (int i = 0; i < (n ? 1 : 0); i++)
+            proto_xchg_run(r->x, i, 1, &r->err);
         r->t_compute1 = srv_now_ns();
-        srv_ops_finish(r);
-        return srv_req_queue(r);
+        prepare_answer(r);
+        return queue(r);
     }
-    /* Up to one job per worker runs; --max-queue more may wait. */
+    /* Up to one task per worker runs; --max-queue more may wait. */
     if (atomic_fetch_add(&s->queued, 1) >= s->cfg->workers + s->cfg->max_queue) {
         atomic_fetch_sub(&s->queued, 1);
-        srv_req_fail(r, 503, "the server is overloaded: %d requests are waiting for a worker "
-                     "(--max-queue)", s->cfg->max_queue);
-        return srv_req_queue(r);
+        fail(r, PROTO_EBUSY, "the server is overloaded: %d requests are waiting for a worker "
+             "(--max-queue)", s->cfg->max_queue);
+        return answer_failure(r);
     }
+    r->task.items = n;
+    r->task.run = task_run;
+    r->task.done = task_done;
     r->suspended = true;
     srv_guard_mark(r->conn, SRV_GUARD_SUSPEND);
     MHD_suspend_connection(r->conn);
-    if (srv_pool_submit(s->pool, r)) {
+    if (srv_pool_submit(s->pool, &r->task)) {
         atomic_fetch_sub(&s->queued, 1);
-        srv_req_fail(r, 503, "out of memory queueing the request");
-        r->suspended = false;
+        fail(r, PROTO_ENOMEM, "out of memory queueing the request");
+        srv_answer_error(&r->ans, &r->err, NULL);
         MHD_resume_connection(r->conn);
-        r->done_resume_fail = true;
     }
     return MHD_YES;
 }
@@ -626,7 +464,6 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         r = *con_cls = req_new(cls, conn, url);
         if (!r)
             return MHD_NO; /* out of memory: drop the connection */
-        r->started = true;
         begin(r, method);
         return MHD_YES;
     }
@@ -639,13 +476,28 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (r->suspended || r->done_resume_fail) { /* resumed: the pool has prepared the answer */
+    if (r->suspended) { /* resumed: the answer is prepared */
         srv_guard_mark(conn, SRV_GUARD_RESUME);
         r->suspended = false;
-        r->done_resume_fail = false;
-        return srv_req_queue(r);
+        return queue(r);
     }
     return finish(r);
+}
+
+/* The codecs' buffers: the warm-buffer cache. */
+static void *host_buf_get(void *cls, size_t size, size_t *cap)
+{
+    (void)cls;
+    return srv_buf_get(size, cap);
+}
+
+static void host_buf_put(void *cls, void *p, size_t cap, bool keep)
+{
+    (void)cls;
+    if (keep)
+        srv_buf_put(p, cap);
+    else
+        free(p);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -679,11 +531,15 @@ int srv_start(srv *s, const cfg *c)
 {
     memset(s, 0, sizeof *s);
     s->cfg = c;
-    s->limits.max_elements = c->max_elements;
-    s->limits.max_rank = c->max_rank;
-    s->limits.max_depth = c->max_json_depth;
-    s->limits.max_body = c->max_body_bytes;
-    s->pool = srv_pool_start(s, c->workers);
+    s->host.lim.max_elements = c->max_elements;
+    s->host.lim.max_rank = c->max_rank;
+    s->host.lim.max_depth = c->max_json_depth;
+    s->host.lim.max_body = c->max_body_bytes;
+    s->host.max_header_bytes = c->max_header_bytes;
+    s->host.buf_get = host_buf_get;
+    s->host.buf_put = host_buf_put;
+    srv_metrics_init(srv_route_names(), SRV_ROUTES);
+    s->pool = srv_pool_start(c->workers);
     if (!s->pool) {
         srv_log("error", "cannot start the worker pool");
         return -1;

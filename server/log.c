@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "srv.h"
+#include "log.h"
 
 static struct {
     bool json;
@@ -73,13 +73,13 @@ void srv_log(const char *level, const char *fmt, ...)
     funlockfile(stderr);
 }
 
-void srv_log_access(const srv_req *r)
+void srv_log_access(const srv_record *r)
 {
     if (!L.access)
         return;
     char ts[40];
     timestamp(ts, sizeof ts);
-    double ms = (double)(srv_now_ns() - r->t_start) / 1e6;
+    double ms = (double)(r->t_end - r->t_start) / 1e6;
     flockfile(stdout);
     if (L.json) {
         fprintf(stdout, "{\"time\":\"%s\",\"method\":\"", ts);
@@ -87,13 +87,13 @@ void srv_log_access(const srv_req *r)
         fputs("\",\"path\":\"", stdout);
         json_str(stdout, r->path);
         fprintf(stdout, "\",\"route\":\"%s\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
-                        "\"duration_ms\":%.3f,\"request_id\":\"", r->route ? r->route->name : "",
+                        "\"duration_ms\":%.3f,\"request_id\":\"", r->route_name,
                 r->status, (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, ms);
         json_str(stdout, r->request_id);
         fputs("\"}\n", stdout);
     } else {
         fprintf(stdout, "%s %s %s %s %d in=%llu out=%llu %.3fms id=%s\n", ts, r->method, r->path,
-                r->route ? r->route->name : "-", r->status, (unsigned long long)r->bytes_in,
+                r->route_name, r->status, (unsigned long long)r->bytes_in,
                 (unsigned long long)r->bytes_out, ms, r->request_id);
     }
     fflush(stdout);

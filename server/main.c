@@ -5,7 +5,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "srv.h"
+#include "healthcheck.h"
+#include "http.h"
+#include "log.h"
 
 extern char **environ;
 
@@ -59,7 +61,6 @@ int main(int argc, char **argv)
     if (healthcheck)
         return srv_healthcheck(&c);
     srv_log_init(&c);
-    srv_metrics_init();
     raise_fd_limit(&c);
 
     /* Signals are taken by sigwait below: block them before any thread starts. */

@@ -3,18 +3,23 @@
  * request path), written out in the text exposition format by GET /metrics.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "srv.h"
+#include "codec.h"
+#include "config.h"
+#include "metrics.h"
+#include "status.h"
 
-static const char *const fmt_names[SRV_METRIC_FORMATS] = { "none", "json", "raw", "npy",
-                                                            "v2_json", "v2_binary" };
-static const int status_codes[] = { 200, 400, 401, 404, 405, 411, 413, 415, 499, 500, 503 };
-#define NSTATUS (int)(sizeof status_codes / sizeof status_codes[0] + 1) /* + "other" */
+/* Every HTTP status the status table can give (status.h), and "other". */
+static int status_codes[PROTO_NSTATUS];
+static int nstatus;
+#define NSTATUS_MAX (PROTO_NSTATUS + 1)
+#define MAX_ROUTES 32
 static const double buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10 };
 #define NBUCKETS (int)(sizeof buckets / sizeof buckets[0])
@@ -25,26 +30,39 @@ typedef struct histogram {
 } histogram;
 
 static struct {
-    atomic_ullong requests[SRV_ROUTES][SRV_METRIC_FORMATS][NSTATUS];
-    histogram request[SRV_ROUTES], queue, compute;
-    atomic_ullong bytes_in[SRV_ROUTES], bytes_out[SRV_ROUTES];
+    atomic_ullong requests[MAX_ROUTES][PROTO_NFORMATS][NSTATUS_MAX];
+    histogram request[MAX_ROUTES], queue, compute;
+    atomic_ullong bytes_in[MAX_ROUTES], bytes_out[MAX_ROUTES];
     atomic_ullong elements[4];
     double start_time;
+    const char *const *route_names;
+    int nroutes;
 } M;
 
-void srv_metrics_init(void)
+void srv_metrics_init(const char *const *route_names, int n)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     M.start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    M.route_names = route_names;
+    M.nroutes = n < MAX_ROUTES ? n : MAX_ROUTES;
+    nstatus = 0;
+    for (int code = 0; code < PROTO_NSTATUS; code++) {
+        int h = proto_status_http(code), k = 0;
+        while (k < nstatus && status_codes[k] != h)
+            k++;
+        if (k == nstatus)
+            status_codes[nstatus++] = h;
+    }
 }
 
+/* The status's index; nstatus for "other". */
 static int status_index(int status)
 {
-    for (int i = 0; i < NSTATUS - 1; i++)
+    for (int i = 0; i < nstatus; i++)
         if (status_codes[i] == status)
             return i;
-    return NSTATUS - 1;
+    return nstatus;
 }
 
 static void observe(histogram *h, uint64_t ns)
@@ -57,23 +75,21 @@ static void observe(histogram *h, uint64_t ns)
     atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
 }
 
-void srv_metrics_record(const srv_req *r)
+void srv_metrics_record(const srv_record *r)
 {
-    int route = r->route ? (int)r->route->id : 0;
-    int f = r->metric_format;
+    int route = r->route >= 0 && r->route < M.nroutes ? r->route : 0;
+    int f = (unsigned)r->format < PROTO_NFORMATS ? r->format : 0;
     atomic_fetch_add_explicit(&M.requests[route][f][status_index(r->status)], 1,
                               memory_order_relaxed);
-    uint64_t now = srv_now_ns();
-    observe(&M.request[route], now - r->t_start);
+    observe(&M.request[route], r->t_end - r->t_start);
     if (r->t_queued && r->t_compute0 >= r->t_queued)
         observe(&M.queue, r->t_compute0 - r->t_queued);
     if (r->t_compute0 && r->t_compute1 >= r->t_compute0)
         observe(&M.compute, r->t_compute1 - r->t_compute0);
     atomic_fetch_add_explicit(&M.bytes_in[route], r->bytes_in, memory_order_relaxed);
     atomic_fetch_add_explicit(&M.bytes_out[route], r->bytes_out, memory_order_relaxed);
-    if (r->status == 200 && r->plan.count && (unsigned)r->plan.dtype < 4)
-        atomic_fetch_add_explicit(&M.elements[r->plan.dtype], r->plan.count,
-                                  memory_order_relaxed);
+    if (r->status == 200 && r->elements && (unsigned)r->dtype < 4)
+        atomic_fetch_add_explicit(&M.elements[r->dtype], r->elements, memory_order_relaxed);
 }
 
 static void put_histogram(proto_buf *b, const char *name, const char *labels, histogram *h)
@@ -122,31 +138,31 @@ static double resident_bytes(void)
     return (double)rss * (double)sysconf(_SC_PAGESIZE);
 }
 
-int srv_metrics_write(const srv *s, proto_buf *b)
+int srv_metrics_write(const srv_gauges *g, proto_buf *b)
 {
     put(b, "# HELP qdq_requests_total Requests answered, by route, body format and status.\n"
            "# TYPE qdq_requests_total counter\n");
-    for (int r = 0; r < SRV_ROUTES; r++)
-        for (int f = 0; f < SRV_METRIC_FORMATS; f++)
-            for (int k = 0; k < NSTATUS; k++) {
+    for (int r = 0; r < M.nroutes; r++)
+        for (int f = 0; f < PROTO_NFORMATS; f++)
+            for (int k = 0; k <= nstatus; k++) {
                 unsigned long long v = atomic_load(&M.requests[r][f][k]);
                 if (!v)
                     continue;
                 char st[16];
-                if (k < NSTATUS - 1)
+                if (k < nstatus)
                     snprintf(st, sizeof st, "%d", status_codes[k]);
                 else
                     snprintf(st, sizeof st, "other");
                 put(b, "qdq_requests_total{route=\"%s\",format=\"%s\",status=\"%s\"} %llu\n",
-                    srv_route_name((srv_route_id)r), fmt_names[f], st, v);
+                    M.route_names[r], proto_format_name((proto_format)f), st, v);
             }
     put(b, "# HELP qdq_request_duration_seconds Time from the request line to the answer.\n"
            "# TYPE qdq_request_duration_seconds histogram\n");
-    for (int r = 0; r < SRV_ROUTES; r++) {
+    for (int r = 0; r < M.nroutes; r++) {
         if (!atomic_load(&M.request[r].sum_ns) && !atomic_load(&M.request[r].count[0]))
             continue;
         char labels[64];
-        snprintf(labels, sizeof labels, "route=\"%s\"", srv_route_name((srv_route_id)r));
+        snprintf(labels, sizeof labels, "route=\"%s\"", M.route_names[r]);
         put_histogram(b, "qdq_request_duration_seconds", labels, &M.request[r]);
     }
     put(b, "# HELP qdq_queue_duration_seconds Time a request waited for a worker.\n"
@@ -157,13 +173,13 @@ int srv_metrics_write(const srv *s, proto_buf *b)
     put_histogram(b, "qdq_compute_duration_seconds", "", &M.compute);
     put(b, "# HELP qdq_request_bytes_total Request body bytes received, by route.\n"
            "# TYPE qdq_request_bytes_total counter\n");
-    for (int r = 0; r < SRV_ROUTES; r++)
-        put(b, "qdq_request_bytes_total{route=\"%s\"} %llu\n", srv_route_name((srv_route_id)r),
+    for (int r = 0; r < M.nroutes; r++)
+        put(b, "qdq_request_bytes_total{route=\"%s\"} %llu\n", M.route_names[r],
             (unsigned long long)atomic_load(&M.bytes_in[r]));
     put(b, "# HELP qdq_response_bytes_total Response body bytes sent, by route.\n"
            "# TYPE qdq_response_bytes_total counter\n");
-    for (int r = 0; r < SRV_ROUTES; r++)
-        put(b, "qdq_response_bytes_total{route=\"%s\"} %llu\n", srv_route_name((srv_route_id)r),
+    for (int r = 0; r < M.nroutes; r++)
+        put(b, "qdq_response_bytes_total{route=\"%s\"} %llu\n", M.route_names[r],
             (unsigned long long)atomic_load(&M.bytes_out[r]));
     put(b, "# HELP qdq_elements_total Tensor elements quantized, by dtype.\n"
            "# TYPE qdq_elements_total counter\n");
@@ -172,9 +188,9 @@ int srv_metrics_write(const srv *s, proto_buf *b)
             (unsigned long long)atomic_load(&M.elements[d]));
     put(b, "# HELP qdq_inflight_requests Requests received and not yet answered.\n"
            "# TYPE qdq_inflight_requests gauge\nqdq_inflight_requests %d\n",
-        atomic_load(&s->active));
+        g->inflight);
     put(b, "# HELP qdq_queued_requests Requests waiting for or running on the worker pool.\n"
-           "# TYPE qdq_queued_requests gauge\nqdq_queued_requests %d\n", atomic_load(&s->queued));
+           "# TYPE qdq_queued_requests gauge\nqdq_queued_requests %d\n", g->queued);
     put(b, "# HELP qdq_build_info Build information.\n# TYPE qdq_build_info gauge\n"
            "qdq_build_info{version=\"%s\",isa=\"%s\"} 1\n", QDQ_SERVER_VERSION,
         qdq_isa_best() == QDQ_ISA_AVX2 ? "avx2" : "portable");

@@ -1,0 +1,59 @@
+/*
+ * What the codecs share (codec.h is their interface to transports). An exchange is one struct
+ * for every format: each codec uses the fields its format needs.
+ */
+#ifndef PROTO_CODEC_IMPL_H
+#define PROTO_CODEC_IMPL_H
+
+#include "codec.h"
+#include "kserve.h"
+
+/* A tensor starts this far into its buffer: room for a .npy header or a v2 answer's JSON in
+ * front of it, so that the answer is sent from where the op computed it. */
+#define PROTO_TENSOR_OFF 4096
+
+/* One format's implementation of the exchange (codec.h tells when each is called). */
+typedef struct proto_codec {
+    proto_format format;
+    int (*begin)(proto_xchg *x, const proto_args *a, qdq_error *err);
+    int (*feed)(proto_xchg *x, const char *data, size_t n, qdq_error *err);
+    int (*end)(proto_xchg *x, proto_work *w, qdq_error *err);
+    void (*run)(proto_xchg *x, int i, int n, qdq_error *err);
+    int (*answer)(proto_xchg *x, proto_answer *a, qdq_error *err);
+} proto_codec;
+
+struct proto_xchg {
+    const proto_codec *codec; /* NULL: the request was refused at the start */
+    const proto_host *host;
+    proto_format format;
+    bool want_json;           /* Accept: application/json */
+    uint64_t length;          /* declared body length, or PROTO_LENGTH_UNKNOWN */
+    proto_request req;        /* the decoded request (native formats) */
+    proto_result res;         /* plan and the op's state, once planned */
+    char *tbase;              /* the tensor buffer (the host's); the tensor at PROTO_TENSOR_OFF */
+    size_t tcap;
+    proto_buf text;           /* a body kept whole (JSON), or a .npy header while it arrives */
+    /* Streamed tensors (raw, .npy): received into tbase, reduced as they come. */
+    bool tensor_ready;
+    uint64_t tlen, got, done_elems;
+    /* KServe v2. */
+    proto_v2_request *v2;
+    size_t v2_header_len;     /* Inference-Header-Content-Length, or SIZE_MAX */
+    bool v2_direct;           /* the body goes straight into tbase (binary, length known) */
+    proto_answer ans;         /* prepared by run (single-item work), handed over by answer */
+    uint64_t elements;        /* computed, for metrics */
+};
+
+extern const proto_codec proto_codec_json, proto_codec_raw, proto_codec_npy, proto_codec_v2;
+
+/* A buffer of PROTO_TENSOR_OFF + bytes from the host, in x->tbase: 0, or -1 when the host has
+ * none (the caller records the failure in its own words). */
+int proto_xchg_buffer(proto_xchg *x, uint64_t bytes);
+/* Makes [start, start + len), inside x->tbase, the answer's body: the answer takes the buffer,
+ * which goes back to the host (kept warm) when released. */
+int proto_answer_take_buffer(proto_xchg *x, proto_answer *a, char *start, size_t len,
+                             qdq_error *err);
+/* Counts the query arguments of a request (0 when it has none or no query at all). */
+int proto_args_nquery(const proto_args *a);
+
+#endif

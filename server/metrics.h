@@ -1,0 +1,24 @@
+/*
+ * Prometheus metrics (metrics.c): counters and histograms in fixed arrays of atomics (no locks
+ * on the request path), written in the text exposition format for GET /metrics.
+ */
+#ifndef SRV_METRICS_H
+#define SRV_METRICS_H
+
+#include "proto.h"
+#include "record.h"
+
+/* The gauges of the moment, read by whoever serves GET /metrics. */
+typedef struct srv_gauges {
+    int inflight; /* requests received and not yet answered */
+    int queued;   /* requests waiting for or running on the worker pool */
+} srv_gauges;
+
+/* Starts counting; route_names[i] is the name of route index i (n of them). */
+void srv_metrics_init(const char *const *route_names, int n);
+/* Counts a finished request. */
+void srv_metrics_record(const srv_record *r);
+/* The exposition text. 0, or PROTO_ENOMEM. */
+int srv_metrics_write(const srv_gauges *g, proto_buf *b);
+
+#endif
