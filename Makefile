@@ -32,9 +32,9 @@ CURL_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
 FPFLAGS := -ffp-contract=off -fno-fast-math
 SANITIZERS := address,undefined
 SANFLAGS := $(if $(SAN),-fsanitize=$(SANITIZERS) -fno-sanitize-recover=all -fno-omit-frame-pointer)
-WARN := -Wall -Wextra -Wno-unused-parameter $(if $(WERROR),-Werror)
+WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow $(if $(WERROR),-Werror)
 CPPFLAGS += -D_GNU_SOURCE -Icore -Iproto -Iconfig -Iserver
-CFLAGS += -std=gnu11 $(OPT) -g $(FPFLAGS) $(WARN) $(SANFLAGS) -pthread
+CFLAGS += -std=gnu11 $(OPT) -g $(FPFLAGS) $(WARN) -Wmissing-prototypes $(SANFLAGS) -pthread
 CXXFLAGS += -std=c++17 $(OPT) -g $(FPFLAGS) $(WARN) $(SANFLAGS) $(if $(SAN),-Wno-maybe-uninitialized) -fno-exceptions -fno-rtti \
 	-isystem /usr/include/dragonbox-1.1.3
 LDFLAGS += $(SANFLAGS) -pthread

@@ -135,7 +135,7 @@ static int entry_datatype(proto_jr *r, const char *p, const char *name, qdq_dtyp
 {
     if (!p)
         return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': missing datatype", name);
-    char s[16];
+    char s[40];
     size_t n = 0;
     proto_jr at = *r;
     at.p = p;

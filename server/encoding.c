@@ -7,7 +7,6 @@
 #include <zlib.h>
 
 #include "encoding.h"
-#include "status.h"
 
 struct srv_inflate {
     z_stream z;

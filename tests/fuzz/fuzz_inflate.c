@@ -1,24 +1,21 @@
 /*
  * libFuzzer target: the server's own Content-Encoding code (server/encoding.c, linked as it is
- * built: srv_inflate_begin / srv_inflate_feed / srv_inflate_end on a srv_req, and
- * srv_compress_response), with the sink doing what server/http.c's consume does: count the
- * inflated bytes against the body limit and record 413 once over it.
+ * built: srv_inflate_new / srv_inflate_feed / srv_inflate_complete, and srv_compress), with the
+ * sink doing what server/http.c's consume does: count the inflated bytes against the body limit
+ * and record a failure (413) once over it.
  *
  * Input: a request body as it comes over the wire (gzip or zlib-framed deflate; the seeds are
  * small .gz and .zz files). Each input is fed three ways: whole, in chunks of a size derived from
  * the input, and a byte at a time (up to 512 bytes). Asserted:
  *   - all three give the same result (accepted, refused as bad data, or over the limit) and the
- *     same inflated bytes; a refusal leaves HTTP 400 or 413 and a message;
+ *     same inflated bytes; a refusal leaves a 400 or 413 failure with a message;
  *   - they agree with zlib's own one-shot inflation of the same bytes (the reference): the
  *     same output, and success exactly when the stream ends with nothing after it;
  *   - the inflated total stops within one 64 KiB step of the limit (a bomb is cut off, not
  *     inflated to the end);
- *   - srv_inflate_end frees everything and reports an incomplete stream.
- * Then the round trip: the input as a JSON response body, compressed by srv_compress_response
- * with an Accept-Encoding header taken from the input, inflates back to the same bytes.
- *
- * srv_req_header (server/respond.c, which needs libmicrohttpd) is replaced by a stub that records
- * the header; nothing else of the server is linked.
+ *   - srv_inflate_complete tells whether the stream ended.
+ * Then the round trip: the input as a JSON response body, compressed by srv_compress with an
+ * Accept-Encoding header taken from the input, inflates back to the same bytes.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -26,7 +23,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "srv.h"
+#include "encoding.h"
+#include "status.h"
 
 #define REQUIRE(cond, ...)                                                                     \
     do {                                                                                       \
@@ -44,15 +42,6 @@
 /* Output kept for comparison: a little over the limit. */
 #define KEEP (LIMIT + (128u << 10))
 
-/* The stub of server/respond.c's srv_req_header: "Name: value\n" into r->hdrs. */
-void srv_req_header(srv_req *r, const char *name, const char *value, size_t value_len)
-{
-    proto_buf_append(&r->hdrs, name, strlen(name));
-    proto_buf_append(&r->hdrs, ": ", 2);
-    proto_buf_append(&r->hdrs, value, value_len);
-    proto_buf_append(&r->hdrs, "\n", 1);
-}
-
 /* Output buffers, reused (large allocations are slow under ASan): one per way of feeding. */
 static unsigned char bufs[5][KEEP];
 
@@ -64,20 +53,22 @@ static struct {
 } S;
 
 /* server/http.c consume(): the limit first, then the bytes are stored. */
-static void sink(srv_req *r, const char *data, size_t n)
+typedef struct req {
+    qdq_error err;
+    uint64_t body_decoded;
+} req;
+
+static int sink(void *cls, const char *data, size_t n)
 {
+    req *r = cls;
     r->body_decoded += n;
     S.total += n;
-    if (r->body_decoded > LIMIT) {
-        if (!r->fail_http && !r->fail_code) {
-            r->fail_http = 413;
-            snprintf(r->fail_msg, sizeof r->fail_msg, "body is over the limit after inflating");
-        }
-        return;
-    }
+    if (r->body_decoded > LIMIT)
+        return qdq_fail(&r->err, PROTO_ETOOBIG, "body is over the limit after inflating");
     size_t k = n < KEEP - S.len ? n : KEEP - S.len;
     memcpy(S.out + S.len, data, k);
     S.len += k;
+    return 0;
 }
 
 enum { OK, BAD, TOO_BIG };
@@ -92,20 +83,21 @@ typedef struct result {
 /* One request: begin, feed in pieces of `chunk` bytes (the server's receive loop), end. */
 static result feed(const char *enc, const uint8_t *data, size_t size, size_t chunk, int slot)
 {
-    srv_req r;
+    req r;
     memset(&r, 0, sizeof r);
     S.out = bufs[slot];
     S.len = 0;
     S.total = 0;
-    REQUIRE(srv_inflate_begin(&r, enc) == 0, "begin(%s)", enc);
-    REQUIRE(r.zin != NULL, "no stream after begin");
+    int rc = 1;
+    srv_inflate *z = srv_inflate_new(enc, &rc);
+    REQUIRE(z != NULL && rc == 0, "new(%s)", enc);
     bool failed = false;
     for (size_t at = 0; at < size && !failed;) {
         size_t n = size - at < chunk ? size - at : chunk;
-        if (srv_inflate_feed(&r, (const char *)data + at, n, sink)) {
-            REQUIRE(r.fail_http == 400 || r.fail_http == 413, "feed failed with HTTP %d",
-                    r.fail_http);
-            REQUIRE(r.fail_msg[0], "feed failed without a message");
+        if (srv_inflate_feed(z, (const char *)data + at, n, sink, &r, &r.err)) {
+            int http = proto_status_http(r.err.code);
+            REQUIRE(http == 400 || http == 413, "feed failed with HTTP %d", http);
+            REQUIRE(r.err.msg[0], "feed failed without a message");
             failed = true;
         }
         at += n;
@@ -113,18 +105,13 @@ static result feed(const char *enc, const uint8_t *data, size_t size, size_t chu
     }
     REQUIRE(S.total <= (uint64_t)LIMIT + (64u << 10),
             "inflated %llu bytes past a limit of %u", (unsigned long long)S.total, LIMIT);
-    bool ended = r.zin_end;
-    int end = srv_inflate_end(&r);
-    REQUIRE(r.zin == NULL, "stream left after end");
-    REQUIRE(srv_inflate_end(&r) == 0, "a second end is not a no-op");
-    REQUIRE((end == 0) == ended, "end says %d, the stream %s", end,
-            ended ? "ended" : "did not end");
+    bool ended = srv_inflate_complete(z);
+    srv_inflate_free(z);
     result res = { OK, S.len, S.out, false };
-    if (r.fail_http == 413)
+    if (r.err.code == PROTO_ETOOBIG)
         res.what = TOO_BIG;
-    else if (failed || end)
+    else if (failed || !ended)
         res.what = BAD;
-    proto_buf_free(&r.hdrs);
     return res;
 }
 
@@ -191,39 +178,25 @@ static void round_trip(const uint8_t *data, size_t size)
     memcpy(ae, data, an);
     ae[an] = '\0';
     size_t len = size < 1024 ? 1024 : size; /* smaller bodies are sent as they are */
-    srv_req r;
-    memset(&r, 0, sizeof r);
-    r.body = malloc(len);
+    char *body = malloc(len);
     for (size_t i = 0; i < len; i++)
-        r.body[i] = size ? (char)data[i % size] : 'x';
-    r.body_len = len;
-    r.status = 200;
-    char *orig = malloc(len);
-    memcpy(orig, r.body, len);
-    srv_compress_response(&r, ae);
-    const char *enc = NULL;
-    if (r.hdrs.len) {
-        REQUIRE(r.hdrs.len < 200, "headers %zu bytes", r.hdrs.len);
-        char h[256];
-        memcpy(h, r.hdrs.data, r.hdrs.len);
-        h[r.hdrs.len] = '\0';
-        if (strstr(h, "Content-Encoding: gzip\n"))
-            enc = "gzip";
-        else if (strstr(h, "Content-Encoding: deflate\n"))
-            enc = "deflate";
-        REQUIRE(enc && strstr(h, "Vary: Accept-Encoding\n"), "headers: %s", h);
+        body[i] = size ? (char)data[i % size] : 'x';
+    char *z = NULL;
+    size_t zlen = 0;
+    const char *enc = srv_compress(ae, body, len, &z, &zlen);
+    if (enc) {
+        REQUIRE(strcmp(enc, "gzip") == 0 || strcmp(enc, "deflate") == 0, "encoding %s", enc);
+        REQUIRE(z && zlen > 0, "compressed with %s to nothing", enc);
+        if (len <= LIMIT) {
+            result back = feed(enc, (const uint8_t *)z, zlen, 1u << 20, 4);
+            REQUIRE(back.what == OK && back.len == len && memcmp(back.out, body, len) == 0,
+                    "compressed with %s (Accept-Encoding '%s') does not inflate back", enc, ae);
+        }
+    } else {
+        REQUIRE(z == NULL, "output without an encoding (Accept-Encoding '%s')", ae);
     }
-    if (!enc) {
-        REQUIRE(r.body_len == len && memcmp(r.body, orig, len) == 0,
-                "body changed without a Content-Encoding (Accept-Encoding '%s')", ae);
-    } else if (len <= LIMIT) {
-        result back = feed(enc, (const uint8_t *)r.body, r.body_len, 1u << 20, 4);
-        REQUIRE(back.what == OK && back.len == len && memcmp(back.out, orig, len) == 0,
-                "compressed with %s (Accept-Encoding '%s') does not inflate back", enc, ae);
-    }
-    free(orig);
-    free(r.body);
-    proto_buf_free(&r.hdrs);
+    free(z);
+    free(body);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -246,10 +219,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* Unknown encodings are refused before any state exists. */
-    srv_req r;
-    memset(&r, 0, sizeof r);
-    REQUIRE(srv_inflate_begin(&r, "br") == -1 && r.zin == NULL, "br accepted");
-    REQUIRE(srv_inflate_begin(&r, "identity") == -1 && r.zin == NULL, "identity accepted");
+    int rc = 0;
+    REQUIRE(srv_inflate_new("br", &rc) == NULL && rc == -1, "br accepted");
+    REQUIRE(srv_inflate_new("identity", &rc) == NULL && rc == -1, "identity accepted");
 
     round_trip(data, size);
     return 0;

@@ -37,7 +37,7 @@ PKG_CFLAGS=$(pkg-config --cflags libmicrohttpd zlib libcjson 2>/dev/null)
 command -v "$CC" >/dev/null 2>&1 || { echo "fuzz: $CC not found (apt-get install clang)"; exit 2; }
 
 # An object is rebuilt when its source or any project header is newer.
-HEADERS=$(ls core/*.h proto/*.h server/srv.h config/config.h tests/fuzz/*.h 2>/dev/null)
+HEADERS=$(ls core/*.h proto/*.h server/*.h config/config.h tests/fuzz/*.h 2>/dev/null)
 stale() { # obj src
     [ -f "$1" ] || return 0
     [ "$2" -nt "$1" ] && return 0
@@ -81,7 +81,7 @@ for t in $ALL; do
     src=tests/fuzz/fuzz_$t.c
     [ -f "$src" ] || { echo "fuzz: no target $src"; exit 2; }
     objs="$LIBOBJS"
-    [ "$t" = inflate ] && objs="$B/server/encoding.o $B/proto/buf.o"
+    [ "$t" = inflate ] && objs="$B/server/encoding.o $B/proto/buf.o $B/proto/status.o $B/core/error.o"
     compile "$src" "$B/fuzz/fuzz_$t.o" "" || { echo "fuzz: cannot compile $src"; exit 2; }
     relink=0 # when the binary is missing or older than any of its objects
     [ -x "$B/fuzz_$t" ] || relink=1
