@@ -4,9 +4,12 @@
 #   1. curl   64 MiB float32 raw POST: median time vs. the echo server    (target ratio <= 1.25)
 #   2. wrk    1024-element float32 raw POSTs, 2 threads, 64 connections: requests/s vs. the
 #             echo server, p50/p99 latency                              (target ratio >= 0.70)
-#   3. json   1M-element nested JSON end to end vs. an in-process cJSON round trip
+#   3. floor  the same 4 KiB POSTs against libmicrohttpd's own floor (bench/mhd_echo.c: a bare
+#             libmicrohttpd server answering each POST with its body), qdq-server with its
+#             access log on and written to a file; alternating runs, medians (target >= 0.85)
+#   4. json   1M-element nested JSON end to end vs. an in-process cJSON round trip
 #             (build/bench/bench_cjson, which starts its own server)     (target speedup >= 5)
-#   4. rss    peak RSS of a fresh server over one 256 MiB raw float32 request, above its idle
+#   5. rss    peak RSS of a fresh server over one 256 MiB raw float32 request, above its idle
 #             RSS, as a multiple of the body size                       (target <= 1.5)
 #
 # The echo server (bench/echo_server.c) receives a body and sends the same bytes back: the cost
@@ -14,7 +17,8 @@
 #
 # usage: sh bench/http_bench.sh [BUILD_DIR]            (default: build)
 # environment:
-#   BENCH_ONLY     space-separated subset of "curl wrk json rss" (default: all four)
+#   BENCH_ONLY     space-separated subset of "curl wrk floor json rss" (default: all five)
+#   FLOOR_RUNS     alternating wrk runs per server in the floor section (default 3)
 #   BENCH_RUNS     timed curl requests per server (default 5; one untimed warm-up before)
 #   WRK_SECONDS    length of each wrk run (default 10)
 #   RSS_RUNS       fresh servers measured for peak RSS (default 3)
@@ -29,7 +33,9 @@ cd "$(dirname "$0")/.." || exit 1
 B=${1:-build}
 SERVER="$B/qdq-server"
 ECHO_BIN="$B/bench/echo_server"
-ONLY=${BENCH_ONLY:-curl wrk json rss}
+ONLY=${BENCH_ONLY:-curl wrk floor json rss}
+FLOOR_RUNS=${FLOOR_RUNS:-3}
+MHD_BIN="$B/bench/mhd_echo"
 RUNS=${BENCH_RUNS:-5}
 WRK_SECONDS=${WRK_SECONDS:-10}
 RSS_RUNS=${RSS_RUNS:-3}
@@ -94,7 +100,7 @@ trap 'exit 130' INT TERM
 start_qdq() {
     log="$TMP/qdq.$$.$(date +%s%N).err"
     : >"$log"
-    "$SERVER" --listen 127.0.0.1:0 --access-log off "$@" 2>"$log" &
+    "$SERVER" --listen 127.0.0.1:0 --access-log off "$@" >"${QDQ_STDOUT:-/dev/stdout}" 2>"$log" &
     QDQ_PID=$!
     QDQ_LOG=$log
     PIDS="$PIDS $QDQ_PID"
@@ -336,7 +342,67 @@ if has wrk; then
     fi
 fi
 
-# ---- 3. JSON, 1M elements (bench_cjson starts its own server) --------------------------------
+# ---- 3. floor: libmicrohttpd's own, 4 KiB ----------------------------------------------------
+if has floor; then
+    say ""
+    say "== floor: 4 KiB float32 raw POST under wrk (2 threads, 64 connections, ${WRK_SECONDS} s), qdq-server with its access log to a file, vs. a bare libmicrohttpd server; $FLOOR_RUNS runs each, alternating ($CORES cores) =="
+    if ! command -v wrk >/dev/null 2>&1; then
+        say "SKIP: wrk is not installed"
+    elif ! cc -O2 -o "$MHD_BIN" bench/mhd_echo.c $(pkg-config --cflags --libs libmicrohttpd); then
+        say "error: cannot build bench/mhd_echo.c"
+        FAILED=1
+    else
+        [ -f "$TMP/body4k.f32" ] || gen_f32 1024 "$TMP/body4k.f32" || exit 1
+        MPORT=$(awk -v s="$$" 'BEGIN { srand(s + systime()); print 20000 + int(rand() * 40000) }')
+        "$MHD_BIN" "$MPORT" 2>/dev/null &
+        MHD_PID=$!
+        PIDS="$PIDS $MHD_PID"
+        i=0
+        until curl -s -o /dev/null --max-time 2 --data-binary x "http://127.0.0.1:$MPORT/" || [ $i -ge 50 ]; do
+            sleep 0.1; i=$((i + 1))
+        done
+        if QDQ_STDOUT="$TMP/access.log" start_qdq $QDQ_ARGS --access-log on; then
+            MU="http://127.0.0.1:$MPORT/"
+            QU="http://127.0.0.1:$QDQ_PORT$ROUTE?shape=1024"
+            : >"$TMP/f_mhd"; : >"$TMP/f_qdq"
+            ok=1
+            post_time "$QU" "$TMP/body4k.f32" 4096 >/dev/null || ok=0
+            post_time "$MU" "$TMP/body4k.f32" 4096 >/dev/null || ok=0
+            r=0
+            while [ $ok = 1 ] && [ $r -lt "$FLOOR_RUNS" ]; do
+                m=$(wrk_one "$MU" "$MHD_PID" mhd); q=$(wrk_one "$QU" "$QDQ_PID" qdq)
+                [ -n "$m" ] && [ -n "$q" ] || { ok=0; break; }
+                if [ "$(nth 4 "$q")" != 0 ] || [ "$(nth 5 "$q")" != 0 ]; then
+                    say "error: qdq-server had socket or HTTP errors under wrk"
+                    FAILED=1
+                fi
+                say "run $((r + 1)): libmicrohttpd $(nth 1 "$m") req/s p99 $(nth 3 "$m") us CPU $(nth 6 "$m") us/req; qdq-server $(nth 1 "$q") req/s p99 $(nth 3 "$q") us CPU $(nth 6 "$q") us/req (ratio $(ratio "$(nth 1 "$q")" "$(nth 1 "$m")"))"
+                echo "$m" >>"$TMP/f_mhd"; echo "$q" >>"$TMP/f_qdq"
+                r=$((r + 1))
+            done
+            if [ $ok = 1 ]; then
+                m_rps=$(cut -d' ' -f1 <"$TMP/f_mhd" | median); q_rps=$(cut -d' ' -f1 <"$TMP/f_qdq" | median)
+                m_p99=$(cut -d' ' -f3 <"$TMP/f_mhd" | median); q_p99=$(cut -d' ' -f3 <"$TMP/f_qdq" | median)
+                lines=$(wc -l <"$TMP/access.log")
+                ra=$(ratio "$q_rps" "$m_rps"); v=$(verdict "$ra" ">=" 0.85); count_miss "$v"
+                m_cpu=$(cut -d' ' -f6 <"$TMP/f_mhd" | median); q_cpu=$(cut -d' ' -f6 <"$TMP/f_qdq" | median)
+                say "libmicrohttpd:  median $m_rps req/s, p99 $m_p99 us, server CPU $m_cpu us/req"
+                say "qdq-server:     median $q_rps req/s, p99 $q_p99 us, server CPU $q_cpu us/req ($lines access-log lines written)"
+                say "ratio qdq/floor: $ra (target >= 0.85) $v"
+                add_summary "$(printf 'floor 4KiB raw   qdq %8.0f r/s  mhd  %8.0f r/s  ratio %6.3f (>= 0.85)  %s  p99 qdq %s us, mhd %s us; CPU/req qdq %s us, mhd %s us (access log on, to a file)' \
+                    "$q_rps" "$m_rps" "$ra" "$v" "$q_p99" "$m_p99" "$q_cpu" "$m_cpu")"
+            else
+                say "error: the floor runs failed"; cat "$TMP/wrk_mhd" "$TMP/wrk_qdq"
+                FAILED=1
+            fi
+        else
+            FAILED=1
+        fi
+        check_qdq; stop_pid "${QDQ_PID:-}"; stop_pid "${MHD_PID:-}"
+    fi
+fi
+
+# ---- 4. JSON, 1M elements (bench_cjson starts its own server) --------------------------------
 if has json; then
     say ""
     say "== json: 1M-element nested float32 JSON vs. a cJSON round trip ($CORES cores) =="
@@ -364,7 +430,7 @@ if has json; then
     fi
 fi
 
-# ---- 4. peak RSS, 256 MiB --------------------------------------------------------------------
+# ---- 5. peak RSS, 256 MiB --------------------------------------------------------------------
 if has rss; then
     say ""
     say "== rss: peak RSS over one 256 MiB float32 raw POST, fresh process each, $RSS_RUNS runs ($CORES cores) =="

@@ -108,6 +108,10 @@ static const struct opt opts[] = {
       "Least severe messages logged.", NULL },
     { "access-log", K_BOOL, F(access_log), 0, 0, "on|off", NULL, NULL,
       "One log line per request (also true/false, yes/no, 1/0).", NULL },
+    { "access-log-flush-ms", K_NUM, F(access_log_flush_ms), 1, 60000, "MS", NULL, NULL,
+      "Access-log lines are buffered per HTTP thread and written in whole lines when a "
+      "buffer fills or after this long; a sink that does not keep up loses lines (counted in "
+      "qdq_access_log_dropped_lines_total), never a request's time.", NULL },
     { "auth-token", K_TOKEN, F(auth_token), 0, 0, "TOKEN", NULL, "Security",
       "Require \"Authorization: Bearer TOKEN\" on every request except health checks; "
       "401 otherwise. Prefer --auth-token-file: flags show in ps.", NULL },
@@ -702,6 +706,7 @@ void cfg_defaults(cfg *c)
     strcpy(c->log_format, "text");
     strcpy(c->log_level, "info");
     c->access_log = 1;
+    c->access_log_flush_ms = 500;
 }
 
 static int load(cfg *c, int argc, char **argv, char **envp, FILE *out, qdq_error *err)

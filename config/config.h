@@ -73,6 +73,8 @@ typedef struct cfg {
     char log_format[8];        /* --log-format: "text" (default) or "json" */
     char log_level[8];         /* --log-level: "error", "warn", "info" (default), "debug" */
     int access_log;            /* --access-log on|off: 1 or 0; default 1 */
+    int access_log_flush_ms;   /* --access-log-flush-ms: buffered lines are written at least this
+                                  often (and when a buffer fills); default 500 */
 
     /* Security. auth_token is empty when no token is configured; otherwise requests need
      * "Authorization: Bearer <auth_token>". It is printable ASCII without spaces. When it came

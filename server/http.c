@@ -373,7 +373,7 @@ static void receive(srv_req *r, const char *data, size_t n)
 static srv_view view_of(const srv *s)
 {
     srv_view v = { atomic_load(&s->draining), { atomic_load(&s->active),
-                                                atomic_load(&s->queued) } };
+                                                atomic_load(&s->queued), srv_log_dropped() } };
     return v;
 }
 

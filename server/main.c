@@ -60,20 +60,22 @@ int main(int argc, char **argv)
     }
     if (healthcheck)
         return srv_healthcheck(&c);
-    srv_log_init(&c);
-    raise_fd_limit(&c);
-
-    /* Signals are taken by sigwait below: block them before any thread starts. */
+    /* Signals are taken by sigwait below: block them before any thread starts (the access
+     * log's writer is the first). */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    srv_log_init(&c);
+    raise_fd_limit(&c);
 
     static srv s;
-    if (srv_start(&s, &c))
+    if (srv_start(&s, &c)) {
+        srv_log_stop();
         return 1;
+    }
     srv_log("info", "qdq-server listening on %s:%d (%d workers, %d http threads)",
             c.listen_host, s.port, c.workers, c.http_threads);
     fprintf(stderr, "listening on %s:%d\n", c.listen_host, s.port);
@@ -86,5 +88,6 @@ int main(int argc, char **argv)
             c.drain_timeout_s);
     srv_stop(&s);
     srv_log("info", "stopped after %llu requests", (unsigned long long)atomic_load(&s.served));
+    srv_log_stop();
     return 0;
 }

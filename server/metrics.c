@@ -191,6 +191,9 @@ int srv_metrics_write(const srv_gauges *g, proto_buf *b)
         g->inflight);
     put(b, "# HELP qdq_queued_requests Requests waiting for or running on the worker pool.\n"
            "# TYPE qdq_queued_requests gauge\nqdq_queued_requests %d\n", g->queued);
+    put(b, "# HELP qdq_access_log_dropped_lines_total Access-log lines lost because the log's "
+           "sink did not keep up.\n# TYPE qdq_access_log_dropped_lines_total counter\n"
+           "qdq_access_log_dropped_lines_total %llu\n", g->log_dropped);
     put(b, "# HELP qdq_build_info Build information.\n# TYPE qdq_build_info gauge\n"
            "qdq_build_info{version=\"%s\",isa=\"%s\"} 1\n", QDQ_SERVER_VERSION,
         qdq_isa_best() == QDQ_ISA_AVX2 ? "avx2" : "portable");

@@ -12,6 +12,7 @@
 typedef struct srv_gauges {
     int inflight; /* requests received and not yet answered */
     int queued;   /* requests waiting for or running on the worker pool */
+    unsigned long long log_dropped; /* access-log lines lost (a counter) */
 } srv_gauges;
 
 /* Starts counting; route_names[i] is the name of route index i (n of them). */
