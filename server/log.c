@@ -311,15 +311,25 @@ static void put(line *l, const char *s, size_t n)
 
 static void puts_(line *l, const char *s) { put(l, s, strlen(s)); }
 
-static void putf(line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(line *l, const char *fmt, ...)
+/* A number in decimal. */
+static void put_u64(line *l, unsigned long long v)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = sizeof l->s - 1 - l->n;
-    int k = vsnprintf(l->s + l->n, room + 1, fmt, ap);
-    va_end(ap);
-    l->n += k < 0 ? 0 : (size_t)k < room ? (size_t)k : room;
+    char d[24];
+    int k = (int)sizeof d;
+    do
+        d[--k] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    put(l, d + k, sizeof d - (size_t)k);
+}
+
+/* Nanoseconds as milliseconds with three decimals ("0.046"), as %.3f would print them. */
+static void put_ms(line *l, uint64_t ns)
+{
+    uint64_t us = (ns + 500) / 1000;
+    put_u64(l, us / 1000);
+    char f[4] = { '.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                  (char)('0' + us % 10) };
+    put(l, f, 4);
 }
 
 /* The inside of a JSON string. */
@@ -365,7 +375,7 @@ void srv_log_access(const srv_record *r)
     }
     line l;
     l.n = 0;
-    double ms = (double)(r->t_end - r->t_start) / 1e6;
+    uint64_t ns = r->t_end - r->t_start;
     if (L.json) {
         puts_(&l, "{\"time\":\"");
         put_time(&l, b);
@@ -373,16 +383,37 @@ void srv_log_access(const srv_record *r)
         put_json(&l, r->method);
         puts_(&l, "\",\"path\":\"");
         put_json(&l, r->path);
-        putf(&l, "\",\"route\":\"%s\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
-                 "\"duration_ms\":%.3f,\"request_id\":\"", r->route_name, r->status,
-             (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, ms);
+        puts_(&l, "\",\"route\":\"");
+        puts_(&l, r->route_name);
+        puts_(&l, "\",\"status\":");
+        put_u64(&l, (unsigned long long)r->status);
+        puts_(&l, ",\"bytes_in\":");
+        put_u64(&l, r->bytes_in);
+        puts_(&l, ",\"bytes_out\":");
+        put_u64(&l, r->bytes_out);
+        puts_(&l, ",\"duration_ms\":");
+        put_ms(&l, ns);
+        puts_(&l, ",\"request_id\":\"");
         put_json(&l, r->request_id);
         puts_(&l, "\"}");
     } else {
         put_time(&l, b);
-        putf(&l, " %s %s %s %d in=%llu out=%llu %.3fms id=%s", r->method, r->path,
-             r->route_name, r->status, (unsigned long long)r->bytes_in,
-             (unsigned long long)r->bytes_out, ms, r->request_id);
+        put(&l, " ", 1);
+        puts_(&l, r->method);
+        put(&l, " ", 1);
+        puts_(&l, r->path);
+        put(&l, " ", 1);
+        puts_(&l, r->route_name);
+        put(&l, " ", 1);
+        put_u64(&l, (unsigned long long)r->status);
+        puts_(&l, " in=");
+        put_u64(&l, r->bytes_in);
+        puts_(&l, " out=");
+        put_u64(&l, r->bytes_out);
+        put(&l, " ", 1);
+        put_ms(&l, ns);
+        puts_(&l, "ms id=");
+        puts_(&l, r->request_id);
     }
     l.s[l.n++] = '\n';
     bool kept = false;
