@@ -267,6 +267,7 @@ static void test_every_option_every_source(void)
         { "log-format", "json", "log-format", "json", NULL, NULL },
         { "log-level", "debug", "log-level", "debug", NULL, NULL },
         { "access-log", "off", "access-log", "off", NULL, NULL },
+        { "access-log-flush-ms", "50", "access-log-flush-ms", "50", NULL, NULL },
         { "auth-token", "s3cr3t!", "auth-token", "(set)", NULL, NULL },
         { "auth-token-file", tok_path, "auth-token-file", tok_path, NULL, NULL },
         { "tls-cert", cert_path, "tls-cert", cert_path, "tls-key", key_path },
