@@ -144,6 +144,27 @@ int proto_xchg_answer(proto_xchg *x, proto_answer *a, qdq_error *err)
     return rc;
 }
 
+uint64_t proto_xchg_memory(const proto_xchg *x, uint64_t body)
+{
+    return x && x->codec ? x->codec->memory(x, body) : 0;
+}
+
+/* A buffer of a streamed tensor: the body, rounded up to its size class (an eighth at most),
+ * with room for headers in front and behind. */
+uint64_t proto_memory_buffer(uint64_t body)
+{
+    uint64_t m = body + body / 8 + 2 * PROTO_TENSOR_OFF;
+    return m < body ? UINT64_MAX : m;
+}
+
+/* A body decoded from text (JSON): the text, the tensor read from it, and the answer's text,
+ * each about as large as the body for float32 numbers. */
+uint64_t proto_memory_text(uint64_t body)
+{
+    uint64_t m = 3 * body + (64u << 10);
+    return body > UINT64_MAX / 4 ? UINT64_MAX : m;
+}
+
 uint64_t proto_xchg_elements(const proto_xchg *x, qdq_dtype *dtype)
 {
     *dtype = x ? x->res.plan.dtype : QDQ_FLOAT32;

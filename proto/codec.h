@@ -116,6 +116,12 @@ int proto_xchg_end(proto_xchg *x, proto_work *w, qdq_error *err);
 void proto_xchg_run(proto_xchg *x, int i, int n, qdq_error *err);
 /* The answer, after every item has run without a failure. 0, or the failure's code. */
 int proto_xchg_answer(proto_xchg *x, proto_answer *a, qdq_error *err);
+/*
+ * The most memory the exchange may hold at once for a body of `body` bytes (after any
+ * Content-Encoding): the body or tensor buffer, decoded tensors, the answer. A host with a
+ * memory budget takes this much before reading the body (or as a body of unknown length grows).
+ */
+uint64_t proto_xchg_memory(const proto_xchg *x, uint64_t body);
 /* The elements the op computed and their dtype (0 when none), for metrics. */
 uint64_t proto_xchg_elements(const proto_xchg *x, qdq_dtype *dtype);
 /* Frees the exchange; sent says the answer went out (its buffers may be kept warm). */

@@ -20,6 +20,8 @@ typedef struct proto_codec {
     int (*end)(proto_xchg *x, proto_work *w, qdq_error *err);
     void (*run)(proto_xchg *x, int i, int n, qdq_error *err);
     int (*answer)(proto_xchg *x, proto_answer *a, qdq_error *err);
+    /* The memory the exchange may hold for a body of `body` bytes (codec.h). */
+    uint64_t (*memory)(const proto_xchg *x, uint64_t body);
 } proto_codec;
 
 struct proto_xchg {
@@ -53,6 +55,10 @@ int proto_xchg_buffer(proto_xchg *x, uint64_t bytes);
  * which goes back to the host (kept warm) when released. */
 int proto_answer_take_buffer(proto_xchg *x, proto_answer *a, char *start, size_t len,
                              qdq_error *err);
+/* Memory estimates for proto_xchg_memory: a body received into a host buffer, and a body
+ * decoded from text. */
+uint64_t proto_memory_buffer(uint64_t body);
+uint64_t proto_memory_text(uint64_t body);
 /* Counts the query arguments of a request (0 when it has none or no query at all). */
 int proto_args_nquery(const proto_args *a);
 

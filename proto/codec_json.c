@@ -58,4 +58,6 @@ static int answer(proto_xchg *x, proto_answer *a, qdq_error *err)
     return 0;
 }
 
-const proto_codec proto_codec_json = { PROTO_FMT_JSON, begin, feed, end, run, answer };
+static uint64_t memory(const proto_xchg *x, uint64_t body) { return proto_memory_text(body); }
+
+const proto_codec proto_codec_json = { PROTO_FMT_JSON, begin, feed, end, run, answer, memory };

@@ -264,5 +264,13 @@ static int answer(proto_xchg *x, proto_answer *a, qdq_error *err)
     return proto_answer_take_buffer(x, a, start, len, err);
 }
 
-const proto_codec proto_codec_raw = { PROTO_FMT_RAW, begin_raw, feed_raw, end, run, answer };
-const proto_codec proto_codec_npy = { PROTO_FMT_NPY, begin_npy, feed_npy, end, run, answer };
+/* The tensor's buffer (its JSON answer, when asked for, is text as large again, or more). */
+static uint64_t memory(const proto_xchg *x, uint64_t body)
+{
+    return x->want_json ? proto_memory_text(body) : proto_memory_buffer(body);
+}
+
+const proto_codec proto_codec_raw = { PROTO_FMT_RAW, begin_raw, feed_raw, end, run, answer,
+                                      memory };
+const proto_codec proto_codec_npy = { PROTO_FMT_NPY, begin_npy, feed_npy, end, run, answer,
+                                      memory };

@@ -140,4 +140,11 @@ static int answer(proto_xchg *x, proto_answer *a, qdq_error *err)
     return 0;
 }
 
-const proto_codec proto_codec_v2 = { PROTO_FMT_V2_JSON, begin, feed, end, run, answer };
+/* Binary tensors live in one buffer; JSON ones are text, decoded and encoded again. */
+static uint64_t memory(const proto_xchg *x, uint64_t body)
+{
+    return x->format == PROTO_FMT_V2_BINARY ? proto_memory_buffer(body) + PROTO_TENSOR_OFF
+                                            : proto_memory_text(body);
+}
+
+const proto_codec proto_codec_v2 = { PROTO_FMT_V2_JSON, begin, feed, end, run, answer, memory };

@@ -4,6 +4,8 @@
  * quarter of a second); a connection whose request has run past --request-timeout (headers or
  * body dripped slowly, or a response never read) is shut down.
  * Time spent computing (the connection suspended) does not count.
+ * The same sweep times out requests waiting for room in the memory budget (budget.c) and frees
+ * cached buffers nobody wanted for --cache-idle-ms (bufcache.c).
  * Every TRIM_SWEEPS sweeps the same thread gives the heaps' free pages back to the system
  * (malloc_trim): request buffers of every size come and go, and the pages freed between the live
  * ones would otherwise stay resident, so RSS crept up under a steady mixed load. Big buffers keep
@@ -22,6 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "budget.h"
+#include "bufcache.h"
 #include "clock.h"
 #include "guard.h"
 
@@ -44,6 +48,7 @@ static struct {
     pthread_cond_t cv;
     bool stop;
     uint64_t timeout_ns;
+    uint64_t cache_idle_ns; /* the buffer cache frees what nobody wanted for this long */
     atomic_ullong cut;
 } G = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
@@ -120,6 +125,11 @@ static void *sweep(void *arg)
         pthread_cond_timedwait(&G.cv, &G.mu, &ts);
         if (G.stop)
             break;
+        /* Waits for room in the memory budget that ran out, and cached buffers gone idle. */
+        pthread_mutex_unlock(&G.mu);
+        srv_budget_sweep();
+        srv_buf_idle(G.cache_idle_ns);
+        pthread_mutex_lock(&G.mu);
         uint64_t now = srv_now_ns();
         for (srv_conn *c = G.head.next; c && c != &G.head; c = c->next)
             if (!c->suspended && c->fd >= 0 && now - c->t_begin > G.timeout_ns) {
@@ -135,6 +145,7 @@ static void *sweep(void *arg)
 int srv_guard_start(const cfg *c)
 {
     G.timeout_ns = (uint64_t)c->request_timeout_s * 1000000000u;
+    G.cache_idle_ns = (uint64_t)c->cache_idle_ms * 1000000u;
     G.stop = false;
     if (pthread_create(&G.thread, NULL, sweep, NULL))
         return -1;

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "bufcache.h"
 #include "clock.h"
 #include "encoding.h"
@@ -62,6 +63,9 @@ typedef struct srv_req {
     qdq_error err;             /* the first failure, answered when the body is complete */
     proto_xchg *x;             /* the codec's exchange (routes with a body) */
     srv_task task;             /* the codec's work on the pool */
+    uint64_t reserved;         /* bytes taken from the memory budget (budget.h) */
+    srv_waiter room;           /* waiting for room in the budget, its body not yet read */
+    bool waiting, room_ok;
     int sent_status;           /* the HTTP status queued */
     bool suspended;            /* computing on the pool */
     bool done;                 /* an answer has been queued */
@@ -121,6 +125,8 @@ static void req_free(srv_req *r)
     /* Only answered requests keep their buffers warm: a refused one gives them back. */
     proto_xchg_free(r->x, r->sent_status == 200);
     srv_inflate_free(r->zin);
+    if (r->reserved)
+        srv_budget_give(r->reserved);
     free(r);
 }
 
@@ -161,6 +167,13 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->active, 1);
+}
+
+/* How long a request may wait for room in the memory budget: the request deadline, at most
+ * 30 s (a client should rather try another replica). */
+static int room_wait_s(const srv *s)
+{
+    return s->cfg->request_timeout_s < 30 ? s->cfg->request_timeout_s : 30;
 }
 
 /* Records a failure (the first one is the one answered). */
@@ -246,6 +259,65 @@ static enum MHD_Result count_te(void *cls, enum MHD_ValueKind kind, const char *
     if (strcasecmp(key, "Transfer-Encoding") == 0)
         ++*(int *)cls;
     return MHD_YES;
+}
+
+/* The budget found room for a waiting request (ok), or its wait ran out: let it go on. */
+static void room_ready(srv_waiter *w, bool ok)
+{
+    srv_req *r = (srv_req *)((char *)w - offsetof(srv_req, room));
+    r->room_ok = ok;
+    if (ok)
+        r->reserved += w->need;
+    srv_guard_mark(r->conn, SRV_GUARD_RESUME);
+    MHD_resume_connection(r->conn);
+}
+
+/*
+ * Takes the memory a body of `body` bytes needs from the budget. A request too large for the
+ * whole budget is refused (413); one that does not fit now waits, suspended and its body unread,
+ * until room is given back or its wait runs out (then 503). Returns false when answered.
+ */
+static bool reserve(srv_req *r, uint64_t body)
+{
+    uint64_t need = proto_xchg_memory(r->x, body), limit = srv_budget_limit();
+    if (limit && need > limit) {
+        fail(r, PROTO_ETOOBIG, "the request needs %llu bytes of memory, more than the server's "
+             "memory budget of %llu bytes (--max-memory)", (unsigned long long)need,
+             (unsigned long long)limit);
+        answer_failure(r);
+        return false;
+    }
+    if (srv_budget_take(need)) {
+        r->reserved += need;
+        return true;
+    }
+    r->waiting = true;
+    r->room.need = need;
+    r->room.ready = room_ready;
+    srv_guard_mark(r->conn, SRV_GUARD_SUSPEND);
+    MHD_suspend_connection(r->conn);
+    srv_budget_wait(&r->room);
+    return true;
+}
+
+/* A body of unknown length: its share of the budget grows with it (doubling, to take it
+ * seldom). 0, or a failure recorded (503) when it outgrows the room there is. */
+static int grow_reservation(srv_req *r, uint64_t body)
+{
+    uint64_t need = proto_xchg_memory(r->x, body);
+    if (need <= r->reserved)
+        return 0;
+    uint64_t more = proto_xchg_memory(r->x, 2 * body) - r->reserved;
+    if (!srv_budget_take(more)) {
+        more = need - r->reserved;
+        if (!srv_budget_take(more))
+            return qdq_fail(&r->err, PROTO_EBUSY, "the body outgrew the room left in the "
+                            "server's memory budget of %llu bytes (--max-memory): %llu bytes "
+                            "needed", (unsigned long long)srv_budget_limit(),
+                            (unsigned long long)need);
+    }
+    r->reserved += more;
+    return 0;
 }
 
 /* The first call: route, method, headers, and the codec. Returns false when answered. */
@@ -340,6 +412,8 @@ static bool begin(srv_req *r, const char *method)
         return false;
     }
     r->x = proto_xchg_new(r->route->kind, &a, &s->host, &r->err);
+    if (r->x && !r->err.code && a.length != PROTO_LENGTH_UNKNOWN)
+        return reserve(r, a.length);
     return true;
 }
 
@@ -352,7 +426,7 @@ static int consume(void *cls, const char *data, size_t n)
     if (r->body_decoded > limit)
         fail(r, PROTO_ETOOBIG, "body is over the limit of %llu bytes (--max-body-bytes)%s",
              (unsigned long long)limit, r->zin ? " after inflating" : "");
-    else
+    else if (!r->have_length || r->zin ? grow_reservation(r, r->body_decoded) == 0 : true)
         proto_xchg_feed(r->x, data, n, &r->err);
     return r->err.code;
 }
@@ -372,8 +446,9 @@ static void receive(srv_req *r, const char *data, size_t n)
 /* The view of the server that routes' answers may use. */
 static srv_view view_of(const srv *s)
 {
-    srv_view v = { atomic_load(&s->draining), { atomic_load(&s->active),
-                                                atomic_load(&s->queued), srv_log_dropped() } };
+    srv_view v = { atomic_load(&s->draining),
+                   { atomic_load(&s->active), atomic_load(&s->queued), srv_log_dropped(),
+                     srv_budget_limit(), srv_budget_held(), srv_budget_waiting() } };
     return v;
 }
 
@@ -467,6 +542,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         begin(r, method);
         return MHD_YES;
     }
+    if (r->waiting) { /* resumed: the budget had room, or the wait ran out */
+        r->waiting = false;
+        if (!r->room_ok) {
+            fail(r, PROTO_EBUSY, "the server's memory budget (--max-memory %llu bytes) had no "
+                 "room for this request's %llu bytes within %d s", (unsigned long long)
+                 srv_budget_limit(), (unsigned long long)r->room.need, room_wait_s(r->s));
+            return answer_failure(r);
+        }
+        if (!*upload_data_size)
+            return MHD_YES; /* the call after a resume: the body comes next */
+    }
     if (r->done) { /* answered early (413): drop the rest */
         *upload_data_size = 0;
         return MHD_YES;
@@ -539,6 +625,7 @@ int srv_start(srv *s, const cfg *c)
     s->host.buf_get = host_buf_get;
     s->host.buf_put = host_buf_put;
     srv_metrics_init(srv_route_names(), SRV_ROUTES);
+    srv_budget_init(c->max_memory, 1000 * room_wait_s(s));
     s->pool = srv_pool_start(c->workers);
     if (!s->pool) {
         srv_log("error", "cannot start the worker pool");
@@ -694,7 +781,9 @@ void srv_stop(srv *s)
     }
     if (atomic_load(&s->active) > 0)
         srv_log("warn", "drain timeout: %d requests still open", atomic_load(&s->active));
-    /* Work on the pool cannot be abandoned (its connections are suspended): let it finish. */
+    /* Requests still waiting for room are let go (503): libmicrohttpd must not stop with a
+     * connection suspended. Work on the pool cannot be abandoned: let it finish. */
+    srv_budget_release_all();
     while (atomic_load(&s->queued) > 0)
         usleep(1000);
     MHD_stop_daemon(s->daemon);

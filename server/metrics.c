@@ -194,6 +194,15 @@ int srv_metrics_write(const srv_gauges *g, proto_buf *b)
     put(b, "# HELP qdq_access_log_dropped_lines_total Access-log lines lost because the log's "
            "sink did not keep up.\n# TYPE qdq_access_log_dropped_lines_total counter\n"
            "qdq_access_log_dropped_lines_total %llu\n", g->log_dropped);
+    put(b, "# HELP qdq_memory_budget_bytes The memory budget (--max-memory).\n"
+           "# TYPE qdq_memory_budget_bytes gauge\nqdq_memory_budget_bytes %llu\n",
+        (unsigned long long)g->memory_budget);
+    put(b, "# HELP qdq_memory_held_bytes Memory held by requests and the buffer cache.\n"
+           "# TYPE qdq_memory_held_bytes gauge\nqdq_memory_held_bytes %llu\n",
+        (unsigned long long)g->memory_held);
+    put(b, "# HELP qdq_memory_waiting_requests Requests waiting for room in the memory budget.\n"
+           "# TYPE qdq_memory_waiting_requests gauge\nqdq_memory_waiting_requests %d\n",
+        g->memory_waiting);
     put(b, "# HELP qdq_build_info Build information.\n# TYPE qdq_build_info gauge\n"
            "qdq_build_info{version=\"%s\",isa=\"%s\"} 1\n", QDQ_SERVER_VERSION,
         qdq_isa_best() == QDQ_ISA_AVX2 ? "avx2" : "portable");

@@ -13,6 +13,9 @@ typedef struct srv_gauges {
     int inflight; /* requests received and not yet answered */
     int queued;   /* requests waiting for or running on the worker pool */
     unsigned long long log_dropped; /* access-log lines lost (a counter) */
+    uint64_t memory_budget;         /* --max-memory */
+    uint64_t memory_held;           /* by requests and the buffer cache */
+    int memory_waiting;             /* requests waiting for room in the budget */
 } srv_gauges;
 
 /* Starts counting; route_names[i] is the name of route index i (n of them). */
