@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -96,6 +97,16 @@ static const struct opt opts[] = {
     { "cache-idle-ms", K_NUM, F(cache_idle_ms), 0, 3600000, "MILLISECONDS", NULL, NULL,
       "How long the buffer cache keeps memory that no request is using before giving it back "
       "to the system; 0: at once.", NULL },
+    { "max-checkpoint-bytes", K_SIZE, F(max_checkpoint_bytes), 1, 64 * TiB, "SIZE", NULL,
+      "Checkpoints", "The largest safetensors checkpoint a request may send (it is streamed, "
+      "never held whole, so it may be far larger than --max-body-bytes and than memory).",
+      NULL },
+    { "max-checkpoint-inflight", K_NUM, F(max_checkpoint_inflight), 1, 1024, "N", NULL, NULL,
+      "Checkpoints processed at once; more get 503 with Retry-After.", NULL },
+    { "spool-dir", K_PATH, F(spool_dir), 0, 0, "DIR", NULL, NULL,
+      "Where a checkpoint's answer waits while its request streams in (an unnamed file, gone "
+      "when the request ends however it ends). Its free space bounds the checkpoints taken: a "
+      "declared length over it gets 507.", "$TMPDIR or /tmp" },
     { "idle-timeout", K_NUM, F(idle_timeout_s), 1, 86400, "SECONDS", NULL, "Timeouts",
       "Close a connection after this many seconds without traffic.", NULL },
     { "request-timeout", K_NUM, F(request_timeout_s), 1, 86400, "SECONDS", NULL, NULL,
@@ -679,6 +690,12 @@ static int check_final(cfg *c, const struct origin *org, qdq_error *err)
         if (read_token_file(c, who, err))
             return 1;
     }
+    if (access(c->spool_dir, W_OK | X_OK) != 0) {
+        const struct opt *sd = opt_find("spool-dir", 9);
+        WHO(sd);
+        return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s' is not a directory this process can write "
+                        "(%s)", who, c->spool_dir, strerror(errno));
+    }
     if (c->max_connections < c->http_threads) {
         WHO(conns);
         return qdq_fail(err, QDQ_EINVAL, "%s: %d is less than http-threads (%d): libmicrohttpd shares the "
@@ -723,6 +740,10 @@ void cfg_defaults_for(cfg *c, const cfg_limits *lim, long cores)
     c->max_memory = mem;
     c->cache_idle_ms = 2000;
     c->max_body_bytes = 256 * MiB;
+    c->max_checkpoint_bytes = 64 * GiB;
+    c->max_checkpoint_inflight = 2;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(c->spool_dir, sizeof c->spool_dir, "%s", tmp && *tmp ? tmp : "/tmp");
     c->max_elements = 64 * MiB;
     c->max_rank = 32;
     c->max_json_depth = 64;

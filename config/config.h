@@ -66,6 +66,11 @@ typedef struct cfg {
     int cache_idle_ms;         /* --cache-idle-ms: how long the buffer cache keeps memory that no
                                 * request uses before giving it back; 0 = at once; 2000 */
 
+    /* Whole checkpoints (application/x-safetensors). */
+    uint64_t max_checkpoint_bytes; /* --max-checkpoint-bytes: a checkpoint's body; 64 GiB */
+    int max_checkpoint_inflight;   /* --max-checkpoint-inflight: checkpoints at once; 2 */
+    char spool_dir[1024];          /* --spool-dir: where answers wait; $TMPDIR or /tmp */
+
     /* Timeouts, in seconds. Never 0 except drain_timeout_s (0 = exit without waiting). */
     int idle_timeout_s;        /* --idle-timeout: inactivity before a connection closes; 30 */
     int request_timeout_s;     /* --request-timeout: whole-request deadline; 60 */
