@@ -36,14 +36,16 @@ static void scales_d(size_t n, const void *q, const void *lo, const void *hi, vo
 #define DEFINE_MERGE(name, T, F)                                                               \
     static void name(size_t C, void *dst, const void *src, size_t c0, size_t c1)               \
     {                                                                                          \
-        T *d = dst;                                                                            \
-        const T *s = src;                                                                      \
-        F *df = (F *)(d + 2 * C);                                                              \
-        const F *sf = (const F *)(s + 2 * C);                                                  \
+        qdq_acc_ptrs d = qdq_acc_at(dst, C, sizeof(T), 0);                                     \
+        qdq_acc_ptrs s = qdq_acc_at((void *)src, C, sizeof(T), 0);                             \
+        T *dn = d.mn, *dx = d.mx;                                                              \
+        const T *sn = s.mn, *sx = s.mx;                                                        \
+        F *dz = d.nz, *dp = d.pz, *dq = d.nn;                                                  \
+        const F *sz = s.nz, *sp = s.pz, *sq = s.nn;                                            \
         for (size_t c = c0; c < c1; c++) {                                                     \
-            d[c] = s[c] < d[c] ? s[c] : d[c];                                                  \
-            d[C + c] = s[C + c] > d[C + c] ? s[C + c] : d[C + c];                              \
-            df[c] |= sf[c], df[C + c] |= sf[C + c], df[2 * C + c] |= sf[2 * C + c];            \
+            dn[c] = sn[c] < dn[c] ? sn[c] : dn[c];                                             \
+            dx[c] = sx[c] > dx[c] ? sx[c] : dx[c];                                             \
+            dz[c] |= sz[c], dp[c] |= sp[c], dq[c] |= sq[c];                                    \
         }                                                                                      \
     }
 DEFINE_MERGE(merge_f, float, int32_t)

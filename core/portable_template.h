@@ -2,7 +2,9 @@
  * Portable element kernels, instantiated once per dtype by kernels_portable.c with:
  *   SUF (name suffix), S (storage type), T (compute type), F (flag type), LOAD(p), STORE(p, v),
  *   RINT, FLOOR.
- * The arithmetic is the contract's, one IEEE operation at a time, in T.
+ * The arithmetic is docs/semantics.md's, one IEEE operation at a time, in T. One way for each
+ * kernel: the rows kernels take no strategy from the tuning (the reference the AVX2 family's
+ * strategies are tested against).
  */
 
 #define CAT_(a, b) a##_##b
@@ -52,7 +54,8 @@ static void CAT(reduce_lanes, SUF)(const void *in_, size_t n, void *mn_, void *m
 }
 
 static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t stride, size_t C,
-                                  void *mn, void *mx, void *nz, void *pz, void *nn)
+                                  void *mn, void *mx, void *nz, void *pz, void *nn,
+                                  const qdq_tuning *t)
 {
     const S *in = in_;
     for (size_t r = 0; r < rows; r++)
@@ -105,7 +108,7 @@ static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void 
 
 static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_t stride,
                                  size_t C, const void *lo, const void *hi, const void *scale,
-                                 const void *inv, int clamp, int half_up)
+                                 const void *inv, int clamp, int half_up, const qdq_tuning *t)
 {
     const S *in = in_;
     S *out = out_;

@@ -17,8 +17,8 @@
  *
  * The library has no threads, no I/O, no globals and allocates nothing: every buffer is the
  * caller's (sizes from qdq_acc_size and qdq_params_size). Tensors are row-major and
- * little-endian in memory (the host's order). The arithmetic contract is the project's
- * semantics document; README.md summarises it.
+ * little-endian in memory (the host's order). The arithmetic contract (ranges, scales, rounding,
+ * the float16 and bfloat16 definitions) is docs/semantics.md.
  */
 #ifndef QDQ_H
 #define QDQ_H
@@ -95,6 +95,10 @@ typedef struct qdq_plan {
     uint64_t inner;    /* product of dims after axis (count when axis = -1) */
     int64_t qmin, qmax;
     qdq_isa isa;       /* set to qdq_isa_best(); a caller may choose another */
+    /* The sizes at which the kernels change strategy (core/kernels.h): NULL, as qdq_plan_init
+     * leaves it, for the defaults. Tests point it to their own to reach every strategy; every
+     * choice gives the same bits. Borrowed: it must outlive the plan's use. */
+    const struct qdq_tuning *tuning;
 } qdq_plan;
 
 /* Bytes per element of a dtype; 0 for an unknown value. */
@@ -177,7 +181,8 @@ void qdq_apply_channels(const qdq_plan *plan, const void *params, const void *in
  * acc (initialised by qdq_acc_init or qdq_acc_init_channels for at least these channels; only
  * these channels are touched), their parameters and their transform, a block of channels at a
  * time, so that the transform reads elements the reduction has just brought into cache (a block
- * holds up to 128 KiB, or one channel; on the last axis all of [c0, c1) is one block). With range_given, the transform alone (params from
+ * holds up to the tuning's fuse_bytes, 128 KiB by default, or one channel; on the last axis all
+ * of [c0, c1) is one block). With range_given, the transform alone (params from
  * qdq_params_given). Workers may run disjoint channel ranges at once. The results are those of
  * the steps one by one.
  */
