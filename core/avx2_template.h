@@ -446,6 +446,109 @@ static void CAT(apply_cols, SUF)(const void *in_, void *out_, size_t n, size_t i
 #undef COLS
 }
 
+/*
+ * The stats kernels (kernels.h): vec on each vector as the plain kernels, the vector stored and
+ * its stored values (STORE_GET) folded with the inputs into the statistics (STATS_VEC,
+ * kernels_avx2.c). A partial vector at the end is padded with NaN inputs, which are not finite
+ * and so count nowhere. One way on rows: row after row. The input STATS_AHEAD bytes ahead is
+ * fetched meanwhile: the hardware's prefetch alone kept these loops, with four times the plain
+ * ones' arithmetic, waiting on memory (64 MiB of float32: 4.6x the plain apply's time; fetched
+ * 1-8 KiB ahead 1.2-1.35x).
+ */
+AI void CAT(run_stats_loop, SUF)(const S *in, S *out, size_t n, VT lo, VT hi, VT s, VT v,
+                                 int clamp, int half_up, sacc *a)
+{
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES) {
+        _mm_prefetch((const char *)(in + k) + STATS_AHEAD, _MM_HINT_T0);
+        VT x = LOADV(in + k);
+        STATS_VEC(x, STORE_GET(out + k, CAT(vec, SUF)(x, lo, hi, s, v, clamp, half_up)), a);
+    }
+    if (k < n) {
+        S buf[LANES];
+        for (size_t j = 0; j < LANES; j++)
+            buf[j] = k + j < n ? in[k + j] : S_NAN;
+        VT x = LOADV(buf);
+        STATS_VEC(x, STORE_GET(buf, CAT(vec, SUF)(x, lo, hi, s, v, clamp, half_up)), a);
+        for (size_t j = 0; k + j < n; j++)
+            out[k + j] = buf[j];
+    }
+}
+
+AI void CAT(lanes_stats_loop, SUF)(const S *in, S *out, size_t n, const T *lo, const T *hi,
+                                   const T *s, const T *v, int clamp, int half_up, sacc *a)
+{
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES) {
+        _mm_prefetch((const char *)(in + k) + STATS_AHEAD, _MM_HINT_T0);
+        VT x = LOADV(in + k);
+        STATS_VEC(x, STORE_GET(out + k, CAT(vec, SUF)(x, VLOADT(lo + k), VLOADT(hi + k),
+                                                      VLOADT(s + k), VLOADT(v + k), clamp,
+                                                      half_up)), a);
+    }
+    if (k < n) {
+        S buf[LANES];
+        T bl[LANES] = { 0 }, bh[LANES] = { 0 }, bs[LANES] = { 0 }, bv[LANES] = { 0 };
+        for (size_t j = 0; j < LANES; j++)
+            buf[j] = S_NAN;
+        for (size_t j = 0; k + j < n; j++)
+            buf[j] = in[k + j], bl[j] = lo[k + j], bh[j] = hi[k + j], bs[j] = s[k + j],
+            bv[j] = v[k + j];
+        VT x = LOADV(buf);
+        STATS_VEC(x, STORE_GET(buf, CAT(vec, SUF)(x, VLOADT(bl), VLOADT(bh), VLOADT(bs),
+                                                  VLOADT(bv), clamp, half_up)), a);
+        for (size_t j = 0; k + j < n; j++)
+            out[k + j] = buf[j];
+    }
+}
+
+static void CAT(apply_run_stats, SUF)(const void *in, void *out, size_t n, const void *lo,
+                                      const void *hi, const void *scale, const void *inv,
+                                      int clamp, int half_up, qdq_stats *st)
+{
+    VT l = VSET1(*(const T *)lo), h = VSET1(*(const T *)hi);
+    VT s = VSET1(*(const T *)scale), v = VSET1(*(const T *)inv);
+    sacc a;
+    sacc_init(&a);
+    switch (clamp * 2 + half_up) {
+    case 0: CAT(run_stats_loop, SUF)(in, out, n, l, h, s, v, 0, 0, &a); break;
+    case 1: CAT(run_stats_loop, SUF)(in, out, n, l, h, s, v, 0, 1, &a); break;
+    case 2: CAT(run_stats_loop, SUF)(in, out, n, l, h, s, v, 1, 0, &a); break;
+    default: CAT(run_stats_loop, SUF)(in, out, n, l, h, s, v, 1, 1, &a); break;
+    }
+    sacc_done(&a, n, st, STATS_WIDE);
+}
+
+static void CAT(apply_rows_stats, SUF)(const void *in_, void *out_, size_t rows, size_t stride,
+                                       size_t C, const void *lo, const void *hi,
+                                       const void *scale, const void *inv, int clamp,
+                                       int half_up, qdq_stats *st)
+{
+    const S *in = in_;
+    S *out = out_;
+    sacc a;
+    sacc_init(&a);
+#define ROWS_STATS(cl, up)                                                                     \
+    for (size_t r = 0; r < rows; r++)                                                          \
+        CAT(lanes_stats_loop, SUF)(in + r * stride, out + r * stride, C, lo, hi, scale, inv, cl, \
+                                   up, &a)
+    switch (clamp * 2 + half_up) {
+    case 0: ROWS_STATS(0, 0); break;
+    case 1: ROWS_STATS(0, 1); break;
+    case 2: ROWS_STATS(1, 0); break;
+    default: ROWS_STATS(1, 1); break;
+    }
+#undef ROWS_STATS
+    sacc_done(&a, rows * C, st, STATS_WIDE);
+}
+
+static void CAT(apply_lanes_stats, SUF)(const void *in, void *out, size_t n, const void *lo,
+                                        const void *hi, const void *scale, const void *inv,
+                                        int clamp, int half_up, qdq_stats *st)
+{
+    CAT(apply_rows_stats, SUF)(in, out, 1, n, n, lo, hi, scale, inv, clamp, half_up, st);
+}
+
 #ifndef BITS_REDUCE
 static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void *mn, void *mx,
                                   void *nz, void *pz, void *nn)

@@ -219,6 +219,18 @@ typedef struct qdq_kernels {
     void (*apply_run_noties)(const void *in, void *out, size_t n, const void *lo,
                              const void *hi, const void *scale, const void *inv, int clamp,
                              int half_up);
+    /* apply_run, apply_lanes and apply_rows (one way) that also fold the error statistics of
+     * their elements into st (qdq.h, qdq_stats: finite inputs counted and summed, the others
+     * counted), from the values they store: the output bits are the plain kernels'. */
+    void (*apply_run_stats)(const void *in, void *out, size_t n, const void *lo, const void *hi,
+                            const void *scale, const void *inv, int clamp, int half_up,
+                            qdq_stats *st);
+    void (*apply_lanes_stats)(const void *in, void *out, size_t n, const void *lo,
+                              const void *hi, const void *scale, const void *inv, int clamp,
+                              int half_up, qdq_stats *st);
+    void (*apply_rows_stats)(const void *in, void *out, size_t rows, size_t stride, size_t C,
+                             const void *lo, const void *hi, const void *scale, const void *inv,
+                             int clamp, int half_up, qdq_stats *st);
 } qdq_kernels;
 
 /* A family's entry for a dtype whose kernels are named *_suf, with scales_t and merge_t (t: f
@@ -230,6 +242,8 @@ typedef struct qdq_kernels {
         .apply_lanes = apply_lanes_##suf, .reduce_cols = reduce_cols_##suf,                    \
         .apply_rows = apply_rows_##suf, .apply_cols = apply_cols_##suf, .scales = scales_##t,  \
         .merge = merge_##t, .ranges = rng, .apply_run_noties = noties,                         \
+        .apply_run_stats = apply_run_stats_##suf, .apply_lanes_stats = apply_lanes_stats_##suf, \
+        .apply_rows_stats = apply_rows_stats_##suf,                                            \
     }
 #define QDQ_FAMILY(suf, t, rng) QDQ_FAMILY_NT(suf, t, rng, NULL)
 

@@ -120,6 +120,111 @@ static inline size_t panel_of(size_t want, size_t max, size_t bl)
     return want < bl ? bl : want / bl * bl;
 }
 
+/*
+ * The error statistics of a stats kernel's call (qdq.h, qdq_stats), in float64 vectors: per
+ * vector of elements, the inputs and outputs whose input is finite (the others zeroed: they add
+ * nothing) widened to double, their differences' squares and the inputs' squares summed, the
+ * greatest |difference| kept (max_pd(d, acc) keeps acc when d is NaN: skipped, as qdq.h says),
+ * the finite lanes counted. For the float32-computing dtypes the greatest square is kept instead,
+ * one operation fewer: a difference of two float32 values squares without overflow or underflow
+ * in double, where sqrt(fl(e * e)) is exactly |e| and fl(e * e) grows strictly with |e|, so the
+ * root of the greatest square is the greatest |e|. Sums over blocks of STATS_BLOCK vectors are
+ * added to the totals a block at a time: the rounding grows with the block and the number of
+ * blocks, not with the element count. Every accumulator stays in a register (all inlined).
+ */
+#define STATS_BLOCK 4096
+#define STATS_AHEAD 4096 /* bytes of input the stats kernels fetch ahead (avx2_template.h) */
+#define ALWAYS static inline __attribute__((always_inline))
+
+typedef struct sacc {
+    __m256d se0, se1, sx0, sx1, mx, tse, tsx;
+    __m256i cnt; /* finite lanes, as the sum of -1 masks (32-bit lanes; 64-bit for float64) */
+    uint64_t finite;
+    unsigned left;
+} sacc;
+
+ALWAYS void sacc_init(sacc *a)
+{
+    a->se0 = a->se1 = a->sx0 = a->sx1 = a->mx = a->tse = a->tsx = _mm256_setzero_pd();
+    a->cnt = _mm256_setzero_si256(), a->finite = 0, a->left = STATS_BLOCK;
+}
+
+ALWAYS void sacc_fold(sacc *a, int wide)
+{
+    a->tse = _mm256_add_pd(a->tse, _mm256_add_pd(a->se0, a->se1));
+    a->tsx = _mm256_add_pd(a->tsx, _mm256_add_pd(a->sx0, a->sx1));
+    a->se0 = a->se1 = a->sx0 = a->sx1 = _mm256_setzero_pd();
+    int64_t c[4];
+    __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(a->cnt));
+    __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(a->cnt, 1));
+    _mm256_storeu_si256((__m256i *)c, wide ? a->cnt : _mm256_add_epi64(lo, hi));
+    a->finite += (uint64_t)(c[0] + c[1] + c[2] + c[3]);
+    a->cnt = _mm256_setzero_si256(), a->left = STATS_BLOCK;
+}
+
+/* The inputs x and outputs o (as stored) of eight float32-computing elements. */
+ALWAYS void stats_f(__m256 x, __m256 o, sacc *a)
+{
+    __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 fin = _mm256_cmp_ps(_mm256_and_ps(x, abs), _mm256_set1_ps(INFINITY), _CMP_LT_OQ);
+    __m256 xm = _mm256_and_ps(x, fin), om = _mm256_and_ps(o, fin);
+    __m256d x0 = _mm256_cvtps_pd(_mm256_castps256_ps128(xm));
+    __m256d x1 = _mm256_cvtps_pd(_mm256_extractf128_ps(xm, 1));
+    __m256d e0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(om)), x0);
+    __m256d e1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(om, 1)), x1);
+    __m256d q0 = _mm256_mul_pd(e0, e0), q1 = _mm256_mul_pd(e1, e1);
+    a->se0 = _mm256_add_pd(a->se0, q0), a->se1 = _mm256_add_pd(a->se1, q1);
+    a->sx0 = _mm256_add_pd(a->sx0, _mm256_mul_pd(x0, x0));
+    a->sx1 = _mm256_add_pd(a->sx1, _mm256_mul_pd(x1, x1));
+    a->mx = _mm256_max_pd(_mm256_max_pd(q0, q1), a->mx); /* squares */
+    a->cnt = _mm256_sub_epi32(a->cnt, _mm256_castps_si256(fin));
+    if (__builtin_expect(--a->left == 0, 0))
+        sacc_fold(a, 0);
+}
+
+/* The same for four float64 elements. */
+ALWAYS void stats_d(__m256d x, __m256d o, sacc *a)
+{
+    __m256d absd = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffll));
+    __m256d fin = _mm256_cmp_pd(_mm256_and_pd(x, absd), _mm256_set1_pd(INFINITY), _CMP_LT_OQ);
+    __m256d xm = _mm256_and_pd(x, fin), e = _mm256_sub_pd(_mm256_and_pd(o, fin), xm);
+    a->se0 = _mm256_add_pd(a->se0, _mm256_mul_pd(e, e));
+    a->sx0 = _mm256_add_pd(a->sx0, _mm256_mul_pd(xm, xm));
+    a->mx = _mm256_max_pd(_mm256_and_pd(e, absd), a->mx);
+    a->cnt = _mm256_sub_epi64(a->cnt, _mm256_castpd_si256(fin));
+    if (__builtin_expect(--a->left == 0, 0))
+        sacc_fold(a, 1);
+}
+
+/* The call's n elements into st. */
+ALWAYS void sacc_done(sacc *a, size_t n, qdq_stats *st, int wide)
+{
+    sacc_fold(a, wide);
+    double se[4], sx[4], mx[4];
+    _mm256_storeu_pd(se, a->tse), _mm256_storeu_pd(sx, a->tsx), _mm256_storeu_pd(mx, a->mx);
+    st->sum_sq_error += (se[0] + se[1]) + (se[2] + se[3]);
+    st->sum_sq_input += (sx[0] + sx[1]) + (sx[2] + sx[3]);
+    for (int j = 0; j < 4; j++) {
+        double m = wide ? mx[j] : sqrt(mx[j]); /* stats_f keeps squares */
+        st->max_abs_error = m > st->max_abs_error ? m : st->max_abs_error;
+    }
+    st->finite += a->finite, st->nonfinite += n - a->finite;
+}
+
+/* A vector stored, and returned as the values stored (widened exactly): what the statistics
+ * compare with the input. */
+ALWAYS __m256 store_get_f32(float *p, __m256 v)
+{
+    _mm256_storeu_ps(p, v);
+    return v;
+}
+
+ALWAYS __m256d store_get_f64(double *p, __m256d v)
+{
+    _mm256_storeu_pd(p, v);
+    return v;
+}
+
 #define BITS_REDUCE
 
 /* Common to the three float32-computing dtypes. */
@@ -141,6 +246,8 @@ static inline size_t panel_of(size_t want, size_t max, size_t bl)
 #define VUNORD(x) _mm256_cmp_ps(x, x, _CMP_UNORD_Q)
 #define VCMPEQ_I _mm256_cmpeq_epi32
 #define VSIGN_I _mm256_set1_epi32((int)0x80000000u)
+#define STATS_VEC stats_f
+#define STATS_WIDE 0
 
 #define SUF f32
 #define S float
@@ -148,6 +255,7 @@ static inline size_t panel_of(size_t want, size_t max, size_t bl)
 #define S_ISNAN(v) 0
 #define LOADV(p) _mm256_loadu_ps(p)
 #define STOREV(p, v) _mm256_storeu_ps(p, v)
+#define STORE_GET store_get_f32
 #define DT QDQ_FLOAT32
 #include "avx2_template.h"
 #define BITS_WIDTH 32
@@ -161,6 +269,7 @@ static inline size_t panel_of(size_t want, size_t max, size_t bl)
 #undef S_ISNAN
 #undef LOADV
 #undef STOREV
+#undef STORE_GET
 
 /* float32 -> float16 in a register, then stored: the store form of vcvtps2ph is slower on AMD
  * Zen, and GCC folds the two when it can. */
@@ -171,12 +280,21 @@ static inline void f16_store(uint16_t *p, __m256 v)
     _mm_storeu_si128((__m128i *)p, h);
 }
 
+static inline __m256 f16_store_get(uint16_t *p, __m256 v)
+{
+    __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __asm__("" : "+x"(h));
+    _mm_storeu_si128((__m128i *)p, h);
+    return _mm256_cvtph_ps(h);
+}
+
 #define SUF f16
 #define S uint16_t
 #define S_NAN 0x7e00
 #define S_ISNAN(v) (((v) & 0x7fff) > 0x7c00)
 #define LOADV(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 #define STOREV(p, v) f16_store(p, v)
+#define STORE_GET f16_store_get
 #define DT QDQ_FLOAT16
 #include "avx2_template.h"
 #define BITS_WIDTH 16
@@ -189,6 +307,7 @@ static inline void f16_store(uint16_t *p, __m256 v)
 #undef S_ISNAN
 #undef LOADV
 #undef STOREV
+#undef STORE_GET
 
 /*
  * bfloat16 -> float32 is a shift; back is a rounding add. The add needs no NaN case here: every
@@ -218,6 +337,14 @@ static inline void bf16_store(uint16_t *p, __m256 v)
     /* Pack the eight 32-bit lanes (each < 65536) into 16-bit words, in order. */
     __m128i lo = _mm256_castsi256_si128(r), hi = _mm256_extracti128_si256(r, 1);
     _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(lo, hi));
+}
+
+static inline __m256 bf16_store_get(uint16_t *p, __m256 v)
+{
+    __m256i u = bf16_round_up(v), r = _mm256_srli_epi32(u, 16);
+    _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(_mm256_castsi256_si128(r),
+                                                     _mm256_extracti128_si256(r, 1)));
+    return _mm256_castsi256_ps(_mm256_and_si256(u, _mm256_set1_epi32((int)0xffff0000u)));
 }
 
 /* Sixteen bfloat16 at once: the even elements shifted into the upper halves of a's float32 lanes,
@@ -252,6 +379,7 @@ static inline void bf16_store2(uint16_t *p, __m256 a, __m256 b)
 #define S_ISNAN(v) (((v) & 0x7fff) > 0x7f80)
 #define LOADV(p) bf16_load(p)
 #define STOREV(p, v) bf16_store(p, v)
+#define STORE_GET bf16_store_get
 #define DT QDQ_BFLOAT16
 #include "avx2_template.h"
 #define BITS_WIDTH 16
@@ -322,6 +450,9 @@ static void apply_run_noties_bf16(const void *in_, void *out_, size_t n, const v
 #undef S_ISNAN
 #undef LOADV
 #undef STOREV
+#undef STORE_GET
+#undef STATS_VEC
+#undef STATS_WIDE
 
 #undef T
 #undef F
@@ -366,6 +497,9 @@ static void apply_run_noties_bf16(const void *in_, void *out_, size_t n, const v
 #define VUNORD(x) _mm256_cmp_pd(x, x, _CMP_UNORD_Q)
 #define VCMPEQ_I _mm256_cmpeq_epi64
 #define VSIGN_I _mm256_set1_epi64x((long long)0x8000000000000000ull)
+#define STORE_GET store_get_f64
+#define STATS_VEC stats_d
+#define STATS_WIDE 1
 #define DT QDQ_FLOAT64
 #include "avx2_template.h"
 

@@ -541,9 +541,10 @@ static void nan_channels(const qdq_plan *p, const void *params, void *out, uint6
     }
 }
 
-/* The kernels on each per-channel piece of [begin, end), as qdq_reduce walks. */
+/* The kernels on each per-channel piece of [begin, end), as qdq_reduce walks; with st, the stats
+ * kernels (whole rows one by one, runs of a channel one by one), the statistics into st. */
 static void apply_kernels(const qdq_plan *p, const void *params, const void *data, void *out,
-                          uint64_t begin, uint64_t end)
+                          uint64_t begin, uint64_t end, qdq_stats *st)
 {
     const qdq_kernels *k = kernels(p);
     size_t es = qdq_dtype_size(p->dtype), ts = tsize(p);
@@ -555,7 +556,10 @@ static void apply_kernels(const qdq_plan *p, const void *params, const void *dat
     if (begin >= end)
         return;
     if (C == 1) {
-        if (k->apply_run_noties && noties_get(p, params))
+        if (st)
+            k->apply_run_stats(in + begin * es, o + begin * es, end - begin, a.lo, a.hi, a.scale,
+                               a.inv, clamp, up, st);
+        else if (k->apply_run_noties && noties_get(p, params))
             k->apply_run_noties(in + begin * es, o + begin * es, end - begin, a.lo, a.hi,
                                 a.scale, a.inv, clamp, up);
         else
@@ -566,23 +570,34 @@ static void apply_kernels(const qdq_plan *p, const void *params, const void *dat
         if (c != 0) { /* the rest of a row */
             uint64_t n = C - c < end - begin ? C - c : end - begin;
             ac = qdq_apply_at(params, C, ts, c);
-            k->apply_lanes(in + begin * es, o + begin * es, n, ac.lo, ac.hi, ac.scale, ac.inv,
-                           clamp, up);
+            if (st)
+                k->apply_lanes_stats(in + begin * es, o + begin * es, n, ac.lo, ac.hi, ac.scale,
+                                     ac.inv, clamp, up, st);
+            else
+                k->apply_lanes(in + begin * es, o + begin * es, n, ac.lo, ac.hi, ac.scale,
+                               ac.inv, clamp, up);
             begin += n;
         }
         uint64_t rows = (end - begin) / C;
         if (rows > 0) {
-            k->apply_rows(in + begin * es, o + begin * es, rows, C, C, a.lo, a.hi, a.scale,
-                          a.inv, clamp, up, qdq_tuning_of(p));
+            if (st)
+                k->apply_rows_stats(in + begin * es, o + begin * es, rows, C, C, a.lo, a.hi,
+                                    a.scale, a.inv, clamp, up, st);
+            else
+                k->apply_rows(in + begin * es, o + begin * es, rows, C, C, a.lo, a.hi, a.scale,
+                              a.inv, clamp, up, qdq_tuning_of(p));
             begin += rows * C;
         }
-        if (begin < end)
+        if (begin < end && st)
+            k->apply_lanes_stats(in + begin * es, o + begin * es, end - begin, a.lo, a.hi,
+                                 a.scale, a.inv, clamp, up, st);
+        else if (begin < end)
             k->apply_lanes(in + begin * es, o + begin * es, end - begin, a.lo, a.hi, a.scale,
                            a.inv, clamp, up);
     } else {
         uint64_t i = begin % p->inner, c = (begin / p->inner) % C;
         while (begin < end) {
-            uint64_t runs = i == 0 ? (end - begin) / p->inner : 0;
+            uint64_t runs = i == 0 && !st ? (end - begin) / p->inner : 0;
             ac = qdq_apply_at(params, C, ts, c);
             if (runs >= 2) { /* whole runs of consecutive channels */
                 runs = runs < C - c ? runs : C - c;
@@ -593,20 +608,32 @@ static void apply_kernels(const qdq_plan *p, const void *params, const void *dat
                 continue;
             }
             uint64_t n = p->inner - i < end - begin ? p->inner - i : end - begin;
-            k->apply_run(in + begin * es, o + begin * es, n, ac.lo, ac.hi, ac.scale, ac.inv,
-                         clamp, up);
+            if (st)
+                k->apply_run_stats(in + begin * es, o + begin * es, n, ac.lo, ac.hi, ac.scale,
+                                   ac.inv, clamp, up, st);
+            else
+                k->apply_run(in + begin * es, o + begin * es, n, ac.lo, ac.hi, ac.scale, ac.inv,
+                             clamp, up);
             begin += n, i = 0;
             c = c + 1 == C ? 0 : c + 1;
         }
     }
 }
 
+/* A NaN inverse scale makes every output of its channel NaN, whichever payload: the statistics
+ * the stats kernels took before nan_channels are the same. */
+void qdq_apply_stats(const qdq_plan *p, const void *params, const void *data, void *out,
+                     uint64_t begin, uint64_t end, qdq_stats *st)
+{
+    apply_kernels(p, params, data, out, begin, end, st);
+    if (begin < end && any_nan_inv(p, params, begin, end)) /* rare */
+        nan_channels(p, params, out, begin, end);
+}
+
 void qdq_apply(const qdq_plan *p, const void *params, const void *data, void *out,
                uint64_t begin, uint64_t end)
 {
-    apply_kernels(p, params, data, out, begin, end);
-    if (begin < end && any_nan_inv(p, params, begin, end)) /* rare */
-        nan_channels(p, params, out, begin, end);
+    qdq_apply_stats(p, params, data, out, begin, end, NULL);
 }
 
 /*
@@ -644,6 +671,7 @@ typedef struct channel_job {
     const void *params, *in;
     void *out;
     uint64_t c0, c1;
+    qdq_stats *st; /* the transform's statistics, or NULL */
 } channel_job;
 
 static void reduce_piece(void *ctx, uint64_t b, uint64_t e)
@@ -664,7 +692,7 @@ static void reduce_rows_at(void *ctx, uint64_t b, uint64_t n)
 void qdq_reduce_channels(const qdq_plan *p, void *acc, const void *data, uint64_t begin,
                          uint64_t end, uint64_t c0, uint64_t c1)
 {
-    channel_job j = { p, acc, NULL, data, NULL, c0, c1 < p->channels ? c1 : p->channels };
+    channel_job j = { p, acc, NULL, data, NULL, c0, c1 < p->channels ? c1 : p->channels, NULL };
     if (begin < end && j.c0 < j.c1)
         channel_walk(p, begin, end, j.c0, j.c1, reduce_piece, reduce_rows_at, &j);
 }
@@ -672,7 +700,7 @@ void qdq_reduce_channels(const qdq_plan *p, void *acc, const void *data, uint64_
 static void apply_piece(void *ctx, uint64_t b, uint64_t e)
 {
     channel_job *j = ctx;
-    qdq_apply(j->p, j->params, j->in, j->out, b, e);
+    qdq_apply_stats(j->p, j->params, j->in, j->out, b, e, j->st);
 }
 
 static void apply_rows_at(void *ctx, uint64_t b, uint64_t n)
@@ -682,30 +710,43 @@ static void apply_rows_at(void *ctx, uint64_t b, uint64_t n)
     uint64_t C = p->channels, w = j->c1 - j->c0;
     size_t es = qdq_dtype_size(p->dtype);
     qdq_apply_ptrs a = qdq_apply_at(j->params, C, tsize(p), j->c0);
-    kernels(p)->apply_rows((const char *)j->in + b * es, (char *)j->out + b * es, n, C, w, a.lo,
-                           a.hi, a.scale, a.inv, p->attrs.range_given,
-                           p->attrs.round_mode == QDQ_HALF_UP, qdq_tuning_of(p));
+    int clamp = p->attrs.range_given, up = p->attrs.round_mode == QDQ_HALF_UP;
+    const char *in = (const char *)j->in + b * es;
+    char *out = (char *)j->out + b * es;
+    if (j->st)
+        kernels(p)->apply_rows_stats(in, out, n, C, w, a.lo, a.hi, a.scale, a.inv, clamp, up,
+                                     j->st);
+    else
+        kernels(p)->apply_rows(in, out, n, C, w, a.lo, a.hi, a.scale, a.inv, clamp, up,
+                               qdq_tuning_of(p));
     if (any_nan_inv(p, j->params, b, b + w)) /* rare */
         for (uint64_t r = 0; r < n; r++)
             nan_channels(p, j->params, j->out, b + r * C, b + r * C + w);
 }
 
-void qdq_apply_channels(const qdq_plan *p, const void *params, const void *in, void *out,
-                        uint64_t begin, uint64_t end, uint64_t c0, uint64_t c1)
+static void apply_channels(const qdq_plan *p, const void *params, const void *in, void *out,
+                           uint64_t begin, uint64_t end, uint64_t c0, uint64_t c1,
+                           qdq_stats *st)
 {
-    channel_job j = { p, NULL, params, in, out, c0, c1 < p->channels ? c1 : p->channels };
+    channel_job j = { p, NULL, params, in, out, c0, c1 < p->channels ? c1 : p->channels, st };
     if (begin < end && j.c0 < j.c1)
         channel_walk(p, begin, end, j.c0, j.c1, apply_piece, apply_rows_at, &j);
 }
 
-void qdq_run_channels(const qdq_plan *p, const void *in, void *out, void *acc, void *params,
-                      uint64_t c0, uint64_t c1)
+void qdq_apply_channels(const qdq_plan *p, const void *params, const void *in, void *out,
+                        uint64_t begin, uint64_t end, uint64_t c0, uint64_t c1)
+{
+    apply_channels(p, params, in, out, begin, end, c0, c1, NULL);
+}
+
+static void run_channels(const qdq_plan *p, const void *in, void *out, void *acc, void *params,
+                         uint64_t c0, uint64_t c1, qdq_stats *st)
 {
     c1 = c1 < p->channels ? c1 : p->channels;
     if (c0 >= c1)
         return;
     if (p->attrs.range_given) {
-        qdq_apply_channels(p, params, in, out, 0, p->count, c0, c1);
+        apply_channels(p, params, in, out, 0, p->count, c0, c1, st);
         return;
     }
     /* The channels taken together hold at most the tuning's fuse_bytes (at least one channel):
@@ -719,8 +760,14 @@ void qdq_run_channels(const qdq_plan *p, const void *in, void *out, void *acc, v
         uint64_t b1 = c1 - b0 > step ? b0 + step : c1;
         qdq_reduce_channels(p, acc, in, 0, p->count, b0, b1);
         qdq_params_from_acc_channels(p, acc, in, params, b0, b1);
-        qdq_apply_channels(p, params, in, out, 0, p->count, b0, b1);
+        apply_channels(p, params, in, out, 0, p->count, b0, b1, st);
     }
+}
+
+void qdq_run_channels(const qdq_plan *p, const void *in, void *out, void *acc, void *params,
+                      uint64_t c0, uint64_t c1)
+{
+    run_channels(p, in, out, acc, params, c0, c1, NULL);
 }
 
 void qdq_params_get(const qdq_plan *p, const void *params, uint64_t c, qdq_range *r)
@@ -734,8 +781,9 @@ void qdq_params_get(const qdq_plan *p, const void *params, uint64_t c, qdq_range
     r->scale = v[QDQ_PAR_SCALE], r->inverse_scale = v[QDQ_PAR_INV];
 }
 
-int qdq_run(const qdq_plan *p, const void *in, void *out, const void *min, size_t n_min,
-            const void *max, size_t n_max, void *acc, void *params, qdq_error *err)
+int qdq_run_stats(const qdq_plan *p, const void *in, void *out, const void *min, size_t n_min,
+                  const void *max, size_t n_max, void *acc, void *params, qdq_stats *st,
+                  qdq_error *err)
 {
     if (p->attrs.range_given) {
         int rc = qdq_params_given(p, min, n_min, max, n_max, params, err);
@@ -743,13 +791,44 @@ int qdq_run(const qdq_plan *p, const void *in, void *out, const void *min, size_
             return rc;
     } else if (p->channels > 1) {
         qdq_acc_init(p, acc);
-        qdq_run_channels(p, in, out, acc, params, 0, p->channels);
+        run_channels(p, in, out, acc, params, 0, p->channels, st);
         return QDQ_OK;
     } else {
         qdq_acc_init(p, acc);
         qdq_reduce(p, acc, in, 0, p->count);
         qdq_params_from_acc(p, acc, in, params);
     }
-    qdq_apply(p, params, in, out, 0, p->count);
+    qdq_apply_stats(p, params, in, out, 0, p->count, st);
     return QDQ_OK;
+}
+
+int qdq_run(const qdq_plan *p, const void *in, void *out, const void *min, size_t n_min,
+            const void *max, size_t n_max, void *acc, void *params, qdq_error *err)
+{
+    return qdq_run_stats(p, in, out, min, n_min, max, n_max, acc, params, NULL, err);
+}
+
+void qdq_stats_init(qdq_stats *s) { memset(s, 0, sizeof *s); }
+
+void qdq_stats_merge(qdq_stats *dst, const qdq_stats *src)
+{
+    /* NaN differences are skipped in the greatest (qdq.h): src's is never NaN. */
+    dst->max_abs_error = src->max_abs_error > dst->max_abs_error ? src->max_abs_error
+                                                                 : dst->max_abs_error;
+    dst->sum_sq_error += src->sum_sq_error, dst->sum_sq_input += src->sum_sq_input;
+    dst->finite += src->finite, dst->nonfinite += src->nonfinite;
+}
+
+void qdq_stats_summarize(const qdq_stats *s, qdq_stats_summary *out)
+{
+    memset(out, 0, sizeof *out);
+    out->nonfinite = s->nonfinite;
+    out->sqnr_null = !(s->sum_sq_error != 0 && s->sum_sq_input != 0);
+    if (s->finite == 0)
+        return;
+    bool nan = isnan(s->sum_sq_error); /* some difference was NaN */
+    out->max_abs_error = nan ? NAN : s->max_abs_error;
+    out->rmse = sqrt(s->sum_sq_error / (double)s->finite);
+    if (!out->sqnr_null) /* as two logarithms: the quotient could overflow */
+        out->sqnr_db = 10 * (log10(s->sum_sq_input) - log10(s->sum_sq_error));
 }
