@@ -196,19 +196,20 @@ static inline void CAT(settle, SUF)(unsigned open, const B *in, size_t step, siz
 #define GROUP 4
 
 /*
- * Rows of channels in cache, stride elements apart: cv channels (whole vectors) a panel of up to
- * PANEL at a time. Down a block of `block` rows, GROUP vectors of channels (two lines of float32)
- * keep their reductions in registers; between blocks they wait in a local array. A short block
- * lets the next-line prefetch of the rows' lines survive in L1 until the next group reads them (a
- * row stride of 1 KiB maps a column to 4 of L1's sets).
+ * Rows of channels in cache, stride elements apart (QDQ_REDUCE_BLOCKED): cv channels (whole
+ * vectors) a panel of up to `panel` at a time. Down a block of `block` rows, GROUP vectors of
+ * channels (two lines of float32) keep their reductions in registers; between blocks they wait in
+ * a local array. A short block lets the next-line prefetch of the rows' lines survive in L1 until
+ * the next group reads them (a row stride of 1 KiB maps a column to 4 of L1's sets).
  */
 static inline __attribute__((always_inline)) void
     CAT(rows_blocked, SUF)(const B *in, size_t rows, size_t stride, size_t cv, size_t block,
-                           float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
+                           size_t panel, float *mn, float *mx, int32_t *nz, int32_t *pz,
+                           int32_t *nn)
 {
-    __m256i red[3 * PANEL / BL];
-    for (size_t p0 = 0; p0 < cv; p0 += PANEL) {
-        size_t nv = (cv - p0 < PANEL ? cv - p0 : PANEL) / BL;
+    __m256i red[3 * QDQ_PANEL_MAX / BL];
+    for (size_t p0 = 0; p0 < cv; p0 += panel) {
+        size_t nv = (cv - p0 < panel ? cv - p0 : panel) / BL;
         for (size_t v = 0; v < nv; v++)
             RED_INIT(red[3 * v], red[3 * v + 1], red[3 * v + 2]);
         for (size_t r0 = 0; r0 < rows; r0 += block) {
@@ -273,20 +274,22 @@ static inline __attribute__((always_inline)) void CAT(along8, SUF)(const B *y, s
 }
 
 /*
- * Rows of channels along the rows, eight rows at a time: each vector of channels of the eight is
- * reduced in registers and folded into the panel's reductions, which wait in a local array (up
- * to PANEL_ALONG channels: in L1 or L2). Rows are read in address order, so the TLB and the
- * hardware prefetchers stay on a page or two at a time, where rows_blocked's walk down a column
- * of 4 KiB rows takes a new page every line. From memory (`far`), the lines of the next eight
- * rows are fetched meanwhile, in address order, spread evenly over the vectors.
+ * Rows of channels along the rows, eight rows at a time (QDQ_REDUCE_ALONG): each vector of
+ * channels of the eight is reduced in registers and folded into the panel's reductions, which
+ * wait in a local array (up to `panel` channels: in L1 or L2). Rows are read in address order, so
+ * the TLB and the hardware prefetchers stay on a page or two at a time, where rows_blocked's walk
+ * down a column of 4 KiB rows takes a new page every line. From memory (`far`:
+ * QDQ_REDUCE_ALONG_FAR), the lines of the next eight rows are fetched meanwhile, in address
+ * order, spread evenly over the vectors.
  */
 static inline __attribute__((always_inline)) void
     CAT(rows_along, SUF)(const B *in, size_t rows, size_t stride, size_t cv, bool far,
-                         float *mn, float *mx, int32_t *nz, int32_t *pz, int32_t *nn)
+                         size_t panel, float *mn, float *mx, int32_t *nz, int32_t *pz,
+                         int32_t *nn)
 {
-    __m256i red[3 * PANEL_ALONG / BL];
-    for (size_t p0 = 0; p0 < cv; p0 += PANEL_ALONG) {
-        size_t nv = (cv - p0 < PANEL_ALONG ? cv - p0 : PANEL_ALONG) / BL, r = 0;
+    __m256i red[3 * QDQ_PANEL_ALONG_MAX / BL];
+    for (size_t p0 = 0; p0 < cv; p0 += panel) {
+        size_t nv = (cv - p0 < panel ? cv - p0 : panel) / BL, r = 0;
         size_t row_lines = (nv * BL * sizeof(B) + 63) / 64;
         for (size_t v = 0; v < nv; v++)
             RED_INIT(red[3 * v], red[3 * v + 1], red[3 * v + 2]);
@@ -319,9 +322,11 @@ static inline __attribute__((always_inline)) void
 }
 
 /* Rows of C channels, stride elements apart: as reduce_lanes on each row, the channels'
- * reductions folded into the accumulators once, at the end. */
+ * reductions folded into the accumulators once, at the end; the way the tuning gives (kernels.h,
+ * qdq_reduce_rows_way). */
 static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t stride, size_t C,
-                                  void *mn_, void *mx_, void *nz_, void *pz_, void *nn_)
+                                  void *mn_, void *mx_, void *nz_, void *pz_, void *nn_,
+                                  const qdq_tuning *t)
 {
     const B *in = in_;
     float *mn = mn_, *mx = mx_;
@@ -329,12 +334,15 @@ static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t stride, s
     size_t cv = C / BL * BL;
     if (rows == 0)
         return;
-    if (FAR(rows * C * sizeof(B)))
-        CAT(rows_along, SUF)(in, rows, stride, cv, true, mn, mx, nz, pz, nn);
-    else if (stride * sizeof(B) >= ALONG_BYTES)
-        CAT(rows_along, SUF)(in, rows, stride, cv, false, mn, mx, nz, pz, nn);
+    qdq_reduce_way way = qdq_reduce_rows_way(t, DT, rows, stride, C);
+    size_t along = panel_of(t->panel_along, QDQ_PANEL_ALONG_MAX, BL);
+    if (way == QDQ_REDUCE_ALONG_FAR) /* two calls: each inlined with its own constant `far` */
+        CAT(rows_along, SUF)(in, rows, stride, cv, true, along, mn, mx, nz, pz, nn);
+    else if (way == QDQ_REDUCE_ALONG)
+        CAT(rows_along, SUF)(in, rows, stride, cv, false, along, mn, mx, nz, pz, nn);
     else
-        CAT(rows_blocked, SUF)(in, rows, stride, cv, ROWS_BLOCK_NEAR, mn, mx, nz, pz, nn);
+        CAT(rows_blocked, SUF)(in, rows, stride, cv, t->near_rows ? t->near_rows : 1,
+                               panel_of(t->panel, QDQ_PANEL_MAX, BL), mn, mx, nz, pz, nn);
     if (cv < C) /* the channels past the last whole vector */
         for (size_t r = 0; r < rows; r++)
             CAT(reduce_lanes, SUF)(in + r * stride + cv, C - cv, mn + cv, mx + cv, nz + cv,

@@ -1,6 +1,6 @@
 /*
  * AVX2 element kernels, instantiated once per dtype by kernels_avx2.c with:
- *   SUF, S (storage), T (compute), F (flag), LANES, VT (vector of T),
+ *   SUF, DT (the qdq_dtype), S (storage), T (compute), F (flag), LANES, VT (vector of T),
  *   LOADV(p) / STOREV(p, v)   LANES elements of S <-> VT
  *   LOADV2(p, a, b) / STOREV2(p, a, b)   2 * LANES elements <-> two VT, in any order the pair
  *                             restores (defaults: two LOADV / STOREV)
@@ -8,21 +8,13 @@
  *   VSET1, VMIN, VMAX, VMUL, VADD, VRINT, VFLOOR, VCMPEQ_I (on the bits), VSIGN_I (the -0.0 bits),
  *   S_NAN (a NaN of S, to pad partial vectors).
  * With BITS_REDUCE defined, reduce_run and reduce_rows come from avx2_bits_template.h instead.
- * Each operation is the single IEEE operation of the contract; a partial vector at the end is
+ * Each operation is the single IEEE operation of docs/semantics.md; a partial vector at the end is
  * padded in a local buffer and goes through the same instructions.
  */
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
 #define AI static inline __attribute__((always_inline))
-#ifndef QUAD_BYTES /* apply_rows' rows_quad without a clamp from rows this long (kernels_avx2.c) */
-#define QUAD_BYTES ROWS_QUAD_BYTES
-#define DEFAULT_QUAD
-#endif
-#ifndef OCT_BYTES /* ... and rows_oct instead up to rows this long (kernels_avx2.c; 0: never) */
-#define OCT_BYTES 0
-#define DEFAULT_OCT
-#endif
 #ifndef LOADV2
 #define LOADV2(p, a, b) ((a) = LOADV(p), (b) = LOADV((p) + LANES))
 #define STOREV2(p, a, b) (STOREV(p, a), STOREV((p) + LANES, b))
@@ -132,21 +124,23 @@ static void CAT(reduce_lanes, SUF)(const void *in_, size_t n, void *mn_, void *m
 
 #ifndef BITS_REDUCE
 /*
- * Whole rows of C channels: for a block of rows (kept in cache), each vector of channels keeps
- * its accumulators in registers down the block, so the accumulator arrays are read and written
- * once a block instead of once a row. The channels past the last whole vector go through
- * reduce_lanes. The comparisons are those of reduce_lanes, in the same order per channel.
+ * Whole rows of C channels: for a block of rows (kept in cache; the tuning's near_rows), each
+ * vector of channels keeps its accumulators in registers down the block, so the accumulator
+ * arrays are read and written once a block instead of once a row. The channels past the last
+ * whole vector go through reduce_lanes. The comparisons are those of reduce_lanes, in the same
+ * order per channel. (One way: float64's reduce_rows is always QDQ_REDUCE_BLOCKED.)
  */
 static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t stride, size_t C,
-                                  void *mn_, void *mx_, void *nz_, void *pz_, void *nn_)
+                                  void *mn_, void *mx_, void *nz_, void *pz_, void *nn_,
+                                  const qdq_tuning *t)
 {
     const S *in = in_;
     T *mn = mn_, *mx = mx_;
     F *nz = nz_, *pz = pz_, *nn = nn_;
     __m256i zero = _mm256_setzero_si256(), sign = VSIGN_I;
-    size_t cv = C / LANES * LANES;
-    for (size_t r0 = 0; r0 < rows; r0 += 64) {
-        size_t r1 = r0 + 64 < rows ? r0 + 64 : rows;
+    size_t cv = C / LANES * LANES, block = t->near_rows ? t->near_rows : 1;
+    for (size_t r0 = 0; r0 < rows; r0 += block) {
+        size_t r1 = r0 + block < rows ? r0 + block : rows;
         for (size_t c = 0; c < cv; c += LANES) {
             VT a = VLOADT(mn + c), b = VLOADT(mx + c);
             __m256i z0 = _mm256_loadu_si256((const __m256i *)(nz + c));
@@ -276,15 +270,16 @@ static void CAT(apply_lanes, SUF)(const void *in, void *out, size_t n, const voi
     }
 }
 
-/* Whole rows. In cache, each pair of vectors of channels (a line of float32), or four without a
- * clamp, keeps its parameters in registers down a block of rows; from memory, row after row (the
- * order the data streams in), or four rows at a time on long rows (apply_rows). */
+/* Whole rows (QDQ_APPLY_BLOCK). Each pair of vectors of channels (a line of float32), or four
+ * without a clamp, keeps its parameters in registers down a block of rows: the tuning's
+ * span_bytes of rows, at least block_rows and at most block_rows_max (and at least one). */
 AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t stride, size_t C,
                              const T *lo, const T *hi, const T *s, const T *v, int clamp,
-                             int half_up)
+                             int half_up, const qdq_tuning *t)
 {
-    size_t cv = C / LANES * LANES, rb = ROWS_SPAN / (stride * sizeof(S));
-    rb = rb < ROWS_BLOCK ? ROWS_BLOCK : rb > ROWS_BLOCK_MAX ? ROWS_BLOCK_MAX : rb;
+    size_t cv = C / LANES * LANES, rb = stride ? t->span_bytes / (stride * sizeof(S)) : 1;
+    rb = rb < t->block_rows ? t->block_rows : rb > t->block_rows_max ? t->block_rows_max : rb;
+    rb = rb ? rb : 1;
     for (size_t r0 = 0; r0 < rows; r0 += rb) {
         size_t r1 = r0 + rb < rows ? r0 + rb : rows, c = 0;
         if (!clamp) /* no bounds to hold: four vectors of channels fit in the registers */
@@ -329,9 +324,8 @@ AI void CAT(rows_block, SUF)(const S *in, S *out, size_t rows, size_t stride, si
     }
 }
 
-/* Long rows (ROWS_QUAD_BYTES or more, kernels_avx2.c) in cache: four rows at a time, along the
- * rows, each vector of channels' parameters loaded once for the four; the rows past the last four
- * one by one. */
+/* Long rows in cache (QDQ_APPLY_QUAD): four rows at a time, along the rows, each vector of
+ * channels' parameters loaded once for the four; the rows past the last four one by one. */
 AI void CAT(rows_quad, SUF)(const S *in, S *out, size_t rows, size_t stride, size_t C,
                             const T *lo, const T *hi, const T *s, const T *v, int clamp,
                             int half_up)
@@ -358,9 +352,9 @@ AI void CAT(rows_quad, SUF)(const S *in, S *out, size_t rows, size_t stride, siz
         CAT(lanes_loop, SUF)(in + r * stride, out + r * stride, C, lo, hi, s, v, clamp, half_up);
 }
 
-/* Rows of 1 KiB up to OCT_BYTES (kernels_avx2.c) in cache, without a clamp: eight rows at a time,
- * a line of channels (two vectors) at a time, each row's two computed and stored before the next
- * row's; the rows past the last eight go to rows_quad. */
+/* Rows of 1-2 KiB in cache, without a clamp (QDQ_APPLY_OCT): eight rows at a time, a line of
+ * channels (two vectors) at a time, each row's two computed and stored before the next row's;
+ * the rows past the last eight go to rows_quad. */
 AI void CAT(rows_oct, SUF)(const S *in, S *out, size_t rows, size_t stride, size_t C,
                            const T *lo, const T *hi, const T *s, const T *v, int half_up)
 {
@@ -394,26 +388,27 @@ AI void CAT(rows_oct, SUF)(const S *in, S *out, size_t rows, size_t stride, size
                         half_up);
 }
 
+/* Whole rows, the way the tuning gives (kernels.h, qdq_apply_rows_way): in cache, down blocks
+ * of rows, or four or eight rows at a time on long rows; from memory, row after row (the order
+ * the data streams in), or four rows at a time on long rows. */
 static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_t stride,
                                  size_t C, const void *lo, const void *hi, const void *scale,
-                                 const void *inv, int clamp, int half_up)
+                                 const void *inv, int clamp, int half_up, const qdq_tuning *t)
 {
     const S *in = in_;
     S *out = out_;
-    bool quad = stride * sizeof(S) >= (clamp ? 2 * ROWS_QUAD_BYTES : QUAD_BYTES);
-    bool by_row = FAR(rows * C * sizeof(S)) && !(quad && stride * sizeof(S) >= FAR_QUAD_BYTES);
-    bool oct = quad && stride * sizeof(S) <= OCT_BYTES;
+    qdq_apply_way way = qdq_apply_rows_way(t, DT, rows, stride, C, clamp);
 #define ROWS(cl, up)                                                                           \
-    if (by_row)                                                                                \
+    if (way == QDQ_APPLY_BY_ROW)                                                               \
         for (size_t r = 0; r < rows; r++)                                                      \
             CAT(lanes_loop, SUF)(in + r * stride, out + r * stride, C, lo, hi, scale, inv, cl,   \
                                  up);                                                          \
-    else if (oct && !cl)                                                                       \
+    else if (way == QDQ_APPLY_OCT && !cl)                                                      \
         CAT(rows_oct, SUF)(in, out, rows, stride, C, lo, hi, scale, inv, up);                  \
-    else if (quad)                                                                             \
+    else if (way == QDQ_APPLY_QUAD || way == QDQ_APPLY_OCT)                                    \
         CAT(rows_quad, SUF)(in, out, rows, stride, C, lo, hi, scale, inv, cl, up);             \
     else                                                                                       \
-        CAT(rows_block, SUF)(in, out, rows, stride, C, lo, hi, scale, inv, cl, up)
+        CAT(rows_block, SUF)(in, out, rows, stride, C, lo, hi, scale, inv, cl, up, t)
     switch (clamp * 2 + half_up) {
     case 0: ROWS(0, 0); break;
     case 1: ROWS(0, 1); break;
@@ -451,6 +446,109 @@ static void CAT(apply_cols, SUF)(const void *in_, void *out_, size_t n, size_t i
 #undef COLS
 }
 
+/*
+ * The stats kernels (kernels.h): vec on each vector as the plain kernels, the vector stored and
+ * its stored values (STORE_GET) folded with the inputs into the statistics (STATS_VEC,
+ * kernels_avx2.c). A partial vector at the end is padded with NaN inputs, which are not finite
+ * and so count nowhere. One way on rows: row after row. The input STATS_AHEAD bytes ahead is
+ * fetched meanwhile: the hardware's prefetch alone kept these loops, with four times the plain
+ * ones' arithmetic, waiting on memory (64 MiB of float32: 4.6x the plain apply's time; fetched
+ * 1-8 KiB ahead 1.2-1.35x).
+ */
+AI void CAT(run_stats_loop, SUF)(const S *in, S *out, size_t n, VT lo, VT hi, VT s, VT v,
+                                 int clamp, int half_up, sacc *a)
+{
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES) {
+        _mm_prefetch((const char *)(in + k) + STATS_AHEAD, _MM_HINT_T0);
+        VT x = LOADV(in + k);
+        STATS_VEC(x, STORE_GET(out + k, CAT(vec, SUF)(x, lo, hi, s, v, clamp, half_up)), a);
+    }
+    if (k < n) {
+        S buf[LANES];
+        for (size_t j = 0; j < LANES; j++)
+            buf[j] = k + j < n ? in[k + j] : S_NAN;
+        VT x = LOADV(buf);
+        STATS_VEC(x, STORE_GET(buf, CAT(vec, SUF)(x, lo, hi, s, v, clamp, half_up)), a);
+        for (size_t j = 0; k + j < n; j++)
+            out[k + j] = buf[j];
+    }
+}
+
+AI void CAT(lanes_stats_loop, SUF)(const S *in, S *out, size_t n, const T *lo, const T *hi,
+                                   const T *s, const T *v, int clamp, int half_up, sacc *a)
+{
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES) {
+        _mm_prefetch((const char *)(in + k) + STATS_AHEAD, _MM_HINT_T0);
+        VT x = LOADV(in + k);
+        STATS_VEC(x, STORE_GET(out + k, CAT(vec, SUF)(x, VLOADT(lo + k), VLOADT(hi + k),
+                                                      VLOADT(s + k), VLOADT(v + k), clamp,
+                                                      half_up)), a);
+    }
+    if (k < n) {
+        S buf[LANES];
+        T bl[LANES] = { 0 }, bh[LANES] = { 0 }, bs[LANES] = { 0 }, bv[LANES] = { 0 };
+        for (size_t j = 0; j < LANES; j++)
+            buf[j] = S_NAN;
+        for (size_t j = 0; k + j < n; j++)
+            buf[j] = in[k + j], bl[j] = lo[k + j], bh[j] = hi[k + j], bs[j] = s[k + j],
+            bv[j] = v[k + j];
+        VT x = LOADV(buf);
+        STATS_VEC(x, STORE_GET(buf, CAT(vec, SUF)(x, VLOADT(bl), VLOADT(bh), VLOADT(bs),
+                                                  VLOADT(bv), clamp, half_up)), a);
+        for (size_t j = 0; k + j < n; j++)
+            out[k + j] = buf[j];
+    }
+}
+
+static void CAT(apply_run_stats, SUF)(const void *in, void *out, size_t n, const void *lo,
+                                      const void *hi, const void *scale, const void *inv,
+                                      int clamp, int half_up, qdq_stats *st)
+{
+    VT l = VSET1(*(const T *)lo), h = VSET1(*(const T *)hi);
+    VT s = VSET1(*(const T *)scale), v = VSET1(*(const T *)inv);
+    sacc a;
+    sacc_init(&a);
+    switch (clamp * 2 + half_up) {
+    case 0: CAT(run_stats_loop, SUF)(in, out, n, l, h, s, v, 0, 0, &a); break;
+    case 1: CAT(run_stats_loop, SUF)(in, out, n, l, h, s, v, 0, 1, &a); break;
+    case 2: CAT(run_stats_loop, SUF)(in, out, n, l, h, s, v, 1, 0, &a); break;
+    default: CAT(run_stats_loop, SUF)(in, out, n, l, h, s, v, 1, 1, &a); break;
+    }
+    sacc_done(&a, n, st, STATS_WIDE);
+}
+
+static void CAT(apply_rows_stats, SUF)(const void *in_, void *out_, size_t rows, size_t stride,
+                                       size_t C, const void *lo, const void *hi,
+                                       const void *scale, const void *inv, int clamp,
+                                       int half_up, qdq_stats *st)
+{
+    const S *in = in_;
+    S *out = out_;
+    sacc a;
+    sacc_init(&a);
+#define ROWS_STATS(cl, up)                                                                     \
+    for (size_t r = 0; r < rows; r++)                                                          \
+        CAT(lanes_stats_loop, SUF)(in + r * stride, out + r * stride, C, lo, hi, scale, inv, cl, \
+                                   up, &a)
+    switch (clamp * 2 + half_up) {
+    case 0: ROWS_STATS(0, 0); break;
+    case 1: ROWS_STATS(0, 1); break;
+    case 2: ROWS_STATS(1, 0); break;
+    default: ROWS_STATS(1, 1); break;
+    }
+#undef ROWS_STATS
+    sacc_done(&a, rows * C, st, STATS_WIDE);
+}
+
+static void CAT(apply_lanes_stats, SUF)(const void *in, void *out, size_t n, const void *lo,
+                                        const void *hi, const void *scale, const void *inv,
+                                        int clamp, int half_up, qdq_stats *st)
+{
+    CAT(apply_rows_stats, SUF)(in, out, 1, n, n, lo, hi, scale, inv, clamp, half_up, st);
+}
+
 #ifndef BITS_REDUCE
 static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void *mn, void *mx,
                                   void *nz, void *pz, void *nn)
@@ -462,14 +560,6 @@ static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void 
 }
 #endif
 
-#ifdef DEFAULT_QUAD
-#undef QUAD_BYTES
-#undef DEFAULT_QUAD
-#endif
-#ifdef DEFAULT_OCT
-#undef OCT_BYTES
-#undef DEFAULT_OCT
-#endif
 #ifdef DEFAULT_V2
 #undef LOADV2
 #undef STOREV2

@@ -1,5 +1,6 @@
 /*
- * The order-exact reduction: TensorFlow's Eigen min/max replayed one comparison at a time.
+ * The order-exact reduction: TensorFlow's Eigen min/max replayed one comparison at a time (the
+ * range the op starts from, docs/semantics.md, is that reduction's result).
  *
  * Eigen's min and max are not symmetric in NaN and in the sign of zero: a NaN met by the
  * scalar loop replaces the running value (the next number replaces the NaN), a NaN met inside

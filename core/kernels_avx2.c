@@ -111,49 +111,120 @@ static inline __attribute__((always_inline)) void fetch_step(fetch_cursor *f)
     }
 }
 
-#define PANEL 512 /* channels whose reductions reduce_rows keeps at once (6 KiB or less) */
-#define PANEL_ALONG 2048 /* ... along the rows (24 KiB or less) */
-/* reduce_rows goes along the rows from memory, and in cache on rows this long or longer: there
- * 128 KiB-1 MiB of rows of 1024 float32 took 0.69-0.97x the time of rows_blocked, of 2048 float16
- * 0.70-0.89x; rows of 2 KiB 1.00-1.09x, so they stay. From memory it replaced rows_blocked's
- * 8-row blocks fetched ahead: 8 MiB of rows of 16 to 4096 float32 0.54-0.70x the time, float16
- * and bfloat16 0.54-0.68x; 64 MiB of rows of 1024 and 4096 float32 0.60-0.74x, of 1024 float16
- * and bfloat16 0.43x, of 16 to 256 channels 0.90-1.06x. */
-#define ALONG_BYTES 4096
+/* The strategies' thresholds and blocks are the plan's qdq_tuning (kernels.h; the defaults and
+ * why: tuning.c). A panel is at least a vector of channels and at most the arrays' size, in
+ * whole vectors of BL. */
+static inline size_t panel_of(size_t want, size_t max, size_t bl)
+{
+    want = want < max ? want : max;
+    return want < bl ? bl : want / bl * bl;
+}
+
 /*
- * Rows a kernel takes down a column before the next vectors of channels. A column's lines share
- * few cache sets (the row length is often a multiple of 1 KiB: a column maps to 4 of L1's 64
- * sets), so apply_rows keeps its blocks short enough for the lines the next vectors need, and
- * their prefetched neighbours, to stay within L1's eight ways: 8 rows, or 8 KiB of rows when the
- * rows are shorter (a column then spreads over more sets), up to 64. On rows of 16, 40 and 64
- * float32 that takes 0.73-0.93x the time of 8 rows; longer blocks of 1 KiB rows lost up to 17%,
- * of 4 KiB rows 2-4x. reduce_rows reads whole lines (four vectors of channels), so nothing needs
- * to stay, and its long blocks save the reductions less often: 0.89-0.97x the time of blocks of
- * 16 on 10 KiB to 1 MiB of rows of 16 to 1024 float32 (8 rows of 4096: the same).
+ * The error statistics of a stats kernel's call (qdq.h, qdq_stats), in float64 vectors: per
+ * vector of elements, the inputs and outputs whose input is finite (the others zeroed: they add
+ * nothing) widened to double, their differences' squares and the inputs' squares summed, the
+ * greatest |difference| kept (max_pd(d, acc) keeps acc when d is NaN: skipped, as qdq.h says),
+ * the finite lanes counted. For the float32-computing dtypes the greatest square is kept instead,
+ * one operation fewer: a difference of two float32 values squares without overflow or underflow
+ * in double, where sqrt(fl(e * e)) is exactly |e| and fl(e * e) grows strictly with |e|, so the
+ * root of the greatest square is the greatest |e|. Sums over blocks of STATS_BLOCK vectors are
+ * added to the totals a block at a time: the rounding grows with the block and the number of
+ * blocks, not with the element count. Every accumulator stays in a register (all inlined).
  */
-#define ROWS_BLOCK 8       /* apply_rows in cache: at least ... */
-#define ROWS_BLOCK_MAX 64  /* ... at most, else ROWS_SPAN bytes of rows */
-#define ROWS_SPAN 8192
-#define ROWS_BLOCK_NEAR 64 /* reduce_rows in cache */
-/* apply_rows in cache on rows this long or longer takes four rows at once, along the rows (with a
- * clamp, twice this): 0.89-0.97x the time of column blocks on rows of 256 to 1000 float32 without
- * a clamp (longer rows 0.60-0.81x); with one, rows of 256 were up to 2.5% slower, 512 0.89x.
- * float16 0.76-1.01x from 512 channels. bfloat16, without a clamp, only from 8 KiB rows (0.94x;
- * from 1 KiB it was 1.006-1.032x); with one from 2 KiB as the others (0.86-0.95x). */
-#define ROWS_QUAD_BYTES 1024
-/* From memory, apply_rows goes row by row (the order the data streams in), except on rows this
- * long or longer that rows_quad takes: 8 MiB of rows of 1024 float32 took 0.85x the time, 4096
- * 0.62x (0.56x with a clamp); 64 MiB 0.92x and 0.71x (0.67x), 2048 float16 0.95-0.97x. Rows of
- * 1-2 KiB stay row by row: four at once, they took 1.25-1.40x the time from DRAM. */
-#define FAR_QUAD_BYTES 4096
-/* float32 and float64 rows of ROWS_QUAD_BYTES up to this, in cache, without a clamp: rows_oct.
- * One thread, 128 KiB of rows of 256 float32 took 0.88-0.90x the time of rows_quad (rows_quad
- * 1.11-1.26x the per-tensor apply_run, rows_oct 1.00-1.08x), of 300-500 float32 and 128-250
- * float64 0.88-0.98x. Longer rows put eight rows' columns into too few of L1's sets: 2036-2048
- * bytes took 1.07-1.10x, 4 KiB 1.5-1.9x. float16 from 1 KiB rows took 1.05x. */
-#define ROWS_OCT_BYTES 1984
-#define FAR_BYTES (4u << 20) /* data larger than this is taken to come from memory */
-#define FAR(bytes) ((bytes) > FAR_BYTES)
+#define STATS_BLOCK 4096
+#define STATS_AHEAD 4096 /* bytes of input the stats kernels fetch ahead (avx2_template.h) */
+#define ALWAYS static inline __attribute__((always_inline))
+
+typedef struct sacc {
+    __m256d se0, se1, sx0, sx1, mx, tse, tsx;
+    __m256i cnt; /* finite lanes, as the sum of -1 masks (32-bit lanes; 64-bit for float64) */
+    uint64_t finite;
+    unsigned left;
+} sacc;
+
+ALWAYS void sacc_init(sacc *a)
+{
+    a->se0 = a->se1 = a->sx0 = a->sx1 = a->mx = a->tse = a->tsx = _mm256_setzero_pd();
+    a->cnt = _mm256_setzero_si256(), a->finite = 0, a->left = STATS_BLOCK;
+}
+
+ALWAYS void sacc_fold(sacc *a, int wide)
+{
+    a->tse = _mm256_add_pd(a->tse, _mm256_add_pd(a->se0, a->se1));
+    a->tsx = _mm256_add_pd(a->tsx, _mm256_add_pd(a->sx0, a->sx1));
+    a->se0 = a->se1 = a->sx0 = a->sx1 = _mm256_setzero_pd();
+    int64_t c[4];
+    __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(a->cnt));
+    __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(a->cnt, 1));
+    _mm256_storeu_si256((__m256i *)c, wide ? a->cnt : _mm256_add_epi64(lo, hi));
+    a->finite += (uint64_t)(c[0] + c[1] + c[2] + c[3]);
+    a->cnt = _mm256_setzero_si256(), a->left = STATS_BLOCK;
+}
+
+/* The inputs x and outputs o (as stored) of eight float32-computing elements. */
+ALWAYS void stats_f(__m256 x, __m256 o, sacc *a)
+{
+    __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 fin = _mm256_cmp_ps(_mm256_and_ps(x, abs), _mm256_set1_ps(INFINITY), _CMP_LT_OQ);
+    __m256 xm = _mm256_and_ps(x, fin), om = _mm256_and_ps(o, fin);
+    __m256d x0 = _mm256_cvtps_pd(_mm256_castps256_ps128(xm));
+    __m256d x1 = _mm256_cvtps_pd(_mm256_extractf128_ps(xm, 1));
+    __m256d e0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(om)), x0);
+    __m256d e1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(om, 1)), x1);
+    __m256d q0 = _mm256_mul_pd(e0, e0), q1 = _mm256_mul_pd(e1, e1);
+    a->se0 = _mm256_add_pd(a->se0, q0), a->se1 = _mm256_add_pd(a->se1, q1);
+    a->sx0 = _mm256_add_pd(a->sx0, _mm256_mul_pd(x0, x0));
+    a->sx1 = _mm256_add_pd(a->sx1, _mm256_mul_pd(x1, x1));
+    a->mx = _mm256_max_pd(_mm256_max_pd(q0, q1), a->mx); /* squares */
+    a->cnt = _mm256_sub_epi32(a->cnt, _mm256_castps_si256(fin));
+    if (__builtin_expect(--a->left == 0, 0))
+        sacc_fold(a, 0);
+}
+
+/* The same for four float64 elements. */
+ALWAYS void stats_d(__m256d x, __m256d o, sacc *a)
+{
+    __m256d absd = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffll));
+    __m256d fin = _mm256_cmp_pd(_mm256_and_pd(x, absd), _mm256_set1_pd(INFINITY), _CMP_LT_OQ);
+    __m256d xm = _mm256_and_pd(x, fin), e = _mm256_sub_pd(_mm256_and_pd(o, fin), xm);
+    a->se0 = _mm256_add_pd(a->se0, _mm256_mul_pd(e, e));
+    a->sx0 = _mm256_add_pd(a->sx0, _mm256_mul_pd(xm, xm));
+    a->mx = _mm256_max_pd(_mm256_and_pd(e, absd), a->mx);
+    a->cnt = _mm256_sub_epi64(a->cnt, _mm256_castpd_si256(fin));
+    if (__builtin_expect(--a->left == 0, 0))
+        sacc_fold(a, 1);
+}
+
+/* The call's n elements into st. */
+ALWAYS void sacc_done(sacc *a, size_t n, qdq_stats *st, int wide)
+{
+    sacc_fold(a, wide);
+    double se[4], sx[4], mx[4];
+    _mm256_storeu_pd(se, a->tse), _mm256_storeu_pd(sx, a->tsx), _mm256_storeu_pd(mx, a->mx);
+    st->sum_sq_error += (se[0] + se[1]) + (se[2] + se[3]);
+    st->sum_sq_input += (sx[0] + sx[1]) + (sx[2] + sx[3]);
+    for (int j = 0; j < 4; j++) {
+        double m = wide ? mx[j] : sqrt(mx[j]); /* stats_f keeps squares */
+        st->max_abs_error = m > st->max_abs_error ? m : st->max_abs_error;
+    }
+    st->finite += a->finite, st->nonfinite += n - a->finite;
+}
+
+/* A vector stored, and returned as the values stored (widened exactly): what the statistics
+ * compare with the input. */
+ALWAYS __m256 store_get_f32(float *p, __m256 v)
+{
+    _mm256_storeu_ps(p, v);
+    return v;
+}
+
+ALWAYS __m256d store_get_f64(double *p, __m256d v)
+{
+    _mm256_storeu_pd(p, v);
+    return v;
+}
+
 #define BITS_REDUCE
 
 /* Common to the three float32-computing dtypes. */
@@ -175,6 +246,8 @@ static inline __attribute__((always_inline)) void fetch_step(fetch_cursor *f)
 #define VUNORD(x) _mm256_cmp_ps(x, x, _CMP_UNORD_Q)
 #define VCMPEQ_I _mm256_cmpeq_epi32
 #define VSIGN_I _mm256_set1_epi32((int)0x80000000u)
+#define STATS_VEC stats_f
+#define STATS_WIDE 0
 
 #define SUF f32
 #define S float
@@ -182,19 +255,21 @@ static inline __attribute__((always_inline)) void fetch_step(fetch_cursor *f)
 #define S_ISNAN(v) 0
 #define LOADV(p) _mm256_loadu_ps(p)
 #define STOREV(p, v) _mm256_storeu_ps(p, v)
-#define OCT_BYTES ROWS_OCT_BYTES
+#define STORE_GET store_get_f32
+#define DT QDQ_FLOAT32
 #include "avx2_template.h"
-#undef OCT_BYTES
 #define BITS_WIDTH 32
 #define BINF 0x7f800000u
 #define KIND KIND_F32
 #include "avx2_bits_template.h"
 #undef SUF
+#undef DT
 #undef S
 #undef S_NAN
 #undef S_ISNAN
 #undef LOADV
 #undef STOREV
+#undef STORE_GET
 
 /* float32 -> float16 in a register, then stored: the store form of vcvtps2ph is slower on AMD
  * Zen, and GCC folds the two when it can. */
@@ -205,22 +280,34 @@ static inline void f16_store(uint16_t *p, __m256 v)
     _mm_storeu_si128((__m128i *)p, h);
 }
 
+static inline __m256 f16_store_get(uint16_t *p, __m256 v)
+{
+    __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __asm__("" : "+x"(h));
+    _mm_storeu_si128((__m128i *)p, h);
+    return _mm256_cvtph_ps(h);
+}
+
 #define SUF f16
 #define S uint16_t
 #define S_NAN 0x7e00
 #define S_ISNAN(v) (((v) & 0x7fff) > 0x7c00)
 #define LOADV(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 #define STOREV(p, v) f16_store(p, v)
+#define STORE_GET f16_store_get
+#define DT QDQ_FLOAT16
 #include "avx2_template.h"
 #define BITS_WIDTH 16
 #define BINF 0x7c00u
 #define KIND KIND_F16
 #include "avx2_bits_template.h"
 #undef SUF
+#undef DT
 #undef S_NAN
 #undef S_ISNAN
 #undef LOADV
 #undef STOREV
+#undef STORE_GET
 
 /*
  * bfloat16 -> float32 is a shift; back is a rounding add. The add needs no NaN case here: every
@@ -250,6 +337,14 @@ static inline void bf16_store(uint16_t *p, __m256 v)
     /* Pack the eight 32-bit lanes (each < 65536) into 16-bit words, in order. */
     __m128i lo = _mm256_castsi256_si128(r), hi = _mm256_extracti128_si256(r, 1);
     _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(lo, hi));
+}
+
+static inline __m256 bf16_store_get(uint16_t *p, __m256 v)
+{
+    __m256i u = bf16_round_up(v), r = _mm256_srli_epi32(u, 16);
+    _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(_mm256_castsi256_si128(r),
+                                                     _mm256_extracti128_si256(r, 1)));
+    return _mm256_castsi256_ps(_mm256_and_si256(u, _mm256_set1_epi32((int)0xffff0000u)));
 }
 
 /* Sixteen bfloat16 at once: the even elements shifted into the upper halves of a's float32 lanes,
@@ -284,9 +379,9 @@ static inline void bf16_store2(uint16_t *p, __m256 a, __m256 b)
 #define S_ISNAN(v) (((v) & 0x7fff) > 0x7f80)
 #define LOADV(p) bf16_load(p)
 #define STOREV(p, v) bf16_store(p, v)
-#define QUAD_BYTES (8 * ROWS_QUAD_BYTES) /* no clamp: the narrowing is the cost, not the loads */
+#define STORE_GET bf16_store_get
+#define DT QDQ_BFLOAT16
 #include "avx2_template.h"
-#undef QUAD_BYTES
 #define BITS_WIDTH 16
 #define BINF 0x7f80u
 #define KIND KIND_F32
@@ -349,11 +444,15 @@ static void apply_run_noties_bf16(const void *in_, void *out_, size_t n, const v
 #undef LOADV2
 #undef STOREV2
 #undef SUF
+#undef DT
 #undef S
 #undef S_NAN
 #undef S_ISNAN
 #undef LOADV
 #undef STOREV
+#undef STORE_GET
+#undef STATS_VEC
+#undef STATS_WIDE
 
 #undef T
 #undef F
@@ -398,9 +497,11 @@ static void apply_run_noties_bf16(const void *in_, void *out_, size_t n, const v
 #define VUNORD(x) _mm256_cmp_pd(x, x, _CMP_UNORD_Q)
 #define VCMPEQ_I _mm256_cmpeq_epi64
 #define VSIGN_I _mm256_set1_epi64x((long long)0x8000000000000000ull)
-#define OCT_BYTES ROWS_OCT_BYTES
+#define STORE_GET store_get_f64
+#define STATS_VEC stats_d
+#define STATS_WIDE 1
+#define DT QDQ_FLOAT64
 #include "avx2_template.h"
-#undef OCT_BYTES
 
 /* scale.h's formula on a vector of channels: both branches computed, the same one chosen (the
  * inverse scale divides the chosen operands). */
@@ -437,17 +538,17 @@ DEFINE_SCALES(scales_d, double, __m256d, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm
 #define DEFINE_MERGE(name, T, F, L, LOADU, STOREU, MIN, MAX, dt)                                \
     static void name(size_t C, void *dst, const void *src, size_t c0, size_t c1)               \
     {                                                                                          \
-        T *d = dst;                                                                            \
-        const T *s = src;                                                                      \
-        F *df = (F *)(d + 2 * C);                                                              \
-        const F *sf = (const F *)(s + 2 * C);                                                  \
+        qdq_acc_ptrs d = qdq_acc_at(dst, C, sizeof(T), 0);                                     \
+        qdq_acc_ptrs s = qdq_acc_at((void *)src, C, sizeof(T), 0);                             \
+        F *df[3] = { d.nz, d.pz, d.nn }, *sf[3] = { s.nz, s.pz, s.nn };                        \
         size_t c = c0;                                                                         \
         for (; c + L <= c1; c += L) {                                                          \
-            STOREU(d + c, MIN(LOADU(s + c), LOADU(d + c)));                                    \
-            STOREU(d + C + c, MAX(LOADU(s + C + c), LOADU(d + C + c)));                        \
+            T *dn = (T *)d.mn + c, *dx = (T *)d.mx + c;                                        \
+            STOREU(dn, MIN(LOADU((const T *)s.mn + c), LOADU(dn)));                            \
+            STOREU(dx, MAX(LOADU((const T *)s.mx + c), LOADU(dx)));                            \
             for (size_t k = 0; k < 3; k++) {                                                   \
-                __m256i *q = (__m256i *)(df + k * C + c);                                      \
-                __m256i f = _mm256_loadu_si256((const __m256i *)(sf + k * C + c));             \
+                __m256i *q = (__m256i *)(df[k] + c);                                           \
+                __m256i f = _mm256_loadu_si256((const __m256i *)(sf[k] + c));                  \
                 _mm256_storeu_si256(q, _mm256_or_si256(_mm256_loadu_si256(q), f));             \
             }                                                                                  \
         }                                                                                      \
@@ -462,9 +563,11 @@ DEFINE_MERGE(merge_d, double, int64_t, 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm
 /* The ranges (kernels.h) of the float32-computing dtypes, eight channels a step. */
 static size_t ranges_f(size_t C, const void *acc, void *params, size_t c0, size_t c1, int *exact)
 {
-    const float *mn = acc, *mx = mn + C;
-    const int32_t *nz = (const int32_t *)(mx + C), *pz = nz + C, *nn = pz + C;
-    float *lo = params, *hi = lo + C;
+    qdq_acc_ptrs a = qdq_acc_at((void *)acc, C, sizeof(float), 0);
+    const float *mn = a.mn, *mx = a.mx;
+    const int32_t *nz = a.nz, *pz = a.pz, *nn = a.nn;
+    float *lo = qdq_block_at(params, C, sizeof(float), QDQ_PAR_IN_MIN, 0);
+    float *hi = qdq_block_at(params, C, sizeof(float), QDQ_PAR_IN_MAX, 0);
     __m256i zero = _mm256_setzero_si256(), bad = zero, sign = _mm256_set1_epi32(INT32_MIN);
     size_t c = c0;
     for (; c + 8 <= c1; c += 8) {

@@ -2,6 +2,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "qdq.h"
+
 #include "kernels.h"
 #include "qdq_half.h"
 #include "scale.h"
@@ -36,18 +38,60 @@ static void scales_d(size_t n, const void *q, const void *lo, const void *hi, vo
 #define DEFINE_MERGE(name, T, F)                                                               \
     static void name(size_t C, void *dst, const void *src, size_t c0, size_t c1)               \
     {                                                                                          \
-        T *d = dst;                                                                            \
-        const T *s = src;                                                                      \
-        F *df = (F *)(d + 2 * C);                                                              \
-        const F *sf = (const F *)(s + 2 * C);                                                  \
+        qdq_acc_ptrs d = qdq_acc_at(dst, C, sizeof(T), 0);                                     \
+        qdq_acc_ptrs s = qdq_acc_at((void *)src, C, sizeof(T), 0);                             \
+        T *dn = d.mn, *dx = d.mx;                                                              \
+        const T *sn = s.mn, *sx = s.mx;                                                        \
+        F *dz = d.nz, *dp = d.pz, *dq = d.nn;                                                  \
+        const F *sz = s.nz, *sp = s.pz, *sq = s.nn;                                            \
         for (size_t c = c0; c < c1; c++) {                                                     \
-            d[c] = s[c] < d[c] ? s[c] : d[c];                                                  \
-            d[C + c] = s[C + c] > d[C + c] ? s[C + c] : d[C + c];                              \
-            df[c] |= sf[c], df[C + c] |= sf[C + c], df[2 * C + c] |= sf[2 * C + c];            \
+            dn[c] = sn[c] < dn[c] ? sn[c] : dn[c];                                             \
+            dx[c] = sx[c] > dx[c] ? sx[c] : dx[c];                                             \
+            dz[c] |= sz[c], dp[c] |= sp[c], dq[c] |= sq[c];                                    \
         }                                                                                      \
     }
 DEFINE_MERGE(merge_f, float, int32_t)
 DEFINE_MERGE(merge_d, double, int64_t)
+
+/*
+ * The error statistics of a kernel call (qdq.h, qdq_stats), an element at a time in float64:
+ * sums over blocks of STATS_BLOCK elements, added to the totals a block at a time (the rounding
+ * then grows with the block and the number of blocks, not with the element count).
+ */
+#define STATS_BLOCK 4096
+
+typedef struct pstats {
+    double se, sx, tse, tsx, mx;
+    uint64_t finite;
+    unsigned left;
+} pstats;
+
+static inline void pstats_init(pstats *a)
+{
+    a->se = a->sx = a->tse = a->tsx = a->mx = 0;
+    a->finite = 0, a->left = STATS_BLOCK;
+}
+
+/* One element: its input x and its output o (as stored), widened exactly. */
+static inline void pstats_add(pstats *a, double x, double o)
+{
+    if (isfinite(x)) {
+        double e = o - x, m = fabs(e);
+        a->se += e * e, a->sx += x * x;
+        a->mx = m > a->mx ? m : a->mx; /* a NaN difference is skipped (qdq.h) */
+        a->finite++;
+    }
+    if (--a->left == 0)
+        a->tse += a->se, a->tsx += a->sx, a->se = a->sx = 0, a->left = STATS_BLOCK;
+}
+
+/* The call's n elements into st. */
+static inline void pstats_done(pstats *a, size_t n, qdq_stats *st)
+{
+    st->sum_sq_error += a->tse + a->se, st->sum_sq_input += a->tsx + a->sx;
+    st->max_abs_error = a->mx > st->max_abs_error ? a->mx : st->max_abs_error;
+    st->finite += a->finite, st->nonfinite += n - a->finite;
+}
 
 #define SUF f32
 #define S float

@@ -2,7 +2,9 @@
  * Portable element kernels, instantiated once per dtype by kernels_portable.c with:
  *   SUF (name suffix), S (storage type), T (compute type), F (flag type), LOAD(p), STORE(p, v),
  *   RINT, FLOOR.
- * The arithmetic is the contract's, one IEEE operation at a time, in T.
+ * The arithmetic is docs/semantics.md's, one IEEE operation at a time, in T. One way for each
+ * kernel: the rows kernels take no strategy from the tuning (the reference the AVX2 family's
+ * strategies are tested against).
  */
 
 #define CAT_(a, b) a##_##b
@@ -52,7 +54,8 @@ static void CAT(reduce_lanes, SUF)(const void *in_, size_t n, void *mn_, void *m
 }
 
 static void CAT(reduce_rows, SUF)(const void *in_, size_t rows, size_t stride, size_t C,
-                                  void *mn, void *mx, void *nz, void *pz, void *nn)
+                                  void *mn, void *mx, void *nz, void *pz, void *nn,
+                                  const qdq_tuning *t)
 {
     const S *in = in_;
     for (size_t r = 0; r < rows; r++)
@@ -105,7 +108,7 @@ static void CAT(reduce_cols, SUF)(const void *in_, size_t n, size_t inner, void 
 
 static void CAT(apply_rows, SUF)(const void *in_, void *out_, size_t rows, size_t stride,
                                  size_t C, const void *lo, const void *hi, const void *scale,
-                                 const void *inv, int clamp, int half_up)
+                                 const void *inv, int clamp, int half_up, const qdq_tuning *t)
 {
     const S *in = in_;
     S *out = out_;
@@ -124,6 +127,61 @@ static void CAT(apply_cols, SUF)(const void *in_, void *out_, size_t n, size_t i
         CAT(apply_run, SUF)(in + c * inner, out + c * inner, inner, (const T *)lo + c,
                             (const T *)hi + c, (const T *)scale + c, (const T *)inv + c, clamp,
                             half_up);
+}
+
+/* The stats kernels (kernels.h): the plain ones, each element's input and stored output (read
+ * back: the value of the storage type) folded into the call's statistics. */
+static void CAT(apply_run_stats, SUF)(const void *in_, void *out_, size_t n, const void *lo,
+                                      const void *hi, const void *scale, const void *inv,
+                                      int clamp, int half_up, qdq_stats *st)
+{
+    const S *in = in_;
+    S *out = out_;
+    T l = *(const T *)lo, h = *(const T *)hi, s = *(const T *)scale, v = *(const T *)inv;
+    pstats a;
+    pstats_init(&a);
+    for (size_t k = 0; k < n; k++) {
+        T x = LOAD(in + k);
+        STORE(out + k, CAT(element, SUF)(x, l, h, s, v, clamp, half_up));
+        pstats_add(&a, x, LOAD(out + k));
+    }
+    pstats_done(&a, n, st);
+}
+
+static inline void CAT(lanes_stats, SUF)(const S *in, S *out, size_t n, const T *l, const T *h,
+                                         const T *s, const T *v, int clamp, int half_up,
+                                         pstats *a)
+{
+    for (size_t k = 0; k < n; k++) {
+        T x = LOAD(in + k);
+        STORE(out + k, CAT(element, SUF)(x, l[k], h[k], s[k], v[k], clamp, half_up));
+        pstats_add(a, x, LOAD(out + k));
+    }
+}
+
+static void CAT(apply_lanes_stats, SUF)(const void *in, void *out, size_t n, const void *lo,
+                                        const void *hi, const void *scale, const void *inv,
+                                        int clamp, int half_up, qdq_stats *st)
+{
+    pstats a;
+    pstats_init(&a);
+    CAT(lanes_stats, SUF)(in, out, n, lo, hi, scale, inv, clamp, half_up, &a);
+    pstats_done(&a, n, st);
+}
+
+static void CAT(apply_rows_stats, SUF)(const void *in_, void *out_, size_t rows, size_t stride,
+                                       size_t C, const void *lo, const void *hi,
+                                       const void *scale, const void *inv, int clamp,
+                                       int half_up, qdq_stats *st)
+{
+    const S *in = in_;
+    S *out = out_;
+    pstats a;
+    pstats_init(&a);
+    for (size_t r = 0; r < rows; r++)
+        CAT(lanes_stats, SUF)(in + r * stride, out + r * stride, C, lo, hi, scale, inv, clamp,
+                              half_up, &a);
+    pstats_done(&a, rows * C, st);
 }
 
 #undef CAT

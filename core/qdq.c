@@ -81,6 +81,17 @@ static const qdq_kernels *kernels(const qdq_plan *p)
 /* Size of the compute type: float64 computes in double, the others in float. */
 static size_t tsize(const qdq_plan *p) { return p->dtype == QDQ_FLOAT64 ? 8 : 4; }
 
+/* The accumulator's arrays and the parameter block's array j (kernels.h), from channel c. */
+static qdq_acc_ptrs acc_at(const qdq_plan *p, const void *acc, uint64_t c)
+{
+    return qdq_acc_at((void *)acc, p->channels, tsize(p), c);
+}
+
+static void *par_at(const qdq_plan *p, const void *params, int j, uint64_t c)
+{
+    return qdq_block_at(params, p->channels, tsize(p), j, c);
+}
+
 int qdq_plan_init(qdq_plan *plan, qdq_dtype dtype, const int64_t *dims, int rank,
                   const qdq_attrs *a, qdq_error *err)
 {
@@ -135,11 +146,10 @@ int qdq_plan_init(qdq_plan *plan, qdq_dtype dtype, const int64_t *dims, int rank
     return QDQ_OK;
 }
 
-/* Accumulator: mn[C], mx[C] of T, then nz[C], pz[C], nn[C] flags of T's width (kernels.h). */
-size_t qdq_acc_size(const qdq_plan *p) { return 5 * p->channels * tsize(p); }
-/* Parameters: in_min, in_max, lo (output_min), hi (output_max), scale, inv; C values of T each;
- * then, per tensor, a word that is nonzero when no product narrows from a tie (bf16_noties). */
-size_t qdq_params_size(const qdq_plan *p) { return 6 * p->channels * tsize(p) + 8; }
+/* The layouts are kernels.h's: five arrays of C values of T; six, then the no-tie word (nonzero
+ * when no product narrows from a tie: bf16_noties). */
+size_t qdq_acc_size(const qdq_plan *p) { return QDQ_ACC_ARRAYS * p->channels * tsize(p); }
+size_t qdq_params_size(const qdq_plan *p) { return QDQ_PAR_ARRAYS * p->channels * tsize(p) + 8; }
 
 /* GCC/Clang vector extensions (any target), for the fill and the no-tie check. */
 typedef int32_t v4i __attribute__((vector_size(16)));
@@ -175,12 +185,11 @@ void qdq_acc_init_channels(const qdq_plan *p, void *acc, uint64_t c0, uint64_t c
     c1 = c1 < C ? c1 : C;
     if (c0 >= c1)
         return;
-    char *a = (char *)acc + c0 * ts;
+    qdq_acc_ptrs a = acc_at(p, acc, c0);
     uint64_t n = c1 - c0;
-    fill(a, n, ts, INFINITY);
-    fill(a + C * ts, n, ts, -INFINITY);
-    for (int k = 2; k < 5; k++)
-        memset(a + (size_t)k * C * ts, 0, n * ts);
+    fill(a.mn, n, ts, INFINITY);
+    fill(a.mx, n, ts, -INFINITY);
+    memset(a.nz, 0, n * ts), memset(a.pz, 0, n * ts), memset(a.nn, 0, n * ts);
 }
 
 void qdq_acc_init(const qdq_plan *p, void *acc)
@@ -193,45 +202,46 @@ void qdq_acc_init(const qdq_plan *p, void *acc)
 void qdq_reduce(const qdq_plan *p, void *acc, const void *data, uint64_t begin, uint64_t end)
 {
     const qdq_kernels *k = kernels(p);
-    size_t es = qdq_dtype_size(p->dtype), ts = tsize(p);
+    size_t es = qdq_dtype_size(p->dtype);
     uint64_t C = p->channels;
-    char *mn = acc, *mx = mn + C * ts, *nz = mx + C * ts, *pz = nz + C * ts, *nn = pz + C * ts;
+    qdq_acc_ptrs a = acc_at(p, acc, 0), ac;
     const char *in = data;
     if (begin >= end)
         return;
     if (C == 1) {
-        k->reduce_run(in + begin * es, end - begin, mn, mx, nz, pz, nn);
+        k->reduce_run(in + begin * es, end - begin, a.mn, a.mx, a.nz, a.pz, a.nn);
     } else if (p->inner == 1) { /* last axis: consecutive elements are consecutive channels */
         uint64_t c = begin % C;
         if (c != 0) { /* the rest of a row */
             uint64_t n = C - c < end - begin ? C - c : end - begin;
-            k->reduce_lanes(in + begin * es, n, mn + c * ts, mx + c * ts, nz + c * ts,
-                            pz + c * ts, nn + c * ts);
+            ac = acc_at(p, acc, c);
+            k->reduce_lanes(in + begin * es, n, ac.mn, ac.mx, ac.nz, ac.pz, ac.nn);
             begin += n;
         }
         if (end - begin >= 2 * C) { /* whole rows */
             uint64_t rows = (end - begin) / C;
-            k->reduce_rows(in + begin * es, rows, C, C, mn, mx, nz, pz, nn);
+            k->reduce_rows(in + begin * es, rows, C, C, a.mn, a.mx, a.nz, a.pz, a.nn,
+                           qdq_tuning_of(p));
             begin += rows * C;
         }
         for (; begin < end; begin += C < end - begin ? C : end - begin)
-            k->reduce_lanes(in + begin * es, C < end - begin ? C : end - begin, mn, mx, nz, pz,
-                            nn);
+            k->reduce_lanes(in + begin * es, C < end - begin ? C : end - begin, a.mn, a.mx, a.nz,
+                            a.pz, a.nn);
     } else {
         uint64_t i = begin % p->inner, c = (begin / p->inner) % C;
         while (begin < end) {
             uint64_t runs = i == 0 ? (end - begin) / p->inner : 0;
+            ac = acc_at(p, acc, c);
             if (runs >= 2) { /* whole runs of consecutive channels */
                 runs = runs < C - c ? runs : C - c;
-                k->reduce_cols(in + begin * es, runs, p->inner, mn + c * ts, mx + c * ts,
-                               nz + c * ts, pz + c * ts, nn + c * ts);
+                k->reduce_cols(in + begin * es, runs, p->inner, ac.mn, ac.mx, ac.nz, ac.pz,
+                               ac.nn);
                 begin += runs * p->inner;
                 c = c + runs == C ? 0 : c + runs;
                 continue;
             }
             uint64_t n = p->inner - i < end - begin ? p->inner - i : end - begin;
-            k->reduce_run(in + begin * es, n, mn + c * ts, mx + c * ts, nz + c * ts,
-                          pz + c * ts, nn + c * ts);
+            k->reduce_run(in + begin * es, n, ac.mn, ac.mx, ac.nz, ac.pz, ac.nn);
             begin += n, i = 0;
             c = c + 1 == C ? 0 : c + 1;
         }
@@ -252,27 +262,16 @@ void qdq_acc_merge(const qdq_plan *p, void *dst, const void *src)
     qdq_acc_merge_channels(p, dst, src, 0, p->channels);
 }
 
-/* The parameter block's arrays (qdq_params_size): in_min, in_max, out_min, out_max, scale, inv;
- * j = 6 is where the no-tie word follows them. */
-static void *param_array(const qdq_plan *p, void *params, int j)
-{
-    return (char *)params + (size_t)j * p->channels * tsize(p);
-}
-
 /* The scale, inverse scale and adjusted range of channels [c0, c1) from their ranges in params
  * (scale.h). */
 static void scales(const qdq_plan *p, void *params, uint64_t c0, uint64_t c1)
 {
     double qd[2] = { (double)p->qmin, (double)p->qmax };
     float qf[2] = { (float)p->qmin, (float)p->qmax };
-    size_t off = c0 * tsize(p);
     kernels(p)->scales(c1 - c0, p->dtype == QDQ_FLOAT64 ? (const void *)qd : (const void *)qf,
-                       (char *)param_array(p, params, 0) + off,
-                       (char *)param_array(p, params, 1) + off,
-                       (char *)param_array(p, params, 2) + off,
-                       (char *)param_array(p, params, 3) + off,
-                       (char *)param_array(p, params, 4) + off,
-                       (char *)param_array(p, params, 5) + off);
+                       par_at(p, params, QDQ_PAR_IN_MIN, c0), par_at(p, params, QDQ_PAR_IN_MAX, c0),
+                       par_at(p, params, QDQ_PAR_LO, c0), par_at(p, params, QDQ_PAR_HI, c0),
+                       par_at(p, params, QDQ_PAR_SCALE, c0), par_at(p, params, QDQ_PAR_INV, c0));
 }
 
 /*
@@ -286,10 +285,11 @@ static void scales(const qdq_plan *p, void *params, uint64_t c0, uint64_t c1)
     static void name(const qdq_plan *p, const void *acc, const void *data, void *params,       \
                      uint64_t c0, uint64_t c1)                                                 \
     {                                                                                          \
-        uint64_t C = p->channels;                                                              \
-        const T *mn = acc, *mx = mn + C;                                                       \
-        const F *nz = (const F *)(mx + C), *pz = nz + C, *nn = pz + C;                         \
-        T *lo = params, *hi = lo + C;                                                          \
+        qdq_acc_ptrs a = acc_at(p, acc, 0);                                                    \
+        const T *mn = a.mn, *mx = a.mx;                                                        \
+        const F *nz = a.nz, *pz = a.pz, *nn = a.nn;                                            \
+        T *lo = par_at(p, params, QDQ_PAR_IN_MIN, 0);                                          \
+        T *hi = par_at(p, params, QDQ_PAR_IN_MAX, 0);                                          \
         for (uint64_t c = c0; c < c1; c++) {                                                   \
             T l = mn[c], h = mx[c];                                                            \
             if ((nn[c] != 0) | ((nz[c] != 0) & (pz[c] != 0) & ((l == 0) | (h == 0)))) {       \
@@ -311,20 +311,19 @@ DEFINE_RANGES(ranges_d, double, int64_t)
  * float32 to nearest even. The AVX2 kernels have a cheaper narrowing that agrees unless a
  * product's lower half is exactly 0x8000 (a tie). When every element x lies in [l, h] (the data's
  * range, or the clamp's), y lies between the y of l and the y of h, each step from x to y being
- * monotonic (scale >= 0): if those integers are few (at most 1 per NOTIE_PER elements, fewer than
- * NOTIE_MAX), each one's product is looked at here, once per tensor. False when any is a tie, or
- * when the bounds are not finite, small integers.
+ * monotonic (scale >= 0): if those integers are few (at most 1 per noties_per elements, fewer
+ * than noties_max: the plan's tuning), each one's product is looked at here, once per tensor.
+ * False when any is a tie, or when the bounds are not finite, small integers.
  */
-#define NOTIE_MAX 4096
-#define NOTIE_PER 64
 static bool bf16_noties(const qdq_plan *p, float l, float h, float s, float inv)
 {
+    const qdq_tuning *t = qdq_tuning_of(p);
     bool up = p->attrs.round_mode == QDQ_HALF_UP;
     float yl = l * s, yh = h * s;
     yl = up ? floorf(yl + 0.5f) : rintf(yl);
     yh = up ? floorf(yh + 0.5f) : rintf(yh);
-    if (!(yl <= yh && yl > -0x1p23f && yh < 0x1p23f && yh - yl < NOTIE_MAX &&
-          (uint64_t)(yh - yl) * NOTIE_PER < p->count))
+    if (!(yl <= yh && yl > -0x1p23f && yh < 0x1p23f && yh - yl < (float)t->noties_max &&
+          (uint64_t)(yh - yl) * t->noties_per < p->count))
         return false;
     v4f y = { yl, yl + 1, yl + 2, yl + 3 }, top = { yh, yh, yh, yh }, four = { 4, 4, 4, 4 };
     v4f vi = { inv, inv, inv, inv };
@@ -348,19 +347,21 @@ static bool bf16_noties(const qdq_plan *p, float l, float h, float s, float inv)
 static bool noties_get(const qdq_plan *p, const void *params)
 {
     uint64_t w;
-    memcpy(&w, param_array(p, (void *)params, 6), sizeof w);
+    memcpy(&w, par_at(p, params, QDQ_PAR_ARRAYS, 0), sizeof w);
     return w != 0;
 }
 
 /* Sets the word: per tensor, bfloat16, with every element within [l, h] (`bounded`; parameter
- * arrays il and ih: 0 and 1 for the data's range, 2 and 3 for the clamp's), whether the transform
- * has no tie. Otherwise (and per channel) it is clear. */
+ * arrays il and ih: QDQ_PAR_IN_MIN and _MAX for the data's range, QDQ_PAR_LO and _HI for the
+ * clamp's), whether the transform has no tie. Otherwise (and per channel) it is clear. */
 static void noties_from(const qdq_plan *p, void *params, bool bounded, int il, int ih)
 {
-    const float *f = params;
     uint64_t w = bounded && p->channels == 1 && p->dtype == QDQ_BFLOAT16 &&
-                 bf16_noties(p, f[il], f[ih], f[4], f[5]); /* the whole word: blocks compare equal */
-    memcpy(param_array(p, params, 6), &w, sizeof w);
+                 bf16_noties(p, *(const float *)par_at(p, params, il, 0),
+                             *(const float *)par_at(p, params, ih, 0),
+                             *(const float *)par_at(p, params, QDQ_PAR_SCALE, 0),
+                             *(const float *)par_at(p, params, QDQ_PAR_INV, 0));
+    memcpy(par_at(p, params, QDQ_PAR_ARRAYS, 0), &w, sizeof w); /* whole: blocks compare equal */
 }
 
 void qdq_params_from_acc_channels(const qdq_plan *p, const void *acc, const void *data,
@@ -385,8 +386,8 @@ void qdq_params_from_acc_channels(const qdq_plan *p, const void *acc, const void
      * float32-computing dtypes are int32). */
     if (c0 == 0)
         noties_from(p, params,
-                    p->dtype != QDQ_FLOAT64 && ((const int32_t *)acc)[4 * p->channels] == 0, 0,
-                    1);
+                    p->dtype != QDQ_FLOAT64 && *(const int32_t *)acc_at(p, acc, 0).nn == 0,
+                    QDQ_PAR_IN_MIN, QDQ_PAR_IN_MAX);
 }
 
 void qdq_params_from_acc(const qdq_plan *p, const void *acc, const void *data, void *params)
@@ -423,7 +424,7 @@ int qdq_params_given(const qdq_plan *p, const void *min, size_t n_min, const voi
     }
     /* The bounds, widened to T (exact), go to the block's in_min and in_max and are checked
      * there: T's comparison is the dtype's. */
-    void *lo = param_array(p, params, 0), *hi = param_array(p, params, 1);
+    void *lo = par_at(p, params, QDQ_PAR_IN_MIN, 0), *hi = par_at(p, params, QDQ_PAR_IN_MAX, 0);
     switch (p->dtype) {
     case QDQ_FLOAT32:
     case QDQ_FLOAT64:
@@ -455,7 +456,7 @@ int qdq_params_given(const qdq_plan *p, const void *min, size_t n_min, const voi
         }
     }
     scales(p, params, 0, C);
-    noties_from(p, params, true, 2, 3); /* the clamp's bounds */
+    noties_from(p, params, true, QDQ_PAR_LO, QDQ_PAR_HI); /* the clamp's bounds */
     return QDQ_OK;
 }
 
@@ -501,7 +502,7 @@ static bool any_nan_inv(const qdq_plan *p, const void *params, uint64_t begin, u
     }
     /* Channels [c, c + count), wrapping past the last: at most two runs. */
     uint64_t n1 = count < C - c ? count : C - c;
-    const void *iv = param_array(p, (void *)params, 5);
+    const void *iv = par_at(p, params, QDQ_PAR_INV, 0);
     if (p->dtype == QDQ_FLOAT64)
         return any_nan_d((const double *)iv + c, n1) || any_nan_d(iv, count - n1);
     return any_nan_f((const float *)iv + c, n1) || any_nan_f(iv, count - n1);
@@ -511,12 +512,12 @@ static bool any_nan_inv(const qdq_plan *p, const void *params, uint64_t begin, u
 static void nan_put(const qdq_plan *p, const void *params, void *out, uint64_t i, uint64_t c)
 {
     if (p->dtype == QDQ_FLOAT64) {
-        double v = ((const double *)param_array(p, (void *)params, 5))[c];
+        double v = *(const double *)par_at(p, params, QDQ_PAR_INV, c);
         if (v != v)
             ((double *)out)[i] = v;
         return;
     }
-    float v = ((const float *)param_array(p, (void *)params, 5))[c];
+    float v = *(const float *)par_at(p, params, QDQ_PAR_INV, c);
     if (v == v)
         return;
     switch (p->dtype) {
@@ -540,71 +541,99 @@ static void nan_channels(const qdq_plan *p, const void *params, void *out, uint6
     }
 }
 
-/* The kernels on each per-channel piece of [begin, end), as qdq_reduce walks. */
+/* The kernels on each per-channel piece of [begin, end), as qdq_reduce walks; with st, the stats
+ * kernels (whole rows one by one, runs of a channel one by one), the statistics into st. */
 static void apply_kernels(const qdq_plan *p, const void *params, const void *data, void *out,
-                          uint64_t begin, uint64_t end)
+                          uint64_t begin, uint64_t end, qdq_stats *st)
 {
     const qdq_kernels *k = kernels(p);
     size_t es = qdq_dtype_size(p->dtype), ts = tsize(p);
     uint64_t C = p->channels;
-    const char *lo = (const char *)params + 2 * C * ts, *hi = lo + C * ts;
-    const char *sc = hi + C * ts, *iv = sc + C * ts;
+    qdq_apply_ptrs a = qdq_apply_at(params, C, ts, 0), ac;
     const char *in = data;
     char *o = out;
     int clamp = p->attrs.range_given, up = p->attrs.round_mode == QDQ_HALF_UP;
     if (begin >= end)
         return;
     if (C == 1) {
-        if (k->apply_run_noties && noties_get(p, params))
-            k->apply_run_noties(in + begin * es, o + begin * es, end - begin, lo, hi, sc, iv,
-                                clamp, up);
+        if (st)
+            k->apply_run_stats(in + begin * es, o + begin * es, end - begin, a.lo, a.hi, a.scale,
+                               a.inv, clamp, up, st);
+        else if (k->apply_run_noties && noties_get(p, params))
+            k->apply_run_noties(in + begin * es, o + begin * es, end - begin, a.lo, a.hi,
+                                a.scale, a.inv, clamp, up);
         else
-            k->apply_run(in + begin * es, o + begin * es, end - begin, lo, hi, sc, iv, clamp,
-                         up);
+            k->apply_run(in + begin * es, o + begin * es, end - begin, a.lo, a.hi, a.scale,
+                         a.inv, clamp, up);
     } else if (p->inner == 1) { /* last axis: rows of C channels */
         uint64_t c = begin % C;
         if (c != 0) { /* the rest of a row */
             uint64_t n = C - c < end - begin ? C - c : end - begin;
-            k->apply_lanes(in + begin * es, o + begin * es, n, lo + c * ts, hi + c * ts,
-                           sc + c * ts, iv + c * ts, clamp, up);
+            ac = qdq_apply_at(params, C, ts, c);
+            if (st)
+                k->apply_lanes_stats(in + begin * es, o + begin * es, n, ac.lo, ac.hi, ac.scale,
+                                     ac.inv, clamp, up, st);
+            else
+                k->apply_lanes(in + begin * es, o + begin * es, n, ac.lo, ac.hi, ac.scale,
+                               ac.inv, clamp, up);
             begin += n;
         }
         uint64_t rows = (end - begin) / C;
         if (rows > 0) {
-            k->apply_rows(in + begin * es, o + begin * es, rows, C, C, lo, hi, sc, iv, clamp,
-                          up);
+            if (st)
+                k->apply_rows_stats(in + begin * es, o + begin * es, rows, C, C, a.lo, a.hi,
+                                    a.scale, a.inv, clamp, up, st);
+            else
+                k->apply_rows(in + begin * es, o + begin * es, rows, C, C, a.lo, a.hi, a.scale,
+                              a.inv, clamp, up, qdq_tuning_of(p));
             begin += rows * C;
         }
-        if (begin < end)
-            k->apply_lanes(in + begin * es, o + begin * es, end - begin, lo, hi, sc, iv, clamp,
-                           up);
+        if (begin < end && st)
+            k->apply_lanes_stats(in + begin * es, o + begin * es, end - begin, a.lo, a.hi,
+                                 a.scale, a.inv, clamp, up, st);
+        else if (begin < end)
+            k->apply_lanes(in + begin * es, o + begin * es, end - begin, a.lo, a.hi, a.scale,
+                           a.inv, clamp, up);
     } else {
         uint64_t i = begin % p->inner, c = (begin / p->inner) % C;
         while (begin < end) {
-            uint64_t runs = i == 0 ? (end - begin) / p->inner : 0;
+            uint64_t runs = i == 0 && !st ? (end - begin) / p->inner : 0;
+            ac = qdq_apply_at(params, C, ts, c);
             if (runs >= 2) { /* whole runs of consecutive channels */
                 runs = runs < C - c ? runs : C - c;
-                k->apply_cols(in + begin * es, o + begin * es, runs, p->inner, lo + c * ts,
-                              hi + c * ts, sc + c * ts, iv + c * ts, clamp, up);
+                k->apply_cols(in + begin * es, o + begin * es, runs, p->inner, ac.lo, ac.hi,
+                              ac.scale, ac.inv, clamp, up);
                 begin += runs * p->inner;
                 c = c + runs == C ? 0 : c + runs;
                 continue;
             }
             uint64_t n = p->inner - i < end - begin ? p->inner - i : end - begin;
-            k->apply_run(in + begin * es, o + begin * es, n, lo + c * ts, hi + c * ts,
-                         sc + c * ts, iv + c * ts, clamp, up);
+            if (st)
+                k->apply_run_stats(in + begin * es, o + begin * es, n, ac.lo, ac.hi, ac.scale,
+                                   ac.inv, clamp, up, st);
+            else
+                k->apply_run(in + begin * es, o + begin * es, n, ac.lo, ac.hi, ac.scale, ac.inv,
+                             clamp, up);
             begin += n, i = 0;
             c = c + 1 == C ? 0 : c + 1;
         }
     }
 }
 
+/* A NaN inverse scale makes every output of its channel NaN, whichever payload: the statistics
+ * the stats kernels took before nan_channels are the same. */
+void qdq_apply_stats(const qdq_plan *p, const void *params, const void *data, void *out,
+                     uint64_t begin, uint64_t end, qdq_stats *st)
+{
+    apply_kernels(p, params, data, out, begin, end, st);
+    if (begin < end && any_nan_inv(p, params, begin, end)) /* rare */
+        nan_channels(p, params, out, begin, end);
+}
+
 void qdq_apply(const qdq_plan *p, const void *params, const void *data, void *out,
                uint64_t begin, uint64_t end)
 {
-    apply_kernels(p, params, data, out, begin, end);
-    if (begin < end && any_nan_inv(p, params, begin, end)) /* rare */
-        nan_channels(p, params, out, begin, end);
+    qdq_apply_stats(p, params, data, out, begin, end, NULL);
 }
 
 /*
@@ -642,6 +671,7 @@ typedef struct channel_job {
     const void *params, *in;
     void *out;
     uint64_t c0, c1;
+    qdq_stats *st; /* the transform's statistics, or NULL */
 } channel_job;
 
 static void reduce_piece(void *ctx, uint64_t b, uint64_t e)
@@ -654,16 +684,15 @@ static void reduce_rows_at(void *ctx, uint64_t b, uint64_t n)
 {
     channel_job *j = ctx;
     const qdq_plan *p = j->p;
-    size_t ts = tsize(p), cs = p->channels * ts, off = j->c0 * ts;
-    char *a = (char *)j->acc + off;
+    qdq_acc_ptrs a = acc_at(p, j->acc, j->c0);
     kernels(p)->reduce_rows((const char *)j->in + b * qdq_dtype_size(p->dtype), n, p->channels,
-                            j->c1 - j->c0, a, a + cs, a + 2 * cs, a + 3 * cs, a + 4 * cs);
+                            j->c1 - j->c0, a.mn, a.mx, a.nz, a.pz, a.nn, qdq_tuning_of(p));
 }
 
 void qdq_reduce_channels(const qdq_plan *p, void *acc, const void *data, uint64_t begin,
                          uint64_t end, uint64_t c0, uint64_t c1)
 {
-    channel_job j = { p, acc, NULL, data, NULL, c0, c1 < p->channels ? c1 : p->channels };
+    channel_job j = { p, acc, NULL, data, NULL, c0, c1 < p->channels ? c1 : p->channels, NULL };
     if (begin < end && j.c0 < j.c1)
         channel_walk(p, begin, end, j.c0, j.c1, reduce_piece, reduce_rows_at, &j);
 }
@@ -671,7 +700,7 @@ void qdq_reduce_channels(const qdq_plan *p, void *acc, const void *data, uint64_
 static void apply_piece(void *ctx, uint64_t b, uint64_t e)
 {
     channel_job *j = ctx;
-    qdq_apply(j->p, j->params, j->in, j->out, b, e);
+    qdq_apply_stats(j->p, j->params, j->in, j->out, b, e, j->st);
 }
 
 static void apply_rows_at(void *ctx, uint64_t b, uint64_t n)
@@ -679,65 +708,82 @@ static void apply_rows_at(void *ctx, uint64_t b, uint64_t n)
     channel_job *j = ctx;
     const qdq_plan *p = j->p;
     uint64_t C = p->channels, w = j->c1 - j->c0;
-    size_t es = qdq_dtype_size(p->dtype), ts = tsize(p), off = j->c0 * ts;
-    kernels(p)->apply_rows((const char *)j->in + b * es, (char *)j->out + b * es, n, C, w,
-                           (const char *)param_array(p, (void *)j->params, 2) + off,
-                           (const char *)param_array(p, (void *)j->params, 3) + off,
-                           (const char *)param_array(p, (void *)j->params, 4) + off,
-                           (const char *)param_array(p, (void *)j->params, 5) + off,
-                           p->attrs.range_given, p->attrs.round_mode == QDQ_HALF_UP);
+    size_t es = qdq_dtype_size(p->dtype);
+    qdq_apply_ptrs a = qdq_apply_at(j->params, C, tsize(p), j->c0);
+    int clamp = p->attrs.range_given, up = p->attrs.round_mode == QDQ_HALF_UP;
+    const char *in = (const char *)j->in + b * es;
+    char *out = (char *)j->out + b * es;
+    if (j->st)
+        kernels(p)->apply_rows_stats(in, out, n, C, w, a.lo, a.hi, a.scale, a.inv, clamp, up,
+                                     j->st);
+    else
+        kernels(p)->apply_rows(in, out, n, C, w, a.lo, a.hi, a.scale, a.inv, clamp, up,
+                               qdq_tuning_of(p));
     if (any_nan_inv(p, j->params, b, b + w)) /* rare */
         for (uint64_t r = 0; r < n; r++)
             nan_channels(p, j->params, j->out, b + r * C, b + r * C + w);
 }
 
-void qdq_apply_channels(const qdq_plan *p, const void *params, const void *in, void *out,
-                        uint64_t begin, uint64_t end, uint64_t c0, uint64_t c1)
+static void apply_channels(const qdq_plan *p, const void *params, const void *in, void *out,
+                           uint64_t begin, uint64_t end, uint64_t c0, uint64_t c1,
+                           qdq_stats *st)
 {
-    channel_job j = { p, NULL, params, in, out, c0, c1 < p->channels ? c1 : p->channels };
+    channel_job j = { p, NULL, params, in, out, c0, c1 < p->channels ? c1 : p->channels, st };
     if (begin < end && j.c0 < j.c1)
         channel_walk(p, begin, end, j.c0, j.c1, apply_piece, apply_rows_at, &j);
 }
 
-/* The channels qdq_run_channels takes together hold at most this many bytes (at least one
- * channel): the transform then reads what the reduction has just brought into L2. */
-#define FUSE_BYTES (128u << 10)
+void qdq_apply_channels(const qdq_plan *p, const void *params, const void *in, void *out,
+                        uint64_t begin, uint64_t end, uint64_t c0, uint64_t c1)
+{
+    apply_channels(p, params, in, out, begin, end, c0, c1, NULL);
+}
 
-void qdq_run_channels(const qdq_plan *p, const void *in, void *out, void *acc, void *params,
-                      uint64_t c0, uint64_t c1)
+static void run_channels(const qdq_plan *p, const void *in, void *out, void *acc, void *params,
+                         uint64_t c0, uint64_t c1, qdq_stats *st)
 {
     c1 = c1 < p->channels ? c1 : p->channels;
     if (c0 >= c1)
         return;
     if (p->attrs.range_given) {
-        qdq_apply_channels(p, params, in, out, 0, p->count, c0, c1);
+        apply_channels(p, params, in, out, 0, p->count, c0, c1, st);
         return;
     }
-    /* On the last axis a range of channels is a column of rows: nothing stays in cache. */
+    /* The channels taken together hold at most the tuning's fuse_bytes (at least one channel):
+     * the transform then reads what the reduction has just brought into L2. On the last axis a
+     * range of channels is a column of rows: nothing stays in cache. */
     uint64_t bytes = p->count / p->channels * qdq_dtype_size(p->dtype), step = c1 - c0;
+    uint64_t fuse = qdq_tuning_of(p)->fuse_bytes;
     if (p->inner > 1 && bytes > 0)
-        step = FUSE_BYTES / bytes > 0 ? FUSE_BYTES / bytes : 1;
+        step = fuse / bytes > 0 ? fuse / bytes : 1;
     for (uint64_t b0 = c0; b0 < c1; b0 += step) {
         uint64_t b1 = c1 - b0 > step ? b0 + step : c1;
         qdq_reduce_channels(p, acc, in, 0, p->count, b0, b1);
         qdq_params_from_acc_channels(p, acc, in, params, b0, b1);
-        qdq_apply_channels(p, params, in, out, 0, p->count, b0, b1);
+        apply_channels(p, params, in, out, 0, p->count, b0, b1, st);
     }
+}
+
+void qdq_run_channels(const qdq_plan *p, const void *in, void *out, void *acc, void *params,
+                      uint64_t c0, uint64_t c1)
+{
+    run_channels(p, in, out, acc, params, c0, c1, NULL);
 }
 
 void qdq_params_get(const qdq_plan *p, const void *params, uint64_t c, qdq_range *r)
 {
-    uint64_t C = p->channels;
-    double v[6];
-    for (int j = 0; j < 6; j++)
-        v[j] = p->dtype == QDQ_FLOAT64 ? ((const double *)params)[j * C + c]
-                                       : ((const float *)params)[j * C + c];
-    r->input_min = v[0], r->input_max = v[1], r->output_min = v[2], r->output_max = v[3];
-    r->scale = v[4], r->inverse_scale = v[5];
+    double v[QDQ_PAR_ARRAYS];
+    for (int j = 0; j < QDQ_PAR_ARRAYS; j++)
+        v[j] = p->dtype == QDQ_FLOAT64 ? *(const double *)par_at(p, params, j, c)
+                                       : *(const float *)par_at(p, params, j, c);
+    r->input_min = v[QDQ_PAR_IN_MIN], r->input_max = v[QDQ_PAR_IN_MAX];
+    r->output_min = v[QDQ_PAR_LO], r->output_max = v[QDQ_PAR_HI];
+    r->scale = v[QDQ_PAR_SCALE], r->inverse_scale = v[QDQ_PAR_INV];
 }
 
-int qdq_run(const qdq_plan *p, const void *in, void *out, const void *min, size_t n_min,
-            const void *max, size_t n_max, void *acc, void *params, qdq_error *err)
+int qdq_run_stats(const qdq_plan *p, const void *in, void *out, const void *min, size_t n_min,
+                  const void *max, size_t n_max, void *acc, void *params, qdq_stats *st,
+                  qdq_error *err)
 {
     if (p->attrs.range_given) {
         int rc = qdq_params_given(p, min, n_min, max, n_max, params, err);
@@ -745,13 +791,44 @@ int qdq_run(const qdq_plan *p, const void *in, void *out, const void *min, size_
             return rc;
     } else if (p->channels > 1) {
         qdq_acc_init(p, acc);
-        qdq_run_channels(p, in, out, acc, params, 0, p->channels);
+        run_channels(p, in, out, acc, params, 0, p->channels, st);
         return QDQ_OK;
     } else {
         qdq_acc_init(p, acc);
         qdq_reduce(p, acc, in, 0, p->count);
         qdq_params_from_acc(p, acc, in, params);
     }
-    qdq_apply(p, params, in, out, 0, p->count);
+    qdq_apply_stats(p, params, in, out, 0, p->count, st);
     return QDQ_OK;
+}
+
+int qdq_run(const qdq_plan *p, const void *in, void *out, const void *min, size_t n_min,
+            const void *max, size_t n_max, void *acc, void *params, qdq_error *err)
+{
+    return qdq_run_stats(p, in, out, min, n_min, max, n_max, acc, params, NULL, err);
+}
+
+void qdq_stats_init(qdq_stats *s) { memset(s, 0, sizeof *s); }
+
+void qdq_stats_merge(qdq_stats *dst, const qdq_stats *src)
+{
+    /* NaN differences are skipped in the greatest (qdq.h): src's is never NaN. */
+    dst->max_abs_error = src->max_abs_error > dst->max_abs_error ? src->max_abs_error
+                                                                 : dst->max_abs_error;
+    dst->sum_sq_error += src->sum_sq_error, dst->sum_sq_input += src->sum_sq_input;
+    dst->finite += src->finite, dst->nonfinite += src->nonfinite;
+}
+
+void qdq_stats_summarize(const qdq_stats *s, qdq_stats_summary *out)
+{
+    memset(out, 0, sizeof *out);
+    out->nonfinite = s->nonfinite;
+    out->sqnr_null = !(s->sum_sq_error != 0 && s->sum_sq_input != 0);
+    if (s->finite == 0)
+        return;
+    bool nan = isnan(s->sum_sq_error); /* some difference was NaN */
+    out->max_abs_error = nan ? NAN : s->max_abs_error;
+    out->rmse = sqrt(s->sum_sq_error / (double)s->finite);
+    if (!out->sqnr_null) /* as two logarithms: the quotient could overflow */
+        out->sqnr_db = 10 * (log10(s->sum_sq_input) - log10(s->sum_sq_error));
 }

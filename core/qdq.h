@@ -10,15 +10,18 @@
  *   qdq_params_from_acc / qdq_params_given
  *                      the per-channel scale, inverse scale and adjusted range
  *   qdq_apply          transform elements [begin, end); independent ranges, output may alias input
+ *   qdq_apply_stats    the same, and the error statistics of those elements (qdq_stats) in the
+ *                      same pass; qdq_stats_merge joins ranges', qdq_stats_summarize reports
  *
  * Per channel, the steps also take a range of channels (the _channels variants): a worker may
  * take a share of the channels through the whole op (qdq_run_channels), with nothing to merge,
- * or a share of the merge and the parameters. qdq_run does all of it on the calling thread.
+ * or a share of the merge and the parameters. qdq_run (qdq_run_stats) does all of it on the
+ * calling thread.
  *
  * The library has no threads, no I/O, no globals and allocates nothing: every buffer is the
  * caller's (sizes from qdq_acc_size and qdq_params_size). Tensors are row-major and
- * little-endian in memory (the host's order). The arithmetic contract is the project's
- * docs/semantics.md.
+ * little-endian in memory (the host's order). The arithmetic contract (ranges, scales, rounding,
+ * the float16 and bfloat16 definitions) is docs/semantics.md.
  */
 #ifndef QDQ_H
 #define QDQ_H
@@ -95,6 +98,10 @@ typedef struct qdq_plan {
     uint64_t inner;    /* product of dims after axis (count when axis = -1) */
     int64_t qmin, qmax;
     qdq_isa isa;       /* set to qdq_isa_best(); a caller may choose another */
+    /* The sizes at which the kernels change strategy (core/kernels.h): NULL, as qdq_plan_init
+     * leaves it, for the defaults. Tests point it to their own to reach every strategy; every
+     * choice gives the same bits. Borrowed: it must outlive the plan's use. */
+    const struct qdq_tuning *tuning;
 } qdq_plan;
 
 /* Bytes per element of a dtype; 0 for an unknown value. */
@@ -177,7 +184,8 @@ void qdq_apply_channels(const qdq_plan *plan, const void *params, const void *in
  * acc (initialised by qdq_acc_init or qdq_acc_init_channels for at least these channels; only
  * these channels are touched), their parameters and their transform, a block of channels at a
  * time, so that the transform reads elements the reduction has just brought into cache (a block
- * holds up to 128 KiB, or one channel; on the last axis all of [c0, c1) is one block). With range_given, the transform alone (params from
+ * holds up to the tuning's fuse_bytes, 128 KiB by default, or one channel; on the last axis all
+ * of [c0, c1) is one block). With range_given, the transform alone (params from
  * qdq_params_given). Workers may run disjoint channel ranges at once. The results are those of
  * the steps one by one.
  */
@@ -201,5 +209,51 @@ void qdq_params_get(const qdq_plan *plan, const void *params, uint64_t channel, 
  */
 int qdq_run(const qdq_plan *plan, const void *in, void *out, const void *min, size_t n_min,
             const void *max, size_t n_max, void *acc, void *params, qdq_error *err);
+
+/*
+ * Error statistics of the transform, gathered in the pass that writes the output (nothing is
+ * read twice from memory, and nothing is computed unless asked). Over the elements whose input
+ * is finite, from the input and output values widened to float64 exactly (float16 and bfloat16
+ * too), in float64 arithmetic: the greatest |out - in|, the sums of (out - in)^2 and of in^2,
+ * and the count; the elements with a non-finite input are counted apart and left out. Sums are
+ * in any order (splits and kernel families may differ in the last bits). The greatest |out - in|
+ * skips NaN differences (an output NaN from a finite input, when the range or the scale is not
+ * finite); sum_sq_error is NaN then, and qdq_stats_summarize reports NaN for both.
+ */
+typedef struct qdq_stats {
+    double max_abs_error, sum_sq_error, sum_sq_input;
+    uint64_t finite, nonfinite;
+} qdq_stats;
+
+/* Sets s to the statistics of no elements. */
+void qdq_stats_init(qdq_stats *s);
+/* dst := the statistics of dst's elements and src's: any split, merged in any order. */
+void qdq_stats_merge(qdq_stats *dst, const qdq_stats *src);
+
+/* qdq_apply, and the statistics of elements [begin, end) folded into st (initialised by
+ * qdq_stats_init) in the same pass; the output bits are qdq_apply's. in may equal out. st NULL:
+ * qdq_apply. */
+void qdq_apply_stats(const qdq_plan *plan, const void *params, const void *in, void *out,
+                     uint64_t begin, uint64_t end, qdq_stats *st);
+
+/* qdq_run, and the statistics of the whole tensor folded into st (initialised by
+ * qdq_stats_init) in the transform's pass. st NULL: qdq_run. */
+int qdq_run_stats(const qdq_plan *plan, const void *in, void *out, const void *min, size_t n_min,
+                  const void *max, size_t n_max, void *acc, void *params, qdq_stats *st,
+                  qdq_error *err);
+
+/*
+ * What a tensor's statistics report (the definitions of docs/api.md's checkpoint results):
+ * max_abs_error and rmse = sqrt(sum_sq_error / finite), both 0 over no elements and NaN when a
+ * difference was NaN; sqnr_db = 10 log10(sum_sq_input / sum_sq_error), except that sqnr_null is
+ * true (and sqnr_db 0) when either sum is 0; nonfinite as counted.
+ */
+typedef struct qdq_stats_summary {
+    double max_abs_error, rmse, sqnr_db;
+    bool sqnr_null;
+    uint64_t nonfinite;
+} qdq_stats_summary;
+
+void qdq_stats_summarize(const qdq_stats *s, qdq_stats_summary *out);
 
 #endif

@@ -1,5 +1,7 @@
 /*
- * float16 and bfloat16 conversions, exact and identical to the F16C instructions.
+ * float16 and bfloat16 conversions, exact and identical to the F16C instructions (the op's
+ * float16 and bfloat16 are docs/semantics.md's: widened exactly, computed in float32, narrowed
+ * to nearest even).
  *
  * Widening is exact. Narrowing rounds to nearest, ties to even; a value too large becomes
  * infinity; a NaN stays a NaN (quiet, sign and top payload bits kept). Converting from double

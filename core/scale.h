@@ -1,7 +1,8 @@
 /*
  * The scale, inverse scale and adjusted range of one channel from its range [lo, hi], in the
- * compute type T, exactly as TensorFlow's ComputeQuantizationRange: qmin and qmax are converted
- * to T once (by the caller) and every operation is one IEEE operation in T.
+ * compute type T, exactly as TensorFlow's ComputeQuantizationRange (docs/semantics.md, the scale
+ * and the adjusted range): qmin and qmax are converted to T once (by the caller) and every
+ * operation is one IEEE operation in T.
  * The kernels' vector versions (kernels.h, scales) perform the same operations lane by lane.
  */
 #ifndef QDQ_SCALE_H
