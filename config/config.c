@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -59,9 +60,11 @@ static const struct opt opts[] = {
       "Port to listen on, keeping the host of --listen (overrides its port).", NULL },
     { "workers", K_NUM, F(workers), 1, CFG_MAX_WORKERS, "N", NULL, NULL,
       "Compute threads: the worker pool that runs the op on large requests.",
-      "the number of online cores" },
+      "the container's CPU quota, cgroup cpu.max or cpu.cfs_quota_us / cpu.cfs_period_us, "
+      "rounded up; else the number of online cores" },
     { "http-threads", K_NUM, F(http_threads), 1, CFG_MAX_HTTP_THREADS, "N", NULL, NULL,
-      "libmicrohttpd threads that receive requests and send responses.", "min(cores, 4)" },
+      "libmicrohttpd threads that receive requests and send responses.",
+      "the default of --workers, at most 4" },
     { "max-body-bytes", K_SIZE, F(max_body_bytes), 1, TiB, "SIZE", NULL, "Limits",
       "Largest request body, counted after decompression; larger ones get 413.", NULL },
     { "max-elements", K_SIZE, F(max_elements), 1, TiB, "N", NULL, NULL,
@@ -85,6 +88,14 @@ static const struct opt opts[] = {
       "the soft open-file limit is raised to fit them (within the hard limit).", NULL },
     { "max-connections-per-ip", K_NUM, F(max_connections_per_ip), 0, 1000000, "N", NULL, NULL,
       "Open connections from one client address; 0: unlimited.", NULL },
+    { "max-memory", K_SIZE, F(max_memory), 1 * MiB, 64 * TiB, "SIZE", NULL, NULL,
+      "Memory that requests (bodies, outputs, JSON text) and the buffer cache may hold "
+      "together.",
+      "three quarters of the container's memory limit, cgroup memory.max or "
+      "memory.limit_in_bytes, else of physical memory" },
+    { "cache-idle-ms", K_NUM, F(cache_idle_ms), 0, 3600000, "MILLISECONDS", NULL, NULL,
+      "How long the buffer cache keeps memory that no request is using before giving it back "
+      "to the system; 0: at once.", NULL },
     { "idle-timeout", K_NUM, F(idle_timeout_s), 1, 86400, "SECONDS", NULL, "Timeouts",
       "Close a connection after this many seconds without traffic.", NULL },
     { "request-timeout", K_NUM, F(request_timeout_s), 1, 86400, "SECONDS", NULL, NULL,
@@ -673,11 +684,31 @@ static int check_final(cfg *c, const struct origin *org, qdq_error *err)
     return 0;
 }
 
-void cfg_defaults(cfg *c)
+/*
+ * Three quarters of the memory limit: the budget counts the bytes of requests and of the buffer
+ * cache, and the last quarter is for what it does not count: per-connection memory
+ * (--max-connections x --max-header-bytes, 64 MiB by default), thread stacks, the program and
+ * its libraries, and the allocator's fragmentation. Without a limit, of physical memory, as the
+ * ceiling a lone server can use; a machine shared with other services sets --max-memory itself.
+ */
+void cfg_defaults_for(cfg *c, const cfg_limits *lim, long cores)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t mem = lim->memory_total;
+    if (lim->memory_limit && (!mem || lim->memory_limit < mem))
+        mem = lim->memory_limit;
+    mem = mem ? mem / 4 * 3 / MiB * MiB : GiB;
+    if (mem < MiB)
+        mem = MiB;
+    if (mem > 64 * TiB)
+        mem = 64 * TiB;
     if (cores < 1)
         cores = 1;
+    if (lim->cpu_quota > 0) {
+        /* Rounded up: 1.5 cores of quota is used best by two threads. */
+        long cpus = (long)ceil(lim->cpu_quota - 1e-9);
+        if (cpus < cores)
+            cores = cpus < 1 ? 1 : cpus;
+    }
     if (cores > CFG_MAX_WORKERS)
         cores = CFG_MAX_WORKERS;
     memset(c, 0, sizeof *c);
@@ -685,6 +716,8 @@ void cfg_defaults(cfg *c)
     c->listen_port = 8080;
     c->workers = (int)cores;
     c->http_threads = cores < 4 ? (int)cores : 4;
+    c->max_memory = mem;
+    c->cache_idle_ms = 2000;
     c->max_body_bytes = 256 * MiB;
     c->max_elements = 64 * MiB;
     c->max_rank = 32;
@@ -702,6 +735,13 @@ void cfg_defaults(cfg *c)
     strcpy(c->log_format, "text");
     strcpy(c->log_level, "info");
     c->access_log = 1;
+}
+
+void cfg_defaults(cfg *c)
+{
+    cfg_limits lim;
+    cfg_limits_read(NULL, &lim);
+    cfg_defaults_for(c, &lim, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 static int load(cfg *c, int argc, char **argv, char **envp, FILE *out, qdq_error *err)

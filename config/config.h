@@ -13,7 +13,7 @@
  * default. Within one source, a later flag overrides an earlier one; a key repeated in the file
  * is an error. When --listen and --port come from the same source, --port wins.
  *
- * Sizes (max-body-bytes, max-elements, max-header-bytes, inline-bytes) take an optional
+ * Sizes (max-body-bytes, max-elements, max-header-bytes, inline-bytes, max-memory) take an optional
  * 1024-based suffix: K, M or G (either case, optionally followed by "iB" or "B"): "64M".
  *
  * Every value is validated: numbers are whole and fully parsed and within the ranges printed by
@@ -45,8 +45,10 @@ typedef struct cfg {
      * brackets (it contains ':'); listen_port 0 asks the kernel for a free port. */
     char listen_host[256];
     int listen_port;         /* --listen HOST:PORT or [V6]:PORT; --port N; default 127.0.0.1:8080 */
-    int workers;             /* --workers: compute threads, 1..1024; default: online cores */
-    int http_threads;        /* --http-threads: libmicrohttpd threads, 1..256; default min(cores, 4) */
+    int workers;             /* --workers: compute threads, 1..1024; default: the container's
+                              * CPU quota rounded up, else the online cores (cfg_defaults) */
+    int http_threads;        /* --http-threads: libmicrohttpd threads, 1..256; default
+                              * min(that, 4) */
 
     /* Limits. */
     uint64_t max_body_bytes;   /* --max-body-bytes: after decompression; default 256 MiB */
@@ -58,6 +60,11 @@ typedef struct cfg {
     int max_inflight;          /* --max-inflight: requests received or computed at once; 1024 */
     int max_connections;       /* --max-connections: >= http_threads; default 1024 */
     int max_connections_per_ip;/* --max-connections-per-ip: 0 = unlimited (default) */
+    uint64_t max_memory;       /* --max-memory: bytes that requests and the buffer cache may hold
+                                * together; default 3/4 of the container's memory limit, else of
+                                * physical memory (cfg_defaults) */
+    int cache_idle_ms;         /* --cache-idle-ms: how long the buffer cache keeps memory that no
+                                * request uses before giving it back; 0 = at once; 2000 */
 
     /* Timeouts, in seconds. Never 0 except drain_timeout_s (0 = exit without waiting). */
     int idle_timeout_s;        /* --idle-timeout: inactivity before a connection closes; 30 */
@@ -84,7 +91,30 @@ typedef struct cfg {
     char config_file[1024];    /* --config / QDQ_CONFIG: the file that was read, or "" */
 } cfg;
 
-/* Fills c with the defaults (the worker counts from the number of online cores). */
+/*
+ * The limits of this process's container, from its cgroups (config/cgroup.c): cgroup v1, v2 or
+ * hybrid. root is the directory that stands for "/" (NULL or "/" on a real system; tests point
+ * it at a fake tree holding proc/self/cgroup, proc/meminfo and sys/fs/cgroup/...).
+ */
+typedef struct cfg_limits {
+    uint64_t memory_limit;  /* the smallest memory limit of the process's cgroups; 0 = none */
+    uint64_t memory_total;  /* physical memory (MemTotal); 0 if unknown */
+    double cpu_quota;       /* the smallest CPU quota in cores (quota / period); 0 = none */
+} cfg_limits;
+void cfg_limits_read(const char *root, cfg_limits *out);
+
+/*
+ * The defaults for a machine with these limits and this many online cores:
+ *   workers       the CPU quota rounded up (at least 1, at most cores), else cores;
+ *   http_threads  min(workers' default, 4);
+ *   max_memory    3/4 of the memory limit (or of memory_total when there is none, or when the
+ *                 limit is larger), rounded down to a MiB; 1 GiB if neither is known.
+ * The rest does not depend on the machine.
+ */
+void cfg_defaults_for(cfg *c, const cfg_limits *lim, long cores);
+
+/* Fills c with the defaults of this machine: cfg_defaults_for with its cgroup limits and its
+ * online cores. */
 void cfg_defaults(cfg *c);
 
 /*

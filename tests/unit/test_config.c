@@ -1,14 +1,17 @@
 /*
- * config/: defaults; file < environment < flag precedence; every option in every source
+ * config/: defaults, and those that follow the container's cgroup limits (v1, v2, hybrid, in
+ * fake trees); file < environment < flag precedence; every option in every source
  * (--name value, --name=value, QDQ_NAME=value, "name = value"); size suffixes; --help and
  * --version; the dump; the config file's syntax; the example config file; and invalid input,
  * each naming the option, the source and the bad value.
  *
  * config/ is linked into the server only, so config.c is included here whole.
  */
+#include "../../config/cgroup.c"
 #include "../../config/config.c"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,14 +84,24 @@ static void test_defaults(void)
 {
     cfg c, d;
     qdq_error e;
+    cfg_limits lim;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cores < 1)
         cores = 1;
+    /* This machine's cgroups may set a CPU quota (the reading is tested in test_limits). */
+    cfg_limits_read(NULL, &lim);
+    if (lim.cpu_quota > 0 && ceil(lim.cpu_quota - 1e-9) < (double)cores)
+        cores = (long)ceil(lim.cpu_quota - 1e-9);
     cfg_defaults(&d);
     CHECK(strcmp(d.listen_host, "127.0.0.1") == 0 && d.listen_port == 8080, "default listen %s:%d",
           d.listen_host, d.listen_port);
     CHECK(d.workers == (cores > 1024 ? 1024 : cores), "workers %d, cores %ld", d.workers, cores);
     CHECK(d.http_threads == (cores < 4 ? cores : 4), "http_threads %d", d.http_threads);
+    CHECK(d.max_memory >= 1 << 20 && d.max_memory % (1 << 20) == 0 &&
+              d.max_memory <= (lim.memory_total ? lim.memory_total : 1ULL << 30),
+          "max_memory %llu: whole MiB, within physical memory %llu",
+          (unsigned long long)d.max_memory, (unsigned long long)lim.memory_total);
+    CHECK(d.cache_idle_ms == 2000, "cache_idle_ms %d", d.cache_idle_ms);
     CHECK(d.max_body_bytes == 256ULL << 20, "max_body_bytes %llu",
           (unsigned long long)d.max_body_bytes);
     CHECK(d.max_elements == 67108864ULL, "max_elements");
@@ -244,6 +257,8 @@ static void test_every_option_every_source(void)
         { "max-inflight", "5000", "max-inflight", "5000", NULL, NULL },
         { "max-connections", "64", "max-connections", "64", NULL, NULL },
         { "max-connections-per-ip", "8", "max-connections-per-ip", "8", NULL, NULL },
+        { "max-memory", "600M", "max-memory", "629145600", NULL, NULL },
+        { "cache-idle-ms", "0", "cache-idle-ms", "0", NULL, NULL },
         { "idle-timeout", "5", "idle-timeout", "5", NULL, NULL },
         { "request-timeout", "120", "request-timeout", "120", NULL, NULL },
         { "drain-timeout", "0", "drain-timeout", "0", NULL, NULL },
@@ -394,6 +409,7 @@ static void test_example_file(void)
         size_t n = nl ? (size_t)(nl - line + 1) : strlen(line);
         int skip = line[0] == '#' && line[1] >= 'a' && line[1] <= 'z' &&
                    strncmp(line + 1, "workers", 7) != 0 && strncmp(line + 1, "http-", 5) != 0 &&
+                   strncmp(line + 1, "max-memory", 10) != 0 &&
                    strncmp(line + 1, "auth-", 5) != 0 && strncmp(line + 1, "tls-", 4) != 0;
         memcpy(o, line + skip, n - (size_t)skip);
         o += n - (size_t)skip;
@@ -512,6 +528,12 @@ static void test_invalid(void)
     BADF("workers 0", "--workers: '0' is out of range (1..1024)", NULL, "--workers", "0");
     BADF("workers 1025", "--workers: '1025' is out of range", NULL, "--workers", "1025");
     BADF("workers 3x", "--workers: '3x' is not a whole number", NULL, "--workers", "3x");
+    BADF("max-memory 0", "--max-memory: '0' is out of range (1M..65536G)", NULL, "--max-memory",
+         "0");
+    BADF("max-memory 1.5G", "--max-memory: '1.5G' is not a whole number", NULL, "--max-memory",
+         "1.5G");
+    BAD("QDQ_CACHE_IDLE_MS over an hour", ENV("QDQ_CACHE_IDLE_MS=3600001"),
+        "QDQ_CACHE_IDLE_MS: '3600001' is out of range (0..3600000)", NULL, "--");
     BADF("workers with a suffix", "--workers: '1K' is not a whole number", NULL, "--workers",
          "1K");
     BADF("workers empty", "--workers: empty value", NULL, "--workers=");
@@ -649,6 +671,181 @@ static void test_invalid(void)
     BADF("help is not a key", ":1: unknown key 'help'", NULL, "--config", p);
 }
 
+/* Writes text to ROOT/rel, making its directories. */
+static void put(const char *root, const char *rel, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    for (char *p = path + strlen(root) + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        mkdir(path, 0755);
+        *p = '/';
+    }
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(2);
+    }
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+/* A fresh fake root under tmpdir (the previous one removed); returns its path (static).
+ * done = 1 only removes the previous one. */
+static const char *fake_root_(int done)
+{
+    static char root[128];
+    static int n;
+    if (root[0])
+        nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    root[0] = '\0';
+    if (done)
+        return NULL;
+    snprintf(root, sizeof root, "%s/root%d", tmpdir, n++);
+    mkdir(root, 0755);
+    return root;
+}
+#define fake_root() fake_root_(0)
+
+#define GiB_ (1ULL << 30)
+#define V1_UNLIMITED "9223372036854771712\n"
+
+/* cfg_limits_read in fake trees: the layouts of a v2 host, a v2 container, a hybrid (v1)
+ * container as podman makes it here, a v1 host with comounted cpu,cpuacct, and no cgroups. */
+static void test_limits(void)
+{
+    cfg_limits l;
+    const char *r;
+
+    /* v2 host: the process in /user.slice/app; limits at both levels, the smaller wins. */
+    r = fake_root();
+    put(r, "proc/self/cgroup", "0::/user.slice/app\n");
+    put(r, "proc/meminfo", "MemTotal:       24683720 kB\nMemFree:  1 kB\n");
+    put(r, "sys/fs/cgroup/cgroup.controllers", "cpu memory\n");
+    put(r, "sys/fs/cgroup/user.slice/memory.max", "max\n");
+    put(r, "sys/fs/cgroup/user.slice/cpu.max", "max 100000\n");
+    put(r, "sys/fs/cgroup/user.slice/app/memory.max", "1073741824\n");
+    put(r, "sys/fs/cgroup/user.slice/app/cpu.max", "150000 100000\n");
+    cfg_limits_read(r, &l);
+    CHECK(l.memory_limit == GiB_ && l.cpu_quota == 1.5 && l.memory_total == 24683720ULL * 1024,
+          "v2: memory %llu, cpus %g, total %llu", (unsigned long long)l.memory_limit,
+          l.cpu_quota, (unsigned long long)l.memory_total);
+    put(r, "sys/fs/cgroup/user.slice/memory.max", "536870912\n");
+    put(r, "sys/fs/cgroup/user.slice/cpu.max", "50000 100000\n");
+    cfg_limits_read(r, &l);
+    CHECK(l.memory_limit == GiB_ / 2 && l.cpu_quota == 0.5,
+          "v2: the parent's smaller limits apply: %llu, %g", (unsigned long long)l.memory_limit,
+          l.cpu_quota);
+    put(r, "sys/fs/cgroup/user.slice/memory.max", "lots\n");
+    put(r, "sys/fs/cgroup/user.slice/app/memory.max", "max\n");
+    put(r, "sys/fs/cgroup/user.slice/cpu.max", "max 100000\n");
+    put(r, "sys/fs/cgroup/user.slice/app/cpu.max", "max 100000\n");
+    cfg_limits_read(r, &l);
+    CHECK(l.memory_limit == 0 && l.cpu_quota == 0, "v2: max and garbage are no limit: %llu %g",
+          (unsigned long long)l.memory_limit, l.cpu_quota);
+
+    /* v2 container (its own cgroup namespace): "0::/", the limits at the mount's root. */
+    r = fake_root();
+    put(r, "proc/self/cgroup", "0::/\n");
+    put(r, "sys/fs/cgroup/cgroup.controllers", "cpu memory\n");
+    put(r, "sys/fs/cgroup/memory.max", "2147483648\n");
+    put(r, "sys/fs/cgroup/cpu.max", "200000 100000\n");
+    cfg_limits_read(r, &l);
+    CHECK(l.memory_limit == 2 * GiB_ && l.cpu_quota == 2.0, "v2 container: %llu %g",
+          (unsigned long long)l.memory_limit, l.cpu_quota);
+
+    /* Hybrid, in a podman (runc) container: /proc/self/cgroup names the host's path, and each
+     * v1 hierarchy has the container's cgroup at its root; no unified mount inside. */
+    r = fake_root();
+    put(r, "proc/self/cgroup",
+        "9:name=systemd:/libpod_parent/libpod-3f2a\n4:memory:/libpod_parent/libpod-3f2a\n"
+        "2:cpuacct:/libpod_parent/libpod-3f2a\n1:cpu:/libpod_parent/libpod-3f2a\n"
+        "0::/libpod_parent/libpod-3f2a\n");
+    put(r, "sys/fs/cgroup/memory/memory.limit_in_bytes", "1073741824\n");
+    put(r, "sys/fs/cgroup/cpu/cpu.cfs_quota_us", "100000\n");
+    put(r, "sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n");
+    put(r, "sys/fs/cgroup/cpuacct/cpuacct.usage", "0\n");
+    cfg_limits_read(r, &l);
+    CHECK(l.memory_limit == GiB_ && l.cpu_quota == 1.0, "v1 container: %llu %g",
+          (unsigned long long)l.memory_limit, l.cpu_quota);
+
+    /* v1 host: nested cgroups, cpu and cpuacct comounted; unlimited memory; a 2.5-core quota
+     * below an unlimited parent. */
+    r = fake_root();
+    put(r, "proc/self/cgroup", "5:memory:/a/b\n3:cpu,cpuacct:/a/b\n0::/a/b\n");
+    put(r, "sys/fs/cgroup/memory/memory.limit_in_bytes", V1_UNLIMITED);
+    put(r, "sys/fs/cgroup/memory/a/memory.limit_in_bytes", V1_UNLIMITED);
+    put(r, "sys/fs/cgroup/memory/a/b/memory.limit_in_bytes", V1_UNLIMITED);
+    put(r, "sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_quota_us", "-1\n");
+    put(r, "sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_period_us", "100000\n");
+    put(r, "sys/fs/cgroup/cpu,cpuacct/a/b/cpu.cfs_quota_us", "250000\n");
+    put(r, "sys/fs/cgroup/cpu,cpuacct/a/b/cpu.cfs_period_us", "100000\n");
+    put(r, "sys/fs/cgroup/unified/cgroup.procs", "1\n");
+    cfg_limits_read(r, &l);
+    CHECK(l.memory_limit == 0 && l.cpu_quota == 2.5, "v1 host: %llu %g",
+          (unsigned long long)l.memory_limit, l.cpu_quota);
+    put(r, "sys/fs/cgroup/memory/a/memory.limit_in_bytes", "805306368\n");
+    cfg_limits_read(r, &l);
+    CHECK(l.memory_limit == 768ULL << 20, "v1 host: the parent's limit applies: %llu",
+          (unsigned long long)l.memory_limit);
+
+    /* No cgroups at all (and no meminfo: sysconf's physical memory). */
+    r = fake_root();
+    cfg_limits_read(r, &l);
+    CHECK(l.memory_limit == 0 && l.cpu_quota == 0 && l.memory_total > 0,
+          "no cgroups: %llu %g, total %llu", (unsigned long long)l.memory_limit, l.cpu_quota,
+          (unsigned long long)l.memory_total);
+    fake_root_(1);
+}
+
+/* The defaults that follow the limits: threads from the CPU quota, the memory budget. */
+static void test_defaults_for(void)
+{
+    cfg c;
+    cfg_limits l = { .memory_limit = GiB_, .memory_total = 24 * GiB_, .cpu_quota = 1.5 };
+    cfg_defaults_for(&c, &l, 2);
+    CHECK(c.workers == 2 && c.http_threads == 2 && c.max_memory == 768ULL << 20,
+          "1.5 cores, 1 GiB: %d %d %llu", c.workers, c.http_threads,
+          (unsigned long long)c.max_memory);
+    l.cpu_quota = 1.0;
+    cfg_defaults_for(&c, &l, 2);
+    CHECK(c.workers == 1 && c.http_threads == 1, "1 core: %d %d", c.workers, c.http_threads);
+    l.cpu_quota = 0.2;
+    cfg_defaults_for(&c, &l, 2);
+    CHECK(c.workers == 1 && c.http_threads == 1, "0.2 cores: at least 1: %d", c.workers);
+    l.cpu_quota = 8;
+    cfg_defaults_for(&c, &l, 2);
+    CHECK(c.workers == 2, "8 cores of quota on 2 cores: %d", c.workers);
+    l.cpu_quota = 0;
+    cfg_defaults_for(&c, &l, 16);
+    CHECK(c.workers == 16 && c.http_threads == 4, "no quota, 16 cores: %d %d", c.workers,
+          c.http_threads);
+    cfg_defaults_for(&c, &l, 5000);
+    CHECK(c.workers == 1024, "at most 1024 workers: %d", c.workers);
+    l.memory_limit = 0;
+    cfg_defaults_for(&c, &l, 2);
+    CHECK(c.max_memory == 18 * GiB_, "no limit: 3/4 of 24 GiB: %llu",
+          (unsigned long long)c.max_memory);
+    l.memory_limit = 64 * GiB_;
+    cfg_defaults_for(&c, &l, 2);
+    CHECK(c.max_memory == 18 * GiB_, "a limit above physical memory: %llu",
+          (unsigned long long)c.max_memory);
+    l.memory_limit = 1000000000;
+    cfg_defaults_for(&c, &l, 2);
+    CHECK(c.max_memory == 715ULL << 20, "3/4 of 10^9 rounded down to a MiB: %llu",
+          (unsigned long long)c.max_memory);
+    l.memory_limit = 1 << 20;
+    cfg_defaults_for(&c, &l, 2);
+    CHECK(c.max_memory == 1 << 20, "at least 1 MiB: %llu", (unsigned long long)c.max_memory);
+    l.memory_limit = 0;
+    l.memory_total = 0;
+    cfg_defaults_for(&c, &l, 2);
+    CHECK(c.max_memory == GiB_, "nothing known: 1 GiB: %llu", (unsigned long long)c.max_memory);
+}
+
 /* Removes tmpdir and the files the tests wrote in it. */
 static void remove_tmpdir(void)
 {
@@ -675,6 +872,8 @@ int main(void)
         return 2;
     }
     test_defaults();
+    test_limits();
+    test_defaults_for();
     test_precedence();
     test_every_option_every_source();
     test_values();
