@@ -204,8 +204,10 @@ int srv_inflate_end(srv_req *r);
 void srv_compress_response(srv_req *r, const char *accept_encoding);
 
 /* ---- healthcheck.c ---- */
-/* --healthcheck: 0 when the configured server answers GET /healthz with 200, else 1. */
-int srv_healthcheck(const cfg *c);
+/* `--healthcheck` mode with the other arguments and the environment: 0 when the server (the
+ * container's, or the one these settings name) answers GET /healthz with 200; 1 when not; 2
+ * for settings that do not parse. */
+int srv_healthcheck(int argc, char **argv, char **envp);
 
 /* ---- guard.c ---- */
 /* libmicrohttpd's connection notification: registers (started) or forgets a connection. */
