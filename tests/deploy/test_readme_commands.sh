@@ -9,9 +9,11 @@
 #  - comment lines right under a command, the first one starting "# {" or "# [", are the JSON
 #    it prints: its output must contain them (whitespace aside);
 #  - ./run.sh and ./test.sh are not run here: CI runs what they run (.ci/run: the installer,
-#    make test); commands that need a Docker engine or a cluster are mirrored: `docker build`
-#    by test_dockerfile.sh and test_install_layout.sh, `docker run IMAGE ARGS` by running the
-#    built server with the command's -e variables and ARGS, `docker compose` by
+#    make test); commands that need a container engine or a cluster are mirrored: `docker
+#    build` and `podman build` by test_dockerfile.sh, test_install_layout.sh and
+#    test_container.sh (which builds and runs the image under podman where it can), `docker run
+#    IMAGE ARGS` and `podman run` by running the built server with the command's -e variables
+#    and ARGS, `docker compose` by
 #    test_nginx_scaleout.sh, `kubectl` by test_k8s_manifests.sh (the files they name must
 #    exist). Any other command that cannot run fails;
 #  - a ```python block runs when its imports are importable (numpy and requests: Debian's
@@ -224,8 +226,9 @@ print(" ".join(sorted(m)))' "$f")
     ./run.sh*|./test.sh*|"sh run.sh"*|"sh test.sh"*)
         skip "$first: CI runs what it runs (.ci/run: scripts/install-deps.sh, make test)"
         continue ;;
-    "docker build"*) mirror "$cmd" test_dockerfile.sh test_install_layout.sh; continue ;;
-    "docker run"*) docker_run "$cmd"; continue ;;
+    "docker build"*|"podman build"*)
+        mirror "$cmd" test_dockerfile.sh test_install_layout.sh test_container.sh; continue ;;
+    "docker run"*|"podman run"*) docker_run "$cmd"; continue ;;
     "docker compose"*|docker-compose*) mirror "$cmd" test_nginx_scaleout.sh; continue ;;
     kubectl*) mirror "$cmd" test_k8s_manifests.sh; continue ;;
     esac

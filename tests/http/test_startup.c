@@ -6,11 +6,22 @@
  *  - with --log-format json, every line the server writes, on stdout and stderr, from start to
  *    exit, is one JSON object (no plain "listening on" line), and the start line still gives
  *    the address and port; text logs keep the plain "listening on" line scripts wait for;
+ *  - each log line is one write(): a container engine records every write of the server's
+ *    stdout and stderr as its own log record, and joins records that do not end a line with the
+ *    next one from either stream, so a line written in pieces comes out broken and mixed with
+ *    others (podman's `logs` did so). Checked with the server's stdout and stderr a datagram
+ *    socket, which keeps each write whole: every datagram must be exactly one JSON line;
  *  - the start line reports the worker and thread counts and the memory budget.
  */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "http_client.h"
@@ -119,9 +130,85 @@ static void test_json_logs(void)
     sp_release(&s);
 }
 
+/* Reads one datagram within ms milliseconds into buf (NUL-terminated); its length, or -1. */
+static ssize_t recv_within(int fd, char *buf, size_t n, int ms)
+{
+    struct pollfd p = { fd, POLLIN, 0 };
+    if (poll(&p, 1, ms) <= 0)
+        return -1;
+    ssize_t k = recv(fd, buf, n - 1, 0);
+    if (k >= 0)
+        buf[k] = '\0';
+    return k;
+}
+
+/* Is one datagram a whole line holding a JSON object? The first that is not is printed. */
+static int one_line(const char *d, ssize_t k, int i)
+{
+    static int told;
+    const char *nl = memchr(d, '\n', (size_t)k);
+    cJSON *j = nl == d + k - 1 ? hc_json_parse_exact(d, (size_t)k - 1) : NULL;
+    int ok = j && cJSON_IsObject(j);
+    cJSON_Delete(j);
+    if (!ok && !told++)
+        fprintf(stderr, "write %d of the server's output is not one JSON line: '%.*s'\n", i,
+                (int)k, d);
+    return ok;
+}
+
+static void test_one_write_per_line(void)
+{
+    int sv[2];
+    const char *bin = getenv("QDQ_SERVER");
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        CHECK(0, "socketpair: %s", strerror(errno));
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(sv[1], 1);
+        dup2(sv[1], 2);
+        execl(bin ? bin : "build/qdq-server", "qdq-server", "--listen", "127.0.0.1:0",
+              "--log-format", "json", "--log-level", "debug", "--shutdown-grace", "0",
+              (char *)NULL);
+        _exit(127);
+    }
+    close(sv[1]);
+    char d[16384], base[64] = "";
+    int n = 0, good = 0;
+    ssize_t k = recv_within(sv[0], d, sizeof d, 10000);
+    const char *at = k > 0 ? strstr(d, "listening on 127.0.0.1:") : NULL;
+    if (k > 0) {
+        good += one_line(d, k, ++n);
+        if (at)
+            snprintf(base, sizeof base, "http://127.0.0.1:%d", atoi(at + 23));
+    }
+    CHECK(base[0], "no start line in the first write: '%s'", k > 0 ? d : "(none)");
+    if (base[0]) {
+        char url[128];
+        hc_resp r;
+        const char *hs[] = { "Content-Type: application/json", NULL };
+        snprintf(url, sizeof url, "%s/quantize-dequantize", base);
+        for (int i = 0; i < 20; i++) {
+            hc_request("POST", url, hs, i % 2 ? "{" : "{\"input\": [1.0, 2.0]}", i % 2 ? 1 : 20,
+                       &r);
+            hc_resp_free(&r);
+        }
+        hc_thread_done();
+    }
+    kill(pid, SIGTERM);
+    while ((k = recv_within(sv[0], d, sizeof d, 3000)) > 0)
+        good += one_line(d, k, ++n);
+    int st;
+    waitpid(pid, &st, 0);
+    close(sv[0]);
+    CHECK(n >= 24 && good == n, "%d of %d writes were whole JSON lines (want at least 24)", good, n);
+}
+
 int main(void)
 {
     test_dual_stack();
     test_json_logs();
+    test_one_write_per_line();
     return check_done();
 }
