@@ -45,11 +45,12 @@ start_server() {
     SPID=$!
     PIDS="$PIDS $SPID"
     n=0
-    while [ $n -lt 100 ] && ! grep -q '^listening on' "$log" && kill -0 $SPID 2>/dev/null; do
+    # (text logs: a line "listening on ADDRESS"; JSON logs: in the start line's msg)
+    while [ $n -lt 100 ] && ! grep -q 'listening on' "$log" && kill -0 $SPID 2>/dev/null; do
         sleep 0.05
         n=$((n + 1))
     done
-    SPORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$log")
+    SPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
 }
 SENV=QDQ_ACCESS_LOG=off
 start_server "$T/server.err"
