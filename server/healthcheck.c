@@ -8,10 +8,10 @@
  * does not see the server's command line (`docker run IMAGE --port 9000`). So, given no option
  * of its own, it asks the server of its container: PID 1 when PID 1 is this same program (the
  * image's exec-form ENTRYPOINT), or the one child of PID 1 that is, when PID 1 is a container
- * init (`--init`: catatonit, tini, docker-init, dumb-init; Kubernetes' pause with a shared
- * process namespace). That server's settings come from its own /proc/PID/cmdline and
- * /proc/PID/environ (the environment it started with; this process's own when that cannot be
- * read, which in a container is the same), relative paths against its working directory.
+ * init (`--init`: catatonit, tini, docker-init, dumb-init). That server's settings come from
+ * its own /proc/PID/cmdline and /proc/PID/environ (the environment it started with; this
+ * process's own when that cannot be read, which in a container is the same), relative paths
+ * against its working directory.
  * Otherwise (options given, or no such server, as on a host) the options and QDQ_* variables
  * given to --healthcheck say where.
  */
@@ -31,7 +31,7 @@
 
 /* Process names of the inits that container engines put at PID 1 in front of the program. */
 static const char *const inits[] = { "catatonit", "podman-init", "tini", "tini-static",
-                                     "docker-init", "dumb-init", "pause", NULL };
+                                     "docker-init", "dumb-init", NULL };
 
 /* The whole of /proc/PID/NAME (malloc'ed, NUL-terminated; *len without that NUL), or NULL. */
 static char *read_proc(int pid, const char *name, size_t *len)
@@ -112,11 +112,11 @@ static bool is_server(int pid)
     }
     size_t len;
     char *cmd = read_proc(pid, "cmdline", &len);
-    bool hc = false;
+    bool server = cmd != NULL;
     for (size_t i = 0; cmd && i < len; i += strlen(cmd + i) + 1)
-        hc |= strcmp(cmd + i, "--healthcheck") == 0;
+        server &= strcmp(cmd + i, "--healthcheck") != 0;
     free(cmd);
-    return cmd != NULL && !hc;
+    return server;
 }
 
 /* The parent of pid, from /proc/PID/stat ("PID (COMM) STATE PPID ..."); -1 if unknown. */
@@ -124,9 +124,9 @@ static int parent_of(int pid)
 {
     size_t len;
     char *st = read_proc(pid, "stat", &len);
-    char *close = st ? strrchr(st, ')') : NULL;
+    char *paren = st ? strrchr(st, ')') : NULL; /* the command name may hold ')' or spaces */
     int ppid = -1;
-    if (close && sscanf(close + 1, " %*c %d", &ppid) != 1)
+    if (paren && sscanf(paren + 1, " %*c %d", &ppid) != 1)
         ppid = -1;
     free(st);
     return ppid;
