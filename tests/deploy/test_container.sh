@@ -26,7 +26,6 @@
 # (skipped: "0 passed, 0 failed, 1 skipped"). QDQ_SKIP_CONTAINER=1 skips it.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-ROOT=$PWD
 . tests/lib/checks.sh
 START=$(date +%s)
 skip() {
@@ -93,10 +92,10 @@ wait_http() {
 }
 
 # The engine's settings: this machine's hard limits as the containers' (podman's defaults are
-# above them; runc may not raise them), the process limit at most kernel.pid_max (conmon gets
-# no more: measured here, 32768 against a hard limit of 96367), runc (crun refuses hybrid
-# cgroups), cgroupfs and a file event log (no systemd), netavark with aardvark-dns (compose's
-# service names), its networks' files in $T.
+# above them, and runc may not raise them), the process limit at most kernel.pid_max (here runc
+# could not set one above 32768, the pid_max, though the hard limit is 96367), runc (crun
+# refuses hybrid cgroups), cgroupfs and a file event log (no systemd), netavark with
+# aardvark-dns (compose's service names), its networks' files in $T.
 lim=$(python3 -c 'import resource as r
 pid_max = int(open("/proc/sys/kernel/pid_max").read())
 for n, k, cap in (("nofile", r.RLIMIT_NOFILE, None), ("nproc", r.RLIMIT_NPROC, pid_max)):
