@@ -1,13 +1,20 @@
 # qdq-server image: two stages on debian:bookworm-slim.
 #
 #   docker build -t qdq-server .
-#   docker run --rm -p 8080:8080 -e QDQ_WORKERS=2 qdq-server
+#   docker run --rm -p 8080:8080 --cpus 2 --memory 2g -e QDQ_LOG_FORMAT=json qdq-server
+#
+# With podman, build with --format docker: its default (OCI) format has no HEALTHCHECK and
+# drops it.
+#
+#   podman build --format docker -t qdq-server .
 #
 # Every RUN step is the project's own installer or a make target that CI runs too
 # (tests/deploy/test_dockerfile.sh checks this and runs the installer steps; the installed
-# layout is run as a non-root user by tests/deploy/test_install_layout.sh). Configuration is
-# by QDQ_* variables (qdq-server --help lists them); the server sees the host's cores, not
-# the container's CPU limit, so set QDQ_WORKERS and QDQ_HTTP_THREADS to match the limit.
+# layout is run as a non-root user by tests/deploy/test_install_layout.sh; the image itself is
+# built and run under podman by tests/deploy/test_container.sh). Configuration is by QDQ_*
+# variables or flags after the image name (qdq-server --help lists them). The workers and HTTP
+# threads follow the container's CPU limit (--cpus 2: two of each), the memory budget
+# (--max-memory) three quarters of its memory limit (--memory 2g: 1.5G).
 
 # Build stage: compilers and -dev packages from the installer's default list.
 FROM debian:bookworm-slim AS build
@@ -28,7 +35,8 @@ COPY --from=build /out/usr/local/bin/qdq-server /usr/local/bin/qdq-server
 USER 10001:10001
 ENV QDQ_LISTEN=0.0.0.0:8080
 EXPOSE 8080
-# The binary checks itself (GET /healthz on QDQ_LISTEN; 0.0.0.0 is asked on 127.0.0.1): no curl.
+# The binary checks itself, no curl: GET /healthz from the container's server (PID 1), at the
+# address its own flags and variables give (0.0.0.0 is asked on 127.0.0.1, [::] on [::1]).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["/usr/local/bin/qdq-server", "--healthcheck"]
 # Exec form: the server is PID 1 and gets SIGTERM itself, so it drains and exits 0

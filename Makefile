@@ -5,7 +5,8 @@
 #   make test       install what is missing, build normal and sanitizer (ASan+UBSan) builds,
 #                   run every test in both; ends with "N passed, N failed"
 #   make bench      build and run the benchmarks (baselines in the same run, ratios printed)
-#   make install    install the server (PREFIX, DESTDIR)
+#   make install    install the server, stripped (PREFIX, DESTDIR); `make install-debug` adds
+#                   its debug symbols under DEBUGDIR (/usr/lib/debug/.build-id/), where gdb looks
 #   make fuzz       fuzz every decoder for FUZZ_SECONDS (60) each
 #   make soak       wrk at SOAK_CONNECTIONS (256) for SOAK_SECONDS (60) after SOAK_WARMUP (45),
 #                   answers compared byte for byte, RSS bounded; then SIGTERM under load
@@ -15,6 +16,7 @@
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
+DEBUGDIR ?= /usr/lib/debug
 SAN ?=
 BUILD ?= build$(if $(SAN),-san)
 ARCH := $(shell uname -m)
@@ -69,7 +71,7 @@ LINK := $(if $(PROTO_CXX),$(CXX),$(CC))
 # Keep objects of pattern-built programs.
 .SECONDARY:
 
-.PHONY: all run test tests bench install clean deps asan fuzz soak
+.PHONY: all run test tests bench install install-debug clean deps asan fuzz soak
 all: $(LIBQDQ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(if $(SERVER_SRC),$(SERVER))
 
 $(BUILD)/%.o: %.c
@@ -139,9 +141,24 @@ soak: all
 bench: $(BENCH_BIN) $(if $(SERVER_SRC),$(SERVER))
 	sh bench/run.sh $(BUILD)
 
-install: all
+# The installed binary is stripped (about 0.4 MB instead of 3 MB): its debug symbols are split
+# into $(SERVER).debug, which it names (.gnu_debuglink), and which `make install-debug` puts
+# where gdb finds it; build/qdq-server itself keeps them for the tests.
+$(SERVER).debug: $(SERVER)
+	objcopy --only-keep-debug $< $@
+$(SERVER).stripped: $(SERVER) $(SERVER).debug
+	objcopy --strip-all --add-gnu-debuglink=$(SERVER).debug $< $@
+
+install: all $(SERVER).stripped
 	install -d $(DESTDIR)$(BINDIR)
-	install -m 755 $(SERVER) $(DESTDIR)$(BINDIR)/qdq-server
+	install -m 755 $(SERVER).stripped $(DESTDIR)$(BINDIR)/qdq-server
+
+# By build id (DEBUGDIR/.build-id/xx/rest.debug), where gdb finds it wherever the binary lies.
+install-debug: $(SERVER).debug
+	@id=$$(readelf -n $(SERVER).debug | sed -n 's/.*Build ID: *//p'); \
+	dir=$(DESTDIR)$(DEBUGDIR)/.build-id/$$(echo $$id | cut -c1-2); \
+	echo install -m 644 $(SERVER).debug $$dir/$$(echo $$id | cut -c3-).debug; \
+	install -d $$dir && install -m 644 $(SERVER).debug $$dir/$$(echo $$id | cut -c3-).debug
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -4,11 +4,17 @@
 # Must run as root (or with sudo available).
 set -eu
 
+# The container engine tests/deploy/test_container.sh runs the image under: podman with runc
+# (crun refuses hybrid cgroups), netavark and aardvark-dns (compose's service names), catatonit
+# (--init), podman-compose, and debootstrap to make the base image without a registry.
+ENGINE="podman runc uidmap slirp4netns containernetworking-plugins netavark aardvark-dns \
+fuse-overlayfs catatonit podman-compose debootstrap"
 RUNTIME="libmicrohttpd12 libuv1 libcjson1 zlib1g libstdc++6"
 BUILD="build-essential pkg-config libmicrohttpd-dev libuv1-dev libcjson-dev zlib1g-dev \
 libdragonbox-dev libfast-float-dev"
 DEV="curl libcurl4-openssl-dev clang libclang-rt-14-dev wrk libeigen3-dev python3 ca-certificates \
-prometheus openssl nginx yamllint python3-numpy python3-requests python3-kubernetes python3-yaml"
+prometheus openssl nginx yamllint python3-numpy python3-requests python3-kubernetes python3-yaml \
+$ENGINE"
 
 want="$RUNTIME $BUILD"
 case "${1:-}" in

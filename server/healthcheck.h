@@ -2,9 +2,11 @@
 #ifndef SRV_HEALTHCHECK_H
 #define SRV_HEALTHCHECK_H
 
-#include "config.h"
-
-/* 0 when the configured server answers GET /healthz with 200, else 1. */
-int srv_healthcheck(const cfg *c);
+/*
+ * `--healthcheck` mode with the other arguments and the environment: 0 when the server (the
+ * container's, or the one these settings name) answers GET /healthz with 200; 1 when not; 2
+ * for settings that do not parse.
+ */
+int srv_healthcheck(int argc, char **argv, char **envp);
 
 #endif

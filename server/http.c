@@ -645,8 +645,8 @@ int srv_start(srv *s, const cfg *c)
      * upload and keep the request open until the idle timeout. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    if (ai->ai_family == AF_INET6) /* dual stack: [::] takes IPv4 clients too */
+        flags |= MHD_USE_DUAL_STACK;
     struct MHD_OptionItem opts[24];
     int n = 0;
 #define OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){ (o), (intptr_t)(v), (p) })

@@ -242,39 +242,40 @@ static void timestamp(char *buf, size_t n)
     snprintf(buf + k, n - k, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-/* Writes s as the inside of a JSON string. */
-static void json_str(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-}
-
+/*
+ * One line in one write: stderr is unbuffered, so a line written piece by piece reaches a
+ * container engine's log as several partial records, which it may interleave with stdout's
+ * (podman's `logs` then shows broken JSON lines). The message is at most 1023 bytes, so its
+ * escaped form (6 bytes per byte at worst) and the rest always fit the buffer.
+ */
 void srv_log(const char *level, const char *fmt, ...)
 {
     if (level_of(level) > L.level)
         return;
-    char ts[40], msg[1024];
+    char ts[40], msg[1024], line[8192];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     timestamp(ts, sizeof ts);
-    flockfile(stderr);
+    size_t k;
     if (L.json) {
-        fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, level);
-        json_str(stderr, msg);
-        fputs("\"}\n", stderr);
+        k = (size_t)snprintf(line, sizeof line, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"",
+                             ts, level);
+        for (const char *s = msg; *s; s++) {
+            unsigned char c = (unsigned char)*s;
+            if (c == '"' || c == '\\')
+                k += (size_t)snprintf(line + k, sizeof line - k, "\\%c", c);
+            else if (c < 0x20)
+                k += (size_t)snprintf(line + k, sizeof line - k, "\\u%04x", c);
+            else
+                line[k++] = (char)c;
+        }
+        k += (size_t)snprintf(line + k, sizeof line - k, "\"}\n");
     } else {
-        fprintf(stderr, "%s %s %s\n", ts, level, msg);
+        k = (size_t)snprintf(line, sizeof line, "%s %s %s\n", ts, level, msg);
     }
-    funlockfile(stderr);
+    fwrite(line, 1, k < sizeof line ? k : sizeof line - 1, stderr);
 }
 
 /* The calling thread's buffer, made on its first line. */

@@ -41,14 +41,11 @@ int main(int argc, char **argv)
 {
     static cfg c;
     qdq_error err = { 0 };
-    /* --healthcheck (anywhere): ask the server configured by the other options. */
-    bool healthcheck = false;
+    /* --healthcheck (anywhere): ask the running server (server/healthcheck.c). */
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--healthcheck") == 0) {
-            healthcheck = true;
             memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
-            argc--;
-            break;
+            return srv_healthcheck(argc - 1, argv, environ);
         }
     int rc = cfg_load(&c, argc, argv, environ, stdout, &err);
     if (rc == 2 || rc == 3)
@@ -58,8 +55,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "Try 'qdq-server --help'.\n");
         return 2;
     }
-    if (healthcheck)
-        return srv_healthcheck(&c);
     /* Signals are taken by sigwait below: block them before any thread starts (the access
      * log's writer is the first). */
     sigset_t set;
@@ -76,9 +71,11 @@ int main(int argc, char **argv)
         srv_log_stop();
         return 1;
     }
-    srv_log("info", "qdq-server listening on %s:%d (%d workers, %d http threads)",
-            c.listen_host, s.port, c.workers, c.http_threads);
-    fprintf(stderr, "listening on %s:%d\n", c.listen_host, s.port);
+    srv_log("info", "qdq-server listening on %s:%d (%d workers, %d http threads, max-memory %llu)",
+            c.listen_host, s.port, c.workers, c.http_threads, (unsigned long long)c.max_memory);
+    /* For scripts (and tests) that wait for the port; JSON logs carry it in the line above. */
+    if (strcmp(c.log_format, "json") != 0)
+        fprintf(stderr, "listening on %s:%d\n", c.listen_host, s.port);
 
     int sig = 0;
     sigwait(&set, &sig);

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Static checks of the Dockerfile and .dockerignore (no Docker engine here: hadolint is not in
-# Debian either), and the parts of the build that can run without one:
+# Static checks of the Dockerfile and .dockerignore (hadolint is not in Debian; the image is
+# built and run under podman by test_container.sh where it can), and the parts of the build
+# that can run without an engine:
 #  - two stages, both FROM debian:bookworm-slim; exec-form ENTRYPOINT (and CMD, if any), so
 #    SIGTERM reaches the server; a numeric non-root USER, the uid the RUN step creates;
 #    HEALTHCHECK runs the binary's own --healthcheck (no curl or wget in the image);
@@ -13,7 +14,10 @@
 #    everything already installed by CI's --dev, so their lists are subsets of what CI proved;
 #  - COPY --from=build takes exactly what `make install DESTDIR=/out` installs;
 #  - the build context that .dockerignore leaves (docker's matching rules) builds with
-#    `make all`, and holds no build output or .git.
+#    `make all`, and holds no build output or .git;
+#  - the Dockerfile's usage comment and README.md show the same `docker build` and `docker run`
+#    commands, and both tell podman users to build with --format docker (podman's default OCI
+#    format drops HEALTHCHECK); README's podman commands are its docker commands with podman.
 # Prints "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -136,6 +140,30 @@ check(any(c.split() == ["--from=build", "/out/usr/local/bin/qdq-server", "/usr/l
           for c in copies), "the runtime stage takes the installed binary from the build stage")
 check(all(c.startswith("--from=build /out/") or c.split()[0] == "scripts/install-deps.sh" for c in copies),
       f"the runtime stage copies nothing else from the context: {copies}")
+
+# The run example: the Dockerfile's usage comment and README say the same.
+def cmds(lines, tool, verb):
+    out = []
+    for l in lines:
+        l = re.sub(r"^\s*#?\s*", "", l).strip()
+        if l.startswith(f"{tool} {verb} "):
+            out.append(" ".join(l.split()))
+    return out
+readme = open("README.md").read()
+blocks = "\n".join(re.findall(r"^```sh\n(.*?)^```", readme, re.S | re.M)).splitlines()
+comment = [l for l in text.splitlines() if l.startswith("#")]
+for verb in ("build", "run"):
+    d, r = cmds(comment, "docker", verb), cmds(blocks, "docker", verb)
+    check(d and set(d) == set(r), f"the Dockerfile and README show the same `docker {verb}`: {d} / {r}")
+    p = cmds(blocks, "podman", verb)
+    check(p and {c.replace(" --format docker", "") for c in p} ==
+          {c.replace("docker", "podman", 1) for c in r},
+          f"README's `podman {verb}` is its `docker {verb}` with podman: {p}")
+pb = cmds(comment, "podman", "build") + cmds(blocks, "podman", "build")
+check(len(pb) >= 2 and all("--format docker" in c.split("  ")[0] for c in pb),
+      f"the Dockerfile and README build with podman --format docker (keeps HEALTHCHECK): {pb}")
+check(re.search(r"--format docker`?[^.]*\n?[^.]*HEALTHCHECK", readme),
+      "README says why: --format docker keeps the HEALTHCHECK")
 
 ci = open(".ci/run").read()
 mk = open("Makefile").read()

@@ -2,10 +2,13 @@
 # The image's runtime stage without a Docker engine: `make install DESTDIR=... PREFIX=/usr/local`
 # into a fresh directory (the build stage's step), then the installed binary run from there as
 # the image runs it: as uid/gid 10001 (the Dockerfile's USER; setpriv needs no passwd entry),
-# from /, in a tree it cannot write, configured by QDQ_* variables only. Checks /healthz, a
-# request, --healthcheck (exit 0 healthy, non-zero with no server), SIGTERM -> exit 0, and that
-# every library the binary links comes from the installer's --runtime list (what the runtime
-# stage installs) or libc6. Prints "N passed, N failed".
+# from /, in a tree it cannot write, configured by QDQ_* variables only. Checks that the
+# installed binary is stripped (its debug symbols in the file `make install-debug` adds, which
+# gdb finds), /healthz, a request, --healthcheck (exit 0 healthy, non-zero with no server; and,
+# as root, as a container runs it: the server as PID 1 of its own PID namespace, configured by
+# flags or variables the health check does not get, found all the same), SIGTERM -> exit 0, and
+# that every library the binary links comes from the installer's --runtime list (what the
+# runtime stage installs) or libc6. Prints "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
@@ -30,7 +33,29 @@ check '[ $? -eq 0 ]' "make install DESTDIR=<fresh dir> PREFIX=/usr/local $(cat "
 BIN=$D/root/usr/local/bin/qdq-server
 check '[ -x "$BIN" ] && [ "$(find "$D/root" -type f | wc -l)" -eq 1 ]' \
     "the install is one file, usr/local/bin/qdq-server"
-check 'cmp -s "$BIN" "$SERVER"' "the installed binary is the one built"
+# Stripped, with its debug symbols split off: the same build (build id), no symbol table or
+# DWARF, a .gnu_debuglink to qdq-server.debug; `make install-debug` puts that file where gdb
+# looks (DEBUGDIR/.build-id/), and gdb then knows the stripped binary's functions.
+buildid() { readelf -n "$1" 2>/dev/null | sed -n 's/.*Build ID: *//p'; }
+sections() { readelf -SW "$1" 2>/dev/null | sed -n 's/^ *\[ *[0-9]*\] \([^ ]*\) .*/\1/p' | tr '\n' ' '; }
+ID=$(buildid "$SERVER")
+check '[ -n "$ID" ] && [ "$(buildid "$BIN")" = "$ID" ]' "the installed binary is the one built (build id $ID)"
+S=$(sections "$BIN")
+case " $S " in
+*" .symtab "*|*" .debug_info "*) bad "the installed binary is not stripped ($(wc -c <"$BIN") bytes; sections: $S)" ;;
+*) ok "the installed binary is stripped: $(wc -c <"$BIN") bytes (built: $(wc -c <"$SERVER"))" ;;
+esac
+check 'readelf -p .gnu_debuglink "$BIN" 2>/dev/null | grep -q "qdq-server\.debug"' \
+    "it names its debug file, qdq-server.debug (.gnu_debuglink)"
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s install-debug BUILD="$B" DESTDIR="$D/dbg" PREFIX=/usr/local >"$D/make.out" 2>&1
+DBG=$D/dbg/usr/lib/debug/.build-id/$(echo "$ID" | cut -c1-2)/$(echo "$ID" | cut -c3-).debug
+check '[ -f "$DBG" ] && [ "$(buildid "$DBG")" = "$ID" ] && sections "$DBG" | grep -q " .debug_info "' \
+    "make install-debug: ${DBG#"$D"/dbg/}, the same build id, with DWARF"
+if command -v gdb >/dev/null; then
+    gdb -nx -batch -iex "set debug-file-directory $D/dbg/usr/lib/debug" -ex 'info line srv_start' \
+        "$BIN" >"$D/gdb.out" 2>&1
+    check 'grep -q "server/http.c" "$D/gdb.out"' "gdb finds srv_start's source line through it: $(head -n 1 "$D/gdb.out")"
+fi
 
 # Libraries: each NEEDED one resolved, and its Debian package in the runtime list.
 RUNTIME=$(sed -n 's/^RUNTIME="\(.*\)"$/\1/p' scripts/install-deps.sh)
@@ -81,4 +106,52 @@ rc=$?
 PID=
 check '[ $rc -eq 0 ]' "SIGTERM: drained, exit $rc"
 check '! QDQ_LISTEN=127.0.0.1:$PORT "$BIN" --healthcheck 2>/dev/null' "--healthcheck: non-zero with no server"
+
+# As a container runs it (as root: unshare): the server is PID 1 of its own PID namespace, with
+# the image's QDQ_LISTEN=0.0.0.0:<a port nothing listens on> in its environment, and its real
+# port set by a flag (`docker run IMAGE --port N`) or another variable (`-e QDQ_PORT=N`). The
+# health check runs inside (nsenter), as the image's user, with the image's environment only:
+# alone it must find the server's port anyway; given options, it asks where they say.
+if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null && command -v nsenter >/dev/null; then
+    free() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    NOWHERE=$(free)
+    # ns_server NAME [ENV...] -- [ARGS...]: starts it; NSPID is its pid (PID 1 inside)
+    ns_server() {
+        name=$1
+        shift
+        : >"$D/$name.err"
+        (cd / && exec unshare --pid --fork --mount-proc env -i QDQ_LISTEN=0.0.0.0:$NOWHERE \
+            QDQ_ACCESS_LOG=off "$@") 2>"$D/$name.err" &
+        i=0
+        while [ $i -lt 100 ] && ! grep -q "^listening on" "$D/$name.err"; do sleep 0.05; i=$((i + 1)); done
+        NSPID=$(pgrep -P $! 2>/dev/null | head -n 1)
+    }
+    hc_in() { # PID [ARGS]: the health check inside PID's namespaces, as uid 10001, image env only
+        p=$1
+        shift
+        nsenter -t "$p" -p -m env -i QDQ_LISTEN=0.0.0.0:$NOWHERE $RUNAS "$BIN" --healthcheck "$@" 2>"$D/hc.err"
+    }
+    P1=$(free)
+    ns_server flag $RUNAS "$BIN" --port "$P1"
+    if [ -n "$NSPID" ]; then
+        check 'hc_in $NSPID || { cat "$D/hc.err"; false; }' \
+            "--healthcheck in the namespace of a server started with --port $P1 (PID 1): healthy"
+        check '! hc_in $NSPID --port $NOWHERE' "--healthcheck --port $NOWHERE there: unhealthy (options given win)"
+        check '! QDQ_LISTEN=0.0.0.0:$NOWHERE "$BIN" --healthcheck 2>/dev/null' \
+            "--healthcheck outside it (PID 1 is not a server): the port of its own QDQ_LISTEN, unhealthy"
+        kill -TERM "$NSPID"
+    else
+        bad "the server did not start as PID 1 of a new PID namespace: $(cat "$D/flag.err")"
+    fi
+    P2=$(free)
+    ns_server env QDQ_PORT="$P2" $RUNAS "$BIN" --workers 1
+    if [ -n "$NSPID" ]; then
+        check 'hc_in $NSPID || { cat "$D/hc.err"; false; }' \
+            "--healthcheck in the namespace of a server started with QDQ_PORT=$P2 (PID 1): healthy"
+        kill -TERM "$NSPID"
+    else
+        bad "the server did not start as PID 1 of a new PID namespace: $(cat "$D/env.err")"
+    fi
+    wait
+fi
 finish

@@ -156,7 +156,7 @@ check(not unknown, f"env: only the server's QDQ_* variables (unknown: {unknown})
 check(env.get("QDQ_LISTEN", "0.0.0.0:8080") == "0.0.0.0:8080", "QDQ_LISTEN left to the image (0.0.0.0:8080)")
 w = int(env.get("QDQ_WORKERS", "0"))
 check(1 <= w <= (qty(lm.get("cpu")) or 0), f"QDQ_WORKERS={w} set, within the CPU limit {lm.get('cpu')}")
-check("QDQ_HTTP_THREADS" in env, "QDQ_HTTP_THREADS set (the default counts the node's cores)")
+check("QDQ_HTTP_THREADS" in env, "QDQ_HTTP_THREADS set (as the default would: the CPU limit)")
 
 grace = pod.get("terminationGracePeriodSeconds", 30)
 pre = (c.get("lifecycle") or {}).get("preStop") or {}
@@ -229,8 +229,9 @@ if [ -x "$SERVER" ] && [ -s "$T/env" ]; then
     env $(cat "$T/env") QDQ_LISTEN=127.0.0.1:0 QDQ_ACCESS_LOG=off "$SERVER" >"$T/out" 2>"$T/err" &
     PID=$!
     n=0
-    while [ $n -lt 100 ] && ! grep -q '^listening on' "$T/err"; do sleep 0.05; n=$((n + 1)); done
-    P=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$T/err")
+    # "listening on" starts a line in text logs, and is in the start line's msg in JSON logs.
+    while [ $n -lt 100 ] && ! grep -q 'listening on' "$T/err"; do sleep 0.05; n=$((n + 1)); done
+    P=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/err" | head -n 1)
     if [ -n "$P" ]; then
         ok "the server starts with the Deployment's variables: $(tr '\n' ' ' <"$T/env")"
         for path in /readyz /healthz; do

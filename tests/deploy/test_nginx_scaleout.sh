@@ -84,7 +84,7 @@ fi
 ENVS=$(cat "$T/env" 2>/dev/null)
 
 # Replica i, with the compose file's variables: port 0 (the kernel picks a free one), read
-# back from the "listening on" line.
+# back from the start line ("listening on", in its msg with the compose file's JSON logs).
 start_replica() {
     : >"$T/r$1.err"
     # shellcheck disable=SC2086
@@ -92,8 +92,8 @@ start_replica() {
     eval "R$1=$!"
     PIDS="$PIDS $!"
     n=0
-    while [ $n -lt 100 ] && ! grep -q '^listening on' "$T/r$1.err"; do sleep 0.05; n=$((n + 1)); done
-    eval "P$1=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$T/r$1.err")"
+    while [ $n -lt 100 ] && ! grep -q 'listening on' "$T/r$1.err"; do sleep 0.05; n=$((n + 1)); done
+    eval "P$1=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/r$1.err" | head -n 1)"
 }
 start_replica 1
 start_replica 2

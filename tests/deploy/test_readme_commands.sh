@@ -9,9 +9,11 @@
 #  - comment lines right under a command, the first one starting "# {" or "# [", are the JSON
 #    it prints: its output must contain them (whitespace aside);
 #  - ./run.sh and ./test.sh are not run here: CI runs what they run (.ci/run: the installer,
-#    make test); commands that need a Docker engine or a cluster are mirrored: `docker build`
-#    by test_dockerfile.sh and test_install_layout.sh, `docker run IMAGE ARGS` by running the
-#    built server with the command's -e variables and ARGS, `docker compose` by
+#    make test); commands that need a container engine or a cluster are mirrored: `docker
+#    build` and `podman build` by test_dockerfile.sh, test_install_layout.sh and
+#    test_container.sh (which builds and runs the image under podman where it can), `docker run
+#    IMAGE ARGS` and `podman run` by running the built server with the command's -e variables
+#    and ARGS, `docker compose` by
 #    test_nginx_scaleout.sh, `kubectl` by test_k8s_manifests.sh (the files they name must
 #    exist). Any other command that cannot run fails;
 #  - a ```python block runs when its imports are importable (numpy and requests: Debian's
@@ -43,11 +45,12 @@ start_server() {
     SPID=$!
     PIDS="$PIDS $SPID"
     n=0
-    while [ $n -lt 100 ] && ! grep -q '^listening on' "$log" && kill -0 $SPID 2>/dev/null; do
+    # (text logs: a line "listening on ADDRESS"; JSON logs: in the start line's msg)
+    while [ $n -lt 100 ] && ! grep -q 'listening on' "$log" && kill -0 $SPID 2>/dev/null; do
         sleep 0.05
         n=$((n + 1))
     done
-    SPORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$log")
+    SPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
 }
 SENV=QDQ_ACCESS_LOG=off
 start_server "$T/server.err"
@@ -224,8 +227,9 @@ print(" ".join(sorted(m)))' "$f")
     ./run.sh*|./test.sh*|"sh run.sh"*|"sh test.sh"*)
         skip "$first: CI runs what it runs (.ci/run: scripts/install-deps.sh, make test)"
         continue ;;
-    "docker build"*) mirror "$cmd" test_dockerfile.sh test_install_layout.sh; continue ;;
-    "docker run"*) docker_run "$cmd"; continue ;;
+    "docker build"*|"podman build"*)
+        mirror "$cmd" test_dockerfile.sh test_install_layout.sh test_container.sh; continue ;;
+    "docker run"*|"podman run"*) docker_run "$cmd"; continue ;;
     "docker compose"*|docker-compose*) mirror "$cmd" test_nginx_scaleout.sh; continue ;;
     kubectl*) mirror "$cmd" test_k8s_manifests.sh; continue ;;
     esac

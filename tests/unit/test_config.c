@@ -775,6 +775,12 @@ static void test_limits(void)
     cfg_limits_read(r, &l);
     CHECK(l.memory_limit == GiB_ && l.cpu_quota == 1.0, "v1 container: %llu %g",
           (unsigned long long)l.memory_limit, l.cpu_quota);
+    /* A process in a cgroup below the container's: the tail of its path under the mount. */
+    put(r, "proc/self/cgroup", "4:memory:/libpod_parent/libpod-3f2a/inner\n");
+    put(r, "sys/fs/cgroup/memory/inner/memory.limit_in_bytes", "536870912\n");
+    cfg_limits_read(r, &l);
+    CHECK(l.memory_limit == GiB_ / 2, "v1 container, a cgroup inside it: %llu",
+          (unsigned long long)l.memory_limit);
 
     /* v1 host: nested cgroups, cpu and cpuacct comounted; unlimited memory; a 2.5-core quota
      * below an unlimited parent. */

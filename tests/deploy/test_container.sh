@@ -1,0 +1,382 @@
+#!/bin/sh
+# The image under a real container engine: podman (rootful, with runc), built and run as a user
+# would, where the engine can run (else skipped, with the reason):
+#  - the base image debian:bookworm-slim is made here when podman does not have it
+#    (container/make_base.sh: debootstrap from the Debian mirror this machine's apt sources
+#    name, trimmed as the official slim image), and kept for the next runs;
+#  - the image is built from a clean export of the tree (git archive: HEAD, with uncommitted
+#    changes to tracked files) with --format docker, as README says; its size and build time
+#    are printed;
+#  - run with -p and QDQ_* variables, read-only, --memory 1g --cpus 1: /healthz, /readyz, one
+#    request per format with exact answers (container/formats.py), uid 10001 with no
+#    capabilities, a read-only root file system, the defaults that follow the limits (one
+#    worker, a memory budget of 768M) in its start line, JSON-only logs; `podman healthcheck
+#    run` healthy, not healthy while paused or while the server is stopped (SIGSTOP), and the
+#    check fails when asked at a wrong port; `podman stop`: exit code 0, the drain in the logs,
+#    a request in flight at the stop answered in full;
+#  - run with flags only, --listen [::]:9000: reached over IPv4 through the published port and
+#    over IPv4 and IPv6 inside the container, and healthy (the health check finds the server's
+#    port); run with --init and --port: healthy (found as the init's child);
+#  - deploy/docker-compose.yml under podman-compose: three replicas behind nginx, each request
+#    format through nginx, bounded load (tests/load/load_curl.sh) with one replica killed
+#    (SIGKILL) mid-run and then another stopped (SIGTERM, draining), zero failed requests.
+# Engine settings are flags and a containers.conf of this run's own (CONTAINERS_CONF; networks
+# in its temporary directory): nothing is written under /etc. Every container, network and image
+# it makes is removed, except the cached base and nginx images. Prints "N passed, N failed"
+# (skipped: "0 passed, 0 failed, 1 skipped"). QDQ_SKIP_CONTAINER=1 skips it.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+. tests/lib/checks.sh
+START=$(date +%s)
+skip() {
+    echo "skip: test_container.sh: $*"
+    echo "0 passed, 0 failed, 1 skipped"
+    exit 0
+}
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+[ -z "${QDQ_SKIP_CONTAINER:-}" ] || skip "QDQ_SKIP_CONTAINER is set"
+[ "$(id -u)" -eq 0 ] || skip "needs root (rootful podman, and debootstrap for the base image)"
+for tool in podman runc podman-compose debootstrap nsenter python3 curl git; do
+    command -v "$tool" >/dev/null 2>&1 ||
+        skip "$tool is not installed (sh scripts/install-deps.sh --dev installs the engine)"
+done
+git rev-parse --verify -q HEAD >/dev/null 2>&1 || skip "not a git checkout: the image is built from git archive"
+
+T=$(mktemp -d /tmp/qdq-container-XXXXXX)
+chmod 755 "$T"
+RUN=qdqt$$
+LABEL=qdq-test=$RUN
+IMG=localhost/qdq-server-test:$RUN
+BASE=docker.io/library/debian:bookworm-slim
+NGINX_IMG=localhost/qdq-test-nginx:bookworm
+COMPOSE_FILE=$T/compose/docker-compose.yml
+
+# Everything this run made, by label or name; also at any exit.
+teardown() {
+    [ ! -f "$COMPOSE_FILE" ] || timeout 120 podman-compose -p "$RUN" -f "$COMPOSE_FILE" down -t 2 >/dev/null 2>&1
+    for f in "label=$LABEL" "label=io.podman.compose.project=$RUN"; do
+        ids=$(podman ps -aq --filter "$f" 2>/dev/null)
+        # shellcheck disable=SC2086
+        [ -z "$ids" ] || podman rm -f -t 0 $ids >/dev/null 2>&1
+        ids=$(podman network ls -q --filter "$f" 2>/dev/null)
+        # shellcheck disable=SC2086
+        [ -z "$ids" ] || podman network rm -f $ids >/dev/null 2>&1
+    done
+    ! podman image exists "$IMG" 2>/dev/null || podman rmi -f "$IMG" >/dev/null 2>&1
+}
+trap 'teardown; rm -rf "$T"' EXIT
+trap 'exit 1' INT TERM
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# Counts the "ok: " and "FAIL: " lines of a file (a helper's output), printing it.
+count() {
+    cat "$1"
+    pass=$((pass + $(grep -c '^ok: ' "$1")))
+    fail=$((fail + $(grep -c '^FAIL: ' "$1")))
+    grep -q '^\(ok\|FAIL\): ' "$1" || bad "$2 printed no result"
+}
+# wait_http URL SECONDS [CURL ARGS]: until URL answers 200; 0 when it did.
+wait_http() {
+    u=$1
+    n=$(($2 * 10))
+    shift 2
+    while [ $n -gt 0 ]; do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" "$u")" = 200 ] && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    return 1
+}
+
+# The engine's settings: this machine's hard limits as the containers' (podman's defaults are
+# above them, and runc may not raise them), the process limit at most kernel.pid_max (here runc
+# could not set one above 32768, the pid_max, though the hard limit is 96367), runc (crun
+# refuses hybrid cgroups), cgroupfs and a file event log (no systemd), netavark with
+# aardvark-dns (compose's service names), its networks' files in $T.
+lim=$(python3 -c 'import resource as r
+pid_max = int(open("/proc/sys/kernel/pid_max").read())
+for n, k, cap in (("nofile", r.RLIMIT_NOFILE, None), ("nproc", r.RLIMIT_NPROC, pid_max)):
+    h = r.getrlimit(k)[1]
+    h = cap if h == r.RLIM_INFINITY else min(h, cap or h)
+    if h is not None: print(f"\"{n}={h}:{h}\"")' | paste -sd, -)
+mkdir -p "$T/networks"
+cat >"$T/containers.conf" <<EOF
+[containers]
+default_ulimits = [ $lim ]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+[network]
+network_backend = "netavark"
+network_config_dir = "$T/networks"
+EOF
+export CONTAINERS_CONF=$T/containers.conf
+podman info >"$T/info" 2>&1 || skip "podman cannot run here: $(tail -n 3 "$T/info" | tr '\n' ' ')"
+touch "$T/start-marker"
+
+# 1. The base image, made once.
+BASE_MADE=cached
+if ! podman image exists "$BASE"; then
+    mkdir "$T/base"
+    t0=$(now)
+    timeout 900 sh tests/deploy/container/make_base.sh "$T/base" >"$T/base.log" 2>&1
+    rc=$?
+    rm -rf "$T/base"
+    [ $rc -ne 3 ] || skip "this machine's apt sources name no Debian bookworm mirror to make $BASE from"
+    BASE_MADE="made in $(since "$t0") s"
+    if [ $rc -ne 0 ]; then
+        tail -n 20 "$T/base.log"
+        bad "$BASE could not be made (debootstrap from this machine's Debian mirror)"
+        finish
+    fi
+fi
+if ! podman run --rm --label "$LABEL" "$BASE" true >"$T/probe" 2>&1; then
+    skip "podman cannot run a container here: $(grep -v systemd "$T/probe" | tail -n 3 | tr '\n' ' ')"
+fi
+ok "base image $BASE: $BASE_MADE, $(($(podman image inspect -f '{{.Size}}' "$BASE") / 1000000)) MB"
+
+# 2. The image, from a clean export of the tree, as README says (--format docker).
+mkdir "$T/src"
+REV=${QDQ_CONTAINER_REV:-$(git stash create 2>/dev/null)}  # another revision, to compare
+REV=${REV:-HEAD}
+git archive --format=tar "$REV" | tar -x -C "$T/src"
+t0=$(now)
+timeout 900 podman build --format docker --layers=false --label "$LABEL" -t "$IMG" "$T/src" >"$T/build.log" 2>&1
+rc=$?
+BUILD_S=$(since "$t0")
+if [ $rc -ne 0 ]; then
+    tail -n 30 "$T/build.log"
+    bad "podman build --format docker of git archive $REV (exit $rc after $BUILD_S s)"
+    finish
+fi
+SIZE_MB=$(podman image inspect -f '{{.Size}}' "$IMG" | awk '{ printf "%.1f", $1 / 1e6 }')
+ok "podman build --format docker of a clean export (git archive $(git rev-parse --short "$REV")): $BUILD_S s, image $SIZE_MB MB"
+podman image inspect -f '{{json .HealthCheck}} {{.Config.User}}' "$IMG" >"$T/inspect" 2>&1
+check 'grep -q "\"/usr/local/bin/qdq-server\",\"--healthcheck\"" "$T/inspect"' \
+    "the image keeps its HEALTHCHECK: $(cut -c1-90 "$T/inspect")"
+check 'grep -q " 10001:10001$" "$T/inspect"' "the image's user is 10001:10001"
+BIN_BYTES=$(podman run --rm --label "$LABEL" --entrypoint /bin/sh "$IMG" -c 'wc -c </usr/local/bin/qdq-server' 2>/dev/null)
+check '[ -n "$BIN_BYTES" ] && [ "$BIN_BYTES" -lt 1000000 ]' "the image's binary is stripped: ${BIN_BYTES:-?} bytes"
+
+# 3. As a user runs it: -p, QDQ_* variables, read-only, limits.
+C=$RUN-main
+PM=$(free_port)
+podman run -d --name "$C" --label "$LABEL" -p "127.0.0.1:$PM:8080" --read-only --memory 1g \
+    --cpus 1 -e QDQ_LOG_FORMAT=json -e QDQ_DRAIN_TIMEOUT=20 "$IMG" >"$T/run.out" 2>"$T/run.err"
+if ! wait_http "http://127.0.0.1:$PM/healthz" 20; then
+    cat "$T/run.err"
+    podman logs "$C" 2>&1 | tail -n 20
+    bad "podman run -p 127.0.0.1:$PM:8080 --read-only --memory 1g --cpus 1 -e QDQ_LOG_FORMAT=json: no /healthz in 20 s"
+    finish
+fi
+ok "podman run -p 127.0.0.1:$PM:8080 --read-only --memory 1g --cpus 1 -e QDQ_LOG_FORMAT=json: serving"
+python3 tests/deploy/container/formats.py "http://127.0.0.1:$PM" "through -p" >"$T/f1" 2>&1
+count "$T/f1" "formats.py"
+podman exec "$C" cat /proc/1/status >"$T/status" 2>&1
+ids=$(awk '/^(Uid|Gid):/ { printf "%s %s %s %s;", $2, $3, $4, $5 }' "$T/status")
+caps=$(awk '/^Cap(Inh|Prm|Eff|Amb):/ { printf "%s %s ", $1, $2 }' "$T/status")
+capvals=$(awk '/^Cap(Inh|Prm|Eff|Amb):/ { printf "%s", $2 }' "$T/status")
+check '[ "$ids" = "10001 10001 10001 10001;10001 10001 10001 10001;" ]' "the server runs as uid/gid 10001 ($ids)"
+check '[ ${#capvals} -eq 64 ] && ! echo "$capvals" | grep -q "[1-9a-f]"' "with no capabilities: $caps"
+check '[ "$(podman inspect -f "{{.HostConfig.ReadonlyRootfs}}" "$C")" = true ] &&
+    podman exec --user 0 "$C" touch /usr/local/bin/x 2>&1 | grep -q "Read-only file system"' \
+    "its root file system is read-only (even root cannot write /usr/local/bin)"
+podman logs "$C" >"$T/main.log" 2>&1
+check 'grep -q "listening on 0.0.0.0:8080 (1 workers, 1 http threads, max-memory 805306368)" "$T/main.log"' \
+    "--cpus 1 --memory 1g: one worker, one HTTP thread, max-memory 768M (3/4 of 1g): $(grep -o 'listening on[^"]*' "$T/main.log")"
+podman healthcheck run "$C" >"$T/hc" 2>&1
+check '[ $? -eq 0 ]' "podman healthcheck run: healthy $(cat "$T/hc")"
+podman exec "$C" /usr/local/bin/qdq-server --healthcheck --port 9 >"$T/hc" 2>&1
+check '[ $? -eq 1 ]' "the check asked at a wrong port (--healthcheck --port 9): unhealthy, $(cat "$T/hc")"
+podman pause "$C" >/dev/null 2>&1
+podman healthcheck run "$C" >"$T/hc" 2>&1
+check '[ $? -ne 0 ]' "paused (podman pause): not healthy: $(grep -v systemd "$T/hc" | tr '\n' ' ')"
+podman unpause "$C" >/dev/null 2>&1
+SPID=$(podman inspect -f '{{.State.Pid}}' "$C")
+kill -STOP "$SPID"
+podman healthcheck run "$C" >"$T/hc" 2>&1
+check '[ $? -eq 1 ] && grep -q unhealthy "$T/hc"' "the server stopped (SIGSTOP): unhealthy: $(tr '\n' ' ' <"$T/hc")"
+kill -CONT "$SPID"
+podman healthcheck run "$C" >"$T/hc" 2>&1
+check '[ $? -eq 0 ]' "resumed: healthy again $(cat "$T/hc")"
+
+# podman stop while a request is in flight: 8 MiB sent at 2 MB/s, answered at that rate too.
+python3 - "$T/big.f32" "$T/big.want" <<'PYEOF'
+import struct, sys
+n = 1 << 21  # 8 MiB of float32
+open(sys.argv[1], "wb").write(struct.pack("<4f", -1.0, -0.5, 0.0, 0.3) * (n // 4))
+open(sys.argv[2], "wb").write(struct.pack("<4f", -1.0, -0.5, 0.0, 0.296875) * (n // 4))
+PYEOF
+curl -s --max-time 60 --limit-rate 2M -o "$T/big.out" -w '%{http_code}' --data-binary "@$T/big.f32" \
+    -H 'Content-Type: application/octet-stream' \
+    "http://127.0.0.1:$PM/quantize-dequantize?shape=2097152&num_bits=8" >"$T/big.code" 2>&1 &
+CURL=$!
+sleep 1
+t0=$(now)
+podman stop -t 30 "$C" >"$T/stop" 2>&1
+rc=$?
+STOP_S=$(since "$t0")
+wait $CURL
+check '[ "$(cat "$T/big.code")" = 200 ] && cmp -s "$T/big.out" "$T/big.want"' \
+    "a request in flight at the stop (8 MiB at 2 MB/s each way): $(cat "$T/big.code"), the right bytes"
+code=$(podman inspect -f '{{.State.ExitCode}}' "$C")
+check '[ $rc -eq 0 ] && [ "$code" = 0 ]' "podman stop: returned $rc after $STOP_S s, the container exited $code"
+podman logs "$C" >"$T/main.log" 2>&1
+check 'grep -q "SIGTERM: not ready" "$T/main.log" && grep -q "stopped after" "$T/main.log"' \
+    "the drain is in the logs: $(grep -o '"msg":"[^"]*\(draining\|stopped after\)[^"]*' "$T/main.log" | tr '\n' ' ')"
+python3 -c 'import json, sys
+def obj(l):
+    try:
+        return isinstance(json.loads(l), dict)
+    except ValueError:
+        return False
+lines = open(sys.argv[1]).read().splitlines()
+bad = [l for l in lines if not obj(l)]
+print(len(lines), "lines,", f"{len(bad)} not JSON, the first: {bad[0]!r}" if bad else "all JSON")
+sys.exit(1 if bad or not lines else 0)' "$T/main.log" >"$T/jl" 2>&1
+check '[ $? -eq 0 ]' "QDQ_LOG_FORMAT=json: every log line is a JSON object: $(cat "$T/jl")"
+podman rm -f "$C" >/dev/null 2>&1
+
+# 4. Flags only: dual-stack [::], and the health check finds a port given as a flag.
+C=$RUN-v6
+PF=$(free_port)
+podman run -d --name "$C" --label "$LABEL" -p "127.0.0.1:$PF:9000" "$IMG" --listen '[::]:9000' \
+    --workers 1 >/dev/null 2>"$T/run.err"
+wait_http "http://127.0.0.1:$PF/healthz" 20
+check '[ $? -eq 0 ]' "--listen [::]:9000 (a flag): an IPv4 client through the published port 127.0.0.1:$PF"
+NS=/proc/$(podman inspect -f '{{.State.Pid}}' "$C")/ns/net
+v6=$(nsenter --net="$NS" curl -s -g -o /dev/null -w '%{http_code}' --max-time 5 'http://[::1]:9000/healthz')
+v4=$(nsenter --net="$NS" curl -s -o /dev/null -w '%{http_code}' --max-time 5 'http://127.0.0.1:9000/healthz')
+check '[ "$v6" = 200 ] && [ "$v4" = 200 ]' "inside the container (nsenter): IPv6 [::1]:9000 $v6, IPv4 127.0.0.1:9000 $v4"
+podman healthcheck run "$C" >"$T/hc" 2>&1
+check '[ $? -eq 0 ]' "podman healthcheck run: healthy, though the port was a flag $(cat "$T/hc")"
+podman rm -f "$C" >/dev/null 2>&1
+
+# --init: PID 1 is podman's init (catatonit), the server its child, configured by a flag.
+C=$RUN-init
+podman run -d --init --name "$C" --label "$LABEL" "$IMG" --port 9100 >/dev/null 2>"$T/run.err"
+NS=/proc/$(podman inspect -f '{{.State.Pid}}' "$C")/ns/net
+n=0
+until [ "$(nsenter --net="$NS" curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:9100/healthz)" = 200 ] || [ $n -ge 100 ]; do
+    sleep 0.1
+    n=$((n + 1))
+done
+podman healthcheck run "$C" >"$T/hc" 2>&1
+check '[ $? -eq 0 ]' "--init, --port 9100 (PID 1: $(podman exec "$C" cat /proc/1/comm 2>/dev/null)): healthy $(cat "$T/hc")"
+podman rm -f "$C" >/dev/null 2>&1
+
+# 5. deploy/docker-compose.yml under podman-compose. What no registry here can give is
+# substituted, each key checked to be there: the qdq image is the one built above (from the
+# same Dockerfile, instead of `build:`), nginx:stable is Debian's nginx on the same base
+# (container/nginx.Containerfile, built once and kept), and nginx is published on 127.0.0.1 and
+# a free port instead of every interface's 8080. Everything else is the file as shipped.
+mkdir "$T/compose"
+cp deploy/nginx.conf "$T/compose/nginx.conf"
+PN=$(free_port)
+python3 - deploy/docker-compose.yml "$COMPOSE_FILE" "$IMG" "$NGINX_IMG" "$PN" >"$T/subs" 2>&1 <<'PYEOF'
+import sys, yaml
+src, dst, img, nginx_img, port = sys.argv[1:6]
+c = yaml.safe_load(open(src))
+q, n = c["services"]["qdq"], c["services"]["nginx"]
+assert q.pop("build", None), "qdq has no build key"
+assert q.get("image") and n.get("image") == "nginx:stable", "no image keys"
+print(f"qdq: build: and image {q['image']} -> {img} (built above from the Dockerfile)")
+q["image"] = img
+print(f"nginx: image nginx:stable -> {nginx_img}")
+n["image"] = nginx_img
+assert n["ports"] == ["8080:8080"], f"nginx ports {n['ports']}"
+print(f"nginx: ports 8080:8080 -> 127.0.0.1:{port}:8080")
+n["ports"] = [f"127.0.0.1:{port}:8080"]
+yaml.safe_dump(c, open(dst, "w"), sort_keys=False)
+PYEOF
+rc=$?
+sed 's/^/compose substitution: /' "$T/subs"
+check '[ $rc -eq 0 ]' "deploy/docker-compose.yml: the substitutions found their keys"
+echo "note: podman-compose 1.0.3 ignores name: (the project is -p $RUN), stop_grace_period (podman" \
+    "stop -t 25 below) and depends_on's condition: service_healthy (order only: the replicas" \
+    "are checked healthy below before any load)"
+if ! podman image exists "$NGINX_IMG"; then
+    t0=$(now)
+    timeout 600 podman build --format docker --layers=false -t "$NGINX_IMG" \
+        -f tests/deploy/container/nginx.Containerfile tests/deploy/container >"$T/nginx-build.log" 2>&1
+    check '[ $? -eq 0 ]' "the nginx stand-in $NGINX_IMG built in $(since "$t0") s (kept for later runs)" ||
+        tail -n 20 "$T/nginx-build.log"
+fi
+t0=$(now)
+timeout 300 podman-compose -p "$RUN" -f "$COMPOSE_FILE" up -d >"$T/compose.log" 2>&1
+rc=$?
+names=$(podman ps --filter "label=io.podman.compose.project=$RUN" --format '{{.Names}}' | sort | tr '\n' ' ')
+check '[ $rc -eq 0 ] && [ "$names" = "${RUN}_nginx_1 ${RUN}_qdq_1 ${RUN}_qdq_2 ${RUN}_qdq_3 " ]' \
+    "podman-compose up -d: $names($(since "$t0") s)" || tail -n 20 "$T/compose.log"
+for i in 1 2 3; do
+    n=0
+    until podman healthcheck run "${RUN}_qdq_$i" >/dev/null 2>&1 || [ $n -ge 40 ]; do sleep 0.25; n=$((n + 1)); done
+    podman logs "${RUN}_qdq_$i" >"$T/r$i.log" 2>&1
+    check '[ $n -lt 40 ] && grep -q "(1 workers, 1 http threads, max-memory 1610612736)" "$T/r$i.log"' \
+        "replica $i healthy, sized by its limits (cpus 1, memory 2g): $(grep -o '[0-9]* workers[^)]*' "$T/r$i.log")"
+done
+LB=http://127.0.0.1:$PN
+wait_http "$LB/healthz" 30
+check '[ $? -eq 0 ]' "nginx answers on $LB"
+python3 tests/deploy/container/formats.py "$LB" "through nginx" >"$T/f2" 2>&1
+count "$T/f2" "formats.py through nginx"
+
+NG=${RUN}_nginx_1
+# nginx's access log as podman stores it (its k8s-file log), read directly: fast enough to
+# watch a load run.
+NGLOG=$(podman inspect -f '{{.HostConfig.LogConfig.Path}}' "$NG")
+posts() { grep -c '"POST /quantize-dequantize' "$NGLOG"; }
+served() { podman logs "${RUN}_qdq_$1" 2>/dev/null | grep -c '"path":"/quantize-dequantize'; }
+# load FORMAT COUNT: tests/load/load_curl.sh through nginx in the background, until a fifth
+# of it is answered.
+load() {
+    base=$(posts)
+    QDQ_URL=$LB QDQ_LOAD_REQUESTS=$2 QDQ_LOAD_PARALLEL=8 QDQ_LOAD_ELEMENTS=1024 \
+        sh tests/load/load_curl.sh "$1" >"$T/load-$1.out" 2>&1 &
+    LOAD=$!
+    n=0
+    while [ $n -lt 1500 ] && [ $(($(posts) - base)) -lt $(($2 / 5)) ] && kill -0 $LOAD 2>/dev/null; do
+        sleep 0.02
+        n=$((n + 1))
+    done
+    AT=$(($(posts) - base))
+}
+REQUESTS=${QDQ_CONTAINER_REQUESTS:-4000}
+load raw "$REQUESTS"
+podman kill "${RUN}_qdq_1" >/dev/null 2>&1
+wait "$LOAD"
+rc=$?
+cat "$T/load-raw.out"
+check '[ $rc -eq 0 ] && grep -q " 0 failed$" "$T/load-raw.out"' \
+    "raw: $REQUESTS requests through nginx, replica 1 killed (SIGKILL) after $AT: zero failed"
+check '[ "$AT" -lt "$REQUESTS" ]' "the kill came mid-run ($AT of $REQUESTS answered)"
+load json $((REQUESTS / 2))
+podman stop -t 25 "${RUN}_qdq_2" >/dev/null 2>&1
+src=$?
+wait "$LOAD"
+rc=$?
+cat "$T/load-json.out"
+check '[ $rc -eq 0 ] && grep -q " 0 failed$" "$T/load-json.out"' \
+    "json: $((REQUESTS / 2)) requests, replica 2 stopped (SIGTERM) after $AT: zero failed"
+check '[ $src -eq 0 ] && [ "$(podman inspect -f "{{.State.ExitCode}}" "${RUN}_qdq_2")" = 0 ]' \
+    "the stopped replica drained and exited 0"
+podman logs "$NG" 2>/dev/null | grep '"POST /quantize-dequantize' >"$T/access"
+echo "compose run: nginx logged $(wc -l <"$T/access") POSTs, $(grep -c '" 200 ' "$T/access") answered 200," \
+    "$(grep -c 'upstream=[^ ]*, ' "$T/access") retried on another replica; served by replica 1 (killed):" \
+    "$(served 1), 2 (stopped): $(served 2), 3: $(served 3)"
+
+# 6. Everything made here is removed; nothing was written under /etc.
+timeout 120 podman-compose -p "$RUN" -f "$COMPOSE_FILE" down -t 2 >"$T/down.log" 2>&1
+teardown
+left=$( (podman ps -aq --filter "label=$LABEL"; podman ps -aq --filter "label=io.podman.compose.project=$RUN"
+    podman network ls -q --filter "label=io.podman.compose.project=$RUN"
+    podman image exists "$IMG" && echo "$IMG") 2>/dev/null | tr '\n' ' ')
+check '[ -z "$left" ]' "every container, network and image of this run removed (kept as caches: $BASE, $NGINX_IMG) $left"
+etc=$(find /etc/containers /etc/cni -newer "$T/start-marker" 2>/dev/null | tr '\n' ' ')
+check '[ -z "$etc" ]' "nothing written under /etc/containers or /etc/cni $etc"
+echo "image: $SIZE_MB MB, built in $BUILD_S s; base $BASE_MADE; test_container.sh took $(($(date +%s) - START)) s"
+finish
