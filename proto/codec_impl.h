@@ -12,6 +12,27 @@
  * front of it, so that the answer is sent from where the op computed it. */
 #define PROTO_TENSOR_OFF 4096
 
+/*
+ * A tensor streamed into memory (stream.c): each piece of its bytes is copied in and folded
+ * while in cache, into the min/max when the range comes from the data, or straight through the
+ * op when the range is given. The raw, .npy and safetensors codecs share it.
+ */
+typedef struct proto_stream {
+    const qdq_plan *plan;   /* planned, with acc initialised (proto_plan) */
+    void *acc, *params;     /* params already made when range_given */
+    bool range_given;
+    char *data;             /* the tensor's bytes go here (count elements of the dtype) */
+    uint64_t len, got;      /* bytes in all, and so far */
+    uint64_t done_elems;    /* elements folded so far */
+    qdq_stats *stats;       /* range_given: statistics of the elements applied, or NULL */
+} proto_stream;
+
+/* Copies n more bytes in and folds the elements they complete. 0, or QDQ_EINVAL when the
+ * bytes run past the tensor. */
+int proto_stream_feed(proto_stream *s, const char *bytes, size_t n, qdq_error *err);
+/* Every byte is in: the parameters from the reduction (when the range came from the data). */
+void proto_stream_params(proto_stream *s);
+
 /* One format's implementation of the exchange (codec.h tells when each is called). */
 typedef struct proto_codec {
     proto_format format;
@@ -37,7 +58,8 @@ struct proto_xchg {
     proto_buf text;           /* a body kept whole (JSON), or a .npy header while it arrives */
     /* Streamed tensors (raw, .npy): received into tbase, reduced as they come. */
     bool tensor_ready;
-    uint64_t tlen, got, done_elems;
+    proto_stream stream;
+    uint64_t tlen, got;       /* v2 direct: body bytes received */
     /* KServe v2. */
     proto_v2_request *v2;
     size_t v2_header_len;     /* Inference-Header-Content-Length, or SIZE_MAX */

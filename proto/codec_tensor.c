@@ -46,43 +46,15 @@ static int tensor_setup(proto_xchg *x, qdq_error *err)
     if (proto_xchg_buffer(x, x->tlen))
         return qdq_fail(err, PROTO_ENOMEM, "out of memory for a %llu-byte tensor",
                         (unsigned long long)x->tlen);
+    x->stream = (proto_stream){ &x->res.plan, x->res.acc, x->res.params, q->attrs.range_given,
+                                x->tbase + PROTO_TENSOR_OFF, x->tlen, 0, 0, NULL };
     x->tensor_ready = true;
     return 0;
 }
 
-/*
- * Copies body bytes into the tensor and folds the complete elements: into the min/max when the
- * range comes from the data, or straight through the op when the range is given.
- */
 static int tensor_feed(proto_xchg *x, const char *data, size_t n, qdq_error *err)
 {
-    if (n == 0)
-        return 0;
-    if (n > x->tlen - x->got)
-        return qdq_fail(err, QDQ_EINVAL, "body is longer than the tensor: shape needs %llu bytes "
-                        "of data", (unsigned long long)x->tlen);
-    const qdq_plan *plan = &x->res.plan;
-    char *t = x->tbase + PROTO_TENSOR_OFF;
-    memcpy(t + x->got, data, n);
-    x->got += n;
-    uint64_t complete = x->got / qdq_dtype_size(plan->dtype);
-    if (complete <= x->done_elems)
-        return 0;
-    if (x->req.attrs.range_given) {
-        qdq_apply(plan, x->res.params, t, t, x->done_elems, complete);
-        x->done_elems = complete;
-        return 0;
-    }
-    /* On the last axis a call folds every channel into the accumulator once: the reduction waits
-     * for 32 rows (or the end), so that costs 1/32 of the work or less, where a 32 KiB chunk is 2
-     * rows of 4096 float32 (the reduction of such a tensor in 32 KiB chunks took 5x its time in
-     * one call; in batches of 32 rows 1.15x). */
-    uint64_t batch = plan->inner == 1 && plan->channels > 1 ? 32 * plan->channels : 1;
-    if (complete - x->done_elems >= batch || complete == plan->count) {
-        qdq_reduce(plan, x->res.acc, t, x->done_elems, complete);
-        x->done_elems = complete;
-    }
-    return 0;
+    return proto_stream_feed(&x->stream, data, n, err);
 }
 
 static int begin_raw(proto_xchg *x, const proto_args *a, qdq_error *err)
@@ -148,16 +120,16 @@ static int end(proto_xchg *x, proto_work *w, qdq_error *err)
         return qdq_fail(err, QDQ_EINVAL, "the body ends inside the .npy header (%zu bytes "
                         "received)", x->text.len);
     }
-    if (x->got != x->tlen)
+    if (x->stream.got != x->tlen)
         return qdq_fail(err, QDQ_EINVAL, "body is shorter than the tensor: %llu bytes of data, "
-                        "the shape needs %llu", (unsigned long long)x->got,
+                        "the shape needs %llu", (unsigned long long)x->stream.got,
                         (unsigned long long)x->tlen);
     x->elements = x->res.plan.count;
     if (x->req.attrs.range_given) { /* applied while receiving */
         w->items = 0;
         return 0;
     }
-    qdq_params_from_acc(&x->res.plan, x->res.acc, x->tbase + PROTO_TENSOR_OFF, x->res.params);
+    proto_stream_params(&x->stream);
     /* The transform in ranges of 256 KiB or more (a JSON answer is encoded by one thread). */
     uint64_t k = x->tlen / (256u << 10) + 1;
     w->items = x->want_json ? 1 : k < 1024 ? (int)k : 1024;
