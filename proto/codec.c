@@ -183,6 +183,7 @@ void proto_xchg_free(proto_xchg *x, bool sent)
     proto_result_clear(&x->res);
     proto_buf_free(&x->text);
     proto_answer_clear(&x->ans);
+    free(x->item_stats);
     if (x->tbase)
         x->host->buf_put(x->host->cls, x->tbase, x->tcap, sent);
     free(x);

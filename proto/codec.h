@@ -133,12 +133,14 @@ void proto_xchg_free(proto_xchg *x, bool sent);
 typedef struct proto_result {
     qdq_plan plan;
     void *acc, *params;
+    qdq_stats stats; /* when the request asked for them (want_stats) */
 } proto_result;
 
 /*
  * Plans the op for q (every attribute checked), allocates its state within the limits (a
  * tensor may be empty yet name a huge channel axis: channels count against max_elements) and
- * runs it in place on q->data. 0, or a failure recorded in err.
+ * runs it in place on q->data, with the error statistics in res->stats when q->want_stats
+ * (then q->stats points to them). 0, or a failure recorded in err.
  */
 int proto_run(proto_request *q, const proto_limits *lim, proto_result *res, qdq_error *err);
 /* Plans and allocates only (the caller reduces and applies itself). */

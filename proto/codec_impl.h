@@ -60,6 +60,8 @@ struct proto_xchg {
     bool tensor_ready;
     proto_stream stream;
     uint64_t tlen, got;       /* v2 direct: body bytes received */
+    qdq_stats *item_stats;    /* want_stats: each work item's statistics (malloc) */
+    int nitems;               /* how many items ran */
     /* KServe v2. */
     proto_v2_request *v2;
     size_t v2_header_len;     /* Inference-Header-Content-Length, or SIZE_MAX */

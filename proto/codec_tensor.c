@@ -46,8 +46,10 @@ static int tensor_setup(proto_xchg *x, qdq_error *err)
     if (proto_xchg_buffer(x, x->tlen))
         return qdq_fail(err, PROTO_ENOMEM, "out of memory for a %llu-byte tensor",
                         (unsigned long long)x->tlen);
+    qdq_stats_init(&x->res.stats);
     x->stream = (proto_stream){ &x->res.plan, x->res.acc, x->res.params, q->attrs.range_given,
-                                x->tbase + PROTO_TENSOR_OFF, x->tlen, 0, 0, NULL };
+                                x->tbase + PROTO_TENSOR_OFF, x->tlen, 0, 0,
+                                q->want_stats ? &x->res.stats : NULL };
     x->tensor_ready = true;
     return 0;
 }
@@ -134,6 +136,13 @@ static int end(proto_xchg *x, proto_work *w, qdq_error *err)
     uint64_t k = x->tlen / (256u << 10) + 1;
     w->items = x->want_json ? 1 : k < 1024 ? (int)k : 1024;
     w->bytes = x->tlen;
+    if (x->req.want_stats) { /* each item's statistics, merged for the answer */
+        x->item_stats = malloc((size_t)w->items * sizeof *x->item_stats);
+        if (!x->item_stats)
+            return qdq_fail(err, PROTO_ENOMEM, "out of memory for the statistics");
+        for (int i = 0; i < w->items; i++)
+            qdq_stats_init(&x->item_stats[i]);
+    }
     return 0;
 }
 
@@ -155,8 +164,37 @@ static void run(proto_xchg *x, int i, int n, qdq_error *err)
     uint64_t b, e;
     item_range(&x->res.plan, i, n, &b, &e);
     char *t = x->tbase + PROTO_TENSOR_OFF;
+    x->nitems = n;
     if (b < e)
-        qdq_apply(&x->res.plan, x->res.params, t, t, b, e);
+        qdq_apply_stats(&x->res.plan, x->res.params, t, t, b, e,
+                        x->item_stats ? &x->item_stats[i] : NULL);
+}
+
+/* The statistics of the whole tensor, for the answer (when asked). */
+static void gather_stats(proto_xchg *x)
+{
+    if (!x->req.want_stats)
+        return;
+    for (int i = 0; x->item_stats && i < x->nitems; i++)
+        qdq_stats_merge(&x->res.stats, &x->item_stats[i]);
+    x->req.stats = &x->res.stats;
+}
+
+/* X-QDQ-Max-Abs-Error, X-QDQ-RMSE, X-QDQ-SQNR-dB (null when it has none), X-QDQ-Nonfinite. */
+static int stats_headers(const qdq_stats *st, proto_answer *a)
+{
+    qdq_stats_summary s;
+    qdq_stats_summarize(st, &s);
+    char n[PROTO_NUM_MAX + 1];
+    int rc = proto_answer_header(a, "X-QDQ-Max-Abs-Error", n,
+                                 proto_num_format_f64(s.max_abs_error, n));
+    rc = rc || proto_answer_header(a, "X-QDQ-RMSE", n, proto_num_format_f64(s.rmse, n));
+    rc = rc || (s.sqnr_null ? proto_answer_header(a, "X-QDQ-SQNR-dB", "null", 4)
+                            : proto_answer_header(a, "X-QDQ-SQNR-dB", n,
+                                                  proto_num_format_f64(s.sqnr_db, n)));
+    int k = snprintf(n, sizeof n, "%llu", (unsigned long long)s.nonfinite);
+    rc = rc || proto_answer_header(a, "X-QDQ-Nonfinite", n, (size_t)k);
+    return rc;
 }
 
 /*
@@ -202,6 +240,7 @@ static int ranges_headers(proto_xchg *x, proto_answer *a, qdq_error *err)
 static int answer(proto_xchg *x, proto_answer *a, qdq_error *err)
 {
     char *data = x->tbase + PROTO_TENSOR_OFF;
+    gather_stats(x);
     if (x->want_json) {
         proto_buf b = { 0 };
         x->req.form = PROTO_FORM_DATA;
@@ -217,6 +256,8 @@ static int answer(proto_xchg *x, proto_answer *a, qdq_error *err)
     int rc = ranges_headers(x, a, err);
     if (rc)
         return rc;
+    if (x->req.stats && stats_headers(x->req.stats, a))
+        return qdq_fail(err, PROTO_ENOMEM, "out of memory formatting the response headers");
     char *start = data;
     size_t len = x->tlen;
     if (x->format == PROTO_FMT_NPY) {

@@ -33,8 +33,12 @@ int proto_run(proto_request *q, const proto_limits *lim, proto_result *res, qdq_
     int rc = proto_plan(q, lim, res, err);
     if (rc)
         return rc;
-    return qdq_run(&res->plan, q->data, q->data, q->min, q->n_min, q->max, q->n_max, res->acc,
-                   res->params, err);
+    qdq_stats_init(&res->stats);
+    qdq_stats *st = q->want_stats ? &res->stats : NULL;
+    rc = qdq_run_stats(&res->plan, q->data, q->data, q->min, q->n_min, q->max, q->n_max,
+                       res->acc, res->params, st, err);
+    q->stats = rc == 0 ? st : NULL;
+    return rc;
 }
 
 void proto_result_clear(proto_result *res)

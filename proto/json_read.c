@@ -25,11 +25,11 @@
 
 enum {
     K_INPUT, K_NUM_BITS, K_SIGNED_INPUT, K_RANGE_GIVEN, K_ROUND_MODE, K_NARROW_RANGE, K_AXIS,
-    K_INPUT_MIN, K_INPUT_MAX, K_NKEYS
+    K_INPUT_MIN, K_INPUT_MAX, K_STATS, K_NKEYS
 };
 static const char *const top_keys[K_NKEYS] = {
     "input", "num_bits", "signed_input", "range_given", "round_mode", "narrow_range", "axis",
-    "input_min", "input_max",
+    "input_min", "input_max", "stats",
 };
 enum { I_DTYPE, I_SHAPE, I_DATA, I_B64, I_NKEYS };
 static const char *const input_keys[I_NKEYS] = { "dtype", "shape", "data", "b64" };
@@ -422,12 +422,15 @@ static int decode(proto_jr *r, proto_request *req)
         case K_SIGNED_INPUT:
         case K_RANGE_GIVEN:
         case K_NARROW_RANGE:
+        case K_STATS:
             if (proto_jr_bool(r, top_keys[which], &b))
                 return r->err->code;
             if (which == K_SIGNED_INPUT)
                 req->attrs.signed_input = b;
             else if (which == K_RANGE_GIVEN)
                 req->attrs.range_given = b;
+            else if (which == K_STATS)
+                req->want_stats = b;
             else
                 req->attrs.narrow_range = b;
             break;

@@ -210,7 +210,26 @@ static int encode(const proto_request *req, const qdq_plan *plan, const void *pa
     for (int which = 0; which < 6; which++)
         if (put_range(b, plan, params, which))
             return PROTO_ENOMEM;
+    if (req->stats && (put(b, ",\"stats\":") || proto_stats_json(req->stats, b)))
+        return PROTO_ENOMEM;
     return put(b, "}");
+}
+
+int proto_stats_json(const qdq_stats *st, proto_buf *b)
+{
+    qdq_stats_summary s;
+    qdq_stats_summarize(st, &s);
+    char n[PROTO_NUM_MAX + 1], c[24];
+    int rc = put(b, "{\"max_abs_error\":");
+    rc = rc || proto_buf_append(b, n, proto_num_format_f64(s.max_abs_error, n));
+    rc = rc || put(b, ",\"rmse\":");
+    rc = rc || proto_buf_append(b, n, proto_num_format_f64(s.rmse, n));
+    rc = rc || put(b, ",\"sqnr_db\":");
+    rc = rc || (s.sqnr_null ? put(b, "null")
+                            : proto_buf_append(b, n, proto_num_format_f64(s.sqnr_db, n)));
+    snprintf(c, sizeof c, "%llu", (unsigned long long)s.nonfinite);
+    rc = rc || put(b, ",\"nonfinite\":") || put(b, c) || put(b, "}");
+    return rc ? PROTO_ENOMEM : 0;
 }
 
 int proto_json_encode(const proto_request *req, const qdq_plan *plan, const void *params,
@@ -224,14 +243,10 @@ int proto_json_encode(const proto_request *req, const qdq_plan *plan, const void
         rc = encode(req, plan, params, out, buf);
     if (rc) {
         buf->len = start; /* nothing half-written stays */
-        if (err) {
-            err->code = rc;
-            if (rc == PROTO_ENOMEM)
-                snprintf(err->msg, sizeof err->msg, "out of memory writing the JSON response");
-            else
-                snprintf(err->msg, sizeof err->msg, "cannot write a JSON response for dtype %d, "
-                         "rank %d", (int)req->dtype, req->rank);
-        }
+        if (rc == PROTO_ENOMEM)
+            return qdq_fail(err, rc, "out of memory writing the JSON response");
+        return qdq_fail(err, rc, "cannot write a JSON response for dtype %d, rank %d",
+                        (int)req->dtype, req->rank);
     }
     return rc;
 }

@@ -36,8 +36,10 @@ void proto_v2_request_clear(proto_v2_request *r)
 
 #define ENVELOPE_MAX (64 << 10) /* bytes of JSON outside the data arrays */
 
-static const char *const out_names[7] = { "output",     "input_min", "input_max", "output_min",
-                                          "output_max", "scale",     "inverse_scale" };
+static const char *const out_names[PROTO_V2_NOUTPUTS] = {
+    "output",     "input_min", "input_max",     "output_min", "output_max", "scale",
+    "inverse_scale", "max_abs_error", "rmse", "sqnr_db", "nonfinite",
+};
 static const char *const in_names[3] = { "input", "input_min", "input_max" };
 
 /* The index of the first '[', ']' or '"' in s[i, n), or n. */
@@ -352,7 +354,8 @@ static int read_parameters(proto_jr *r, proto_v2_request *out, bool *bin_all)
                      : strcmp(k, "range_given") == 0  ? &a->range_given
                      : strcmp(k, "narrow_range") == 0 ? &a->narrow_range
                      : strcmp(k, "binary_data_output") == 0 ? bin_all
-                                                             : NULL;
+                     : strcmp(k, "stats") == 0        ? &out->req.want_stats
+                                                      : NULL;
         if (flag) {
             if (!proto_jr_at(r, "true", 4) && !proto_jr_at(r, "false", 5))
                 return qdq_fail(r->err, QDQ_EINVAL, "parameters.%s must be true or false", k);
@@ -382,7 +385,7 @@ static int read_parameters(proto_jr *r, proto_v2_request *out, bool *bin_all)
         } else {
             return qdq_fail(r->err, QDQ_EINVAL, "unknown parameter '%.64s' (expected num_bits, "
                             "signed_input, range_given, round_mode, narrow_range, axis, "
-                            "binary_data_output)", k);
+                            "binary_data_output, stats)", k);
         }
         if (proto_jr_next(r, "parameters", '}', &done))
             return r->err->code;
@@ -391,7 +394,7 @@ static int read_parameters(proto_jr *r, proto_v2_request *out, bool *bin_all)
 }
 
 /* "outputs": which outputs, each with its binary_data choice (-1: the request's default). */
-static int read_outputs(proto_jr *r, proto_v2_request *out, signed char bin[7])
+static int read_outputs(proto_jr *r, proto_v2_request *out, signed char bin[PROTO_V2_NOUTPUTS])
 {
     bool empty;
     if (proto_jr_peek(r) != '[')
@@ -421,13 +424,16 @@ static int read_outputs(proto_jr *r, proto_v2_request *out, signed char bin[7])
             return qdq_fail(r->err, QDQ_EINVAL, "outputs: every entry needs a \"name\"");
         entry_name(r, name_at, name, sizeof name);
         int k = 0;
-        while (k < 7 && strcmp(name, out_names[k]) != 0)
+        while (k < PROTO_V2_NOUTPUTS && strcmp(name, out_names[k]) != 0)
             k++;
-        if (k == 7)
+        if (k == PROTO_V2_NOUTPUTS)
             return qdq_fail(r->err, QDQ_EINVAL, "unknown output '%.64s' (the model's outputs: "
                             "output, input_min, input_max, output_min, output_max, scale, "
-                            "inverse_scale)", name);
+                            "inverse_scale, and the statistics max_abs_error, rmse, sqnr_db, "
+                            "nonfinite)", name);
         out->outputs |= 1u << k;
+        if (k >= 7) /* a statistic named: they are computed */
+            out->req.want_stats = true;
         if (params_at) {
             proto_jr at = *r;
             at.p = params_at;
@@ -478,7 +484,8 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
     in_entry ins[3];
     int nin = 0;
     bool seen[3] = { false, false, false }, bin_all = false, empty;
-    signed char bin[7] = { -1, -1, -1, -1, -1, -1, -1 };
+    signed char bin[PROTO_V2_NOUTPUTS];
+    memset(bin, -1, sizeof bin);
     void *bufs[3] = { NULL, NULL, NULL };
     size_t boff = jlen, data_bytes = 0;
     unsigned got = 0;
@@ -593,8 +600,8 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
     }
     /* Outputs: none named means all; binary as each asks, else as binary_data_output says. */
     if (!out->outputs)
-        out->outputs = PROTO_V2_OUT_ALL;
-    for (int k = 0; k < 7; k++)
+        out->outputs = PROTO_V2_OUT_ALL | (out->req.want_stats ? PROTO_V2_OUT_STATS : 0);
+    for (int k = 0; k < PROTO_V2_NOUTPUTS; k++)
         if ((out->outputs & 1u << k) && (bin[k] < 0 ? bin_all : bin[k]))
             out->binary_outputs |= 1u << k;
     qdq_dtype dt = QDQ_FLOAT32;
@@ -708,6 +715,21 @@ static int put_str(proto_buf *b, const char *s)
 
 static int put(proto_buf *b, const char *s) { return proto_buf_append(b, s, strlen(s)); }
 
+/* The statistics outputs' values: max_abs_error, rmse, sqnr_db (NaN when it has none: FP64
+ * holds no null), nonfinite; all NaN when they were not computed. */
+static void stats_values(const proto_request *q, double v[4])
+{
+    v[0] = v[1] = v[2] = v[3] = NAN;
+    if (!q->stats)
+        return;
+    qdq_stats_summary s;
+    qdq_stats_summarize(q->stats, &s);
+    v[0] = s.max_abs_error;
+    v[1] = s.rmse;
+    v[2] = s.sqnr_null ? NAN : s.sqnr_db;
+    v[3] = (double)s.nonfinite;
+}
+
 static int encode(const proto_v2_request *r, const qdq_plan *plan, const void *params,
                   const void *out, proto_buf *buf, size_t *header_len, bool skip_output,
                   qdq_error *err)
@@ -723,26 +745,29 @@ static int encode(const proto_v2_request *r, const qdq_plan *plan, const void *p
     rc = rc || put(buf, ",\"outputs\":[");
     char num[PROTO_NUM_MAX + 40];
     bool first = true;
-    for (int k = 0; k < 7 && !rc; k++) {
+    double stat[4];
+    stats_values(q, stat);
+    for (int k = 0; k < PROTO_V2_NOUTPUTS && !rc; k++) {
         if (!(r->outputs & (1u << k)))
             continue;
         bool bin = r->binary_outputs & (1u << k);
-        const char *dtn = k == 0 ? proto_dtype_kserve(q->dtype) : dbl ? "FP64" : "FP32";
+        const char *dtn = k == 0 ? proto_dtype_kserve(q->dtype) : dbl || k >= 7 ? "FP64" : "FP32";
         snprintf(num, sizeof num, "%s{\"name\":\"%s\",\"datatype\":\"%s\",\"shape\":[",
                  first ? "" : ",", out_names[k], dtn);
         rc = put(buf, num);
         first = false;
-        uint64_t n = k == 0 ? q->count : C;
+        uint64_t n = k == 0 ? q->count : k >= 7 ? 1 : C;
         if (k == 0) {
             for (int d = 0; d < q->rank && !rc; d++)
                 rc = put(buf, (snprintf(num, sizeof num, "%s%lld", d ? "," : "",
                                         (long long)q->dims[d]), num));
         } else {
             rc = put(buf, (snprintf(num, sizeof num, "%llu",
-                                    (unsigned long long)(plan->attrs.axis < 0 ? 1 : C)), num));
+                                    (unsigned long long)(plan->attrs.axis < 0 || k >= 7 ? 1
+                                                                                   : C)), num));
         }
         rc = rc || put(buf, "]");
-        size_t es = k == 0 ? qdq_dtype_size(q->dtype) : dbl ? 8 : 4;
+        size_t es = k == 0 ? qdq_dtype_size(q->dtype) : dbl || k >= 7 ? 8 : 4;
         if (bin) {
             snprintf(num, sizeof num, ",\"parameters\":{\"binary_data_size\":%llu}}",
                      (unsigned long long)(n * es));
@@ -752,6 +777,11 @@ static int encode(const proto_v2_request *r, const qdq_plan *plan, const void *p
         rc = rc || put(buf, ",\"data\":[");
         if (k == 0) {
             rc = rc || proto_json_put_numbers(buf, q->dtype, out, 0, n);
+            rc = rc || put(buf, "]}");
+            continue;
+        }
+        if (k >= 7) {
+            rc = rc || proto_buf_append(buf, num, proto_num_format_f64(stat[k - 7], num));
             rc = rc || put(buf, "]}");
             continue;
         }
@@ -776,12 +806,16 @@ static int encode(const proto_v2_request *r, const qdq_plan *plan, const void *p
     rc = rc || put(buf, "]}");
     size_t hlen = buf->len - start;
     /* The binary outputs, in the same order, little-endian. */
-    for (int k = 0; k < 7 && !rc; k++) {
+    for (int k = 0; k < PROTO_V2_NOUTPUTS && !rc; k++) {
         if (!(r->outputs & r->binary_outputs & (1u << k)))
             continue;
         if (k == 0) {
             if (!skip_output)
                 rc = proto_buf_append(buf, out, q->count * qdq_dtype_size(q->dtype));
+            continue;
+        }
+        if (k >= 7) {
+            rc = proto_buf_append(buf, &stat[k - 7], 8);
             continue;
         }
         for (uint64_t c = 0; c < C && !rc; c++) {

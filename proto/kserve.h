@@ -28,7 +28,14 @@ enum {
     PROTO_V2_OUT_OUTPUT_MAX = 1u << 4,
     PROTO_V2_OUT_SCALE = 1u << 5,
     PROTO_V2_OUT_INVERSE_SCALE = 1u << 6,
-    PROTO_V2_OUT_ALL = 0x7f,
+    PROTO_V2_OUT_ALL = 0x7f, /* the op's outputs: what a request without "outputs" gets */
+    /* The error statistics (FP64, shape [1]), when the request asks for them ("stats"). */
+    PROTO_V2_OUT_MAX_ABS_ERROR = 1u << 7,
+    PROTO_V2_OUT_RMSE = 1u << 8,
+    PROTO_V2_OUT_SQNR_DB = 1u << 9,
+    PROTO_V2_OUT_NONFINITE = 1u << 10,
+    PROTO_V2_OUT_STATS = 0x780,
+    PROTO_V2_NOUTPUTS = 11,
 };
 
 typedef struct proto_v2_request {
@@ -38,7 +45,8 @@ typedef struct proto_v2_request {
     proto_request req;
     char id[256]; /* "id", to echo (NUL-terminated UTF-8) */
     bool has_id;
-    unsigned outputs;        /* PROTO_V2_OUT_* requested; all of them when "outputs" is absent */
+    unsigned outputs;        /* PROTO_V2_OUT_* requested; without "outputs", the op's seven (and
+                              * the statistics when "stats" is true) */
     unsigned binary_outputs; /* the requested outputs that go as binary data */
 } proto_v2_request;
 

@@ -58,6 +58,8 @@ typedef struct proto_request {
     unsigned query_seen; /* raw/npy: the query keys given so far, one bit each (query.c) */
     int npy_version;    /* npy: 1, 2 or 3 (the response uses the same) */
     bool npy_bf16_v2;   /* npy bfloat16 came as '<V2' (else '<u2') */
+    bool want_stats;    /* "stats": the answer carries the error statistics (computed only then) */
+    const qdq_stats *stats; /* once computed: the statistics the answer carries (borrowed), or NULL */
 } proto_request;
 
 void proto_request_init(proto_request *req);
@@ -130,6 +132,12 @@ int proto_json_decode(const char *body, size_t len, const proto_limits *lim, pro
  */
 int proto_json_encode(const proto_request *req, const qdq_plan *plan, const void *params,
                       const void *out, proto_buf *buf, qdq_error *err);
+
+/*
+ * The error statistics as a JSON object: {"max_abs_error":x,"rmse":x,"sqnr_db":x or null,
+ * "nonfinite":n} (qdq_stats_summarize; a NaN prints as NaN). Appends to buf. 0 or PROTO_ENOMEM.
+ */
+int proto_stats_json(const qdq_stats *st, proto_buf *buf);
 
 /* ---- raw bytes and query strings (query.c) ---- */
 

@@ -17,12 +17,12 @@
 
 enum key {
     K_DTYPE, K_SHAPE, K_NUM_BITS, K_SIGNED_INPUT, K_RANGE_GIVEN, K_ROUND_MODE, K_NARROW_RANGE,
-    K_AXIS, K_INPUT_MIN, K_INPUT_MAX, K_COUNT
+    K_AXIS, K_INPUT_MIN, K_INPUT_MAX, K_STATS, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
     "dtype", "shape", "num_bits", "signed_input", "range_given", "round_mode", "narrow_range",
-    "axis", "input_min", "input_max",
+    "axis", "input_min", "input_max", "stats",
 };
 
 /* The largest dimension a shape may name (as in the npy decoder). */
@@ -177,7 +177,7 @@ int proto_query_arg(proto_request *req, const char *key, const char *value,
     if (k == K_COUNT)
         return qdq_fail(err, QDQ_EINVAL, "unknown query parameter \"%s\" (expected dtype, shape, "
                     "num_bits, signed_input, range_given, round_mode, narrow_range, axis, "
-                    "input_min, input_max)", show(key, strlen(key), q));
+                    "input_min, input_max, stats)", show(key, strlen(key), q));
     if (req->query_seen & (1u << k))
         return qdq_fail(err, QDQ_EINVAL, "query parameter \"%s\" is given twice", key);
 
@@ -208,13 +208,15 @@ int proto_query_arg(proto_request *req, const char *key, const char *value,
         break;
     case K_SIGNED_INPUT:
     case K_RANGE_GIVEN:
-    case K_NARROW_RANGE: {
+    case K_NARROW_RANGE:
+    case K_STATS: {
         bool b;
         if (parse_bool(value, &b))
             return qdq_fail(err, QDQ_EINVAL, "%s: \"%s\" is not a boolean (expected true, false, 1 "
                         "or 0)", key, show(value, strlen(value), q));
         *(k == K_SIGNED_INPUT ? &req->attrs.signed_input
-          : k == K_RANGE_GIVEN ? &req->attrs.range_given : &req->attrs.narrow_range) = b;
+          : k == K_RANGE_GIVEN ? &req->attrs.range_given
+          : k == K_STATS      ? &req->want_stats : &req->attrs.narrow_range) = b;
         break;
     }
     case K_ROUND_MODE:
