@@ -4,11 +4,12 @@
 # Must run as root (or with sudo available).
 set -eu
 
-RUNTIME="libmicrohttpd12 libuv1 libcjson1 zlib1g libstdc++6"
+RUNTIME="libmicrohttpd12 libuv1 libcjson1 zlib1g libstdc++6 libgrpc29 libprotobuf-c1"
 BUILD="build-essential pkg-config libmicrohttpd-dev libuv1-dev libcjson-dev zlib1g-dev \
-libdragonbox-dev libfast-float-dev"
+libdragonbox-dev libfast-float-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler"
 DEV="curl libcurl4-openssl-dev clang libclang-rt-14-dev wrk libeigen3-dev python3 ca-certificates \
-prometheus openssl nginx yamllint python3-numpy python3-requests python3-kubernetes python3-yaml"
+prometheus openssl nginx yamllint python3-numpy python3-requests python3-kubernetes python3-yaml \
+python3-grpcio python3-protobuf protobuf-compiler nghttp2-client"
 
 want="$RUNTIME $BUILD"
 case "${1:-}" in
