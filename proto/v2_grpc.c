@@ -1,0 +1,741 @@
+/*
+ * KServe v2 over gRPC (v2_grpc.h): ModelInferRequest -> proto_v2_request, and the result ->
+ * ModelInferResponse, with protobuf-c.
+ *
+ * Copies. protobuf-c copies every bytes field it unpacks, so a 64 MiB tensor in
+ * raw_input_contents would be copied once more than on the HTTP binary route. So the entries of
+ * raw_input_contents (field 7 of the top-level message) are found by a scan of the top level
+ * first and cut out; protobuf-c unpacks the rest (names, shapes, parameters: small), and the
+ * input tensor is used where it lies in the caller's buffer. On the way out the output tensor is
+ * not copied either: its entry of raw_output_contents goes first on the wire, written as a field
+ * prefix the caller sends before the tensor's own bytes (v2_grpc.h).
+ *
+ * Memory. protobuf-c allocates a struct for every submessage, so a message of many tiny entries
+ * would need many times its size; its allocator here keeps a budget (2 x the message + 1 MiB)
+ * and fails the unpack beyond it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grpc_predict_v2.pb-c.h"
+#include "health.pb-c.h"
+#include "v2_grpc.h"
+
+#define MAX_RAW 8                 /* raw_input_contents entries kept (the model has 3 inputs) */
+#define SLACK ((size_t)1 << 20)   /* the unpack budget beyond 2 x the message */
+#define HDR 16                    /* the budget allocator's size header (keeps 16-byte alignment) */
+
+static const char *const out_names[7] = { "output",     "input_min", "input_max", "output_min",
+                                          "output_max", "scale",     "inverse_scale" };
+static const char *const in_names[3] = { "input", "input_min", "input_max" };
+
+/* ---- protobuf-c's allocator, with a budget ---- */
+
+typedef struct budget {
+    size_t left;
+    bool exhausted;
+} budget;
+
+static void *budget_alloc(void *data, size_t n)
+{
+    budget *b = data;
+    if (n > b->left || b->left - n < HDR) {
+        b->exhausted = true;
+        return NULL;
+    }
+    size_t *p = malloc(n + HDR);
+    if (!p)
+        return NULL;
+    p[0] = n;
+    b->left -= n + HDR;
+    return (char *)p + HDR;
+}
+
+static void budget_free(void *data, void *ptr)
+{
+    budget *b = data;
+    if (!ptr)
+        return;
+    size_t *p = (size_t *)(void *)((char *)ptr - HDR);
+    b->left += p[0] + HDR;
+    free(p);
+}
+
+/* Unpacks a message of type d within the budget; NULL with *exhausted set when over it. */
+static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *d, const char *msg,
+                                size_t len, ProtobufCAllocator *alloc, budget *b)
+{
+    b->left = (len > SIZE_MAX / 4 ? SIZE_MAX / 2 : 2 * len) + SLACK;
+    b->exhausted = false;
+    *alloc = (ProtobufCAllocator){ budget_alloc, budget_free, b };
+    return protobuf_c_message_unpack(d, alloc, len,
+                                     len ? (const uint8_t *)msg : (const uint8_t *)"");
+}
+
+/* ---- the top level of the wire format ---- */
+
+/* A varint at p[*i, n): 0 with *i past it, or -1 when it is cut off or longer than 10 bytes. */
+static int varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int s = 0; s < 70 && *i < n; s += 7) {
+        uint8_t b = p[(*i)++];
+        x |= (uint64_t)(b & 0x7f) << s;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+typedef struct span {
+    size_t off, len; /* an entry of raw_input_contents: its bytes in the message */
+} span;
+
+/*
+ * Walks the top-level fields of m[0, len) (a whole message when len is its length; a prefix
+ * otherwise, when the walk stops at the first field that does not fit). Each entry of field 7
+ * (raw_input_contents) is recorded in spans (the first MAX_RAW; *nraw counts them all); when rest
+ * is not NULL, every other field's bytes are appended to it. Returns the offset where the walk
+ * stopped (len when it reached the end), or SIZE_MAX for a field that cannot be (a bad tag, a
+ * group, a length past the end when the message is whole).
+ */
+static size_t walk(const uint8_t *m, size_t len, bool whole, span *spans, size_t *nraw,
+                   proto_buf *rest, int *rc)
+{
+    size_t i = 0, copied = 0;
+    *nraw = 0;
+    *rc = 0;
+    while (i < len) {
+        size_t start = i;
+        uint64_t tag, v;
+        if (varint(m, len, &i, &tag))
+            return whole ? SIZE_MAX : start;
+        uint64_t field = tag >> 3;
+        unsigned wt = (unsigned)(tag & 7);
+        if (field == 0 || field > 0x1fffffff)
+            return SIZE_MAX;
+        size_t data_off = 0, data_len = 0;
+        switch (wt) {
+        case 0:
+            if (varint(m, len, &i, &v))
+                return whole ? SIZE_MAX : start;
+            break;
+        case 1:
+            if (len - i < 8)
+                return whole ? SIZE_MAX : start;
+            i += 8;
+            break;
+        case 5:
+            if (len - i < 4)
+                return whole ? SIZE_MAX : start;
+            i += 4;
+            break;
+        case 2:
+            if (varint(m, len, &i, &v))
+                return whole ? SIZE_MAX : start;
+            if (v > len - i)
+                return whole ? SIZE_MAX : start;
+            data_off = i, data_len = (size_t)v;
+            i += (size_t)v;
+            break;
+        default: /* groups (3, 4) and the undefined 6, 7 */
+            return SIZE_MAX;
+        }
+        if (field != 7)
+            continue;
+        if (wt != 2)
+            return SIZE_MAX;
+        if (*nraw < MAX_RAW)
+            spans[*nraw] = (span){ data_off, data_len };
+        ++*nraw;
+        if (rest) {
+            if (proto_buf_append(rest, m + copied, start - copied)) {
+                *rc = PROTO_ENOMEM;
+                return SIZE_MAX;
+            }
+            copied = i;
+        }
+    }
+    if (rest && *nraw && proto_buf_append(rest, m + copied, len - copied)) {
+        *rc = PROTO_ENOMEM;
+        return SIZE_MAX;
+    }
+    return len;
+}
+
+/* ---- decoding ---- */
+
+static int parse_datatype(const char *s, const char *name, qdq_dtype *dt, qdq_error *err)
+{
+    if (!s || !*s)
+        return qdq_fail(err, QDQ_EINVAL, "inputs '%s': missing datatype", name);
+    static const char *const names[] = { "FP32", "FP64", "FP16", "BF16" };
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *dt = (qdq_dtype)i;
+            return 0;
+        }
+    return qdq_fail(err, QDQ_EINVAL, "inputs '%s': datatype '%.32s' is not supported (FP32, FP64, "
+                    "FP16, BF16)", name, s);
+}
+
+/* A tensor's shape: dims, rank and element count, within the limits (kserve.c's rules). */
+static int parse_shape(const Inference__ModelInferRequest__InferInputTensor *t, const char *name,
+                       const proto_limits *lim, int64_t *dims, int *rank, uint64_t *count,
+                       qdq_error *err)
+{
+    int max_rank = lim && lim->max_rank ? lim->max_rank : PROTO_MAX_RANK;
+    if (t->n_shape > (size_t)max_rank)
+        return qdq_fail(err, PROTO_ETOOBIG, "inputs '%s': rank %zu is over the limit of %d", name,
+                        t->n_shape, max_rank);
+    uint64_t c = 1;
+    for (size_t i = 0; i < t->n_shape; i++) {
+        int64_t d = t->shape[i];
+        if (d < 0 || d > ((int64_t)1 << 62))
+            return qdq_fail(err, QDQ_EINVAL, "inputs '%s': shape[%zu] is not a non-negative "
+                            "integer", name, i);
+        dims[i] = d;
+        if (d && c > UINT64_MAX / (uint64_t)d)
+            return qdq_fail(err, PROTO_ETOOBIG, "inputs '%s': the shape's element count "
+                            "overflows", name);
+        c *= (uint64_t)d;
+    }
+    if (lim && lim->max_elements && c > lim->max_elements)
+        return qdq_fail(err, PROTO_ETOOBIG, "inputs '%s': %llu elements is over the limit of %llu",
+                        name, (unsigned long long)c, (unsigned long long)lim->max_elements);
+    *rank = (int)t->n_shape;
+    *count = c;
+    return 0;
+}
+
+/* An integer parameter: int64_param, uint64_param, or an integral double_param. */
+static bool param_int(const Inference__InferParameter *p, int64_t *out)
+{
+    double d;
+    switch (p ? p->parameter_choice_case : INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE__NOT_SET) {
+    case INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM:
+        d = (double)p->int64_param;
+        if (p->int64_param < -1000000000 || p->int64_param > 1000000000)
+            return false;
+        break;
+    case INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_UINT64_PARAM:
+        if (p->uint64_param > 1000000000)
+            return false;
+        d = (double)p->uint64_param;
+        break;
+    case INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_DOUBLE_PARAM:
+        d = p->double_param;
+        break;
+    default:
+        return false;
+    }
+    /* The HTTP route's range; checked before the cast (an out-of-range cast is undefined). */
+    if (!(d >= -1e9 && d <= 1e9) || d != (double)(int)d)
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
+/* The op's attributes from the request's parameters (kserve.c parse_parameters). */
+static int parse_parameters(const Inference__ModelInferRequest *m, proto_v2_request *out,
+                            qdq_error *err)
+{
+    qdq_attrs *a = &out->req.attrs;
+    for (size_t i = 0; i < m->n_parameters; i++) {
+        const char *k = m->parameters[i]->key;
+        const Inference__InferParameter *v = m->parameters[i]->value;
+        int c = v ? (int)v->parameter_choice_case : 0;
+        bool ignored = false;
+        bool *flag = strcmp(k, "signed_input") == 0   ? &a->signed_input
+                     : strcmp(k, "range_given") == 0  ? &a->range_given
+                     : strcmp(k, "narrow_range") == 0 ? &a->narrow_range
+                     : strcmp(k, "binary_data_output") == 0 ? &ignored
+                                                             : NULL;
+        if (flag) {
+            if (c != INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_BOOL_PARAM)
+                return qdq_fail(err, QDQ_EINVAL, "parameters.%s must be true or false", k);
+            *flag = v->bool_param;
+        } else if (strcmp(k, "num_bits") == 0 || strcmp(k, "axis") == 0) {
+            int64_t n;
+            if (!param_int(v, &n))
+                return qdq_fail(err, QDQ_EINVAL, "parameters.%s must be an integer", k);
+            if (k[0] == 'n')
+                a->num_bits = (int)n;
+            else
+                a->axis = n;
+        } else if (strcmp(k, "round_mode") == 0) {
+            const char *s = c == INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM
+                                ? v->string_param : NULL;
+            if (s && strcmp(s, "HALF_TO_EVEN") == 0)
+                a->round_mode = QDQ_HALF_TO_EVEN;
+            else if (s && strcmp(s, "HALF_UP") == 0)
+                a->round_mode = QDQ_HALF_UP;
+            else
+                return qdq_fail(err, QDQ_EINVAL, "parameters.round_mode must be \"HALF_TO_EVEN\" "
+                                "or \"HALF_UP\"");
+        } else if (strcmp(k, "priority") == 0 || strcmp(k, "timeout") == 0) {
+            /* Triton's client sends these when asked; this server has no use for them. */
+        } else {
+            return qdq_fail(err, QDQ_EINVAL, "unknown parameter '%.64s' (expected num_bits, "
+                            "signed_input, range_given, round_mode, narrow_range, axis)", k);
+        }
+    }
+    return 0;
+}
+
+/* The requested outputs; every one is answered in raw_output_contents. */
+static int parse_outputs(const Inference__ModelInferRequest *m, proto_v2_request *out,
+                         qdq_error *err)
+{
+    if (m->n_outputs == 0)
+        out->outputs = PROTO_V2_OUT_ALL;
+    for (size_t i = 0; i < m->n_outputs; i++) {
+        const Inference__ModelInferRequest__InferRequestedOutputTensor *o = m->outputs[i];
+        const char *name = o->name;
+        if (!*name)
+            return qdq_fail(err, QDQ_EINVAL, "outputs: every entry needs a \"name\"");
+        int k = 0;
+        while (k < 7 && strcmp(name, out_names[k]) != 0)
+            k++;
+        if (k == 7)
+            return qdq_fail(err, QDQ_EINVAL, "unknown output '%.64s' (the model's outputs: output, "
+                            "input_min, input_max, output_min, output_max, scale, "
+                            "inverse_scale)", name);
+        out->outputs |= 1u << k;
+        for (size_t j = 0; j < o->n_parameters; j++) {
+            const char *pk = o->parameters[j]->key;
+            const Inference__InferParameter *pv = o->parameters[j]->value;
+            if (strcmp(pk, "binary_data") != 0)
+                return qdq_fail(err, QDQ_EINVAL, "outputs '%s': unknown parameter '%.64s' (only "
+                                "binary_data)", name, pk);
+            if (!pv || pv->parameter_choice_case !=
+                           INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_BOOL_PARAM)
+                return qdq_fail(err, QDQ_EINVAL, "outputs '%s': binary_data must be true or "
+                                "false", name);
+        }
+    }
+    out->binary_outputs = out->outputs; /* gRPC answers every output as raw bytes */
+    return 0;
+}
+
+/* Whether a tensor's contents hold any field but the one (fp32 or fp64) its datatype uses. */
+static bool other_contents(const Inference__InferTensorContents *c, qdq_dtype dt)
+{
+    return c->n_bool_contents || c->n_int_contents || c->n_int64_contents ||
+           c->n_uint_contents || c->n_uint64_contents || c->n_bytes_contents ||
+           (dt != QDQ_FLOAT32 && c->n_fp32_contents) || (dt != QDQ_FLOAT64 && c->n_fp64_contents);
+}
+
+/* The request, unpacked: its inputs checked and their data placed (raw spans or contents). */
+static int interpret(const Inference__ModelInferRequest *m, char *msg, const span *spans,
+                     size_t nraw, const proto_limits *lim, proto_v2_request *out, qdq_error *err)
+{
+    int rc;
+    if (strcmp(m->model_name, PROTO_V2_MODEL_NAME) != 0)
+        return qdq_fail(err, PROTO_ENOTFOUND, "unknown model or version: '%.64s' (this server "
+                        "serves %s, version %s)", m->model_name, PROTO_V2_MODEL_NAME,
+                        PROTO_V2_MODEL_VERSION);
+    if (*m->model_version && strcmp(m->model_version, PROTO_V2_MODEL_VERSION) != 0)
+        return qdq_fail(err, PROTO_ENOTFOUND, "unknown model or version: '%s' version '%.32s' "
+                        "(this server serves %s, version %s)", m->model_name, m->model_version,
+                        PROTO_V2_MODEL_NAME, PROTO_V2_MODEL_VERSION);
+    if (*m->id) {
+        if (strlen(m->id) >= sizeof out->id)
+            return qdq_fail(err, QDQ_EINVAL, "id must be a string of at most %zu bytes",
+                            sizeof out->id - 1);
+        for (const unsigned char *u = (const unsigned char *)m->id; *u;) {
+            size_t n = proto_utf8_len(u, SIZE_MAX);
+            if (!n)
+                return qdq_fail(err, QDQ_EINVAL, "id is not valid UTF-8");
+            u += n;
+        }
+        snprintf(out->id, sizeof out->id, "%s", m->id);
+        out->has_id = true;
+    }
+    if ((rc = parse_parameters(m, out, err)) || (rc = parse_outputs(m, out, err)))
+        return rc;
+    if (m->n_inputs == 0)
+        return qdq_fail(err, QDQ_EINVAL, "missing inputs (an array with the input \"input\")");
+    const Inference__ModelInferRequest__InferInputTensor *by_name[3] = { NULL, NULL, NULL };
+    for (size_t i = 0; i < m->n_inputs; i++) {
+        const char *name = m->inputs[i]->name;
+        if (!*name)
+            return qdq_fail(err, QDQ_EINVAL, "inputs: every entry needs a \"name\"");
+        int k = 0;
+        while (k < 3 && strcmp(name, in_names[k]) != 0)
+            k++;
+        if (k == 3)
+            return qdq_fail(err, QDQ_EINVAL, "unknown input '%.64s' (the model's inputs: input, "
+                            "input_min, input_max)", name);
+        if (by_name[k])
+            return qdq_fail(err, QDQ_EINVAL, "input '%s' is given twice", name);
+        by_name[k] = m->inputs[i];
+    }
+    if (!by_name[0])
+        return qdq_fail(err, QDQ_EINVAL, "missing input 'input'");
+    if (nraw && nraw != m->n_inputs)
+        return qdq_fail(err, QDQ_EINVAL, "raw_input_contents has %zu entries but inputs has %zu "
+                        "(one entry per input, in the order of inputs)", nraw, m->n_inputs);
+    qdq_dtype dt;
+    if ((rc = parse_datatype(by_name[0]->datatype, "input", &dt, err)))
+        return rc;
+    out->req.dtype = dt;
+    size_t es = qdq_dtype_size(dt);
+    int input_at = -1; /* the index of "input" when it comes raw: borrowed last */
+    for (size_t i = 0; i < m->n_inputs; i++) {
+        const Inference__ModelInferRequest__InferInputTensor *t = m->inputs[i];
+        const char *name = t->name;
+        int k = strcmp(name, "input") == 0 ? 0 : strcmp(name, "input_min") == 0 ? 1 : 2;
+        qdq_dtype tdt;
+        if ((rc = parse_datatype(t->datatype, name, &tdt, err)))
+            return rc;
+        if (tdt != dt)
+            return qdq_fail(err, QDQ_EINVAL, "inputs '%s': datatype %s differs from input's %s",
+                            name, proto_dtype_kserve(tdt), proto_dtype_kserve(dt));
+        int64_t dims[PROTO_MAX_RANK];
+        int rank = 0;
+        uint64_t count = 0;
+        if ((rc = parse_shape(t, name, lim, dims, &rank, &count, err)))
+            return rc;
+        if (k > 0 && rank > 1)
+            return qdq_fail(err, QDQ_EINVAL, "inputs '%s' must have shape [], [1] or [channels], "
+                            "not rank %d", name, rank);
+        if (t->n_parameters)
+            return qdq_fail(err, QDQ_EINVAL, "inputs '%s': unknown parameter '%.64s' (inputs "
+                            "take none)", name, t->parameters[0]->key);
+        if (count > SIZE_MAX / es)
+            return qdq_fail(err, PROTO_ETOOBIG, "inputs '%s': the shape's byte count overflows",
+                            name);
+        size_t bytes = (size_t)count * es;
+        const Inference__InferTensorContents *c = t->contents;
+        if (nraw && c)
+            return qdq_fail(err, QDQ_EINVAL, "inputs '%s': give contents or raw_input_contents, "
+                            "not both", name);
+        if (!nraw && !c && count)
+            return qdq_fail(err, QDQ_EINVAL, "inputs '%s': missing data (contents, or "
+                            "raw_input_contents)", name);
+        if (c && other_contents(c, dt))
+            return qdq_fail(err, QDQ_EINVAL, "inputs '%s': contents for %s data must be %s",
+                            name, proto_dtype_kserve(dt),
+                            dt == QDQ_FLOAT32   ? "fp32_contents"
+                            : dt == QDQ_FLOAT64 ? "fp64_contents"
+                                                : "raw_input_contents (contents has no field "
+                                                  "for it)");
+        if (nraw && spans[i].len != bytes)
+            return qdq_fail(err, QDQ_EINVAL, "inputs '%s': raw_input_contents[%zu] has %zu bytes "
+                            "but shape and datatype need %zu bytes", name, i, spans[i].len,
+                            bytes);
+        if (c) {
+            size_t got = dt == QDQ_FLOAT32 ? c->n_fp32_contents : c->n_fp64_contents;
+            if (got != count)
+                return qdq_fail(err, QDQ_EINVAL, "inputs '%s' data has %zu elements but its shape "
+                                "needs %llu", name, got, (unsigned long long)count);
+        }
+        if (k == 0) {
+            out->req.rank = rank;
+            out->req.count = count;
+            memcpy(out->req.dims, dims, (size_t)rank * sizeof dims[0]);
+            out->req.form = nraw ? PROTO_FORM_RAW : PROTO_FORM_DATA;
+            if (nraw) {
+                input_at = (int)i;
+                continue;
+            }
+        }
+        void *buf = malloc(bytes + 1);
+        if (!buf)
+            return qdq_fail(err, PROTO_ENOMEM, "out of memory for inputs '%s'", name);
+        if (nraw)
+            memcpy(buf, msg + spans[i].off, bytes);
+        else if (count)
+            memcpy(buf, dt == QDQ_FLOAT32 ? (void *)c->fp32_contents : (void *)c->fp64_contents,
+                   bytes);
+        if (k == 0)
+            out->req.data = buf;
+        else if (k == 1)
+            out->req.min = buf, out->req.n_min = count;
+        else
+            out->req.max = buf, out->req.n_max = count;
+    }
+    if (out->req.attrs.range_given && (!out->req.min || !out->req.max))
+        return qdq_fail(err, QDQ_EINVAL, "range_given is true but input %s is missing",
+                        out->req.min ? "input_max" : "input_min");
+    if (input_at >= 0) {
+        /* Typed access needs alignment: slide the bytes down onto the item size. What lies below
+         * (field prefixes, other fields, the bounds) has been copied out already, and the
+         * caller's buffer starts aligned at or below msg, so this stays inside it. */
+        char *p = msg + spans[input_at].off;
+        size_t skew = (uintptr_t)p % es;
+        if (skew) {
+            memmove(p - skew, p, out->req.count * es);
+            p -= skew;
+        }
+        out->req.data = p;
+        out->req.data_borrowed = true;
+    }
+    return 0;
+}
+
+int proto_v2_grpc_decode(char *msg, size_t len, const proto_limits *lim, proto_v2_request *out,
+                         qdq_error *err)
+{
+    proto_v2_request_init(out);
+    span spans[MAX_RAW];
+    size_t nraw = 0;
+    proto_buf rest = { 0 };
+    int rc = 0;
+    size_t end = walk((const uint8_t *)msg, len, true, spans, &nraw, &rest, &rc);
+    if (end == SIZE_MAX) {
+        proto_buf_free(&rest);
+        return rc ? qdq_fail(err, rc, "out of memory decoding the ModelInferRequest")
+                  : qdq_fail(err, QDQ_EINVAL, "invalid ModelInferRequest: not a protobuf message "
+                             "of that type");
+    }
+    if (nraw > MAX_RAW) {
+        proto_buf_free(&rest);
+        return qdq_fail(err, QDQ_EINVAL, "raw_input_contents has %zu entries; the model has 3 "
+                        "inputs", nraw);
+    }
+    /* Without raw entries nothing was cut out: protobuf-c reads the message itself. */
+    const char *body = nraw ? rest.data : msg;
+    size_t blen = nraw ? rest.len : len;
+    budget b;
+    ProtobufCAllocator alloc;
+    Inference__ModelInferRequest *m = (Inference__ModelInferRequest *)unpack(
+        &inference__model_infer_request__descriptor, body, blen, &alloc, &b);
+    if (!m) {
+        rc = b.exhausted ? qdq_fail(err, PROTO_ETOOBIG, "decoding the ModelInferRequest needs more "
+                                    "than %zu bytes of memory (2 x its size + 1 MiB)",
+                                    2 * blen + SLACK)
+                         : qdq_fail(err, QDQ_EINVAL, "invalid ModelInferRequest: not a protobuf "
+                                    "message of that type");
+    } else {
+        rc = interpret(m, msg, spans, nraw, lim, out, err);
+        inference__model_infer_request__free_unpacked(m, &alloc);
+    }
+    proto_buf_free(&rest);
+    if (rc)
+        proto_v2_request_clear(out);
+    return rc;
+}
+
+/* ---- encoding ---- */
+
+/* Appends a varint. */
+static int put_varint(proto_buf *b, uint64_t v)
+{
+    uint8_t t[10];
+    size_t n = 0;
+    do {
+        t[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return proto_buf_append(b, t, n);
+}
+
+/* Packs message m onto the end of b. */
+static int pack(const ProtobufCMessage *m, proto_buf *b)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    if (proto_buf_reserve(b, n + 1))
+        return PROTO_ENOMEM;
+    b->len += protobuf_c_message_pack(m, (uint8_t *)b->data + b->len);
+    return 0;
+}
+
+int proto_v2_grpc_encode(const proto_v2_request *r, const proto_v2_result *res, proto_buf *buf,
+                         size_t *split, qdq_error *err)
+{
+    const proto_request *q = &r->req;
+    const qdq_plan *plan = &res->plan;
+    bool dbl = q->dtype == QDQ_FLOAT64;
+    uint64_t C = plan->channels;
+    size_t start = buf->len, rsize = dbl ? 8 : 4;
+    int64_t out_dims[PROTO_MAX_RANK], range_dim = plan->attrs.axis < 0 ? 1 : (int64_t)C;
+    memcpy(out_dims, q->dims, (size_t)q->rank * sizeof out_dims[0]);
+
+    Inference__ModelInferResponse m = INFERENCE__MODEL_INFER_RESPONSE__INIT;
+    Inference__ModelInferResponse__InferOutputTensor tensors[7], *tp[7];
+    ProtobufCBinaryData raw[6];
+    char *ranges = NULL;
+    int rc = 0;
+    m.model_name = (char *)PROTO_V2_MODEL_NAME;
+    m.model_version = (char *)PROTO_V2_MODEL_VERSION;
+    if (r->has_id)
+        m.id = (char *)r->id;
+    m.outputs = tp;
+    m.raw_output_contents = raw;
+    size_t nranges = 0;
+    for (int k = 1; k < 7; k++)
+        nranges += (r->outputs >> k) & 1;
+    if (nranges && C > SIZE_MAX / rsize / nranges)
+        return qdq_fail(err, PROTO_ENOMEM, "out of memory encoding the response");
+    ranges = malloc(nranges * C * rsize + 1);
+    if (!ranges)
+        return qdq_fail(err, PROTO_ENOMEM, "out of memory encoding the response");
+    char *rp = ranges;
+    for (int k = 0; k < 7; k++) {
+        if (!(r->outputs & (1u << k)))
+            continue;
+        Inference__ModelInferResponse__InferOutputTensor *t = &tensors[m.n_outputs];
+        *t = (Inference__ModelInferResponse__InferOutputTensor)
+            INFERENCE__MODEL_INFER_RESPONSE__INFER_OUTPUT_TENSOR__INIT;
+        t->name = (char *)out_names[k];
+        t->datatype = (char *)(k == 0 ? proto_dtype_kserve(q->dtype) : dbl ? "FP64" : "FP32");
+        t->n_shape = k == 0 ? (size_t)q->rank : 1;
+        t->shape = k == 0 ? out_dims : &range_dim;
+        tp[m.n_outputs++] = t;
+        if (k == 0)
+            continue; /* its raw bytes go first on the wire, from where they lie */
+        raw[m.n_raw_output_contents++] = (ProtobufCBinaryData){ C * rsize, (uint8_t *)rp };
+        for (uint64_t c = 0; c < C; c++) {
+            qdq_range g;
+            qdq_params_get(plan, res->params, c, &g);
+            double v[6] = { g.input_min, g.input_max, g.output_min, g.output_max, g.scale,
+                            g.inverse_scale };
+            float f = (float)v[k - 1];
+            memcpy(rp, dbl ? (void *)&v[k - 1] : (void *)&f, rsize);
+            rp += rsize;
+        }
+    }
+    *split = SIZE_MAX;
+    if (r->outputs & PROTO_V2_OUT_OUTPUT) {
+        /* Field 6 (raw_output_contents), length-delimited: tag (6 << 3) | 2, then the length. */
+        uint8_t tag = (6 << 3) | 2;
+        rc = proto_buf_append(buf, &tag, 1) ||
+             put_varint(buf, q->count * qdq_dtype_size(q->dtype));
+        *split = buf->len - start;
+    }
+    rc = rc || pack(&m.base, buf);
+    free(ranges);
+    if (rc) {
+        buf->len = start;
+        *split = SIZE_MAX;
+        return qdq_fail(err, PROTO_ENOMEM, "out of memory encoding the response");
+    }
+    return 0;
+}
+
+/* ---- the other RPCs ---- */
+
+size_t proto_v2_grpc_input_skew(const char *head, size_t n)
+{
+    const uint8_t *m = (const uint8_t *)head;
+    size_t i = 0, best_off = 0, best_len = 0;
+    while (i < n) {
+        uint64_t tag, v;
+        if (varint(m, n, &i, &tag))
+            break;
+        unsigned wt = (unsigned)(tag & 7);
+        if (wt == 0 && varint(m, n, &i, &v) == 0)
+            continue;
+        if (wt == 1 || wt == 5) {
+            i += wt == 1 ? 8 : 4;
+            continue;
+        }
+        if (wt != 2 || varint(m, n, &i, &v))
+            break;
+        if (tag >> 3 == 7 && v >= best_len)
+            best_off = i, best_len = (size_t)v;
+        if (v >= n - i)
+            break;
+        i += (size_t)v;
+    }
+    return best_off % 8;
+}
+
+int proto_v2_grpc_model_check(const char *msg, size_t len, qdq_error *err)
+{
+    budget b;
+    ProtobufCAllocator alloc;
+    Inference__ModelReadyRequest *m = (Inference__ModelReadyRequest *)unpack(
+        &inference__model_ready_request__descriptor, msg, len, &alloc, &b);
+    if (!m)
+        return qdq_fail(err, QDQ_EINVAL, "invalid request: not a protobuf message of its type");
+    int rc = 0;
+    if (strcmp(m->name, PROTO_V2_MODEL_NAME) != 0 ||
+        (*m->version && strcmp(m->version, PROTO_V2_MODEL_VERSION) != 0))
+        rc = qdq_fail(err, PROTO_ENOTFOUND, "unknown model or version: '%.64s'%s%.32s%s (this "
+                      "server serves %s, version %s)", m->name, *m->version ? " version '" : "",
+                      m->version, *m->version ? "'" : "", PROTO_V2_MODEL_NAME,
+                      PROTO_V2_MODEL_VERSION);
+    inference__model_ready_request__free_unpacked(m, &alloc);
+    return rc;
+}
+
+int proto_v2_grpc_health_check(const char *msg, size_t len, qdq_error *err)
+{
+    budget b;
+    ProtobufCAllocator alloc;
+    Grpc__Health__V1__HealthCheckRequest *m = (Grpc__Health__V1__HealthCheckRequest *)unpack(
+        &grpc__health__v1__health_check_request__descriptor, msg, len, &alloc, &b);
+    if (!m)
+        return qdq_fail(err, QDQ_EINVAL, "invalid request: not a protobuf message of its type");
+    int rc = 0;
+    if (*m->service && strcmp(m->service, "inference.GRPCInferenceService") != 0)
+        rc = qdq_fail(err, PROTO_ENOTFOUND, "unknown service '%.64s' (this server has "
+                      "inference.GRPCInferenceService, or \"\" for the whole server)", m->service);
+    grpc__health__v1__health_check_request__free_unpacked(m, &alloc);
+    return rc;
+}
+
+int proto_v2_grpc_bool_response(int which, proto_buf *buf)
+{
+    Inference__ServerLiveResponse live = INFERENCE__SERVER_LIVE_RESPONSE__INIT;
+    Inference__ServerReadyResponse ready = INFERENCE__SERVER_READY_RESPONSE__INIT;
+    Inference__ModelReadyResponse model = INFERENCE__MODEL_READY_RESPONSE__INIT;
+    live.live = ready.ready = model.ready = 1;
+    return pack(which == PROTO_V2_GRPC_LIVE    ? &live.base
+                : which == PROTO_V2_GRPC_READY ? &ready.base
+                                               : &model.base,
+                buf);
+}
+
+int proto_v2_grpc_server_metadata(const char *version, proto_buf *buf)
+{
+    static char *const ext[] = { (char *)"parameters" };
+    Inference__ServerMetadataResponse m = INFERENCE__SERVER_METADATA_RESPONSE__INIT;
+    m.name = (char *)"qdq-server";
+    m.version = (char *)version;
+    m.n_extensions = 1;
+    m.extensions = (char **)ext;
+    return pack(&m.base, buf);
+}
+
+int proto_v2_grpc_model_metadata(proto_buf *buf)
+{
+    /* The HTTP route's metadata: datatype FP32 (any of FP32, FP64, FP16, BF16 is taken), any
+     * shape. */
+    Inference__ModelMetadataResponse m = INFERENCE__MODEL_METADATA_RESPONSE__INIT;
+    Inference__ModelMetadataResponse__TensorMetadata t[10], *tp[10];
+    int64_t any = -1;
+    static char *const versions[] = { (char *)PROTO_V2_MODEL_VERSION };
+    for (int i = 0; i < 10; i++) {
+        t[i] = (Inference__ModelMetadataResponse__TensorMetadata)
+            INFERENCE__MODEL_METADATA_RESPONSE__TENSOR_METADATA__INIT;
+        t[i].name = (char *)(i < 3 ? in_names[i] : out_names[i - 3]);
+        t[i].datatype = (char *)"FP32";
+        t[i].n_shape = 1;
+        t[i].shape = &any;
+        tp[i] = &t[i];
+    }
+    m.name = (char *)PROTO_V2_MODEL_NAME;
+    m.n_versions = 1;
+    m.versions = (char **)versions;
+    m.platform = (char *)"qdq-server";
+    m.n_inputs = 3;
+    m.inputs = tp;
+    m.n_outputs = 7;
+    m.outputs = tp + 3;
+    return pack(&m.base, buf);
+}
+
+int proto_v2_grpc_health(bool serving, proto_buf *buf)
+{
+    Grpc__Health__V1__HealthCheckResponse m = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    m.status = serving ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                       : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    return pack(&m.base, buf);
+}
