@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include "srv.h"
+#include "srv_grpc.h"
 
 extern char **environ;
 
@@ -76,6 +77,12 @@ int main(int argc, char **argv)
     srv_log("info", "qdq-server listening on %s:%d (%d workers, %d http threads)",
             c.listen_host, s.port, c.workers, c.http_threads);
     fprintf(stderr, "listening on %s:%d\n", c.listen_host, s.port);
+    if (srv_grpc_start(&c))
+        return 1;
+    if (c.grpc_port >= 0) {
+        srv_log("info", "grpc serving on %s:%d", c.grpc_host, srv_grpc_port());
+        fprintf(stderr, "grpc serving on %s:%d\n", c.grpc_host, srv_grpc_port());
+    }
 
     int sig = 0;
     sigwait(&set, &sig);
@@ -83,7 +90,10 @@ int main(int argc, char **argv)
             "exit within %d s (--drain-timeout)", sig == SIGINT ? "SIGINT" : "SIGTERM",
             c.shutdown_grace_s < c.drain_timeout_s ? c.shutdown_grace_s : c.drain_timeout_s,
             c.drain_timeout_s);
+    uint64_t deadline = srv_now_ns() + (uint64_t)c.drain_timeout_s * 1000000000u;
+    srv_grpc_drain();
     srv_stop(&s);
+    srv_grpc_stop(deadline);
     srv_log("info", "stopped after %llu requests", (unsigned long long)atomic_load(&s.served));
     return 0;
 }

@@ -7,6 +7,9 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 [ $# -gt 0 ] || set -- build
 . tests/lib/tally.sh
+# Servers that tests start side by side must not all take gRPC's default port (8081).
+QDQ_GRPC_LISTEN=${QDQ_GRPC_LISTEN:-127.0.0.1:0}
+export QDQ_GRPC_LISTEN
 for dir in "$@"; do
     for t in "$dir"/tests/test_*; do
         [ -x "$t" ] || continue
