@@ -280,7 +280,8 @@ static int parse_parameters(const Inference__ModelInferRequest *m, proto_v2_requ
             /* Triton's client sends these when asked; this server has no use for them. */
         } else {
             return qdq_fail(err, QDQ_EINVAL, "unknown parameter '%.64s' (expected num_bits, "
-                            "signed_input, range_given, round_mode, narrow_range, axis)", k);
+                            "signed_input, range_given, round_mode, narrow_range, axis, "
+                            "binary_data_output)", k);
         }
     }
     return 0;
