@@ -350,14 +350,6 @@ static void put_back(void *held)
 static char *gather(gcall *c, size_t *len)
 {
     grpc_byte_buffer_reader rd;
-    if (!c->payload) { /* the client sent no message: an empty one */
-        *len = 0;
-        c->base = malloc(1);
-        c->cap = 1;
-        if (!c->base)
-            fail(c, PROTO_ENOMEM, "out of memory");
-        return c->base;
-    }
     if (!grpc_byte_buffer_reader_init(&rd, c->payload)) {
         fail(c, QDQ_EINVAL, "the request message cannot be decompressed");
         return NULL;
@@ -606,7 +598,16 @@ static void on_new(gcall *c, bool ok)
         atomic_fetch_sub(&c->refs, 1);
         atomic_store(&c->closed, true);
     }
-    if (c->rpc == SRV_GRPC_OTHER) {
+    if (c->rpc != SRV_GRPC_OTHER && !c->payload) {
+        /* No request message: the call failed while it arrived (the client cancelled), or the
+         * client half-closed without one. */
+        if (grpc_call_failed_before_recv_message(c->call)) {
+            fail(c, PROTO_ECLOSED, "the call ended before its request message arrived");
+            c->work = c->rpc == SRV_GRPC_MODEL_INFER ? WORK_SKIPPED : WORK_NONE;
+        } else {
+            fail(c, QDQ_EINVAL, "the call has no request message");
+        }
+    } else if (c->rpc == SRV_GRPC_OTHER) {
         fail(c, PROTO_EMETHOD, "no method %.*s on this server (it has "
              "inference.GRPCInferenceService and grpc.health.v1.Health/Check)",
              (int)GRPC_SLICE_LENGTH(c->details.method),
