@@ -152,14 +152,14 @@ static size_t walk(const uint8_t *m, size_t len, bool whole, span *spans, size_t
             spans[*nraw] = (span){ data_off, data_len };
         ++*nraw;
         if (rest) {
-            if (proto_buf_append(rest, m + copied, start - copied)) {
+            if (start > copied && proto_buf_append(rest, m + copied, start - copied)) {
                 *rc = PROTO_ENOMEM;
                 return SIZE_MAX;
             }
             copied = i;
         }
     }
-    if (rest && *nraw && proto_buf_append(rest, m + copied, len - copied)) {
+    if (rest && *nraw && len > copied && proto_buf_append(rest, m + copied, len - copied)) {
         *rc = PROTO_ENOMEM;
         return SIZE_MAX;
     }
