@@ -80,8 +80,11 @@ int main(int argc, char **argv)
     if (srv_grpc_start(&c))
         return 1;
     if (c.grpc_port >= 0) {
-        srv_log("info", "grpc serving on %s:%d", c.grpc_host, srv_grpc_port());
-        fprintf(stderr, "grpc serving on %s:%d\n", c.grpc_host, srv_grpc_port());
+        const char *fmt = strchr(c.grpc_host, ':') ? "[%s]:%d" : "%s:%d";
+        char addr[300];
+        snprintf(addr, sizeof addr, fmt, c.grpc_host, srv_grpc_port());
+        srv_log("info", "grpc serving on %s", addr);
+        fprintf(stderr, "grpc serving on %s\n", addr);
     }
 
     int sig = 0;

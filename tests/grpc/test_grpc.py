@@ -355,6 +355,11 @@ def test_big(srv):
         got = dict(zip([o.name for o in resp.outputs], resp.raw_output_contents))
         check(set(got) == set(ORDER) and all(got[k] == ref[k] for k in ORDER),
               "%s: the HTTP v2 binary route's bits" % what)
+        if dt == "float16":  # a client that compresses its messages: the same answer
+            f = ch.unary_unary("/%s/ModelInfer" % SVC, request_serializer=ser,
+                               response_deserializer=pb.ModelInferResponse.FromString)
+            z = f(r, timeout=120, compression=grpc.Compression.Gzip)
+            check(answer_key(z) == answer_key(resp), "%s, gzip-compressed: the same answer" % what)
     ch.close()
 
 
