@@ -1,7 +1,9 @@
 # qdq-server image: two stages on debian:bookworm-slim.
 #
 #   docker build -t qdq-server .
-#   docker run --rm -p 8080:8080 --cpus 2 --memory 2g -e QDQ_LOG_FORMAT=json qdq-server
+#   docker run --rm -p 8080:8080 -p 8081:8081 --cpus 2 --memory 2g -e QDQ_LOG_FORMAT=json qdq-server
+#
+# 8080 is HTTP; 8081 is gRPC (KServe v2's GRPCInferenceService and grpc.health.v1).
 #
 # With podman, build with --format docker: its default (OCI) format has no HEALTHCHECK and
 # drops it.
@@ -33,8 +35,8 @@ RUN sh /tmp/install-deps.sh --runtime && rm -rf /var/lib/apt/lists/* /tmp/instal
 COPY --from=build /out/usr/local/bin/qdq-server /usr/local/bin/qdq-server
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
-ENV QDQ_LISTEN=0.0.0.0:8080
-EXPOSE 8080
+ENV QDQ_LISTEN=0.0.0.0:8080 QDQ_GRPC_LISTEN=0.0.0.0:8081
+EXPOSE 8080 8081
 # The binary checks itself, no curl: GET /healthz from the container's server (PID 1), at the
 # address its own flags and variables give (0.0.0.0 is asked on 127.0.0.1, [::] on [::1]).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \

@@ -24,9 +24,12 @@ ARCH := $(shell uname -m)
 CC ?= cc
 CXX ?= c++
 OPT ?= -O2
-PKGS := libmicrohttpd libuv libcjson zlib
+PKGS := libmicrohttpd libuv libcjson zlib libprotobuf-c
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# gRPC's C core: the server alone links it (server/grpc.c).
+GRPC_CFLAGS = $(shell pkg-config --cflags grpc 2>/dev/null)
+GRPC_LIBS = $(shell pkg-config --libs grpc 2>/dev/null)
 CURL_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
 
 # The kernel's arithmetic must be one IEEE operation at a time: no FMA contraction, no
@@ -35,7 +38,9 @@ FPFLAGS := -ffp-contract=off -fno-fast-math
 SANITIZERS := address,undefined
 SANFLAGS := $(if $(SAN),-fsanitize=$(SANITIZERS) -fno-sanitize-recover=all -fno-omit-frame-pointer)
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow $(if $(WERROR),-Werror)
-CPPFLAGS += -D_GNU_SOURCE -Icore -Iproto -Iconfig -Iserver
+# C for the .proto files (protoc-c), generated at build time into $(GEN): never committed.
+GEN := $(BUILD)/gen
+CPPFLAGS += -D_GNU_SOURCE -Icore -Iproto -Iconfig -Iserver -I$(GEN)
 CFLAGS += -std=gnu11 $(OPT) -g $(FPFLAGS) $(WARN) -Wmissing-prototypes $(SANFLAGS) -pthread
 CXXFLAGS += -std=c++17 $(OPT) -g $(FPFLAGS) $(WARN) $(SANFLAGS) $(if $(SAN),-Wno-maybe-uninitialized) -fno-exceptions -fno-rtti \
 	-isystem /usr/include/dragonbox-1.1.3
@@ -45,6 +50,9 @@ AVX2FLAGS := $(if $(filter x86_64,$(ARCH)),-mavx2 -mf16c)
 CORE_SRC := $(wildcard core/*.c)
 PROTO_SRC := $(wildcard proto/*.c)
 PROTO_CXX := $(wildcard proto/*.cc)
+PROTO_DEFS := $(wildcard proto/*.proto)
+GEN_SRC := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTO_DEFS))
+GEN_HDR := $(GEN_SRC:.c=.h)
 SERVER_SRC := $(strip $(wildcard server/*.c) $(wildcard config/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 HTTP_SRC := $(wildcard tests/http/test_*.c)
@@ -54,7 +62,7 @@ BENCH_CXX := $(wildcard bench/*.cc)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(patsubst %.cc,$(BUILD)/%.o,$(1)))
 CORE_OBJ := $(call obj,$(CORE_SRC))
-PROTO_OBJ := $(strip $(call obj,$(PROTO_SRC) $(PROTO_CXX)))
+PROTO_OBJ := $(strip $(call obj,$(PROTO_SRC) $(PROTO_CXX)) $(GEN_SRC:.c=.o))
 SERVER_OBJ := $(call obj,$(SERVER_SRC))
 TESTLIB_OBJ := $(call obj,$(TESTLIB_SRC))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -74,11 +82,21 @@ LINK := $(if $(PROTO_CXX),$(CXX),$(CC))
 .PHONY: all run test tests bench install install-debug clean deps asan fuzz soak
 all: $(LIBQDQ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(if $(SERVER_SRC),$(SERVER))
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | $(GEN_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/%.o: %.cc
+# protoc-c writes both files of a .proto in one run.
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -Iproto $<
+
+$(GEN)/%.o: $(GEN)/%.c
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/server/grpc.o: CFLAGS += $(GRPC_CFLAGS)
+
+$(BUILD)/%.o: %.cc | $(GEN_HDR)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -MMD -MP -c -o $@ $<
 
@@ -95,7 +113,7 @@ $(LIBPROTO): $(PROTO_OBJ)
 	$(AR) rcs $@ $^
 
 $(SERVER): $(SERVER_OBJ) $(LIBPROTO) $(LIBQDQ)
-	$(LINK) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(LIBPROTO) $(LIBQDQ) $(PKG_LIBS) -lm
+	$(LINK) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(LIBPROTO) $(LIBQDQ) $(GRPC_LIBS) $(PKG_LIBS) -lm
 
 TEST_LIBS = $(TESTLIB_OBJ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(LIBQDQ) $(PKG_LIBS) $(CURL_LIBS) -lm
 $(BUILD)/tests/unit/%.o $(BUILD)/tests/http/%.o $(BUILD)/tests/lib/%.o: CPPFLAGS += -Itests/lib

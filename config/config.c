@@ -22,6 +22,7 @@
 enum kind {
     K_CONFIG,     /* the config file's path (flags and environment only) */
     K_LISTEN,     /* HOST:PORT -> listen_host, listen_port */
+    K_GRPC_LISTEN,/* HOST:PORT or none -> grpc_host, grpc_port */
     K_PORT,       /* N -> listen_port */
     K_NUM,        /* a whole number, no suffix (int or uint64_t field) */
     K_SIZE,       /* a whole number with an optional K/M/G suffix (int or uint64_t field) */
@@ -59,6 +60,10 @@ static const struct opt opts[] = {
       "interface; port 0 picks a free port.", NULL },
     { "port", K_PORT, F(listen_port), 0, 65535, "N", NULL, NULL,
       "Port to listen on, keeping the host of --listen (overrides its port).", NULL },
+    { "grpc-listen", K_GRPC_LISTEN, F(grpc_host), 0, 0, "HOST:PORT", NULL, NULL,
+      "Address of the gRPC service (KServe v2's inference.GRPCInferenceService and "
+      "grpc.health.v1.Health), as --listen; \"none\" turns it off. It takes the same body "
+      "limit (as its largest message), bearer token and TLS certificate as HTTP.", NULL },
     { "workers", K_NUM, F(workers), 1, CFG_MAX_WORKERS, "N", NULL, NULL,
       "Compute threads: the worker pool that runs the op on large requests.",
       "the container's CPU quota, cgroup cpu.max or cpu.cfs_quota_us / cpu.cfs_period_us, "
@@ -307,8 +312,10 @@ static int check_host6(const char *h)
     return 0;
 }
 
-/* HOST:PORT or [V6]:PORT into c. 0 ok, or 1 with err filled (prefixed by who). */
-static int parse_listen(cfg *c, const char *v, const char *who, qdq_error *err)
+/* HOST:PORT or [V6]:PORT into out_host (256 bytes) and *out_port. 0 ok, or 1 with err filled
+ * (prefixed by who). */
+static int parse_listen(char *out_host, int *out_port, const char *v, const char *who,
+                        qdq_error *err)
 {
     char host[256];
     const char *colon;
@@ -344,8 +351,8 @@ static int parse_listen(cfg *c, const char *v, const char *who, qdq_error *err)
                     v6 ? "IPv6 address" : "host name or IPv4 address");
     if (parse_port(colon + 1, &port) != 0)
         return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s': the port must be a number from 0 to 65535", who, v);
-    memcpy(c->listen_host, host, n + 1);
-    c->listen_port = port;
+    memcpy(out_host, host, n + 1);
+    *out_port = port;
     return 0;
 }
 
@@ -384,7 +391,14 @@ static int apply(cfg *c, const struct opt *o, const char *v, const char *who, qd
         return qdq_fail(err, QDQ_EINVAL, "%s: empty value", who);
     switch (o->kind) {
     case K_LISTEN:
-        return parse_listen(c, v, who, err);
+        return parse_listen(c->listen_host, &c->listen_port, v, who, err);
+    case K_GRPC_LISTEN:
+        if (strcmp(v, "none") == 0) {
+            c->grpc_host[0] = '\0';
+            c->grpc_port = -1;
+            return 0;
+        }
+        return parse_listen(c->grpc_host, &c->grpc_port, v, who, err);
     case K_PORT:
         if (parse_port(v, &c->listen_port) != 0)
             return qdq_fail(err, QDQ_EINVAL, "%s: '%.200s' is not a port number from 0 to 65535", who, v);
@@ -735,6 +749,8 @@ void cfg_defaults_for(cfg *c, const cfg_limits *lim, long cores)
     memset(c, 0, sizeof *c);
     strcpy(c->listen_host, "127.0.0.1");
     c->listen_port = 8080;
+    strcpy(c->grpc_host, "127.0.0.1");
+    c->grpc_port = 8081;
     c->workers = (int)cores;
     c->http_threads = cores < 4 ? (int)cores : 4;
     c->max_memory = mem;
@@ -842,6 +858,13 @@ static void fmt_value(char *buf, size_t n, const cfg *c, const struct opt *o, in
         return;
     case K_PORT:
         snprintf(buf, n, "%d", c->listen_port);
+        return;
+    case K_GRPC_LISTEN:
+        if (c->grpc_port < 0)
+            snprintf(buf, n, "none");
+        else
+            snprintf(buf, n, strchr(c->grpc_host, ':') ? "[%s]:%d" : "%s:%d", c->grpc_host,
+                     c->grpc_port);
         return;
     case K_NUM:
     case K_SIZE:

@@ -49,6 +49,10 @@ typedef struct cfg {
                               * CPU quota rounded up, else the online cores (cfg_defaults) */
     int http_threads;        /* --http-threads: libmicrohttpd threads, 1..256; default
                               * min(that, 4) */
+    /* gRPC (KServe v2's GRPCInferenceService): host as listen_host; port 0 picks a free one;
+     * grpc_port -1 when --grpc-listen is "none" (no gRPC). Default 127.0.0.1:8081. */
+    char grpc_host[256];
+    int grpc_port;           /* --grpc-listen HOST:PORT, [V6]:PORT or none */
 
     /* Limits. */
     uint64_t max_body_bytes;   /* --max-body-bytes: after decompression; default 256 MiB */

@@ -337,7 +337,69 @@ static int read_input(proto_jr *r, size_t header_len, in_entry *e, bool seen[3],
     return 0;
 }
 
-/* The request's "parameters": the op's attributes, and binary_data_output. */
+int proto_v2_parameter(proto_v2_request *r, const char *k, const proto_v2_value *v,
+                       bool *bin_all, qdq_error *err)
+{
+    qdq_attrs *a = &r->req.attrs;
+    bool *flag = strcmp(k, "signed_input") == 0         ? &a->signed_input
+                 : strcmp(k, "range_given") == 0        ? &a->range_given
+                 : strcmp(k, "narrow_range") == 0       ? &a->narrow_range
+                 : strcmp(k, "binary_data_output") == 0 ? bin_all
+                 : strcmp(k, "stats") == 0              ? &r->req.want_stats
+                                                        : NULL;
+    if (flag) {
+        if (v->kind != PROTO_V2_VAL_BOOL)
+            return qdq_fail(err, QDQ_EINVAL, "parameters.%s must be true or false", k);
+        *flag = v->b;
+    } else if (strcmp(k, "num_bits") == 0 || strcmp(k, "axis") == 0) {
+        double d = v->d; /* the range first: casting an out-of-range double is undefined */
+        if (v->kind != PROTO_V2_VAL_NUMBER || !(d >= -1e9 && d <= 1e9) || d != (double)(int)d)
+            return qdq_fail(err, QDQ_EINVAL, "parameters.%s must be an integer", k);
+        if (k[0] == 'n')
+            a->num_bits = (int)d;
+        else
+            a->axis = (int64_t)d;
+    } else if (strcmp(k, "round_mode") == 0) {
+        const char *s = v->kind == PROTO_V2_VAL_STRING ? v->s : "";
+        if (strcmp(s, "HALF_TO_EVEN") == 0)
+            a->round_mode = QDQ_HALF_TO_EVEN;
+        else if (strcmp(s, "HALF_UP") == 0)
+            a->round_mode = QDQ_HALF_UP;
+        else
+            return qdq_fail(err, QDQ_EINVAL, "parameters.round_mode must be \"HALF_TO_EVEN\" or "
+                            "\"HALF_UP\"");
+    } else if (strcmp(k, "priority") != 0 && strcmp(k, "timeout") != 0) {
+        /* (Triton's client sends priority and timeout when asked; this server has no use.) */
+        return qdq_fail(err, QDQ_EINVAL, "unknown parameter '%.64s' (expected num_bits, "
+                        "signed_input, range_given, round_mode, narrow_range, axis, "
+                        "binary_data_output, stats)", k);
+    }
+    return 0;
+}
+
+int proto_v2_output(proto_v2_request *r, const char *name, int *kp, qdq_error *err)
+{
+    int k = 0;
+    while (k < PROTO_V2_NOUTPUTS && strcmp(name, out_names[k]) != 0)
+        k++;
+    if (k == PROTO_V2_NOUTPUTS)
+        return qdq_fail(err, QDQ_EINVAL, "unknown output '%.64s' (the model's outputs: output, "
+                        "input_min, input_max, output_min, output_max, scale, inverse_scale, and "
+                        "the statistics max_abs_error, rmse, sqnr_db, nonfinite)", name);
+    r->outputs |= 1u << k;
+    if (k >= 7) /* a statistic named: they are computed */
+        r->req.want_stats = true;
+    *kp = k;
+    return 0;
+}
+
+void proto_v2_outputs_default(proto_v2_request *r)
+{
+    if (!r->outputs)
+        r->outputs = PROTO_V2_OUT_ALL | (r->req.want_stats ? PROTO_V2_OUT_STATS : 0);
+}
+
+/* The request's "parameters" (proto_v2_parameter). */
 static int read_parameters(proto_jr *r, proto_v2_request *out, bool *bin_all)
 {
     bool empty;
@@ -345,48 +407,29 @@ static int read_parameters(proto_jr *r, proto_v2_request *out, bool *bin_all)
         return qdq_fail(r->err, QDQ_EINVAL, "parameters must be an object");
     if (proto_jr_open(r, "parameters", '{', 2, &empty))
         return r->err->code;
-    qdq_attrs *a = &out->req.attrs;
     for (int done = empty; !done;) {
-        char k[64];
+        char k[64], s[64];
         if (proto_jr_any_key(r, "parameters", k, sizeof k, NULL))
             return r->err->code;
-        bool *flag = strcmp(k, "signed_input") == 0   ? &a->signed_input
-                     : strcmp(k, "range_given") == 0  ? &a->range_given
-                     : strcmp(k, "narrow_range") == 0 ? &a->narrow_range
-                     : strcmp(k, "binary_data_output") == 0 ? bin_all
-                     : strcmp(k, "stats") == 0        ? &out->req.want_stats
-                                                      : NULL;
-        if (flag) {
-            if (!proto_jr_at(r, "true", 4) && !proto_jr_at(r, "false", 5))
-                return qdq_fail(r->err, QDQ_EINVAL, "parameters.%s must be true or false", k);
-            proto_jr_bool(r, k, flag);
-        } else if (strcmp(k, "num_bits") == 0 || strcmp(k, "axis") == 0) {
-            double d = 0;
-            if (!try_number(r, &d) || !(d >= -1e9 && d <= 1e9) || d != (double)(int)d)
-                return qdq_fail(r->err, QDQ_EINVAL, "parameters.%s must be an integer", k);
-            if (k[0] == 'n')
-                a->num_bits = (int)d;
-            else
-                a->axis = (int64_t)d;
-        } else if (strcmp(k, "round_mode") == 0) {
-            char s[16];
+        proto_v2_value v = { PROTO_V2_VAL_OTHER, false, 0, "" };
+        int c = proto_jr_peek(r);
+        if (proto_jr_at(r, "true", 4) || proto_jr_at(r, "false", 5)) {
+            v.kind = PROTO_V2_VAL_BOOL;
+            proto_jr_bool(r, k, &v.b);
+        } else if (try_number(r, &v.d)) {
+            v.kind = PROTO_V2_VAL_NUMBER;
+        } else if (c == '"') {
             size_t n = 0;
-            if (proto_jr_peek(r) == '"' &&
-                proto_jr_string(r, "parameters.round_mode", s, sizeof s, &n, NULL, NULL))
+            if (proto_jr_string(r, k, s, sizeof s - 1, &n, NULL, NULL))
                 return r->err->code;
-            if (!(n == 12 && !memcmp(s, "HALF_TO_EVEN", 12)) && !(n == 7 && !memcmp(s, "HALF_UP", 7)))
-                return qdq_fail(r->err, QDQ_EINVAL, "parameters.round_mode must be "
-                                "\"HALF_TO_EVEN\" or \"HALF_UP\"");
-            a->round_mode = n == 7 ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
-        } else if (strcmp(k, "priority") == 0 || strcmp(k, "timeout") == 0) {
-            /* Triton's client sends these when asked; this server has no use for them. */
-            if (proto_jr_skip(r, k, 3))
-                return r->err->code;
-        } else {
-            return qdq_fail(r->err, QDQ_EINVAL, "unknown parameter '%.64s' (expected num_bits, "
-                            "signed_input, range_given, round_mode, narrow_range, axis, "
-                            "binary_data_output, stats)", k);
+            s[n < sizeof s - 1 ? n : sizeof s - 1] = '\0';
+            v.kind = n < sizeof s - 1 ? PROTO_V2_VAL_STRING : PROTO_V2_VAL_OTHER;
+            v.s = s;
+        } else if (proto_jr_skip(r, k, 3)) {
+            return r->err->code;
         }
+        if (proto_v2_parameter(out, k, &v, bin_all, r->err))
+            return r->err->code;
         if (proto_jr_next(r, "parameters", '}', &done))
             return r->err->code;
     }
@@ -423,17 +466,9 @@ static int read_outputs(proto_jr *r, proto_v2_request *out, signed char bin[PROT
         if (!name_at || *name_at != '"')
             return qdq_fail(r->err, QDQ_EINVAL, "outputs: every entry needs a \"name\"");
         entry_name(r, name_at, name, sizeof name);
-        int k = 0;
-        while (k < PROTO_V2_NOUTPUTS && strcmp(name, out_names[k]) != 0)
-            k++;
-        if (k == PROTO_V2_NOUTPUTS)
-            return qdq_fail(r->err, QDQ_EINVAL, "unknown output '%.64s' (the model's outputs: "
-                            "output, input_min, input_max, output_min, output_max, scale, "
-                            "inverse_scale, and the statistics max_abs_error, rmse, sqnr_db, "
-                            "nonfinite)", name);
-        out->outputs |= 1u << k;
-        if (k >= 7) /* a statistic named: they are computed */
-            out->req.want_stats = true;
+        int k;
+        if (proto_v2_output(out, name, &k, r->err))
+            return r->err->code;
         if (params_at) {
             proto_jr at = *r;
             at.p = params_at;
@@ -599,8 +634,7 @@ static int decode(const char *body, char *writable, size_t len, size_t header_le
         goto out;
     }
     /* Outputs: none named means all; binary as each asks, else as binary_data_output says. */
-    if (!out->outputs)
-        out->outputs = PROTO_V2_OUT_ALL | (out->req.want_stats ? PROTO_V2_OUT_STATS : 0);
+    proto_v2_outputs_default(out);
     for (int k = 0; k < PROTO_V2_NOUTPUTS; k++)
         if ((out->outputs & 1u << k) && (bin[k] < 0 ? bin_all : bin[k]))
             out->binary_outputs |= 1u << k;
@@ -715,19 +749,27 @@ static int put_str(proto_buf *b, const char *s)
 
 static int put(proto_buf *b, const char *s) { return proto_buf_append(b, s, strlen(s)); }
 
-/* The statistics outputs' values: max_abs_error, rmse, sqnr_db (NaN when it has none: FP64
- * holds no null), nonfinite; all NaN when they were not computed. */
-static void stats_values(const proto_request *q, double v[4])
+const char *proto_v2_output_name(int k)
 {
-    v[0] = v[1] = v[2] = v[3] = NAN;
-    if (!q->stats)
-        return;
+    return k >= 0 && k < PROTO_V2_NOUTPUTS ? out_names[k] : "";
+}
+
+double proto_v2_stat_value(const proto_request *q, int k)
+{
+    if (!q->stats || k < 7 || k >= PROTO_V2_NOUTPUTS)
+        return NAN;
     qdq_stats_summary s;
     qdq_stats_summarize(q->stats, &s);
-    v[0] = s.max_abs_error;
-    v[1] = s.rmse;
-    v[2] = s.sqnr_null ? NAN : s.sqnr_db;
-    v[3] = (double)s.nonfinite;
+    double v[4] = { s.max_abs_error, s.rmse, s.sqnr_null ? NAN : s.sqnr_db,
+                    (double)s.nonfinite };
+    return v[k - 7];
+}
+
+/* The statistics outputs' values, in their order. */
+static void stats_values(const proto_request *q, double v[4])
+{
+    for (int i = 0; i < 4; i++)
+        v[i] = proto_v2_stat_value(q, 7 + i);
 }
 
 static int encode(const proto_v2_request *r, const qdq_plan *plan, const void *params,

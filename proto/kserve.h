@@ -50,6 +50,41 @@ typedef struct proto_v2_request {
     unsigned binary_outputs; /* the requested outputs that go as binary data */
 } proto_v2_request;
 
+/*
+ * The model's request parameters and outputs, one implementation for every transport (the
+ * HTTP JSON decoder below and the gRPC one, v2_grpc.c): each hands over a parameter's key and
+ * its value as it found it, and each output's name.
+ */
+typedef enum proto_v2_kind {
+    PROTO_V2_VAL_OTHER = 0, /* an object, an array, null: no parameter takes one */
+    PROTO_V2_VAL_BOOL,
+    PROTO_V2_VAL_NUMBER,
+    PROTO_V2_VAL_STRING,
+} proto_v2_kind;
+
+typedef struct proto_v2_value {
+    proto_v2_kind kind;
+    bool b;
+    double d;      /* integers arrive as doubles: exact up to 2^53, and the op's stay far below */
+    const char *s; /* NUL-terminated */
+} proto_v2_value;
+
+/* A request parameter: the op's attributes, binary_data_output (into *bin_all), stats; Triton's
+ * priority and timeout are taken and ignored. 0, or QDQ_EINVAL naming the key. */
+int proto_v2_parameter(proto_v2_request *r, const char *key, const proto_v2_value *v,
+                       bool *bin_all, qdq_error *err);
+/* A requested output by name: its index (PROTO_V2_OUT_* bit k) in *k, added to r->outputs; a
+ * statistic's name asks for the statistics. 0, or QDQ_EINVAL naming the outputs there are. */
+int proto_v2_output(proto_v2_request *r, const char *name, int *k, qdq_error *err);
+/* The name of output k ("output", "input_min", ... "nonfinite"). */
+const char *proto_v2_output_name(int k);
+/* The value of statistics output k (7..10: max_abs_error, rmse, sqnr_db, nonfinite): NaN for
+ * a sqnr_db that has none (FP64 holds no null), and for statistics not computed. */
+double proto_v2_stat_value(const proto_request *q, int k);
+/* The outputs a request without an "outputs" list gets (the op's, and the statistics when asked
+ * for), once every parameter is read. */
+void proto_v2_outputs_default(proto_v2_request *r);
+
 /* An empty request (proto_request_init's defaults, no id, no outputs). */
 void proto_v2_request_init(proto_v2_request *r);
 /* Frees what r owns and leaves it as proto_v2_request_init does. */

@@ -9,12 +9,12 @@ set -eu
 # (--init), podman-compose, and debootstrap to make the base image without a registry.
 ENGINE="podman runc uidmap slirp4netns containernetworking-plugins netavark aardvark-dns \
 fuse-overlayfs catatonit podman-compose debootstrap"
-RUNTIME="libmicrohttpd12 libuv1 libcjson1 zlib1g libstdc++6"
+RUNTIME="libmicrohttpd12 libuv1 libcjson1 zlib1g libstdc++6 libgrpc29 libprotobuf-c1"
 BUILD="build-essential pkg-config libmicrohttpd-dev libuv1-dev libcjson-dev zlib1g-dev \
-libdragonbox-dev libfast-float-dev"
+libdragonbox-dev libfast-float-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler"
 DEV="curl libcurl4-openssl-dev clang libclang-rt-14-dev wrk libeigen3-dev python3 ca-certificates \
 prometheus openssl nginx yamllint python3-numpy python3-requests python3-kubernetes python3-yaml \
-$ENGINE"
+python3-grpcio python3-protobuf protobuf-compiler nghttp2-client $ENGINE"
 
 want="$RUNTIME $BUILD"
 case "${1:-}" in

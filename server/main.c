@@ -8,6 +8,8 @@
 #include "healthcheck.h"
 #include "http.h"
 #include "log.h"
+#include "clock.h"
+#include "grpc.h"
 
 extern char **environ;
 
@@ -74,8 +76,19 @@ int main(int argc, char **argv)
     srv_log("info", "qdq-server listening on %s:%d (%d workers, %d http threads, max-memory %llu)",
             c.listen_host, s.port, c.workers, c.http_threads, (unsigned long long)c.max_memory);
     /* For scripts (and tests) that wait for the port; JSON logs carry it in the line above. */
-    if (strcmp(c.log_format, "json") != 0)
+    bool text = strcmp(c.log_format, "json") != 0;
+    if (text)
         fprintf(stderr, "listening on %s:%d\n", c.listen_host, s.port);
+    if (srv_grpc_start(&c))
+        return 1;
+    if (c.grpc_port >= 0) {
+        const char *fmt = strchr(c.grpc_host, ':') ? "[%s]:%d" : "%s:%d";
+        char addr[300];
+        snprintf(addr, sizeof addr, fmt, c.grpc_host, srv_grpc_port());
+        srv_log("info", "grpc serving on %s", addr);
+        if (text)
+            fprintf(stderr, "grpc serving on %s\n", addr);
+    }
 
     int sig = 0;
     sigwait(&set, &sig);
@@ -83,7 +96,10 @@ int main(int argc, char **argv)
             "exit within %d s (--drain-timeout)", sig == SIGINT ? "SIGINT" : "SIGTERM",
             c.shutdown_grace_s < c.drain_timeout_s ? c.shutdown_grace_s : c.drain_timeout_s,
             c.drain_timeout_s);
+    uint64_t deadline = srv_now_ns() + (uint64_t)c.drain_timeout_s * 1000000000u;
+    srv_grpc_drain();
     srv_stop(&s);
+    srv_grpc_stop(deadline);
     srv_log("info", "stopped after %llu requests", (unsigned long long)atomic_load(&s.served));
     srv_log_stop();
     return 0;

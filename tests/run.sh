@@ -2,17 +2,24 @@
 # Runs every test program of each build directory given (default: build) and prints the total
 # as the last line: "N passed, N failed". Each program prints its own "N passed, N failed" line;
 # a program that crashes or prints no such line counts as one failure.
-# Black-box tests find the server binary through QDQ_SERVER (set here per build).
+# Black-box tests find the server binary through QDQ_SERVER (set here per build); tests/grpc/run.sh
+# (the gRPC tests, a Python client) runs against each build too.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 [ $# -gt 0 ] || set -- build
 . tests/lib/tally.sh
+# Servers that tests start side by side must not all take gRPC's default port (8081).
+QDQ_GRPC_LISTEN=${QDQ_GRPC_LISTEN:-127.0.0.1:0}
+export QDQ_GRPC_LISTEN
 for dir in "$@"; do
     for t in "$dir"/tests/test_*; do
         [ -x "$t" ] || continue
         out=$(QDQ_SERVER="$PWD/$dir/qdq-server" QDQ_TESTDATA="$PWD/tests" "$t" 2>&1)
         tally "$t" $? "$out"
     done
+    # gRPC with a real client (Python grpcio), against this build's server.
+    out=$(QDQ_SERVER="$PWD/$dir/qdq-server" sh tests/grpc/run.sh 2>&1)
+    tally "$dir: tests/grpc" $? "$out"
 done
 # Deployment checks (shell scripts, each ending in "N passed, N failed"), against the first build.
 for t in tests/deploy/test_*.sh; do

@@ -5,7 +5,8 @@
 #  - two stages, both FROM debian:bookworm-slim; exec-form ENTRYPOINT (and CMD, if any), so
 #    SIGTERM reaches the server; a numeric non-root USER, the uid the RUN step creates;
 #    HEALTHCHECK runs the binary's own --healthcheck (no curl or wget in the image);
-#    EXPOSE 8080 and ENV QDQ_LISTEN=0.0.0.0:8080; every ENV a QDQ_* variable the server knows;
+#    EXPOSE 8080 and 8081, ENV QDQ_LISTEN=0.0.0.0:8080 and QDQ_GRPC_LISTEN=0.0.0.0:8081; every
+#    ENV a QDQ_* variable the server knows;
 #  - every RUN step is the project's installer, a make target, or image housekeeping
 #    (apt list cleanup, the user): nothing CI does not run. CI runs the installer (--dev) and
 #    `make test` (all, the tests, and tests/deploy/, whose test_install_layout.sh runs
@@ -111,6 +112,9 @@ for a in final_args("ENV"):
             k, v = tok.split("=", 1)
             env[k] = v
 check(env.get("QDQ_LISTEN") == "0.0.0.0:8080", f"ENV QDQ_LISTEN=0.0.0.0:8080 ({env})")
+check("8081" in " ".join(final_args("EXPOSE")).split() and
+      env.get("QDQ_GRPC_LISTEN") == "0.0.0.0:8081",
+      f"EXPOSE 8081 and ENV QDQ_GRPC_LISTEN=0.0.0.0:8081: gRPC on every interface ({env})")
 check(all(k in known_vars for k in env), f"every ENV is a QDQ_* variable of the server: {sorted(env)}")
 
 # RUN steps, each command of each && chain.

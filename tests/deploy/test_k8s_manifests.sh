@@ -8,13 +8,15 @@
 #    error; a missing required field fails on reading. (The client is 22.x: the HPA's
 #    autoscaling/v2 is read with the v2beta2 models, whose schema v2 kept.) When a kubectl that
 #    can dry-run without a server is on PATH, that runs too;
-#  - the deployment contract: probes on /readyz and /healthz at the named port, non-root (the
+#  - the deployment contract: readiness over gRPC (grpc.health.v1 on the grpc port 8081;
+#    python3-kubernetes 22 predates the probe's grpc field, so that field is checked here by
+#    hand) and liveness on /healthz at the named http port, non-root (the
 #    Dockerfile's uid), read-only root filesystem, requests and limits, the shutdown timing
 #    (preStop sleep >= 5 s, < terminationGracePeriodSeconds, and grace >= preStop +
 #    QDQ_DRAIN_TIMEOUT + 5; QDQ_REQUEST_TIMEOUT <= QDQ_DRAIN_TIMEOUT), QDQ_WORKERS within the
 #    CPU limit, Service/HPA/PDB selectors and targets matching the Deployment;
-#  - the server started with the Deployment's QDQ_* variables answers its probes, and drains
-#    on SIGTERM with exit 0.
+#  - the server started with the Deployment's QDQ_* variables answers its probes (the gRPC one
+#    with Debian's python3-grpcio: SERVING), and drains on SIGTERM with exit 0.
 # Prints "N passed, N failed" last.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -83,6 +85,16 @@ def diff(a, b, path=""):
         return [f"{path}: {a!r} read as {b!r} (wrong type)"]
     return []
 
+# Fields newer than the client's schema, checked by hand: a probe's grpc (Kubernetes 1.24,
+# GRPCAction: port, an integer, required; service, a string).
+NEWER = re.compile(r"^\.spec\.template\.spec\.containers\[\d+\]\.(readiness|liveness|startup)Probe"
+                   r"\.grpc: not in the schema$")
+
+def grpc_action_ok(g):
+    return (isinstance(g, dict) and set(g) <= {"port", "service"} and
+            isinstance(g.get("port"), int) and 1 <= g["port"] <= 65535 and
+            isinstance(g.get("service", ""), str))
+
 def schema(name, doc, api_version, kind, model):
     check(doc.get("apiVersion") == api_version and doc.get("kind") == kind,
           f"{name}: {api_version} {kind}")
@@ -91,7 +103,7 @@ def schema(name, doc, api_version, kind, model):
     except Exception as e:
         check(False, f"{name}: schema ({model}): {e}")
         return
-    d = diff(doc, api.sanitize_for_serialization(obj))
+    d = [x for x in diff(doc, api.sanitize_for_serialization(obj)) if not NEWER.match(x)]
     check(not d, f"{name}: every field known to the {model} schema, of its type"
           + ("".join("\n    " + x for x in d)))
 
@@ -126,6 +138,8 @@ check(len(cs) == 1, "Deployment: one container")
 c = cs[0]
 ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
 check(ports.get("http") == 8080, "container port http = 8080 (the image's EXPOSE and QDQ_LISTEN)")
+check(ports.get("grpc") == 8081,
+      "container port grpc = 8081 (the image's EXPOSE and QDQ_GRPC_LISTEN)")
 
 def probe(kind, path):
     p = c.get(kind) or {}
@@ -133,7 +147,10 @@ def probe(kind, path):
     check(g.get("path") == path and g.get("port") in ("http", 8080),
           f"{kind}: GET {path} on the http port")
     return p
-ready = probe("readinessProbe", "/readyz")
+ready = c.get("readinessProbe") or {}
+check(grpc_action_ok(ready.get("grpc")) and ready["grpc"]["port"] == 8081 and
+      ready["grpc"].get("service", "") in ("", "inference.GRPCInferenceService"),
+      f"readinessProbe: grpc.health.v1 on port 8081 (a number: {ready.get('grpc')})")
 probe("livenessProbe", "/healthz")
 
 psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
@@ -179,8 +196,11 @@ check(ru.get("maxUnavailable") == 0, "rolling update keeps every replica until i
 
 check(svc["spec"].get("selector") == sel, "Service selector = the Deployment's selector")
 sp = svc["spec"]["ports"]
-check(len(sp) == 1 and sp[0]["targetPort"] in ("http", 8080) and sp[0]["port"] == 8080,
-      "Service port 8080 -> the container's http port")
+spn = {p.get("name"): p for p in sp}
+check(len(sp) == 2 and spn.get("http", {}).get("targetPort") in ("http", 8080) and
+      spn["http"].get("port") == 8080, "Service port 8080 -> the container's http port")
+check(spn.get("grpc", {}).get("targetPort") in ("grpc", 8081) and spn["grpc"].get("port") == 8081,
+      "Service port 8081 -> the container's grpc port")
 
 ref = hpa["spec"]["scaleTargetRef"]
 check(ref.get("kind") == "Deployment" and ref.get("name") == dep["metadata"]["name"]
@@ -226,7 +246,8 @@ fi
 if [ -x "$SERVER" ] && [ -s "$T/env" ]; then
     : >"$T/err"
     # shellcheck disable=SC2046
-    env $(cat "$T/env") QDQ_LISTEN=127.0.0.1:0 QDQ_ACCESS_LOG=off "$SERVER" >"$T/out" 2>"$T/err" &
+    env $(cat "$T/env") QDQ_LISTEN=127.0.0.1:0 QDQ_GRPC_LISTEN=127.0.0.1:0 QDQ_ACCESS_LOG=off \
+        "$SERVER" >"$T/out" 2>"$T/err" &
     PID=$!
     n=0
     # "listening on" starts a line in text logs, and is in the start line's msg in JSON logs.
@@ -238,6 +259,16 @@ if [ -x "$SERVER" ] && [ -s "$T/env" ]; then
             code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$P$path")
             if [ "$code" = 200 ]; then ok "probe GET $path: 200"; else bad "probe GET $path: $code"; fi
         done
+        # The gRPC readiness probe: grpc.health.v1.Health/Check with an empty request; the
+        # answer's bytes are field 1 (status) = 1 (SERVING).
+        G=$(sed -n 's/^grpc serving on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$T/err")
+        st=$("$PY" - "$G" 2>&1 <<'GRPCEOF'
+import sys, grpc
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+print(ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=5).hex())
+GRPCEOF
+)
+        if [ "$st" = 0801 ]; then ok "probe grpc.health.v1 Check: SERVING"; else bad "probe grpc.health.v1 Check: ${st:-no answer} (port ${G:-none})"; fi
         kill -TERM $PID
         wait $PID
         rc=$?

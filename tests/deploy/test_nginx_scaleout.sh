@@ -7,7 +7,10 @@
 # another stopped (SIGTERM, draining) mid-run; every request must succeed, retried by nginx on
 # a live replica. Also: answers, request ids and large per-channel headers pass through; nginx's
 # own errors are JSON; deploy/docker-compose.yml describes this same topology (and its
-# variables configure the replicas here). Prints counts, and "N passed, N failed" last.
+# variables configure the replicas here). gRPC through nginx's grpc_pass (port 8081 of the
+# config) with Debian's python3-grpcio: answers equal to a replica's own, calls spread over the
+# replicas, health SERVING, every call succeeding after a replica is killed and after one is
+# stopped, UNAVAILABLE once none is left. Prints counts, and "N passed, N failed" last.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 SERVER=${QDQ_SERVER:-build/qdq-server}
@@ -67,6 +70,7 @@ check(g and int(g.group(1)) > int(env.get("QDQ_DRAIN_TIMEOUT", 30)),
 check("./nginx.conf:/etc/nginx/nginx.conf:ro" in n.get("volumes", []),
       "compose: nginx runs deploy/nginx.conf")
 check(any(str(p).endswith(":8080") for p in n.get("ports", [])), "compose: nginx published on 8080")
+check(any(str(p).endswith(":8081") for p in n.get("ports", [])), "compose: nginx published on 8081 (gRPC)")
 check(((n.get("depends_on") or {}).get("qdq") or {}).get("condition") == "service_healthy",
       "compose: nginx starts once the replicas are healthy (it resolves them at start)")
 with open(sys.argv[2], "w") as f:
@@ -88,33 +92,42 @@ ENVS=$(cat "$T/env" 2>/dev/null)
 start_replica() {
     : >"$T/r$1.err"
     # shellcheck disable=SC2086
-    env $ENVS QDQ_LISTEN=127.0.0.1:0 "$SERVER" >"$T/r$1.out" 2>"$T/r$1.err" &
+    env $ENVS QDQ_LISTEN=127.0.0.1:0 QDQ_GRPC_LISTEN=127.0.0.1:0 "$SERVER" >"$T/r$1.out" 2>"$T/r$1.err" &
     eval "R$1=$!"
     PIDS="$PIDS $!"
     n=0
-    while [ $n -lt 100 ] && ! grep -q 'listening on' "$T/r$1.err"; do sleep 0.05; n=$((n + 1)); done
-    eval "P$1=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/r$1.err" | head -n 1)"
+    while [ $n -lt 100 ] && ! grep -q '^grpc serving on' "$T/r$1.err"; do sleep 0.05; n=$((n + 1)); done
+    eval "P$1=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$T/r$1.err")"
+    eval "G$1=$(sed -n 's/^grpc serving on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$T/r$1.err")"
 }
 start_replica 1
 start_replica 2
 start_replica 3
-check '[ -n "$P1" ] && [ -n "$P2" ] && [ -n "$P3" ]' "three replicas listening on $P1 $P2 $P3"
-[ -n "$P1" ] && [ -n "$P2" ] && [ -n "$P3" ] || finish
+check '[ -n "$P1" ] && [ -n "$P2" ] && [ -n "$P3" ] && [ -n "$G1" ] && [ -n "$G2" ] && [ -n "$G3" ]' \
+    "three replicas listening on $P1 $P2 $P3 (gRPC $G1 $G2 $G3)"
+[ -n "$P1" ] && [ -n "$P2" ] && [ -n "$P3" ] && [ -n "$G1" ] && [ -n "$G2" ] && [ -n "$G3" ] || finish
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 LP=$(free_port)
+GLP=$(free_port)
 
 # deploy/nginx.conf with the addresses substituted; every substitution must find its line, so a
 # change to the shipped file that this test would miss fails here instead.
-awk -v T="$T" -v LP="$LP" -v ports="$P1 $P2 $P3" '
+awk -v T="$T" -v LP="$LP" -v GLP="$GLP" -v ports="$P1 $P2 $P3" -v gports="$G1 $G2 $G3" '
     /^[ \t]*server qdq:8080 / {
         n = split(ports, p, " ")
         for (i = 1; i <= n; i++) { l = $0; sub(/qdq:8080/, "127.0.0.1:" p[i], l); print l }
         subs++; next
     }
+    /^[ \t]*server qdq:8081 / {
+        n = split(gports, p, " ")
+        for (i = 1; i <= n; i++) { l = $0; sub(/qdq:8081/, "127.0.0.1:" p[i], l); print l }
+        subs++; next
+    }
     /^[ \t]*listen 8080;/ { sub(/listen 8080;/, "listen 127.0.0.1:" LP ";"); subs++ }
+    /^[ \t]*listen 8081 http2;/ { sub(/listen 8081 http2;/, "listen 127.0.0.1:" GLP " http2;"); subs++ }
     /^pid / { $0 = "pid " T "/nginx.pid;"; subs++ }
     /^error_log / { $0 = "error_log " T "/error.log warn;"; subs++ }
     /access_log \/dev\/stdout qdq;/ { sub(/\/dev\/stdout/, T "/access.log"); subs++ }
@@ -127,7 +140,7 @@ awk -v T="$T" -v LP="$LP" -v ports="$P1 $P2 $P3" '
         print "    scgi_temp_path " T "/scgi;"
         subs++
     }
-    END { if (subs != 6) { print "substitutions: " subs " of 6" > "/dev/stderr"; exit 1 } }
+    END { if (subs != 8) { print "substitutions: " subs " of 8" > "/dev/stderr"; exit 1 } }
 ' deploy/nginx.conf >"$T/nginx.conf"
 check '[ $? -eq 0 ]' "nginx config generated from deploy/nginx.conf"
 "$NGINX" -t -q -e "$T/error.log" -p "$T/" -c "$T/nginx.conf" 2>"$T/nginx-t.err"
@@ -161,6 +174,26 @@ code=$(curl -s --max-time 10 -o "$T/b413" -D "$T/h413" -w '%{http_code}' -X POST
     -H 'Content-Type: application/octet-stream' -H 'Content-Length: 268435457' "$LB/quantize-dequantize")
 check '[ "$code" = 413 ] && grep -qi "^Content-Type: application/json" "$T/h413" && grep -q RESOURCE_EXHAUSTED "$T/b413"' \
     "a body over 256 MiB: 413 JSON from nginx (status $code: $(cat "$T/b413"))"
+
+# gRPC through nginx: tests/deploy/grpc_calls.py (messages generated here from proto/*.proto).
+GPY=""
+for p in /usr/bin/python3 python3; do
+    if "$p" -c 'import grpc, google.protobuf' 2>/dev/null && command -v protoc >/dev/null; then GPY=$p; break; fi
+done
+grpc_calls() { # WHAT N: N ModelInfer calls (or "health") through nginx; prints "OK n FAIL m ..."
+    PYTHONPATH=$T/gen "$GPY" tests/deploy/grpc_calls.py "127.0.0.1:$GLP" "127.0.0.1:$G3" "$@" 2>&1
+}
+if [ -n "$GPY" ] && mkdir -p "$T/gen" && protoc --python_out="$T/gen" -Iproto proto/grpc_predict_v2.proto proto/health.proto; then
+    out=$(grpc_calls health 1)
+    check 'echo "$out" | grep -q "^SERVING$"' "gRPC through nginx: grpc.health.v1 Check SERVING ($out)"
+    out=$(grpc_calls infer 60)
+    check 'echo "$out" | grep -q "^OK 60 FAIL 0"' "gRPC through nginx: 60 ModelInfer calls answered as a replica answers directly ($out)"
+    gserved() { grep -c '"route":"grpc_ModelInfer","grpc_status":0,' "$T/r$1.out"; } # JSON logs
+    g1=$(gserved 1); g2=$(gserved 2); g3=$(gserved 3)
+    check '[ "$g1" -gt 0 ] && [ "$g2" -gt 0 ] && [ "$g3" -gt 0 ]' "gRPC calls spread over the replicas: $g1 $g2 $g3 (one client connection)"
+else
+    bad "gRPC through nginx: python3 with grpcio and protobuf, and protoc, are needed (Debian python3-grpcio, python3-protobuf, protobuf-compiler)"
+fi
 
 served() { grep -c '/quantize-dequantize' "$T/r$1.out"; }
 posts() { grep -c '"POST /quantize-dequantize' "$T/access.log"; }
@@ -198,6 +231,10 @@ cat "$T/load-raw.out"
 check '[ $rc -eq 0 ] && grep -q " 0 failed$" "$T/load-raw.out"' \
     "raw: $REQUESTS requests, replica 1 killed (-9) after $AT answers: zero failed"
 check '[ "$AT" -lt "$REQUESTS" ]' "the kill came mid-run ($AT of $REQUESTS answered)"
+if [ -n "$GPY" ]; then
+    out=$(grpc_calls infer 60)
+    check 'echo "$out" | grep -q "^OK 60 FAIL 0"' "gRPC through nginx after replica 1 was killed: every call answered ($out)"
+fi
 echo "served by replica 1 (killed): $(($(served 1) - before1)), 2: $(served 2), 3: $(served 3)"
 check '[ $(($(served 1) - before1)) -gt 0 ] && [ "$(served 2)" -gt 0 ] && [ "$(served 3)" -gt 0 ]' \
     "the load was spread over all three replicas"
@@ -214,6 +251,10 @@ cat "$T/load-json.out"
 check '[ $rc -eq 0 ] && grep -q " 0 failed$" "$T/load-json.out"' \
     "json: $((REQUESTS / 2)) requests, replica 2 stopped (SIGTERM) after $AT answers: zero failed"
 check '[ $rc2 -eq 0 ]' "the stopped replica drained and exited 0 (exit $rc2)"
+if [ -n "$GPY" ]; then
+    out=$(grpc_calls infer 60)
+    check 'echo "$out" | grep -q "^OK 60 FAIL 0"' "gRPC through nginx after replica 2 was stopped: every call answered ($out)"
+fi
 retries
 
 # 3. Every replica gone: nginx answers 503 JSON with Retry-After itself.
@@ -223,6 +264,11 @@ code=$(curl -s --max-time 10 -o "$T/b503" -D "$T/h503" -w '%{http_code}' \
     -H 'Content-Type: application/json' -d '{"input": [1.0]}' "$LB/quantize-dequantize")
 check '[ "$code" = 503 ] && grep -qi "^Content-Type: application/json" "$T/h503" && grep -qi "^Retry-After: 1" "$T/h503" && grep -q UNAVAILABLE "$T/b503"' \
     "no replica left: 503 JSON with Retry-After from nginx (status $code: $(cat "$T/b503"))"
+if [ -n "$GPY" ]; then
+    out=$(grpc_calls health 1)
+    check 'echo "$out" | grep -q "^UNAVAILABLE no replica answered$"' \
+        "gRPC through nginx with no replica left: UNAVAILABLE from nginx ($out)"
+fi
 
 total=$(posts)
 ok200=$(grep '"POST /quantize-dequantize' "$T/access.log" | grep -c '" 200 ')

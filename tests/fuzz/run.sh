@@ -15,7 +15,8 @@
 #   FUZZ_STRICT=1 ...                    the decoder targets also run inputs that hit the known
 #                                        per-channel allocation bug (see fuzz_json.c)
 #
-# Targets: json query npy inflate, and kserve once proto/kserve.c (proto_v2_decode) exists.
+# Targets: json query npy inflate, and kserve once proto/kserve.c (proto_v2_decode) exists, and
+# grpc (proto/v2_grpc.c; its messages' C is generated here by protoc-c from proto/*.proto).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -27,17 +28,28 @@ CRASHES=tests/fuzz/crashes
 ARCH=$(uname -m)
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-COMMON="-g -O1 -ffp-contract=off -fno-fast-math $SAN -D_GNU_SOURCE -Icore -Iproto -Iconfig -Iserver"
+COMMON="-g -O1 -ffp-contract=off -fno-fast-math $SAN -D_GNU_SOURCE -Icore -Iproto -Iconfig -Iserver -I$B/gen"
 CFLAGS_F="-std=gnu11 $COMMON -fsanitize=fuzzer-no-link -Wall -Wextra -Wno-unused-parameter"
 CXXFLAGS_F="-std=c++17 $COMMON -fsanitize=fuzzer-no-link -fno-exceptions -fno-rtti -isystem /usr/include/dragonbox-1.1.3"
 AVX2=""
 [ "$ARCH" = x86_64 ] && AVX2="-mavx2 -mf16c"
-PKG_CFLAGS=$(pkg-config --cflags libmicrohttpd zlib libcjson 2>/dev/null)
+PKG_CFLAGS=$(pkg-config --cflags libmicrohttpd zlib libcjson libprotobuf-c 2>/dev/null)
 
 command -v "$CC" >/dev/null 2>&1 || { echo "fuzz: $CC not found (apt-get install clang)"; exit 2; }
 
+# The messages' C, as the Makefile generates it (protoc-c, from proto/*.proto).
+mkdir -p "$B/gen"
+for p in proto/*.proto; do
+    [ -f "$p" ] || continue
+    g=$B/gen/$(basename "$p" .proto).pb-c.c
+    if [ ! -f "$g" ] || [ "$p" -nt "$g" ]; then
+        echo "  GEN $p"
+        protoc-c --c_out="$B/gen" -Iproto "$p" || { echo "fuzz: protoc-c cannot compile $p"; exit 2; }
+    fi
+done
+
 # An object is rebuilt when its source or any project header is newer.
-HEADERS=$(ls core/*.h proto/*.h server/*.h config/config.h tests/fuzz/*.h 2>/dev/null)
+HEADERS=$(ls core/*.h proto/*.h server/*.h config/config.h tests/fuzz/*.h "$B"/gen/*.h 2>/dev/null)
 stale() { # obj src
     [ -f "$1" ] || return 0
     [ "$2" -nt "$1" ] && return 0
@@ -60,12 +72,15 @@ has_kserve() {
 # ---- build ----
 echo "fuzz: building into $B/ with $CC"
 LIBOBJS=""
-for src in core/*.c proto/*.c proto/*.cc; do
+for src in core/*.c proto/*.c proto/*.cc "$B"/gen/*.pb-c.c; do
     [ -f "$src" ] || continue
     case "$src" in
         proto/kserve.c) has_kserve || continue ;;
     esac
-    obj=$B/$(echo "$src" | sed 's/\.cc$/.o/; s/\.c$/.o/')
+    case "$src" in
+        "$B"/gen/*) obj=$(echo "$src" | sed 's/\.c$/.o/') ;;
+        *) obj=$B/$(echo "$src" | sed 's/\.cc$/.o/; s/\.c$/.o/') ;;
+    esac
     extra=""
     [ "$src" = core/kernels_avx2.c ] && extra="$AVX2 -O3"
     compile "$src" "$obj" "$extra" || { echo "fuzz: cannot compile $src"; exit 2; }
@@ -75,6 +90,7 @@ compile server/encoding.c "$B/server/encoding.o" "" || { echo "fuzz: cannot comp
 
 ALL="json query npy inflate"
 has_kserve && [ -f tests/fuzz/fuzz_kserve.c ] && ALL="$ALL kserve"
+[ -f proto/v2_grpc.c ] && [ -f tests/fuzz/fuzz_grpc.c ] && ALL="$ALL grpc"
 [ $# -gt 0 ] && ALL="$*"
 
 for t in $ALL; do
@@ -90,7 +106,7 @@ for t in $ALL; do
     done
     if [ "$relink" = 1 ]; then
         echo "  LD  $B/fuzz_$t"
-        $CXX -fsanitize=fuzzer $SAN -o "$B/fuzz_$t" "$B/fuzz/fuzz_$t.o" $objs -lcjson -lz -lm -pthread ||
+        $CXX -fsanitize=fuzzer $SAN -o "$B/fuzz_$t" "$B/fuzz/fuzz_$t.o" $objs -lcjson -lprotobuf-c -lz -lm -pthread ||
             { echo "fuzz: cannot link fuzz_$t"; exit 2; }
     fi
 done

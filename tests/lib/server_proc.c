@@ -112,6 +112,8 @@ int sp_start(sp_server *s, const char *const *args)
     argv[n++] = bin;
     argv[n++] = "--listen";
     argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--grpc-listen"; /* a free port too: servers of a test run side by side */
+    argv[n++] = "127.0.0.1:0";
     argv[n++] = "--access-log";
     argv[n++] = "off";
     argv[n++] = "--shutdown-grace"; /* no lame duck: every test stops its servers at once */

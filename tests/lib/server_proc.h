@@ -6,11 +6,11 @@
  *   if (sp_start(&s, args) == 0) { ... s.base ... ; sp_stop(&s, 15000); }
  *   sp_release(&s);
  *
- * The binary is $QDQ_SERVER (default "build/qdq-server"). It runs with
- * "--listen 127.0.0.1:0 --access-log off --shutdown-grace 0" followed by the caller's arguments
- * (a later flag wins, so a test can override any). Its stdout and stderr go to a temporary file;
- * sp_start waits (bounded) for the "listening on 127.0.0.1:PORT" line and fills s->port and
- * s->base.
+ * The binary is $QDQ_SERVER (default "build/qdq-server"). It runs with "--listen 127.0.0.1:0
+ * --grpc-listen 127.0.0.1:0 --access-log off --shutdown-grace 0" followed by the caller's
+ * arguments (a later flag wins, so a test can override any). Its stdout and stderr go to a
+ * temporary file; sp_start waits (bounded) for the "listening on 127.0.0.1:PORT" line and fills
+ * s->port and s->base.
  *
  * The child gets SIGKILL when the thread that started it exits (PR_SET_PDEATHSIG), so a test that
  * crashes leaves no server behind. Start servers from the main thread only: the signal follows

@@ -246,6 +246,7 @@ static void test_every_option_every_source(void)
     const struct opt_case cases[] = {
         { "listen", "0.0.0.0:9090", "listen", "0.0.0.0:9090", NULL, NULL },
         { "port", "0", "listen", "127.0.0.1:0", NULL, NULL },
+        { "grpc-listen", "[::1]:0", "grpc-listen", "[::1]:0", NULL, NULL },
         { "workers", "7", "workers", "7", NULL, NULL },
         { "http-threads", "3", "http-threads", "3", NULL, NULL },
         { "max-body-bytes", "64M", "max-body-bytes", "67108864", NULL, NULL },
@@ -331,6 +332,12 @@ static void test_values(void)
     CHECK(parse_uint("17179869184G", 1, &v) == 3, "suffix overflow");
     CHECK(parse_uint("4k", 0, &v) == 1, "no suffix where none is allowed");
 
+    CHECK(LOAD(&c, &e, noenv, "--workers", "1") == 0 && strcmp(c.grpc_host, "127.0.0.1") == 0 &&
+              c.grpc_port == 8081, "grpc-listen defaults to 127.0.0.1:8081");
+    CHECK(LOAD(&c, &e, noenv, "--grpc-listen", "none") == 0 && c.grpc_port == -1,
+          "grpc-listen none turns gRPC off: %s", e.msg);
+    CHECK(LOAD(&c, &e, noenv, "--grpc-listen", "8081") != 0 &&
+              strstr(e.msg, "--grpc-listen") != NULL, "grpc-listen without a host: %s", e.msg);
     CHECK(LOAD(&c, &e, noenv, "--max-elements", "64M") == 0 && c.max_elements == 64ULL << 20,
           "max-elements with a suffix: %s", e.msg);
     CHECK(LOAD(&c, &e, noenv, "--inline-bytes", "64M") == 0 &&
