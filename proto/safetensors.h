@@ -171,6 +171,11 @@ int proto_st_header_write(const proto_st_header *h, const char *policy_json,
                           const proto_st_extra *extra, size_t n_extra, proto_buf *out,
                           qdq_error *err);
 
+/* The n bytes at s as a JSON string, escaped as the reference writer (serde_json) escapes:
+ * '"' and '\\', \b \t \n \f \r, other control bytes as \u00xx (lowercase); everything else
+ * (UTF-8, DEL, '/') as it is. Appends to b. 0, or PROTO_ENOMEM. */
+int proto_st_json_string(proto_buf *b, const char *s, size_t n);
+
 /* The metadata key of the policy the writer adds. */
 #define PROTO_ST_POLICY_KEY "quantize_and_dequantize_v2"
 
