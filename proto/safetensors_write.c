@@ -51,7 +51,7 @@ static int put_tensor(proto_buf *b, bool *first, const char *name, size_t name_l
                       proto_st_dtype dt, const int64_t *dims, int rank, uint64_t begin,
                       uint64_t end)
 {
-    char num[48];
+    char num[80]; /* the longest piece: "],\"data_offsets\":[" and two 20-digit numbers */
     if ((!*first && put(b, ",")) || proto_st_json_string(b, name, name_len) ||
         put(b, ":{\"dtype\":\"") ||
         put(b, proto_st_dtype_name(dt)) || put(b, "\",\"shape\":["))

@@ -15,7 +15,7 @@
 #   FUZZ_STRICT=1 ...                    the decoder targets also run inputs that hit the known
 #                                        per-channel allocation bug (see fuzz_json.c)
 #
-# Targets: json query npy inflate, and kserve once proto/kserve.c (proto_v2_decode) exists.
+# Targets: json query npy inflate safetensors policy, and kserve once proto/kserve.c (proto_v2_decode) exists.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -73,7 +73,7 @@ for src in core/*.c proto/*.c proto/*.cc; do
 done
 compile server/encoding.c "$B/server/encoding.o" "" || { echo "fuzz: cannot compile server/encoding.c"; exit 2; }
 
-ALL="json query npy inflate"
+ALL="json query npy inflate safetensors policy"
 has_kserve && [ -f tests/fuzz/fuzz_kserve.c ] && ALL="$ALL kserve"
 [ $# -gt 0 ] && ALL="$*"
 

@@ -458,6 +458,22 @@ static void valid_headers(void)
                 "'data_offsets':[2305843009213693951,4611686018427387902]}}", UNK, &h,
                 &e) == 0 && h.data_len == 4611686018427387902u, "the largest tensors: %s",
           e.msg);
+    {   /* written with the longest offsets and read back the same */
+        static const int64_t one[1] = { 1 };
+        proto_st_extra x = { "x", PROTO_ST_F64, 1, one };
+        proto_buf b = { 0 };
+        proto_st_header h2;
+        memset(&e, 0, sizeof e);
+        CHECK(proto_st_header_write(&h, NULL, &x, 1, &b, &e) == 0, "%s", e.msg);
+        CHECK(b.len > 8 && proto_st_header_parse(b.data + 8, b.len - 8, 4611686018427387910u,
+                                                 &lim, &h2, &e) == 0 &&
+              h2.n_tensors == 3 && h2.tensors[1].begin == 2305843009213693951u &&
+              h2.tensors[2].end == 4611686018427387910u, "big offsets written: %s", e.msg);
+        CHECK(b.len > 8 && strstr(b.data + 8, "\"data_offsets\":[2305843009213693951,"
+                                  "4611686018427387902]}"), "offsets in full");
+        proto_st_header_clear(&h2);
+        proto_buf_free(&b);
+    }
     proto_st_header_clear(&h);
     CHECK(parse("{'a':{'dtype':'U8','shape':[2305843009213693952],'data_offsets':[0,"
                 "2305843009213693952]}}", UNK, &h, &e) == ES &&
