@@ -93,6 +93,10 @@ static int glob_add(globs *g, const char *what, const char *s, size_t n, qdq_err
                         "as *.weight or model.layers.*.mlp.*)", what, g->n);
     if (memchr(s, 0, n))
         return qdq_fail(err, QDQ_EINVAL, "%s: pattern %zu holds a NUL byte", what, g->n);
+    for (size_t i = 0, k; i < n; i += k) /* names are UTF-8; the policy's JSON will quote it */
+        if (!(k = proto_utf8_len((const unsigned char *)s + i, n - i)))
+            return qdq_fail(err, QDQ_EINVAL, "%s: pattern %zu is not valid UTF-8 (byte %zu)",
+                            what, g->n, i);
     char *pat = malloc(n + 1);
     char **v = realloc(g->v, (g->n + 1) * sizeof *v);
     if (!pat || !v) {

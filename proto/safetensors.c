@@ -389,7 +389,7 @@ static int read_offsets(parser *p, entry *t)
 /* The entry's own rules: its offsets in order, its size from its shape and dtype. */
 static int check_entry(parser *p, entry *t)
 {
-    const uint64_t *d = p->dims + t->dims;
+    const uint64_t *d = t->rank ? p->dims + t->dims : NULL;
     unsigned bits = dtypes[t->dtype].bits;
     const char *dn = dtypes[t->dtype].name;
     uint64_t bytes;

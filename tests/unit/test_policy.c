@@ -197,6 +197,8 @@ static void arguments(void)
         { "include=*.weight,", { "include", "pattern 1 is empty" } },
         { "exclude=,a", { "exclude", "pattern 0 is empty" } },
         { "exclude=a\\", { "exclude", "pattern 0", "lone" } },
+        { "exclude=a,b\xff", { "exclude", "pattern 1", "not valid UTF-8" } },
+        { "include=\xc3(", { "include", "pattern 0", "not valid UTF-8 (byte 0)" } },
         { "include=*&include=*", { "\"include\" is given twice" } },
         { "exclude=&exclude=a", { "\"exclude\" is given twice" } },
         { "rules=[]&rules=[]", { "rules are given twice" } },
