@@ -39,10 +39,11 @@ void proto_policy_free(proto_policy *p);
 /*
  * One argument (a query parameter, percent-decoded, or a command-line flag's value): the
  * attributes as proto_query_arg reads them (input_min/input_max stay text until a tensor's
- * dtype is known), include and exclude (comma-separated globs; an empty item is an error, an
- * empty exclude means none), rules (proto_policy_rules on the value). A key given twice is an
- * error. 0; PROTO_POLICY_NOT_MINE for any other key (dtype, shape, ranges...: the caller's);
- * else a failure recorded in err (QDQ_EINVAL, PROTO_ENOMEM).
+ * dtype is known), include and exclude (comma-separated globs, UTF-8; an empty item or one
+ * ending in a lone backslash is an error, an empty exclude means none; a glob cannot hold a
+ * comma here, though it can in a rule), rules (proto_policy_rules on the value). A key given
+ * twice is an error. 0; PROTO_POLICY_NOT_MINE for any other key (dtype, shape, ranges...: the
+ * caller's); else a failure recorded in err (QDQ_EINVAL, PROTO_ENOMEM).
  */
 int proto_policy_arg(proto_policy *p, const char *key, const char *value, qdq_error *err);
 
@@ -98,7 +99,8 @@ void proto_action_clear(proto_action *a);
  * The resolved attributes of a quantized tensor as compact JSON: {"num_bits":8,
  * "signed_input":true,"range_given":false,"round_mode":"HALF_TO_EVEN","narrow_range":false,
  * "axis":-1}, with "input_min" and "input_max" when range_given (a number when axis is -1,
- * else an array), printed shortest for the dtype. "null" for an action that is not QUANTIZE.
+ * else an array), printed shortest for the dtype as every JSON answer prints numbers (1.0,
+ * NaN, Infinity). "null" for an action that is not QUANTIZE.
  * Appends to out. 0, or PROTO_ENOMEM.
  */
 int proto_policy_attrs_json(const proto_action *a, proto_buf *out);
