@@ -140,7 +140,7 @@ typedef struct proto_result {
  * Plans the op for q (every attribute checked), allocates its state within the limits (a
  * tensor may be empty yet name a huge channel axis: channels count against max_elements) and
  * runs it in place on q->data, with the error statistics in res->stats when q->want_stats
- * (then q->stats points to them). 0, or a failure recorded in err.
+ * (then q->stats points to them). 0, or a failure recorded in err (res left empty).
  */
 int proto_run(proto_request *q, const proto_limits *lim, proto_result *res, qdq_error *err);
 /* Plans and allocates only (the caller reduces and applies itself). */

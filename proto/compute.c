@@ -38,6 +38,8 @@ int proto_run(proto_request *q, const proto_limits *lim, proto_result *res, qdq_
     rc = qdq_run_stats(&res->plan, q->data, q->data, q->min, q->n_min, q->max, q->n_max,
                        res->acc, res->params, st, err);
     q->stats = rc == 0 ? st : NULL;
+    if (rc)
+        proto_result_clear(res); /* a failed run leaves nothing to free */
     return rc;
 }
 

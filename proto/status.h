@@ -23,6 +23,7 @@ enum {
     PROTO_ESPACE = 11,    /* the spool's file system is full */
     PROTO_EINTERNAL = 12, /* a bug */
     PROTO_ECLOSED = 13,   /* the client went away before the answer (logs and metrics only) */
+    PROTO_ESAFETENSORS = 14, /* a safetensors file that breaks the format's rules */
     PROTO_NSTATUS
 };
 
@@ -44,7 +45,8 @@ enum {
     X(PROTO_EBUSY, 503, "UNAVAILABLE", 14)                                                     \
     X(PROTO_ESPACE, 507, "INSUFFICIENT_STORAGE", 8)                                            \
     X(PROTO_EINTERNAL, 500, "INTERNAL", 13)                                                    \
-    X(PROTO_ECLOSED, 499, "CANCELLED", 1)
+    X(PROTO_ECLOSED, 499, "CANCELLED", 1)                                                      \
+    X(PROTO_ESAFETENSORS, 400, "INVALID_SAFETENSORS", 3)
 
 /* The HTTP status of a code (500 for a code not in the table). */
 int proto_status_http(int code);

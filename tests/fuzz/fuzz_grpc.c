@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: KServe v2 over gRPC, the request decoding (proto_v2_grpc_decode) as
- * server/grpc.c drives it, then the model (proto_v2_run) and the response encoding
+ * server/grpc.c drives it, then the model (proto_run) and the response encoding
  * (proto_v2_grpc_encode); also the small RPCs' request checks.
  *
  * Input: a serialized ModelInferRequest. It is decoded from two places in memory: where
@@ -123,7 +123,7 @@ static void run_and_encode(proto_v2_request *v, uint64_t seed)
 
     proto_result res;
     memset(&err, 0, sizeof err);
-    int rc = proto_v2_run(v, &LIMITS, &res, &err);
+    int rc = proto_run(&v->req, &LIMITS, &res, &err);
     REQUIRE(rc == rc0, "proto_v2_run %d (%s), qdq_run %d (%s)", rc, err.msg, rc0, e2.msg);
     if (rc) {
         REQUIRE(rc == QDQ_EINVAL && err.msg[0], "proto_v2_run failed with %d and no message", rc);

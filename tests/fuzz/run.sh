@@ -15,8 +15,8 @@
 #   FUZZ_STRICT=1 ...                    the decoder targets also run inputs that hit the known
 #                                        per-channel allocation bug (see fuzz_json.c)
 #
-# Targets: json query npy inflate, and kserve once proto/kserve.c (proto_v2_decode) exists, and
-# grpc (proto/v2_grpc.c; its messages' C is generated here by protoc-c from proto/*.proto).
+# Targets: json query npy inflate safetensors policy kserve grpc (grpc's messages' C is
+# generated here by protoc-c from proto/*.proto).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -88,7 +88,7 @@ for src in core/*.c proto/*.c proto/*.cc "$B"/gen/*.pb-c.c; do
 done
 compile server/encoding.c "$B/server/encoding.o" "" || { echo "fuzz: cannot compile server/encoding.c"; exit 2; }
 
-ALL="json query npy inflate"
+ALL="json query npy inflate safetensors policy"
 has_kserve && [ -f tests/fuzz/fuzz_kserve.c ] && ALL="$ALL kserve"
 [ -f proto/v2_grpc.c ] && [ -f tests/fuzz/fuzz_grpc.c ] && ALL="$ALL grpc"
 [ $# -gt 0 ] && ALL="$*"
