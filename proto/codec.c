@@ -1,18 +1,21 @@
 /* The exchange's dispatch to its codec, and what every codec shares (codec.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec_impl.h"
 
 const char *proto_format_name(proto_format f)
 {
     static const char *const names[PROTO_NFORMATS] = { "none", "json", "raw", "npy",
-                                                       "v2_json", "v2_binary" };
+                                                       "v2_json", "v2_binary", "safetensors" };
     return (unsigned)f < PROTO_NFORMATS ? names[f] : "none";
 }
 
 void proto_answer_clear(proto_answer *a)
 {
+    if (a->from_file)
+        close(a->fd);
     if (a->body) {
         if (a->release)
             a->release(a->release_cls);
@@ -64,7 +67,15 @@ static const proto_codec *codec_for(const char *ctype)
         return &proto_codec_raw;
     if (strcmp(mt, "application/x-npy") == 0)
         return &proto_codec_npy;
+    if (strcmp(mt, "application/x-safetensors") == 0)
+        return &proto_codec_safetensors;
     return NULL;
+}
+
+bool proto_args_stream(proto_kind kind, const proto_args *a)
+{
+    return kind == PROTO_KIND_QDQ && codec_for(header(a, "Content-Type")) ==
+                                         &proto_codec_safetensors;
 }
 
 proto_xchg *proto_xchg_new(proto_kind kind, const proto_args *a, const proto_host *host,
@@ -88,8 +99,8 @@ proto_xchg *proto_xchg_new(proto_kind kind, const proto_args *a, const proto_hos
         c = codec_for(ct);
         if (!c) {
             qdq_fail(err, PROTO_EMEDIA, "Content-Type '%.60s' is not supported: use "
-                     "application/json, application/octet-stream or application/x-npy",
-                     ct ? ct : "(none)");
+                     "application/json, application/octet-stream, application/x-npy or "
+                     "application/x-safetensors", ct ? ct : "(none)");
             return x;
         }
     }
@@ -103,7 +114,19 @@ proto_format proto_xchg_format(const proto_xchg *x) { return x ? x->format : PRO
 
 uint64_t proto_xchg_body_limit(const proto_xchg *x)
 {
-    return x->host->lim.max_body ? x->host->lim.max_body : UINT64_MAX;
+    uint64_t lim = proto_xchg_streams(x) ? x->host->max_stream : x->host->lim.max_body;
+    return lim ? lim : UINT64_MAX;
+}
+
+bool proto_xchg_streams(const proto_xchg *x)
+{
+    return x && x->codec && x->codec->format == PROTO_FMT_SAFETENSORS;
+}
+
+void proto_xchg_counts(const proto_xchg *x, uint64_t *tensors, uint64_t *bytes)
+{
+    *tensors = x ? x->st_tensors : 0;
+    *bytes = x ? x->st_bytes : 0;
 }
 
 int proto_xchg_feed(proto_xchg *x, const char *data, size_t n, qdq_error *err)
@@ -184,6 +207,8 @@ void proto_xchg_free(proto_xchg *x, bool sent)
     proto_buf_free(&x->text);
     proto_answer_clear(&x->ans);
     free(x->item_stats);
+    if (x->codec && x->codec->clear)
+        x->codec->clear(x);
     if (x->tbase)
         x->host->buf_put(x->host->cls, x->tbase, x->tcap, sent);
     free(x);

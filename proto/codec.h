@@ -40,10 +40,11 @@ typedef enum proto_format {
     PROTO_FMT_NPY,
     PROTO_FMT_V2_JSON,
     PROTO_FMT_V2_BINARY,
+    PROTO_FMT_SAFETENSORS,
     PROTO_NFORMATS
 } proto_format;
 
-/* "none", "json", "raw", "npy", "v2_json", "v2_binary". */
+/* "none", "json", "raw", "npy", "v2_json", "v2_binary", "safetensors". */
 const char *proto_format_name(proto_format f);
 
 /* What a route takes: the native op (format from Content-Type) or a KServe v2 inference. */
@@ -58,6 +59,17 @@ typedef struct proto_host {
     /* Gives a buffer back: keep asks to keep it warm for the next request (the answer was
      * sent), else it is freed. */
     void (*buf_put)(void *cls, void *p, size_t cap, bool keep);
+    /* Streamed formats (safetensors): the largest body (0: no limit); a file for an answer
+     * too large to hold (-1 with the failure recorded: PROTO_ESPACE when `bytes` will not fit;
+     * the codec closes it, or hands it to the answer); the bytes written to such files come
+     * and go (for a gauge; may be NULL). */
+    uint64_t max_stream;
+    int (*spool_open)(void *cls, uint64_t bytes, qdq_error *err);
+    void (*spool_account)(void *cls, int64_t delta);
+    /* Runs fn(ctx, i, n) for i in [0, n), on as many threads as the host has (NULL: the
+     * codec runs them one after another), and returns when all are done. */
+    void (*parallel)(void *cls, void (*fn)(void *ctx, int i, int n), void *ctx, int n);
+    int threads; /* what parallel can run at once (1 without it) */
     void *cls;
 } proto_host;
 
@@ -89,6 +101,11 @@ typedef struct proto_answer {
     void (*release)(void *cls); /* frees body; NULL: free(body) */
     void *release_cls;
     proto_buf headers;          /* extra headers, "Name: value\n" lines */
+    /* Or the body is a file: `file_len` bytes from its start, the descriptor owned (closed by
+     * proto_answer_clear, or by whoever sends it). */
+    bool from_file;
+    int fd;
+    uint64_t file_len;
 } proto_answer;
 
 /* Frees the body (through its release) and the headers; leaves a zeroed answer. */
@@ -104,6 +121,9 @@ int proto_answer_header(proto_answer *a, const char *name, const char *value, si
  */
 proto_xchg *proto_xchg_new(proto_kind kind, const proto_args *a, const proto_host *host,
                            qdq_error *err);
+/* Whether a request with these attributes would stream (proto_xchg_streams): its body limit
+ * is proto_host.max_stream, not lim.max_body. */
+bool proto_args_stream(proto_kind kind, const proto_args *a);
 /* The exchange's format (known from the start). */
 proto_format proto_xchg_format(const proto_xchg *x);
 /* The most body bytes this exchange takes (after any Content-Encoding). */
@@ -122,6 +142,16 @@ int proto_xchg_answer(proto_xchg *x, proto_answer *a, qdq_error *err);
  * memory budget takes this much before reading the body (or as a body of unknown length grows).
  */
 uint64_t proto_xchg_memory(const proto_xchg *x, uint64_t body);
+/* Whether the exchange streams a body of any size (safetensors): its own body limit
+ * (proto_xchg_body_limit), its own concurrency, and no whole-request deadline while it keeps
+ * arriving. */
+bool proto_xchg_streams(const proto_xchg *x);
+/* What a checkpoint exchange did, for metrics: tensors and data bytes processed. */
+void proto_xchg_counts(const proto_xchg *x, uint64_t *tensors, uint64_t *bytes);
+/* A checkpoint exchange's report (docs/api.md, "Whole checkpoints"), appended to b: the same
+ * JSON its answer is when asked for the report. 0, QDQ_EINVAL for another format, or
+ * PROTO_ENOMEM. */
+int proto_xchg_report(const proto_xchg *x, proto_buf *b);
 /* The elements the op computed and their dtype (0 when none), for metrics. */
 uint64_t proto_xchg_elements(const proto_xchg *x, qdq_dtype *dtype);
 /* Frees the exchange; sent says the answer went out (its buffers may be kept warm). */

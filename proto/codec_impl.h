@@ -43,6 +43,8 @@ typedef struct proto_codec {
     int (*answer)(proto_xchg *x, proto_answer *a, qdq_error *err);
     /* The memory the exchange may hold for a body of `body` bytes (codec.h). */
     uint64_t (*memory)(const proto_xchg *x, uint64_t body);
+    /* Frees what the codec keeps of its own (x->priv); NULL when it keeps nothing. */
+    void (*clear)(proto_xchg *x);
 } proto_codec;
 
 struct proto_xchg {
@@ -68,9 +70,12 @@ struct proto_xchg {
     bool v2_direct;           /* the body goes straight into tbase (binary, length known) */
     proto_answer ans;         /* prepared by run (single-item work), handed over by answer */
     uint64_t elements;        /* computed, for metrics */
+    uint64_t st_tensors, st_bytes; /* safetensors: tensors and data bytes done, for metrics */
+    void *priv;               /* a codec's own state (safetensors) */
 };
 
-extern const proto_codec proto_codec_json, proto_codec_raw, proto_codec_npy, proto_codec_v2;
+extern const proto_codec proto_codec_json, proto_codec_raw, proto_codec_npy, proto_codec_v2,
+    proto_codec_safetensors;
 
 /* A buffer of PROTO_TENSOR_OFF + bytes from the host, in x->tbase: 0, or -1 when the host has
  * none (the caller records the failure in its own words). */

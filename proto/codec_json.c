@@ -60,4 +60,6 @@ static int answer(proto_xchg *x, proto_answer *a, qdq_error *err)
 
 static uint64_t memory(const proto_xchg *x, uint64_t body) { return proto_memory_text(body); }
 
-const proto_codec proto_codec_json = { PROTO_FMT_JSON, begin, feed, end, run, answer, memory };
+const proto_codec proto_codec_json = { .format = PROTO_FMT_JSON, .begin = begin, .feed = feed,
+                                       .end = end, .run = run, .answer = answer,
+                                       .memory = memory };

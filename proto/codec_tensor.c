@@ -283,7 +283,9 @@ static uint64_t memory(const proto_xchg *x, uint64_t body)
     return x->want_json ? proto_memory_text(body) : proto_memory_buffer(body);
 }
 
-const proto_codec proto_codec_raw = { PROTO_FMT_RAW, begin_raw, feed_raw, end, run, answer,
-                                      memory };
-const proto_codec proto_codec_npy = { PROTO_FMT_NPY, begin_npy, feed_npy, end, run, answer,
-                                      memory };
+const proto_codec proto_codec_raw = { .format = PROTO_FMT_RAW, .begin = begin_raw,
+                                      .feed = feed_raw, .end = end, .run = run,
+                                      .answer = answer, .memory = memory };
+const proto_codec proto_codec_npy = { .format = PROTO_FMT_NPY, .begin = begin_npy,
+                                      .feed = feed_npy, .end = end, .run = run,
+                                      .answer = answer, .memory = memory };

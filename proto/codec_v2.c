@@ -147,4 +147,6 @@ static uint64_t memory(const proto_xchg *x, uint64_t body)
                                             : proto_memory_text(body);
 }
 
-const proto_codec proto_codec_v2 = { PROTO_FMT_V2_JSON, begin, feed, end, run, answer, memory };
+const proto_codec proto_codec_v2 = { .format = PROTO_FMT_V2_JSON, .begin = begin, .feed = feed,
+                                     .end = end, .run = run, .answer = answer,
+                                     .memory = memory };

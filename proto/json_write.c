@@ -207,12 +207,19 @@ static int encode(const proto_request *req, const qdq_plan *plan, const void *pa
                 return PROTO_ENOMEM;
         }
     }
-    for (int which = 0; which < 6; which++)
-        if (put_range(b, plan, params, which))
-            return PROTO_ENOMEM;
+    if (proto_json_put_ranges(b, plan, params))
+        return PROTO_ENOMEM;
     if (req->stats && (put(b, ",\"stats\":") || proto_stats_json(req->stats, b)))
         return PROTO_ENOMEM;
     return put(b, "}");
+}
+
+int proto_json_put_ranges(proto_buf *b, const qdq_plan *plan, const void *params)
+{
+    for (int which = 0; which < 6; which++)
+        if (put_range(b, plan, params, which))
+            return PROTO_ENOMEM;
+    return 0;
 }
 
 int proto_stats_json(const qdq_stats *st, proto_buf *b)

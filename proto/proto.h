@@ -133,6 +133,10 @@ int proto_json_decode(const char *body, size_t len, const proto_limits *lim, pro
 int proto_json_encode(const proto_request *req, const qdq_plan *plan, const void *params,
                       const void *out, proto_buf *buf, qdq_error *err);
 
+/* The six reported ranges as JSON members, each after a comma: ,"input_min":x,...
+ * ,"inverse_scale":x (numbers for axis -1, arrays per channel; the compute type's values). */
+int proto_json_put_ranges(proto_buf *b, const qdq_plan *plan, const void *params);
+
 /*
  * The error statistics as a JSON object: {"max_abs_error":x,"rmse":x,"sqnr_db":x or null,
  * "nonfinite":n} (qdq_stats_summarize; a NaN prints as NaN). Appends to buf. 0 or PROTO_ENOMEM.

@@ -106,6 +106,16 @@ void srv_guard_mark(struct MHD_Connection *conn, int what)
     pthread_mutex_unlock(&G.mu);
 }
 
+void srv_guard_progress(struct MHD_Connection *conn, uint64_t extra_ns)
+{
+    srv_conn *c = conn_of(conn);
+    if (!c)
+        return;
+    pthread_mutex_lock(&G.mu);
+    c->t_begin = srv_now_ns() + extra_ns;
+    pthread_mutex_unlock(&G.mu);
+}
+
 static void *sweep(void *arg)
 {
     (void)arg;
@@ -132,7 +142,8 @@ static void *sweep(void *arg)
         pthread_mutex_lock(&G.mu);
         uint64_t now = srv_now_ns();
         for (srv_conn *c = G.head.next; c && c != &G.head; c = c->next)
-            if (!c->suspended && c->fd >= 0 && now - c->t_begin > G.timeout_ns) {
+            if (!c->suspended && c->fd >= 0 && now > c->t_begin &&
+                now - c->t_begin > G.timeout_ns) {
                 shutdown(c->fd, SHUT_RDWR); /* libmicrohttpd sees the error and closes it */
                 c->t_begin = now;           /* once */
                 atomic_fetch_add(&G.cut, 1);

@@ -15,6 +15,9 @@ void srv_guard_conn_event(struct MHD_Connection *conn, void **socket_context, in
 enum { SRV_GUARD_SUSPEND, SRV_GUARD_RESUME, SRV_GUARD_NEXT };
 /* The connection is computing (its deadline paused), back, or done with a request. */
 void srv_guard_mark(struct MHD_Connection *conn, int what);
+/* The request's deadline moves: the clock restarts now, plus extra_ns (a checkpoint that keeps
+ * arriving, or a large answer going out at a useful rate). */
+void srv_guard_progress(struct MHD_Connection *conn, uint64_t extra_ns);
 /* Starts and stops the deadline sweep, four times a second (--request-timeout). */
 int srv_guard_start(const cfg *c);
 void srv_guard_stop(void);

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +46,8 @@
 #include "respond.h"
 #include "routes.h"
 #include "status.h"
+
+static atomic_llong spool_bytes; /* written to checkpoints' spool files, not yet freed */
 
 typedef struct srv_req {
     srv *s;
@@ -66,6 +69,8 @@ typedef struct srv_req {
     uint64_t reserved;         /* bytes taken from the memory budget (budget.h) */
     srv_waiter room;           /* waiting for room in the budget, its body not yet read */
     bool waiting, room_ok;
+    bool stream_counted;       /* counted in s->streams (a checkpoint) */
+    uint64_t progress_at;      /* body bytes at the last move of the deadline */
     int sent_status;           /* the HTTP status queued */
     bool suspended;            /* computing on the pool */
     bool done;                 /* an answer has been queued */
@@ -127,6 +132,8 @@ static void req_free(srv_req *r)
     srv_inflate_free(r->zin);
     if (r->reserved)
         srv_budget_give(r->reserved);
+    if (r->stream_counted)
+        atomic_fetch_sub(&r->s->streams, 1);
     free(r);
 }
 
@@ -161,6 +168,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     };
     if (status == 200)
         rec.elements = proto_xchg_elements(r->x, &rec.dtype);
+    rec.checkpoint = r->stream_counted;
+    proto_xchg_counts(r->x, &rec.tensors, &rec.tensor_bytes);
     srv_log_access(&rec);
     srv_metrics_record(&rec);
     atomic_fetch_add(&s->served, 1);
@@ -191,6 +200,9 @@ static enum MHD_Result queue(srv_req *r)
 {
     srv_send how = { r->request_id, r->accept_encoding, atomic_load(&r->s->draining) };
     r->sent_status = r->ans.status;
+    /* A large answer from a file may take its time: a MiB a second is still progress. */
+    if (r->ans.a.from_file)
+        srv_guard_progress(r->conn, r->ans.a.file_len / (1u << 20) * 1000000000ull);
     enum MHD_Result ok = srv_answer_queue(r->conn, &r->ans, &how, &r->bytes_out);
     r->done = true;
     return ok;
@@ -404,14 +416,30 @@ static bool begin(srv_req *r, const char *method)
     /* Content-Length counts compressed bytes when there is an encoding. */
     proto_args a = { r->have_length && !r->zin ? r->content_length : PROTO_LENGTH_UNKNOWN,
                      args_header, args_query, r };
-    if (r->have_length && r->content_length > s->host.lim.max_body) {
-        fail(r, PROTO_ETOOBIG, "body of %llu bytes is over the limit of %llu bytes "
-             "(--max-body-bytes)", (unsigned long long)r->content_length,
-             (unsigned long long)s->host.lim.max_body);
+    bool streams = proto_args_stream(r->route->kind, &a);
+    uint64_t limit = streams ? s->host.max_stream : s->host.lim.max_body;
+    if (r->have_length && r->content_length > limit) {
+        fail(r, PROTO_ETOOBIG, "body of %llu bytes is over the limit of %llu bytes (%s)",
+             (unsigned long long)r->content_length, (unsigned long long)limit,
+             streams ? "--max-checkpoint-bytes" : "--max-body-bytes");
         answer_failure(r);
         return false;
     }
+    if (streams) { /* a checkpoint: --max-checkpoint-inflight at once */
+        if (atomic_fetch_add(&s->streams, 1) >= s->cfg->max_checkpoint_inflight) {
+            atomic_fetch_sub(&s->streams, 1);
+            fail(r, PROTO_EBUSY, "the server is processing %d checkpoints already "
+                 "(--max-checkpoint-inflight)", s->cfg->max_checkpoint_inflight);
+            answer_failure(r);
+            return false;
+        }
+        r->stream_counted = true;
+    }
     r->x = proto_xchg_new(r->route->kind, &a, &s->host, &r->err);
+    if (r->err.code == PROTO_ESPACE) { /* the spool cannot hold it: refused unread */
+        answer_failure(r);
+        return false;
+    }
     if (r->x && !r->err.code && a.length != PROTO_LENGTH_UNKNOWN)
         return reserve(r, a.length);
     return true;
@@ -426,8 +454,14 @@ static int consume(void *cls, const char *data, size_t n)
     if (r->body_decoded > limit)
         fail(r, PROTO_ETOOBIG, "body is over the limit of %llu bytes (--max-body-bytes)%s",
              (unsigned long long)limit, r->zin ? " after inflating" : "");
-    else if (!r->have_length || r->zin ? grow_reservation(r, r->body_decoded) == 0 : true)
+    else if (!r->have_length || r->zin || r->stream_counted
+                 ? grow_reservation(r, r->body_decoded) == 0 : true)
         proto_xchg_feed(r->x, data, n, &r->err);
+    /* A checkpoint that keeps arriving, a MiB at a time, is not cut by the deadline. */
+    if (r->stream_counted && r->body_decoded - r->progress_at >= (1u << 20)) {
+        r->progress_at = r->body_decoded;
+        srv_guard_progress(r->conn, 0);
+    }
     return r->err.code;
 }
 
@@ -448,7 +482,8 @@ static srv_view view_of(const srv *s)
 {
     srv_view v = { atomic_load(&s->draining),
                    { atomic_load(&s->active), atomic_load(&s->queued), srv_log_dropped(),
-                     srv_budget_limit(), srv_budget_held(), srv_budget_waiting() } };
+                     srv_budget_limit(), srv_budget_held(), srv_budget_waiting(),
+                     atomic_load(&s->streams), atomic_load(&spool_bytes) } };
     return v;
 }
 
@@ -586,6 +621,41 @@ static void host_buf_put(void *cls, void *p, size_t cap, bool keep)
         free(p);
 }
 
+/*
+ * A checkpoint's answer waits in an unnamed file of --spool-dir (O_TMPFILE: gone when closed,
+ * however the request ends, even on a crash). Refused (507) when the file system has less
+ * room than the answer needs.
+ */
+static int spool_open(void *cls, uint64_t bytes, qdq_error *err)
+{
+    srv *s = cls;
+    const char *dir = s->cfg->spool_dir;
+    struct statvfs v;
+    if (statvfs(dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < bytes)
+        return qdq_fail(err, PROTO_ESPACE, "the spool directory %s has %llu bytes free; the "
+                        "answer needs %llu (--spool-dir)", dir,
+                        (unsigned long long)v.f_bavail * v.f_frsize, (unsigned long long)bytes);
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        /* A file system without O_TMPFILE: a named file, unlinked at once. */
+        char path[1100];
+        snprintf(path, sizeof path, "%s/qdq-spool-XXXXXX", dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+            unlink(path);
+    }
+    if (fd < 0)
+        return qdq_fail(err, errno == ENOSPC ? PROTO_ESPACE : PROTO_EINTERNAL, "cannot make a "
+                        "spool file in %s: %s", dir, strerror(errno));
+    return fd;
+}
+
+static void spool_account(void *cls, int64_t delta)
+{
+    (void)cls;
+    atomic_fetch_add(&spool_bytes, delta);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
@@ -624,6 +694,10 @@ int srv_start(srv *s, const cfg *c)
     s->host.max_header_bytes = c->max_header_bytes;
     s->host.buf_get = host_buf_get;
     s->host.buf_put = host_buf_put;
+    s->host.max_stream = c->max_checkpoint_bytes;
+    s->host.spool_open = spool_open;
+    s->host.spool_account = spool_account;
+    s->host.cls = s;
     srv_metrics_init(srv_route_names(), SRV_ROUTES);
     srv_budget_init(c->max_memory, 1000 * room_wait_s(s));
     s->pool = srv_pool_start(c->workers);

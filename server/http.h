@@ -23,6 +23,7 @@ typedef struct srv {
     atomic_bool draining;
     atomic_int active;       /* requests between creation and completion */
     atomic_int queued;       /* tasks submitted to the pool and not finished */
+    atomic_int streams;      /* checkpoints in flight */
     atomic_ullong served;
     int port;                /* the bound port */
     char *tls_cert, *tls_key; /* PEM text, when TLS is on */

@@ -65,6 +65,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a spool file past RLIMIT_FSIZE fails its write (507) instead */
     srv_log_init(&c);
     raise_fd_limit(&c);
 

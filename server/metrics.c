@@ -34,6 +34,7 @@ static struct {
     histogram request[MAX_ROUTES], queue, compute;
     atomic_ullong bytes_in[MAX_ROUTES], bytes_out[MAX_ROUTES];
     atomic_ullong elements[4];
+    atomic_ullong checkpoints[2], ckpt_tensors, ckpt_bytes; /* checkpoints: failed, answered */
     double start_time;
     const char *const *route_names;
     int nroutes;
@@ -88,6 +89,11 @@ void srv_metrics_record(const srv_record *r)
         observe(&M.compute, r->t_compute1 - r->t_compute0);
     atomic_fetch_add_explicit(&M.bytes_in[route], r->bytes_in, memory_order_relaxed);
     atomic_fetch_add_explicit(&M.bytes_out[route], r->bytes_out, memory_order_relaxed);
+    if (r->checkpoint) {
+        atomic_fetch_add_explicit(&M.checkpoints[r->status == 200], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&M.ckpt_tensors, r->tensors, memory_order_relaxed);
+        atomic_fetch_add_explicit(&M.ckpt_bytes, r->tensor_bytes, memory_order_relaxed);
+    }
     if (r->status == 200 && r->elements && (unsigned)r->dtype < 4)
         atomic_fetch_add_explicit(&M.elements[r->dtype], r->elements, memory_order_relaxed);
 }
@@ -194,6 +200,23 @@ int srv_metrics_write(const srv_gauges *g, proto_buf *b)
     put(b, "# HELP qdq_access_log_dropped_lines_total Access-log lines lost because the log's "
            "sink did not keep up.\n# TYPE qdq_access_log_dropped_lines_total counter\n"
            "qdq_access_log_dropped_lines_total %llu\n", g->log_dropped);
+    put(b, "# HELP qdq_checkpoints_total Whole checkpoints, by outcome.\n"
+           "# TYPE qdq_checkpoints_total counter\n"
+           "qdq_checkpoints_total{outcome=\"answered\"} %llu\n"
+           "qdq_checkpoints_total{outcome=\"failed\"} %llu\n",
+        (unsigned long long)atomic_load(&M.checkpoints[1]),
+        (unsigned long long)atomic_load(&M.checkpoints[0]));
+    put(b, "# HELP qdq_checkpoint_tensors_total Tensors of checkpoints processed.\n"
+           "# TYPE qdq_checkpoint_tensors_total counter\nqdq_checkpoint_tensors_total %llu\n",
+        (unsigned long long)atomic_load(&M.ckpt_tensors));
+    put(b, "# HELP qdq_checkpoint_bytes_total Tensor bytes of checkpoints processed.\n"
+           "# TYPE qdq_checkpoint_bytes_total counter\nqdq_checkpoint_bytes_total %llu\n",
+        (unsigned long long)atomic_load(&M.ckpt_bytes));
+    put(b, "# HELP qdq_checkpoints_inflight Checkpoints being received or answered.\n"
+           "# TYPE qdq_checkpoints_inflight gauge\nqdq_checkpoints_inflight %d\n",
+        g->checkpoints);
+    put(b, "# HELP qdq_spool_bytes Bytes in checkpoints' spool files.\n"
+           "# TYPE qdq_spool_bytes gauge\nqdq_spool_bytes %lld\n", g->spool_bytes);
     put(b, "# HELP qdq_memory_budget_bytes The memory budget (--max-memory).\n"
            "# TYPE qdq_memory_budget_bytes gauge\nqdq_memory_budget_bytes %llu\n",
         (unsigned long long)g->memory_budget);

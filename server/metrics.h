@@ -16,6 +16,8 @@ typedef struct srv_gauges {
     uint64_t memory_budget;         /* --max-memory */
     uint64_t memory_held;           /* by requests and the buffer cache */
     int memory_waiting;             /* requests waiting for room in the budget */
+    int checkpoints;                /* checkpoints in flight */
+    long long spool_bytes;          /* in checkpoints' spool files */
 } srv_gauges;
 
 /* Starts counting; route_names[i] is the name of route index i (n of them). */

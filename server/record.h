@@ -5,6 +5,7 @@
 #ifndef SRV_RECORD_H
 #define SRV_RECORD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "qdq.h"
@@ -19,6 +20,8 @@ typedef struct srv_record {
     uint64_t t_start, t_queued, t_compute0, t_compute1, t_end; /* ns, srv_now_ns; 0: none */
     uint64_t elements;      /* computed, with their dtype */
     qdq_dtype dtype;
+    bool checkpoint;        /* a whole checkpoint: its tensors and data bytes done */
+    uint64_t tensors, tensor_bytes;
 } srv_record;
 
 #endif

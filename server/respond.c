@@ -79,7 +79,9 @@ enum MHD_Result srv_answer_queue(struct MHD_Connection *conn, srv_answer *ans,
         proto_answer_header(a, "Vary", "Accept-Encoding", 15);
     }
     struct MHD_Response *resp;
-    if (a->release)
+    if (a->from_file) /* sent with sendfile where libmicrohttpd can (not through TLS) */
+        resp = MHD_create_response_from_fd64(a->file_len, a->fd);
+    else if (a->release)
         resp = MHD_create_response_from_buffer_with_free_callback_cls(
             a->len, a->body, (MHD_ContentReaderFreeCallback)a->release, a->release_cls);
     else
@@ -88,6 +90,7 @@ enum MHD_Result srv_answer_queue(struct MHD_Connection *conn, srv_answer *ans,
         return MHD_NO;
     a->body = NULL; /* the response owns it now */
     a->release = NULL;
+    a->from_file = false;
     if (a->ctype)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->ctype);
     MHD_add_response_header(resp, "X-Request-Id", how->request_id);
@@ -103,7 +106,7 @@ enum MHD_Result srv_answer_queue(struct MHD_Connection *conn, srv_answer *ans,
     }
     if (how->close)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    *bytes_out = a->len;
+    *bytes_out = a->file_len ? a->file_len : a->len;
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)ans->status, resp);
     MHD_destroy_response(resp);
     return ok;
