@@ -73,6 +73,9 @@ BENCH_CXX_OBJ := $(call obj,$(BENCH_CXX))
 LIBQDQ := $(BUILD)/libqdq.a
 LIBPROTO := $(BUILD)/libproto.a
 SERVER := $(BUILD)/qdq-server
+QDQ := $(BUILD)/qdq
+CLI_SRC := $(wildcard cli/*.c)
+CLI_OBJ := $(call obj,$(CLI_SRC))
 # Link with the C++ driver when proto/ has C++ (header-only number libraries).
 LINK := $(if $(PROTO_CXX),$(CXX),$(CC))
 
@@ -80,7 +83,7 @@ LINK := $(if $(PROTO_CXX),$(CXX),$(CC))
 .SECONDARY:
 
 .PHONY: all run test tests bench install install-debug clean deps asan fuzz soak
-all: $(LIBQDQ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(if $(SERVER_SRC),$(SERVER))
+all: $(LIBQDQ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(if $(SERVER_SRC),$(SERVER)) $(if $(CLI_SRC),$(QDQ))
 
 $(BUILD)/%.o: %.c | $(GEN_HDR)
 	@mkdir -p $(dir $@)
@@ -159,17 +162,22 @@ soak: all
 bench: $(BENCH_BIN) $(if $(SERVER_SRC),$(SERVER))
 	sh bench/run.sh $(BUILD)
 
+# qdq, the command line: the same codecs, no server.
+$(QDQ): $(CLI_OBJ) $(LIBPROTO) $(LIBQDQ)
+	$(LINK) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBPROTO) $(LIBQDQ) -lm
+
 # The installed binary is stripped (about 0.4 MB instead of 3 MB): its debug symbols are split
 # into $(SERVER).debug, which it names (.gnu_debuglink), and which `make install-debug` puts
 # where gdb finds it; build/qdq-server itself keeps them for the tests.
-$(SERVER).debug: $(SERVER)
+$(BUILD)/%.debug: $(BUILD)/%
 	objcopy --only-keep-debug $< $@
-$(SERVER).stripped: $(SERVER) $(SERVER).debug
-	objcopy --strip-all --add-gnu-debuglink=$(SERVER).debug $< $@
+$(BUILD)/%.stripped: $(BUILD)/% $(BUILD)/%.debug
+	objcopy --strip-all --add-gnu-debuglink=$<.debug $< $@
 
-install: all $(SERVER).stripped
+install: all $(SERVER).stripped $(QDQ).stripped
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 755 $(SERVER).stripped $(DESTDIR)$(BINDIR)/qdq-server
+	install -m 755 $(QDQ).stripped $(DESTDIR)$(BINDIR)/qdq
 
 # By build id (DEBUGDIR/.build-id/xx/rest.debug), where gdb finds it wherever the binary lies.
 install-debug: $(SERVER).debug
