@@ -144,7 +144,7 @@ static int spool_open(void *cls, uint64_t bytes, qdq_error *err)
     (void)cls, (void)bytes;
     int fd = dup(out_fd);
     if (fd < 0)
-        return qdq_fail(err, PROTO_EINTERNAL, "dup: %s", strerror(errno));
+        qdq_fail(err, PROTO_EINTERNAL, "dup: %s", strerror(errno));
     return fd;
 }
 
@@ -227,8 +227,10 @@ static void run_file(const char *in_path, const char *ctype, proto_buf *report)
     const char *in = files_map(in_path, &len);
     if (!in)
         die(1, "%s: %s", in_path, strerror(errno));
-    proto_host host = { .lim = { 0, 0, 0, 0 }, .buf_get = buf_get, .buf_put = buf_put,
-                        .spool_open = spool_open, .threads = 1 };
+    /* No limits of a server's: what the file holds is what the user has. */
+    proto_host host = { .lim = { UINT64_MAX / 16, PROTO_MAX_RANK, 1 << 20, UINT64_MAX },
+                        .buf_get = buf_get, .buf_put = buf_put, .spool_open = spool_open,
+                        .threads = 1 };
     req r = { ctype };
     proto_args a = { len, header, query, &r };
     qdq_error err = { 0 };
@@ -502,7 +504,8 @@ int main(int argc, char **argv)
     if (S.progress)
         fputs("\r\033[K", stderr);
     if (S.report) {
-        proto_buf_append(&report, "\n", 1);
+        if (strcmp(S.report, "-") == 0) /* the file is the server's answer, byte for byte */
+            proto_buf_append(&report, "\n", 1);
         if (strcmp(S.report, "-") == 0 ? files_write(1, report.data, report.len)
                                        : files_write_whole(S.report, report.data, report.len))
             die(1, "--report %s: %s", S.report, strerror(errno));

@@ -631,10 +631,12 @@ static int spool_open(void *cls, uint64_t bytes, qdq_error *err)
     srv *s = cls;
     const char *dir = s->cfg->spool_dir;
     struct statvfs v;
-    if (statvfs(dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < bytes)
-        return qdq_fail(err, PROTO_ESPACE, "the spool directory %s has %llu bytes free; the "
-                        "answer needs %llu (--spool-dir)", dir,
-                        (unsigned long long)v.f_bavail * v.f_frsize, (unsigned long long)bytes);
+    if (statvfs(dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < bytes) {
+        qdq_fail(err, PROTO_ESPACE, "the spool directory %s has %llu bytes free; the answer "
+                 "needs %llu (--spool-dir)", dir, (unsigned long long)v.f_bavail * v.f_frsize,
+                 (unsigned long long)bytes);
+        return -1;
+    }
     int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
         /* A file system without O_TMPFILE: a named file, unlinked at once. */
@@ -645,8 +647,8 @@ static int spool_open(void *cls, uint64_t bytes, qdq_error *err)
             unlink(path);
     }
     if (fd < 0)
-        return qdq_fail(err, errno == ENOSPC ? PROTO_ESPACE : PROTO_EINTERNAL, "cannot make a "
-                        "spool file in %s: %s", dir, strerror(errno));
+        qdq_fail(err, errno == ENOSPC ? PROTO_ESPACE : PROTO_EINTERNAL, "cannot make a spool "
+                 "file in %s: %s", dir, strerror(errno));
     return fd;
 }
 

@@ -20,6 +20,9 @@ for dir in "$@"; do
     # gRPC with a real client (Python grpcio), against this build's server.
     out=$(QDQ_SERVER="$PWD/$dir/qdq-server" sh tests/grpc/run.sh 2>&1)
     tally "$dir: tests/grpc" $? "$out"
+    # Whole checkpoints, the server's and qdq's (Python: numpy, requests).
+    out=$(QDQ_SERVER="$PWD/$dir/qdq-server" sh tests/checkpoint/run.sh 2>&1)
+    tally "$dir: tests/checkpoint" $? "$out"
 done
 # Deployment checks (shell scripts, each ending in "N passed, N failed"), against the first build.
 for t in tests/deploy/test_*.sh; do
