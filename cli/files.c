@@ -41,6 +41,16 @@ void files_cleanup(void)
     }
 }
 
+void files_release(const void *p, size_t n)
+{
+    static uintptr_t page;
+    if (!page)
+        page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t b = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)p + n) & ~(page - 1);
+    if (b < e)
+        madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
 const char *files_map(const char *path, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -12,6 +12,9 @@
 /* The file mapped read-only (*len its size; an empty file maps to ""). NULL with errno. */
 const char *files_map(const char *path, size_t *len);
 void files_unmap(const char *p, size_t len);
+/* Bytes [p, p + n) of a mapping read for now: their pages leave this process's memory (the
+ * page cache keeps them; a later read maps them again). */
+void files_release(const void *p, size_t n);
 /* A small file's text, NUL-terminated (malloc). NULL with errno. */
 char *files_read_text(const char *path);
 /* n bytes at fd's current offset, whole. 0, or -1 with errno. */

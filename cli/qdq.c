@@ -34,7 +34,6 @@
 #define QDQ_SERVER_VERSION "0.1.0"
 #endif
 
-#define CHUNK (64u << 20) /* input fed to the codec at a time (a progress step) */
 #define MAX_ARGS 32
 
 static const char usage_text[] =
@@ -176,10 +175,78 @@ static int query(void *cls, int (*fn)(void *ctx, const char *key, const char *va
     return 0;
 }
 
+/* ---- the threads: parallel work of the codecs (proto_host.parallel) ---- */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    int workers;            /* threads besides the caller's */
+    unsigned long job;      /* a new job's number, for the workers to see it */
+    void (*fn)(void *ctx, int i, int n);
+    void *ctx;
+    int n, next, finished;  /* items in all, handed out, done */
+} T = { .mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER,
+        .done = PTHREAD_COND_INITIALIZER };
+
+/* Takes and runs items of the current job until none is left; called with T.mu held. */
+static void take_items(void)
+{
+    while (T.next < T.n) {
+        int i = T.next++;
+        pthread_mutex_unlock(&T.mu);
+        T.fn(T.ctx, i, T.n);
+        pthread_mutex_lock(&T.mu);
+        if (++T.finished == T.n)
+            pthread_cond_signal(&T.done);
+    }
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&T.mu);
+    for (;;) {
+        while (T.job == seen)
+            pthread_cond_wait(&T.go, &T.mu);
+        seen = T.job;
+        take_items();
+    }
+    return NULL;
+}
+
+static void parallel(void *cls, void (*fn)(void *ctx, int i, int n), void *ctx, int n)
+{
+    (void)cls;
+    pthread_mutex_lock(&T.mu);
+    T.fn = fn, T.ctx = ctx, T.n = n, T.next = T.finished = 0;
+    T.job++;
+    pthread_cond_broadcast(&T.go);
+    take_items();
+    while (T.finished < T.n)
+        pthread_cond_wait(&T.done, &T.mu);
+    pthread_mutex_unlock(&T.mu);
+}
+
+/* Threads - 1 workers (they wait for work; the process's exit ends them). */
+static void threads_start(int threads)
+{
+    for (; T.workers < threads - 1; T.workers++) {
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &a, worker, NULL);
+        pthread_attr_destroy(&a);
+        if (rc)
+            break; /* fewer threads: slower, not wrong */
+    }
+}
+
 /* ---- progress ---- */
 
 static struct {
-    uint64_t total, done;
+    uint64_t total, done, base;
     double t0, last;
 } P;
 
@@ -199,9 +266,27 @@ static void human(char *b, size_t n, double v)
     snprintf(b, n, i ? "%.1f %s" : "%.0f %s", v, u[i]);
 }
 
-static void progress(uint64_t bytes)
+/* The input being fed: its mapping, and how far its pages have been let go. */
+static struct {
+    const char *map;
+    size_t len, released;
+} M;
+
+static void consumed(void *cls, const void *p, size_t n)
 {
-    P.done += bytes;
+    (void)cls;
+    files_release(p, n);
+}
+
+/* done: bytes of the file at hand done (those of the files before it are in P.base). */
+static void progress(void *cls, uint64_t done)
+{
+    (void)cls;
+    if (done > M.released && done <= M.len) {
+        files_release(M.map + M.released, (size_t)done - M.released);
+        M.released = (size_t)done;
+    }
+    P.done = P.base + done;
     if (!S.progress)
         return;
     double t = now_s();
@@ -219,6 +304,17 @@ static void progress(uint64_t bytes)
 
 /* ---- one file ---- */
 
+typedef struct run_ctx {
+    proto_xchg *x;
+    qdq_error *err;
+} run_ctx;
+
+static void run_item(void *ctx, int i, int n)
+{
+    run_ctx *c = ctx;
+    proto_xchg_run(c->x, i, n, c->err); /* only single-item work can fail: no race on err */
+}
+
 /* Runs one exchange over the file at in (a mapping of len bytes): the answer goes to out_fd,
  * the report (checkpoints) appended to report when it is not NULL. */
 static void run_file(const char *in_path, const char *ctype, proto_buf *report)
@@ -230,20 +326,23 @@ static void run_file(const char *in_path, const char *ctype, proto_buf *report)
     /* No limits of a server's: what the file holds is what the user has. */
     proto_host host = { .lim = { UINT64_MAX / 16, PROTO_MAX_RANK, 1 << 20, UINT64_MAX },
                         .buf_get = buf_get, .buf_put = buf_put, .spool_open = spool_open,
-                        .threads = 1 };
+                        .parallel = parallel, .threads = S.threads, .progress = progress,
+                        .consumed = consumed, .reports = report != NULL };
     req r = { ctype };
     proto_args a = { len, header, query, &r };
     qdq_error err = { 0 };
+    M = (typeof(M)){ in, len, 0 };
+    /* The whole file in one piece: each tensor is computed from the mapping, with no copy. */
     proto_xchg *x = proto_xchg_new(PROTO_KIND_QDQ, &a, &host, &err);
-    for (size_t at = 0; x && !err.code && at < len; at += CHUNK) {
-        size_t k = len - at < CHUNK ? len - at : CHUNK;
-        proto_xchg_feed(x, in + at, k, &err);
-        progress(k);
-    }
+    if (x && !err.code)
+        proto_xchg_feed(x, in, len, &err);
     proto_work w;
-    if (x && !err.code && proto_xchg_end(x, &w, &err) == 0)
-        for (int i = 0; i < w.items; i++)
-            proto_xchg_run(x, i, w.items, &err);
+    if (x && !err.code && proto_xchg_end(x, &w, &err) == 0 && w.items > 0) {
+        run_ctx rc = { x, &err };
+        parallel(NULL, run_item, &rc, w.items);
+    }
+    progress(NULL, len);
+    P.base += len;
     proto_answer ans = { 0 };
     if (x && !err.code)
         proto_xchg_answer(x, &ans, &err);
@@ -445,6 +544,7 @@ int main(int argc, char **argv)
         die(2, "--include, --exclude, --rules, --ranges-tensors and --report are for "
             "checkpoints, not .npy files");
     S.progress = !S.quiet && isatty(2);
+    threads_start(S.threads);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGHUP, on_signal);

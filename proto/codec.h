@@ -70,6 +70,14 @@ typedef struct proto_host {
      * codec runs them one after another), and returns when all are done. */
     void (*parallel)(void *cls, void (*fn)(void *ctx, int i, int n), void *ctx, int n);
     int threads; /* what parallel can run at once (1 without it) */
+    /* Streamed formats: bytes of the body done so far (a progress line; may be NULL). */
+    void (*progress)(void *cls, uint64_t done);
+    /* Bytes of the piece being fed that the codec is done reading for now: a hint, for a
+     * host that feeds a mapped file and keeps its memory small (may be NULL). */
+    void (*consumed)(void *cls, const void *p, size_t n);
+    /* The host reads checkpoints' reports (proto_xchg_report) besides their answers: their
+     * statistics are computed even when the answer is the checkpoint. */
+    bool reports;
     void *cls;
 } proto_host;
 

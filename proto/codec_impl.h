@@ -33,6 +33,21 @@ int proto_stream_feed(proto_stream *s, const char *bytes, size_t n, qdq_error *e
 /* Every byte is in: the parameters from the reduction (when the range came from the data). */
 void proto_stream_params(proto_stream *s);
 
+/*
+ * A checkpoint's statistics are sums over blocks of PROTO_STATS_BLOCK elements, each block's
+ * from zero, added in block order: the same bits however the work was cut (received in pieces,
+ * or computed in parts on several threads), so that the server's report and qdq's agree.
+ *
+ * proto_apply_blocks: qdq_apply_stats over [b, e) (b on a block boundary), each block's
+ * statistics into blocks[0], blocks[1], ... (NULL: none). proto_apply_merge: the same, the
+ * blocks' statistics added in order into st (NULL: none).
+ */
+#define PROTO_STATS_BLOCK (1u << 16)
+void proto_apply_blocks(const qdq_plan *plan, const void *params, const void *in, void *out,
+                        uint64_t b, uint64_t e, qdq_stats *blocks);
+void proto_apply_merge(const qdq_plan *plan, const void *params, const void *in, void *out,
+                       uint64_t b, uint64_t e, qdq_stats *st);
+
 /* One format's implementation of the exchange (codec.h tells when each is called). */
 typedef struct proto_codec {
     proto_format format;

@@ -46,11 +46,14 @@ typedef struct st {
     size_t next;           /* the tensor being received: h.by_offset[next] */
     /* The tensor being received, when it is quantized. */
     bool quantizing;
+    bool applied;          /* done from the caller's bytes, whole (compute_whole) */
     proto_action act;
     proto_result res;
     proto_stream stream;
-    char *tbuf;
+    char *tbuf;            /* the tensor, when it comes in pieces */
     size_t tcap;
+    char *rbuf;            /* a round of a tensor that came whole (compute_whole) */
+    size_t rcap;
     uint64_t largest;      /* the largest tensor to quantize, in bytes */
     /* The answer's file. */
     int fd;
@@ -117,6 +120,8 @@ static int pass_bytes(proto_xchg *x, const char *p, size_t n, uint64_t at, qdq_e
     uint64_t off = s->out_header + at;
     if (s->stage_len && s->stage_at + s->stage_len != off && flush_stage(x, err))
         return err->code;
+    if (!s->stage_len && n >= STAGE_CAP) /* large already: written from where it is */
+        return write_at(x, p, n, off, err);
     if (!s->stage_len)
         s->stage_at = off;
     while (n > 0) {
@@ -150,6 +155,9 @@ static int entry_head(proto_buf *b, const proto_st_tensor *t, proto_act act)
 }
 
 /* A tensor passed through or skipped: its entry, with the reason. */
+/* Whether anyone reads the report (the answer is it, or the host asks for it). */
+static bool reporting(const proto_xchg *x) { return state(x)->report || x->host->reports; }
+
 static int report_left(proto_xchg *x, const proto_st_tensor *t, const proto_action *a)
 {
     st *s = state(x);
@@ -157,6 +165,8 @@ static int report_left(proto_xchg *x, const proto_st_tensor *t, const proto_acti
         s->skipped++;
     else
         s->passthrough++;
+    if (!reporting(x))
+        return 0;
     int rc = entry_head(&s->entries, t, a->act);
     rc = rc || put(&s->entries, ",\"reason\":") ||
          proto_st_json_string(&s->entries, a->reason, strlen(a->reason)) ||
@@ -170,6 +180,8 @@ static int report_quantized(proto_xchg *x, const proto_st_tensor *t)
     st *s = state(x);
     s->quantized++;
     s->elements += t->count;
+    if (!reporting(x))
+        return 0;
     qdq_stats_summary sum;
     qdq_stats_summarize(&s->res.stats, &sum);
     if (!sum.sqnr_null && !isnan(sum.sqnr_db) && (!s->have_sqnr || sum.sqnr_db < s->sqnr_min)) {
@@ -303,6 +315,8 @@ out:
 
 /* ---- the data ---- */
 
+static int tensor_buffer(proto_xchg *x, qdq_error *err);
+
 /* Sets up tensor j (of h.by_offset) to receive its bytes: to quantize, or to pass through. */
 static int tensor_begin(proto_xchg *x, qdq_error *err)
 {
@@ -315,7 +329,8 @@ static int tensor_begin(proto_xchg *x, qdq_error *err)
     if (!s->quantizing)
         return 0;
     proto_request *q = &s->act.req;
-    q->want_stats = true;
+    /* The statistics are the report's: computed only when someone reads it. */
+    q->want_stats = reporting(x);
     if ((rc = proto_plan(q, &x->host->lim, &s->res, err)))
         return rc;
     qdq_stats_init(&s->res.stats);
@@ -323,17 +338,152 @@ static int tensor_begin(proto_xchg *x, qdq_error *err)
         (rc = qdq_params_given(&s->res.plan, q->min, q->n_min, q->max, q->n_max, s->res.params,
                                err)))
         return rc;
-    uint64_t bytes = t->end - t->begin;
+    s->stream = (proto_stream){ &s->res.plan, s->res.acc, s->res.params, q->attrs.range_given,
+                                NULL, t->end - t->begin, 0, 0,
+                                q->want_stats ? &s->res.stats : NULL };
+    return t->end == t->begin ? tensor_buffer(x, err) : 0;
+}
+
+/* The tensor comes in pieces: a buffer for all of it (the largest tensor's, kept). */
+static int tensor_buffer(proto_xchg *x, qdq_error *err)
+{
+    st *s = state(x);
+    uint64_t bytes = s->stream.len;
     if (!s->tbuf || s->tcap < bytes) {
         if (s->tbuf)
             x->host->buf_put(x->host->cls, s->tbuf, s->tcap, true);
         s->tbuf = x->host->buf_get(x->host->cls, bytes ? (size_t)bytes : 1, &s->tcap);
         if (!s->tbuf)
             return qdq_fail(err, PROTO_ENOMEM, "out of memory for tensor '%s' (%llu bytes)",
-                            t->name, (unsigned long long)bytes);
+                            s->h.tensors[s->h.by_offset[s->next]].name,
+                            (unsigned long long)bytes);
     }
-    s->stream = (proto_stream){ &s->res.plan, s->res.acc, s->res.params, q->attrs.range_given,
-                                s->tbuf, bytes, 0, 0, &s->res.stats };
+    s->stream.data = s->tbuf;
+    return 0;
+}
+
+/* ---- a tensor whose bytes came whole: computed from them, in parts on the host's threads ---- */
+
+#define ROUND (8u << 20)    /* bytes computed at a time: the output goes out from cache */
+#define PART_MIN (1u << 20) /* bytes a part of a round is worth a thread for, at least */
+#define MAX_PARTS 64
+
+typedef struct whole {
+    const qdq_plan *plan;
+    const char *in;      /* the tensor's bytes (element 0) */
+    char *out;           /* where element b of the round goes */
+    void *params;
+    char *accs;          /* one accumulator per part (part 0's is acc0) */
+    size_t acc_size;
+    void *acc0;
+    qdq_stats *blocks;   /* the round's blocks' statistics, or NULL */
+    uint64_t b, e;       /* the round's elements */
+} whole;
+
+/* The elements of part i of n of the round: whole blocks of PROTO_STATS_BLOCK (and the end). */
+static void part_range(const whole *w, int i, int n, uint64_t *b, uint64_t *e)
+{
+    uint64_t blocks = (w->e - w->b + PROTO_STATS_BLOCK - 1) / PROTO_STATS_BLOCK;
+    *b = w->b + blocks * (uint64_t)i / (uint64_t)n * PROTO_STATS_BLOCK;
+    *e = w->b + blocks * (uint64_t)(i + 1) / (uint64_t)n * PROTO_STATS_BLOCK;
+    *b = *b < w->e ? *b : w->e;
+    *e = *e < w->e ? *e : w->e;
+}
+
+static void reduce_part(void *ctx, int i, int n)
+{
+    whole *w = ctx;
+    uint64_t b, e;
+    part_range(w, i, n, &b, &e);
+    void *acc = i ? w->accs + (size_t)(i - 1) * w->acc_size : w->acc0;
+    if (b < e)
+        qdq_reduce(w->plan, acc, w->in, b, e);
+}
+
+static void apply_part(void *ctx, int i, int n)
+{
+    whole *w = ctx;
+    uint64_t b, e;
+    part_range(w, i, n, &b, &e);
+    /* The kernels index in and out by element: out as if the round's buffer held them all. */
+    char *out = (char *)((uintptr_t)w->out - w->b * qdq_dtype_size(w->plan->dtype));
+    if (b < e)
+        proto_apply_blocks(w->plan, w->params, w->in, out, b, e,
+                           w->blocks ? w->blocks + (b - w->b) / PROTO_STATS_BLOCK : NULL);
+}
+
+static void parallel(proto_xchg *x, void (*fn)(void *, int, int), void *ctx, int n)
+{
+    if (n > 1 && x->host->parallel)
+        x->host->parallel(x->host->cls, fn, ctx, n);
+    else
+        for (int i = 0; i < n; i++)
+            fn(ctx, i, n);
+}
+
+static void consumed(proto_xchg *x, const char *p, uint64_t n)
+{
+    if (x->host->consumed)
+        x->host->consumed(x->host->cls, p, (size_t)n);
+}
+
+/*
+ * The whole tensor is at in (the caller's bytes, e.g. a mapped file): reduced from there, then
+ * transformed a round at a time into a buffer that goes to the answer's file while in cache,
+ * with no copy of the tensor first. Rounds are cut in parts on the host's threads.
+ */
+static int compute_whole(proto_xchg *x, const char *in, qdq_error *err)
+{
+    st *s = state(x);
+    const qdq_plan *plan = &s->res.plan;
+    uint64_t bytes = s->stream.len, ds = qdq_dtype_size(plan->dtype);
+    uint64_t round = ROUND / ds; /* elements; a multiple of PROTO_STATS_BLOCK */
+    size_t need = bytes < ROUND ? (size_t)bytes : ROUND;
+    if (s->rcap < need) {
+        free(s->rbuf);
+        s->rcap = 0;
+        if (!(s->rbuf = malloc(need)))
+            return qdq_fail(err, PROTO_ENOMEM, "out of memory for tensor '%s'",
+                            s->h.tensors[s->h.by_offset[s->next]].name);
+        s->rcap = need;
+    }
+    int n = x->host->parallel ? x->host->threads : 1;
+    uint64_t most = need / PART_MIN;
+    if ((uint64_t)n > most)
+        n = most > 1 ? (int)most : 1;
+    n = n < MAX_PARTS ? n : MAX_PARTS;
+    whole w = { plan, in, s->rbuf, s->res.params, NULL, qdq_acc_size(plan), s->res.acc, NULL,
+                0, 0 };
+    qdq_stats blocks[ROUND / PROTO_STATS_BLOCK];
+    w.blocks = s->stream.stats ? blocks : NULL;
+    if (!s->stream.range_given) {
+        if (n > 1 && !(w.accs = malloc((size_t)(n - 1) * w.acc_size)))
+            return qdq_fail(err, PROTO_ENOMEM, "out of memory for the reduction");
+        for (int i = 1; i < n; i++)
+            qdq_acc_init(plan, w.accs + (size_t)(i - 1) * w.acc_size);
+        for (w.b = 0; w.b < plan->count; w.b = w.e) {
+            w.e = plan->count - w.b < round ? plan->count : w.b + round;
+            parallel(x, reduce_part, &w, n);
+            consumed(x, in + w.b * ds, (w.e - w.b) * ds);
+        }
+        for (int i = 1; i < n; i++)
+            qdq_acc_merge(plan, s->res.acc, w.accs + (size_t)(i - 1) * w.acc_size);
+        free(w.accs);
+        qdq_params_from_acc(plan, s->res.acc, in, s->res.params);
+    }
+    const proto_st_tensor *t = &s->h.tensors[s->h.by_offset[s->next]];
+    for (w.b = 0; w.b < plan->count; w.b = w.e) {
+        w.e = plan->count - w.b < round ? plan->count : w.b + round;
+        parallel(x, apply_part, &w, n);
+        for (uint64_t k = 0; w.blocks && k * PROTO_STATS_BLOCK < w.e - w.b; k++)
+            qdq_stats_merge(&s->res.stats, &blocks[k]);
+        if (s->fd >= 0 && write_at(x, s->rbuf, (size_t)((w.e - w.b) * ds),
+                                   s->out_header + t->begin + w.b * ds, err))
+            return err->code;
+        consumed(x, in + w.b * ds, (w.e - w.b) * ds);
+    }
+    s->stream.got = bytes;
+    s->applied = true;
     return 0;
 }
 
@@ -347,14 +497,15 @@ static int tensor_end(proto_xchg *x, qdq_error *err)
         rc = report_left(x, t, &s->act);
     } else {
         const qdq_plan *plan = &s->res.plan;
-        if (!s->act.req.attrs.range_given) {
+        if (!s->applied && !s->act.req.attrs.range_given) {
             proto_stream_params(&s->stream);
-            qdq_apply_stats(plan, s->res.params, s->tbuf, s->tbuf, 0, plan->count,
-                            &s->res.stats);
+            proto_apply_merge(plan, s->res.params, s->tbuf, s->tbuf, 0, plan->count,
+                              s->stream.stats);
         }
         if (s->fd >= 0) {
             rc = flush_stage(x, err) ||
-                 write_at(x, s->tbuf, (size_t)(t->end - t->begin), s->out_header + t->begin, err);
+                 (!s->applied && write_at(x, s->tbuf, (size_t)(t->end - t->begin),
+                                          s->out_header + t->begin, err));
             /* The ranges as tensors: F32 (F64 for F64), one value per channel. */
             bool dbl = plan->dtype == QDQ_FLOAT64;
             size_t es = dbl ? 8 : 4;
@@ -383,9 +534,11 @@ static int tensor_end(proto_xchg *x, qdq_error *err)
         proto_result_clear(&s->res);
     }
     proto_action_clear(&s->act);
-    s->quantizing = false;
+    s->quantizing = s->applied = false;
     x->st_tensors++;
     s->next++;
+    if (x->host->progress)
+        x->host->progress(x->host->cls, 8 + s->n + t->end);
     return rc;
 }
 
@@ -413,11 +566,15 @@ static int feed_data(proto_xchg *x, const char *p, size_t n, qdq_error *err)
                             "section's end (byte %llu of the data, the last tensor's end)", n,
                             (unsigned long long)h->data_len);
         const proto_st_tensor *t = &h->tensors[h->by_offset[s->next]];
-        if (s->data_got == t->begin && (rc = tensor_begin(x, err)))
+        bool fresh = s->data_got == t->begin;
+        if (fresh && (rc = tensor_begin(x, err)))
             return rc;
         size_t k = t->end - s->data_got < n ? (size_t)(t->end - s->data_got) : n;
-        if (s->quantizing)
-            rc = proto_stream_feed(&s->stream, p, k, err);
+        if (s->quantizing && fresh && k == t->end - t->begin) /* all its bytes are here */
+            rc = compute_whole(x, p, err);
+        else if (s->quantizing)
+            rc = (fresh && tensor_buffer(x, err)) || proto_stream_feed(&s->stream, p, k, err)
+                     ? err->code : 0;
         else
             rc = pass_bytes(x, p, k, s->data_got, err);
         if (rc)
@@ -602,6 +759,7 @@ static void clear(proto_xchg *x)
     proto_result_clear(&s->res);
     if (s->tbuf)
         x->host->buf_put(x->host->cls, s->tbuf, s->tcap, true);
+    free(s->rbuf);
     if (s->fd >= 0)
         close(s->fd);
     if (s->written && x->host->spool_account)

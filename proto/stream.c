@@ -17,8 +17,13 @@ int proto_stream_feed(proto_stream *s, const char *bytes, size_t n, qdq_error *e
     if (complete <= s->done_elems)
         return 0;
     if (s->range_given) {
-        qdq_apply_stats(plan, s->params, s->data, s->data, s->done_elems, complete, s->stats);
-        s->done_elems = complete;
+        /* Whole blocks (all of it at the end), for statistics that do not depend on the cut. */
+        uint64_t upto = complete == plan->count || !s->stats
+                            ? complete : complete / PROTO_STATS_BLOCK * PROTO_STATS_BLOCK;
+        if (upto > s->done_elems) {
+            proto_apply_merge(plan, s->params, s->data, s->data, s->done_elems, upto, s->stats);
+            s->done_elems = upto;
+        }
         return 0;
     }
     /* On the last axis a call folds every channel into the accumulator once: the reduction waits
@@ -37,4 +42,34 @@ void proto_stream_params(proto_stream *s)
 {
     if (!s->range_given)
         qdq_params_from_acc(s->plan, s->acc, s->data, s->params);
+}
+
+void proto_apply_blocks(const qdq_plan *plan, const void *params, const void *in, void *out,
+                        uint64_t b, uint64_t e, qdq_stats *blocks)
+{
+    if (!blocks) {
+        qdq_apply_stats(plan, params, in, out, b, e, NULL);
+        return;
+    }
+    for (uint64_t i = b; i < e; i += PROTO_STATS_BLOCK, blocks++) {
+        uint64_t j = e - i < PROTO_STATS_BLOCK ? e : i + PROTO_STATS_BLOCK;
+        qdq_stats_init(blocks);
+        qdq_apply_stats(plan, params, in, out, i, j, blocks);
+    }
+}
+
+void proto_apply_merge(const qdq_plan *plan, const void *params, const void *in, void *out,
+                       uint64_t b, uint64_t e, qdq_stats *st)
+{
+    if (!st) {
+        qdq_apply_stats(plan, params, in, out, b, e, NULL);
+        return;
+    }
+    for (uint64_t i = b; i < e; i += PROTO_STATS_BLOCK) {
+        uint64_t j = e - i < PROTO_STATS_BLOCK ? e : i + PROTO_STATS_BLOCK;
+        qdq_stats one;
+        qdq_stats_init(&one);
+        qdq_apply_stats(plan, params, in, out, i, j, &one);
+        qdq_stats_merge(st, &one);
+    }
 }

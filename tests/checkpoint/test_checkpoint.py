@@ -19,6 +19,7 @@ not in name order. Checked:
     server's; IN = OUT refused; a truncated input leaves no OUT; exit codes.
 Prints "N passed, N failed".
 """
+import fnmatch
 import gzip
 import json
 import math
@@ -694,6 +695,71 @@ def test_qdq(srv, tmp, rules):
     check(rc == 1 and "num_bits" in err, "a policy the op refuses: exit %d %s" % (rc, err))
 
 
+def test_large(srv, tmp):
+    """Tensors of several rounds and statistics blocks: qdq computes each from the mapped file in
+    parts on its threads, the server from the pieces the upload came in; the answers and the
+    reports are the same bytes, on any thread count."""
+    rng = np.random.default_rng(11)
+
+    def normal(shape):
+        return rng.standard_normal(shape).astype(np.float32) * 0.05
+
+    tensors = [
+        ("model.embed_tokens.weight", "BF16", (2500, 3001), bf16(normal((2500, 3001))).tobytes()),
+        ("model.layers.0.mlp.up_proj.weight", "F32", (1100, 2049), normal((1100, 2049)).tobytes()),
+        ("model.layers.0.mlp.down_proj.weight", "F16", (2049, 1100),
+         np.asarray(normal((2049, 1100)), np.float16).tobytes()),
+        ("model.layers.0.self_attn.o_proj.weight", "F64", (700, 1500),
+         np.asarray(normal((700, 1500)), np.float64).tobytes()),
+        ("model.norm.weight", "F32", (3001,), np.ones(3001, np.float32).tobytes()),
+    ]
+    body = make_st(tensors)
+    src = os.path.join(tmp, "large.safetensors")
+    with open(src, "wb") as f:
+        f.write(body)
+    rules = [{"match": "*norm*", "skip": True},
+             {"match": "*up_proj*", "axis": 0, "num_bits": 4},
+             {"match": ["*down_proj*", "*o_proj*"], "range_given": True, "input_min": -0.1,
+              "input_max": 0.1}]
+    rfile = os.path.join(tmp, "large-rules.json")
+    with open(rfile, "w") as f:
+        json.dump(rules, f)
+    hdr = {"X-QDQ-Rules": json.dumps(rules)}
+    srv_out = post(srv, body, {"num_bits": "7"}, hdr).content
+    srv_rep = post(srv, body, {"num_bits": "7"}, dict(hdr, Accept="application/json")).content
+    for threads in ("1", "2", "3"):
+        out = os.path.join(tmp, "large-out-%s.safetensors" % threads)
+        rep = os.path.join(tmp, "large-report-%s.json" % threads)
+        rc, _, err = run_qdq("--num-bits", "7", "--rules", rfile, "--report", rep, "--threads",
+                             threads, src, out)
+        check(rc == 0 and open(out, "rb").read() == srv_out,
+              "large tensors, %s thread(s): qdq's output is the server's: exit %d %s" % (
+                  threads, rc, err))
+        check(rc == 0 and open(rep, "rb").read() == srv_rep,
+              "large tensors, %s thread(s): qdq's report is the server's" % threads)
+    # The statistics against the float64 reference, and each tensor against the core.
+    rep = json.loads(srv_rep)
+    hdr, data, _ = read_st(srv_out)
+    got = {k: data[dict(v)["data_offsets"][0]:dict(v)["data_offsets"][1]] for k, v in hdr
+           if k != "__metadata__"}
+    for name, dt, shape, raw in tensors[:4]:
+        entry = [e for e in rep["tensors"] if e["name"] == name][0]
+        mx, rmse, sq, nf = stats_reference(dt, raw, got[name])
+        st = entry["stats"]
+        check(close(st["max_abs_error"], mx) and close(st["rmse"], rmse) and
+              close(st["sqnr_db"], sq), "large tensors: %s's statistics within 1e-9 of float64 "
+              "(%s %s %s vs %s %s %s)" % (name, st["max_abs_error"], st["rmse"], st["sqnr_db"],
+                                          mx, rmse, sq))
+        want = {"num_bits": 7, "axis": -1}
+        for r in rules[1:]:
+            if any(fnmatch.fnmatchcase(name, m) for m in
+                   (r["match"] if isinstance(r["match"], list) else [r["match"]])):
+                want.update({k: v for k, v in r.items() if k != "match"})
+        status, ref, _ = raw_reference(srv, dt, shape, raw, want)
+        check(status == 200 and ref == got[name],
+              "large tensors: %s equals the core's answer bit for bit" % name)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="qdq-ckpt-test-")
     spool = os.path.join(tmp, "spool")
@@ -705,6 +771,7 @@ def main():
             test_bad(srv)
             test_uploads(srv, spool)
             test_qdq(srv, tmp, rules)
+            test_large(srv, tmp)
         finally:
             check(srv.stop() == 0, "the server exits 0 on SIGTERM")
         test_full_spool(tmp)
