@@ -100,8 +100,8 @@ static const struct opt opts[] = {
       "three quarters of the container's memory limit, cgroup memory.max or "
       "memory.limit_in_bytes, else of physical memory" },
     { "cache-idle-ms", K_NUM, F(cache_idle_ms), 0, 3600000, "MILLISECONDS", NULL, NULL,
-      "How long the buffer cache keeps memory that no request is using before giving it back "
-      "to the system; 0: at once.", NULL },
+      "How long the buffer cache keeps memory, and the spool its files, that no request is "
+      "using before giving them back to the system; 0: at once.", NULL },
     { "max-checkpoint-bytes", K_SIZE, F(max_checkpoint_bytes), 1, 64 * TiB, "SIZE", NULL,
       "Checkpoints", "The largest safetensors checkpoint a request may send (it is streamed, "
       "never held whole, so it may be far larger than --max-body-bytes and than memory).",
@@ -110,7 +110,8 @@ static const struct opt opts[] = {
       "Checkpoints processed at once; more get 503 with Retry-After.", NULL },
     { "spool-dir", K_PATH, F(spool_dir), 0, 0, "DIR", NULL, NULL,
       "Where a checkpoint's answer waits while its request streams in (an unnamed file, gone "
-      "when the request ends however it ends). Its free space bounds the checkpoints taken: a "
+      "when the request ends however it ends; one whose answer was sent is kept for the next "
+      "checkpoint for --cache-idle-ms). Its free space bounds the checkpoints taken: a "
       "declared length over it gets 507.", "$TMPDIR or /tmp" },
     { "idle-timeout", K_NUM, F(idle_timeout_s), 1, 86400, "SECONDS", NULL, "Timeouts",
       "Close a connection after this many seconds without traffic.", NULL },

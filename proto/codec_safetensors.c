@@ -290,7 +290,8 @@ static int take_header(proto_xchg *x, qdq_error *err)
             rc = qdq_fail(err, PROTO_EINTERNAL, "no place for the answer's file");
             goto out;
         }
-        s->fd = x->host->spool_open(x->host->cls, total, err);
+        if (s->fd < 0)
+            s->fd = x->host->spool_open(x->host->cls, total, err);
         if (s->fd < 0) {
             rc = err->code;
             goto out;
@@ -627,13 +628,11 @@ static int begin(proto_xchg *x, const proto_args *a, qdq_error *err)
     const char *rules = a->header ? a->header(a->cls, "X-QDQ-Rules") : NULL;
     if (rules && proto_policy_rules(s->policy, rules, strlen(rules), err))
         return err->code;
-    /* A declared length the spool cannot hold is refused before the body is read. */
-    if (!s->report && a->length != PROTO_LENGTH_UNKNOWN && x->host->spool_open) {
-        int fd = x->host->spool_open(x->host->cls, a->length, err);
-        if (fd < 0)
-            return err->code;
-        close(fd);
-    }
+    /* A declared length the spool cannot hold is refused before the body is read (the file
+     * is the answer's). */
+    if (!s->report && a->length != PROTO_LENGTH_UNKNOWN && x->host->spool_open &&
+        (s->fd = x->host->spool_open(x->host->cls, a->length, err)) < 0)
+        return err->code;
     return 0;
 }
 

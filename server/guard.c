@@ -5,7 +5,7 @@
  * body dripped slowly, or a response never read) is shut down.
  * Time spent computing (the connection suspended) does not count.
  * The same sweep times out requests waiting for room in the memory budget (budget.c) and frees
- * cached buffers nobody wanted for --cache-idle-ms (bufcache.c).
+ * cached buffers and warm spool files nobody wanted for --cache-idle-ms (bufcache.c, spool.c).
  * Every TRIM_SWEEPS sweeps the same thread gives the heaps' free pages back to the system
  * (malloc_trim): request buffers of every size come and go, and the pages freed between the live
  * ones would otherwise stay resident, so RSS crept up under a steady mixed load. Big buffers keep
@@ -28,6 +28,7 @@
 #include "bufcache.h"
 #include "clock.h"
 #include "guard.h"
+#include "spool.h"
 
 #define SWEEP_NS 250000000L /* the sweep's period */
 #define TRIM_SWEEPS 20      /* malloc_trim every 5 s */
@@ -139,6 +140,7 @@ static void *sweep(void *arg)
         pthread_mutex_unlock(&G.mu);
         srv_budget_sweep();
         srv_buf_idle(G.cache_idle_ns);
+        srv_spool_idle(G.cache_idle_ns);
         pthread_mutex_lock(&G.mu);
         uint64_t now = srv_now_ns();
         for (srv_conn *c = G.head.next; c && c != &G.head; c = c->next)

@@ -45,9 +45,8 @@
 #include "record.h"
 #include "respond.h"
 #include "routes.h"
+#include "spool.h"
 #include "status.h"
-
-static atomic_llong spool_bytes; /* written to checkpoints' spool files, not yet freed */
 
 typedef struct srv_req {
     srv *s;
@@ -74,6 +73,7 @@ typedef struct srv_req {
     int sent_status;           /* the HTTP status queued */
     bool suspended;            /* computing on the pool */
     bool done;                 /* an answer has been queued */
+    int spool_fd;              /* the answer's spool file, to keep warm once sent, or -1 */
     srv_answer ans;            /* the answer being prepared */
 } srv_req;
 
@@ -119,6 +119,7 @@ static srv_req *req_new(srv *s, struct MHD_Connection *conn, const char *url)
     r->s = s;
     r->conn = conn;
     r->t_start = srv_now_ns();
+    r->spool_fd = -1;
     snprintf(r->path, sizeof r->path, "%s", url);
     atomic_fetch_add(&s->active, 1);
     return r;
@@ -127,6 +128,8 @@ static srv_req *req_new(srv *s, struct MHD_Connection *conn, const char *url)
 static void req_free(srv_req *r)
 {
     srv_answer_clear(&r->ans);
+    if (r->spool_fd >= 0)
+        close(r->spool_fd);
     /* Only answered requests keep their buffers warm: a refused one gives them back. */
     proto_xchg_free(r->x, r->sent_status == 200);
     srv_inflate_free(r->zin);
@@ -168,6 +171,10 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     };
     if (status == 200)
         rec.elements = proto_xchg_elements(r->x, &rec.dtype);
+    if (status == 200 && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->spool_fd >= 0) {
+        srv_spool_keep(r->spool_fd); /* sent whole: warm for the next checkpoint */
+        r->spool_fd = -1;
+    }
     rec.checkpoint = r->stream_counted;
     proto_xchg_counts(r->x, &rec.tensors, &rec.tensor_bytes);
     srv_log_access(&rec);
@@ -201,8 +208,10 @@ static enum MHD_Result queue(srv_req *r)
     srv_send how = { r->request_id, r->accept_encoding, atomic_load(&r->s->draining) };
     r->sent_status = r->ans.status;
     /* A large answer from a file may take its time: a MiB a second is still progress. */
-    if (r->ans.a.from_file)
+    if (r->ans.a.from_file) {
         srv_guard_progress(r->conn, r->ans.a.file_len / (1u << 20) * 1000000000ull);
+        r->spool_fd = dup(r->ans.a.fd); /* the response closes its own */
+    }
     enum MHD_Result ok = srv_answer_queue(r->conn, &r->ans, &how, &r->bytes_out);
     r->done = true;
     return ok;
@@ -483,7 +492,7 @@ static srv_view view_of(const srv *s)
     srv_view v = { atomic_load(&s->draining),
                    { atomic_load(&s->active), atomic_load(&s->queued), srv_log_dropped(),
                      srv_budget_limit(), srv_budget_held(), srv_budget_waiting(),
-                     atomic_load(&s->streams), atomic_load(&spool_bytes) } };
+                     atomic_load(&s->streams), srv_spool_bytes() } };
     return v;
 }
 
@@ -621,41 +630,17 @@ static void host_buf_put(void *cls, void *p, size_t cap, bool keep)
         free(p);
 }
 
-/*
- * A checkpoint's answer waits in an unnamed file of --spool-dir (O_TMPFILE: gone when closed,
- * however the request ends, even on a crash). Refused (507) when the file system has less
- * room than the answer needs.
- */
+/* Checkpoints' answers wait in spool files (spool.h). */
 static int spool_open(void *cls, uint64_t bytes, qdq_error *err)
 {
-    srv *s = cls;
-    const char *dir = s->cfg->spool_dir;
-    struct statvfs v;
-    if (statvfs(dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < bytes) {
-        qdq_fail(err, PROTO_ESPACE, "the spool directory %s has %llu bytes free; the answer "
-                 "needs %llu (--spool-dir)", dir, (unsigned long long)v.f_bavail * v.f_frsize,
-                 (unsigned long long)bytes);
-        return -1;
-    }
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-        /* A file system without O_TMPFILE: a named file, unlinked at once. */
-        char path[1100];
-        snprintf(path, sizeof path, "%s/qdq-spool-XXXXXX", dir);
-        fd = mkostemp(path, O_CLOEXEC);
-        if (fd >= 0)
-            unlink(path);
-    }
-    if (fd < 0)
-        qdq_fail(err, errno == ENOSPC ? PROTO_ESPACE : PROTO_EINTERNAL, "cannot make a spool "
-                 "file in %s: %s", dir, strerror(errno));
-    return fd;
+    (void)cls;
+    return srv_spool_open(bytes, err);
 }
 
 static void spool_account(void *cls, int64_t delta)
 {
     (void)cls;
-    atomic_fetch_add(&spool_bytes, delta);
+    srv_spool_account(delta);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -702,6 +687,7 @@ int srv_start(srv *s, const cfg *c)
     s->host.cls = s;
     srv_metrics_init(srv_route_names(), SRV_ROUTES);
     srv_budget_init(c->max_memory, 1000 * room_wait_s(s));
+    srv_spool_init(c->spool_dir, c->max_checkpoint_inflight);
     s->pool = srv_pool_start(c->workers);
     if (!s->pool) {
         srv_log("error", "cannot start the worker pool");
@@ -868,6 +854,7 @@ void srv_stop(srv *s)
     srv_guard_stop();
     srv_pool_stop(s->pool);
     srv_buf_trim();
+    srv_spool_idle(0);
     free(s->tls_cert);
     free(s->tls_key);
 }
