@@ -21,6 +21,7 @@
 #include "http_client.h"
 #include "qdq.h"
 #include "qdq_half.h"
+#include "rng.h"
 #include "sbuf.h"
 #include "server_proc.h"
 #include "testutil.h"
@@ -37,7 +38,7 @@ static sp_server srv;
 
 typedef struct worker {
     int id;
-    uint64_t rng;
+    rng_gen rng;
     int passed, failed, printed;
     int requests, bad_requests;
     uint64_t elements;
@@ -58,20 +59,6 @@ typedef struct worker {
             }                                                                     \
         }                                                                         \
     } while (0)
-
-static uint64_t rnd(worker *w)
-{
-    uint64_t x = w->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return w->rng = x;
-}
-
-static double rnd_unit(worker *w)
-{
-    return (double)(rnd(w) >> 11) / 9007199254740992.0;
-}
 
 /* ---- text ---- */
 
@@ -119,28 +106,28 @@ typedef struct job {
 static void make_job(worker *w, job *j, int seq)
 {
     memset(j, 0, sizeof *j);
-    j->dt = (qdq_dtype)(rnd(w) % 4);
-    j->f = (form)(rnd(w) % 6);
+    j->dt = (qdq_dtype)(rng_next(&w->rng) % 4);
+    j->f = (form)(rng_next(&w->rng) % 6);
     if (j->f == F_NESTED && j->dt != QDQ_FLOAT32)
         j->f = F_DATA;
     bool json = j->f <= F_B64 || j->f == F_RAW_JSON;
     /* Log-uniform size: 1 .. 1M elements (20k for JSON text, 512k for float64). */
     uint64_t cap = json ? MAX_JSON_ELEMS : j->dt == QDQ_FLOAT64 ? MAX_ELEMS / 2 : MAX_ELEMS;
-    uint64_t n = (uint64_t)exp(rnd_unit(w) * log((double)cap)) + 1;
+    uint64_t n = (uint64_t)exp(rng_unit(&w->rng) * log((double)cap)) + 1;
     if (n > cap)
         n = cap;
     qdq_attrs a = QDQ_ATTRS_DEFAULT;
-    a.signed_input = rnd(w) % 4 != 0;
+    a.signed_input = rng_next(&w->rng) % 4 != 0;
     int max_bits = j->dt == QDQ_FLOAT64 ? 40 : 16;
-    a.num_bits = 1 + (int)(rnd(w) % (uint64_t)max_bits);
-    a.narrow_range = rnd(w) % 4 == 0;
-    a.round_mode = rnd(w) % 2 ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
-    a.range_given = rnd(w) % 3 == 0;
+    a.num_bits = 1 + (int)(rng_next(&w->rng) % (uint64_t)max_bits);
+    a.narrow_range = rng_next(&w->rng) % 4 == 0;
+    a.round_mode = rng_next(&w->rng) % 2 ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
+    a.range_given = rng_next(&w->rng) % 3 == 0;
     /* Shape: rank 1..3; per channel: a channel dimension of 1..64. */
-    bool per_channel = rnd(w) % 2 && n >= 2;
-    int rank = 1 + (int)(rnd(w) % 3);
+    bool per_channel = rng_next(&w->rng) % 2 && n >= 2;
+    int rank = 1 + (int)(rng_next(&w->rng) % 3);
     if (per_channel) {
-        uint64_t c = 1 + rnd(w) % MAX_CH;
+        uint64_t c = 1 + rng_next(&w->rng) % MAX_CH;
         if (c > n)
             c = n;
         uint64_t rest = n / c;
@@ -148,12 +135,12 @@ static void make_job(worker *w, job *j, int seq)
             j->dims[0] = (int64_t)c;
             a.axis = 0;
         } else if (rank == 2) {
-            bool last = rnd(w) % 2;
+            bool last = rng_next(&w->rng) % 2;
             j->dims[last ? 1 : 0] = (int64_t)c;
             j->dims[last ? 0 : 1] = (int64_t)rest;
             a.axis = last ? 1 : 0;
         } else {
-            uint64_t r1 = 1 + rnd(w) % 4;
+            uint64_t r1 = 1 + rng_next(&w->rng) % 4;
             j->dims[0] = (int64_t)r1;
             j->dims[1] = (int64_t)c;
             j->dims[2] = (int64_t)(rest / r1 ? rest / r1 : 1);
@@ -162,11 +149,11 @@ static void make_job(worker *w, job *j, int seq)
     } else if (rank == 1) {
         j->dims[0] = (int64_t)n;
     } else if (rank == 2) {
-        j->dims[0] = (int64_t)(1 + rnd(w) % 8);
+        j->dims[0] = (int64_t)(1 + rng_next(&w->rng) % 8);
         j->dims[1] = (int64_t)(n / (uint64_t)j->dims[0]);
     } else {
         j->dims[0] = 2;
-        j->dims[1] = (int64_t)(1 + rnd(w) % 4);
+        j->dims[1] = (int64_t)(1 + rng_next(&w->rng) % 4);
         j->dims[2] = (int64_t)(n / (uint64_t)(2 * j->dims[1]));
     }
     j->rank = rank;
@@ -174,7 +161,7 @@ static void make_job(worker *w, job *j, int seq)
     for (int i = 0; i < rank; i++)
         j->count *= (uint64_t)j->dims[i];
     j->attrs = a;
-    j->bad = rnd(w) % 25 == 0;
+    j->bad = rng_next(&w->rng) % 25 == 0;
 
     /* Data: per-channel magnitudes, ties, signed zeros, now and then a NaN. */
     size_t es = qdq_dtype_size(j->dt);
@@ -186,10 +173,10 @@ static void make_job(worker *w, job *j, int seq)
         for (int i = (int)a.axis + 1; i < rank; i++)
             inner *= (uint64_t)j->dims[i];
     }
-    double base = ldexp(1.0, (int)(rnd(w) % 20) - 10);
+    double base = ldexp(1.0, (int)(rng_next(&w->rng) % 20) - 10);
     for (uint64_t i = 0; i < j->count; i++) {
         double s = base * (a.axis >= 0 ? (double)((i / inner) % ch % 7 + 1) : 1.0);
-        uint64_t r = rnd(w);
+        uint64_t r = rng_next(&w->rng);
         double v;
         switch (r % 16) {
         case 0: v = 0.0; break;
@@ -204,7 +191,7 @@ static void make_job(worker *w, job *j, int seq)
         j->n_bounds = a.axis >= 0 ? (int)ch : 1;
         for (int c = 0; c < j->n_bounds; c++) {
             double s = base * (a.axis >= 0 ? (double)(c % 7 + 1) : 1.0);
-            double lo = -s * (0.25 + rnd_unit(w)), hi = s * (0.25 + rnd_unit(w));
+            double lo = -s * (0.25 + rng_unit(&w->rng)), hi = s * (0.25 + rng_unit(&w->rng));
             /* Round the bounds to the dtype so the request and the reference agree. */
             unsigned char tmp[8];
             tu_store(j->dt, tmp, 0, lo);
@@ -636,7 +623,7 @@ int main(void)
     pthread_t th[THREADS];
     for (int i = 0; i < THREADS; i++) {
         ws[i].id = i;
-        ws[i].rng = 0x2545f4914f6cdd1dull * (uint64_t)(i + 1) | 1;
+        rng_seed(&ws[i].rng, 0x2545f4914f6cdd1dull * (uint64_t)(i + 1));
         if (pthread_create(&th[i], NULL, worker_main, &ws[i]))
             CHECK(0, "pthread_create");
     }
