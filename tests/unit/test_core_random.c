@@ -1,6 +1,7 @@
 /*
- * The optimised core against a plain scalar reference of the whole op, written here from the
- * semantics document and independent of core's code (it uses only qdq_half.h's conversions).
+ * The optimised core against the plain scalar reference of the whole op (tests/lib/ref.c,
+ * written from docs/semantics.md apart from core's code: it shares only qdq_half.h's
+ * conversions).
  *
  * Random cases cover every dtype and every combination of signed_input, range_given,
  * round_mode, narrow_range and axis kind (-1, the last axis, any axis), num_bits across 1..61/62,
@@ -31,6 +32,7 @@
 #include "check.h"
 #include "qdq.h"
 #include "qdq_half.h"
+#include "ref.h"
 #include "rng.h"
 #include "testutil.h"
 
@@ -51,7 +53,7 @@ typedef struct tcase {
     qdq_attrs a;
     int rank;
     int64_t dims[6];
-    uint64_t count, outer, C, inner; /* the reference's own view of the shape */
+    uint64_t count, outer, C, inner; /* the case's own view of the shape (not core's) */
     int mode;
     void *in;          /* count elements of dt */
     void *bmin, *bmax; /* nb bounds of dt (range_given) */
@@ -89,271 +91,19 @@ static uint64_t chan_elem(const tcase *tc, uint64_t c, uint64_t j)
 
 /* ================================ the reference ================================ */
 
-/* qmin and qmax of section 2, as 64-bit integers. */
-static int64_t ref_qmin(const qdq_attrs *a)
-{
-    if (!a->signed_input)
-        return 0;
-    return -(INT64_C(1) << (a->num_bits - 1)) + (a->narrow_range ? 1 : 0);
-}
-
-static int64_t ref_qmax(const qdq_attrs *a)
-{
-    return a->signed_input ? (INT64_C(1) << (a->num_bits - 1)) - 1 : (INT64_C(1) << a->num_bits) - 1;
-}
-
-static uint64_t divup(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
-
 /* What the reference met, printed at the end (evidence that the cases reach the edges). */
-static struct {
-    uint64_t ties, half_up_quirks, clamped, nan_in, order_channels, zero_extreme_channels;
-} stats;
+static ref_stats stats;
 
-/*
- * _mm256_min_p?(a, b) / _mm256_max_p?(a, b), one lane: a when a < b (a > b), else b: b when
- * either is NaN or both are zero. reducePacket(p, &acc) is lane(p, acc).
- */
-static float lane_f(int mx, float a, float b) { return mx ? (a > b ? a : b) : (a < b ? a : b); }
-static double lane_d(int mx, double a, double b) { return mx ? (a > b ? a : b) : (a < b ? a : b); }
-
-/*
- * Eigen's predux_min / predux_max as finalizeBoth calls them (predux<NaNPropagation>:
- * GenericPacketMath.h predux_helper): lane l meets lane l + k for k = P/2, P/4, ..., 1, with
- * numext::mini(a, b) = b < a ? b : a and numext::maxi(a, b) = a < b ? b : a (a tie keeps a).
- */
-static float fold_f(int mx, float a, float b) { return mx ? (a < b ? b : a) : (b < a ? b : a); }
-static double fold_d(int mx, double a, double b) { return mx ? (a < b ? b : a) : (b < a ? b : a); }
-
-static float predux_f(int mx, const float *a)
+/* The reference's answer for the case (tests/lib/ref.c). */
+static void reference(const tcase *tc, ref_result *ref)
 {
-    float t[8];
-    for (int l = 0; l < 8; l++)
-        t[l] = a[l];
-    for (int k = 4; k > 0; k /= 2)
-        for (int l = 0; l < k; l++)
-            t[l] = fold_f(mx, t[l], t[l + k]);
-    return t[0];
-}
-
-static double predux_d(int mx, const double *a)
-{
-    double t[4];
-    for (int l = 0; l < 4; l++)
-        t[l] = a[l];
-    for (int k = 2; k > 0; k /= 2)
-        for (int l = 0; l < k; l++)
-            t[l] = fold_d(mx, t[l], t[l + k]);
-    return t[0];
-}
-
-/*
- * One compute type T (float, P = 8 lanes; double, P = 4):
- *   sred:     MinReducer/MaxReducer::reduce(t, &acc): acc = std::min(t, acc) / std::max(t, acc)
- *   imr:      InnerMostDimReducer<Self, Op, vectorizable, tree> (TensorReduction.h)
- *   eigen:    the reduction TensorFlow runs: the full one for axis -1, the generic partial
- *             reduction over dims {0, 2} of [outer, C, inner] (inner index outermost) otherwise
- *   plain:    min and max ignoring NaN, and whether the channel depends on the order
- *   params:   section 4, in T
- *   elem:     section 5, in T
- */
-#define DEFINE_REF(T, SUF, P, TMAX, FLOOR, RINT)                                                \
-    static T sred_##SUF(int mx, T t, T acc)                                                    \
-    {                                                                                          \
-        return mx ? (t < acc ? acc : t) : (acc < t ? acc : t);                                 \
-    }                                                                                          \
-                                                                                               \
-    static T imr_##SUF(const T *x, uint64_t first, uint64_t n, int mx)                         \
-    {                                                                                          \
-        T init = mx ? -(T)INFINITY : (T)INFINITY, accum = init;                                \
-        if (n > (uint64_t)P * 1024) {                                                          \
-            uint64_t split = P * divup(first + divup(n, 2), P);                                \
-            uint64_t left = split - first < n ? split - first : n;                             \
-            accum = sred_##SUF(mx, imr_##SUF(x, first, left, mx), accum);                      \
-            if (left < n)                                                                      \
-                accum = sred_##SUF(mx, imr_##SUF(x, split, n - left, mx), accum);              \
-            return accum;                                                                      \
-        }                                                                                      \
-        uint64_t unroll = n / (2 * P) * (2 * P), vec = n / P * P, j = 0;                       \
-        T pa[P], pb[P];                                                                        \
-        for (int l = 0; l < P; l++)                                                            \
-            pa[l] = pb[l] = init;                                                              \
-        for (; j < unroll; j += 2 * P)                                                         \
-            for (int l = 0; l < P; l++) {                                                      \
-                /* reducePacket(p, &acc): acc = pmin(acc, p) = _mm256_min_p?(p, acc) */        \
-                pa[l] = lane_##SUF(mx, x[first + j + (uint64_t)l], pa[l]);                     \
-                pb[l] = lane_##SUF(mx, x[first + j + P + (uint64_t)l], pb[l]);                 \
-            }                                                                                  \
-        for (; j < vec; j += P)                                                                \
-            for (int l = 0; l < P; l++)                                                        \
-                pa[l] = lane_##SUF(mx, x[first + j + (uint64_t)l], pa[l]);                     \
-        for (int l = 0; l < P; l++) /* reducePacket(paccum2, &paccum) */                       \
-            pa[l] = lane_##SUF(mx, pb[l], pa[l]);                                              \
-        for (j = vec; j < n; j++)                                                              \
-            accum = sred_##SUF(mx, x[first + j], accum);                                       \
-        T v = predux_##SUF(mx, pa); /* finalizeBoth: std::min(saccum, predux(paccum)) */       \
-        return mx ? (accum < v ? v : accum) : (v < accum ? v : accum);                         \
-    }                                                                                          \
-                                                                                               \
-    static void eigen_##SUF(const tcase *tc, const T *x, uint64_t c, T *lo, T *hi)             \
-    {                                                                                          \
-        if (tc->a.axis < 0) {                                                                  \
-            *lo = imr_##SUF(x, 0, tc->count, 0), *hi = imr_##SUF(x, 0, tc->count, 1);          \
-            return;                                                                            \
-        }                                                                                      \
-        T mn = (T)INFINITY, mx = -(T)INFINITY;                                                 \
-        for (uint64_t i = 0; i < tc->inner; i++)                                               \
-            for (uint64_t o = 0; o < tc->outer; o++) {                                         \
-                T v = x[(o * tc->C + c) * tc->inner + i];                                      \
-                mn = sred_##SUF(0, v, mn), mx = sred_##SUF(1, v, mx);                          \
-            }                                                                                  \
-        *lo = mn, *hi = mx;                                                                    \
-    }                                                                                          \
-                                                                                               \
-    static int plain_##SUF(const tcase *tc, const T *x, uint64_t c, T *lo, T *hi)              \
-    {                                                                                          \
-        T mn = (T)INFINITY, mx = -(T)INFINITY;                                                 \
-        int nan = 0, nz = 0, pz = 0;                                                           \
-        uint64_t n = tc->outer * tc->inner;                                                    \
-        for (uint64_t j = 0; j < n; j++) {                                                     \
-            T v = x[chan_elem(tc, c, j)];                                                      \
-            if (isnan(v)) {                                                                    \
-                nan = 1;                                                                       \
-                continue;                                                                      \
-            }                                                                                  \
-            if (v < mn)                                                                        \
-                mn = v;                                                                        \
-            if (v > mx)                                                                        \
-                mx = v;                                                                        \
-            if (v == 0) {                                                                      \
-                if (signbit(v))                                                                \
-                    nz = 1;                                                                    \
-                else                                                                           \
-                    pz = 1;                                                                    \
-            }                                                                                  \
-        }                                                                                      \
-        *lo = mn, *hi = mx;                                                                    \
-        stats.zero_extreme_channels += !nan && nz && pz && (mn == 0 || mx == 0);               \
-        stats.order_channels += nan || (nz && pz && (mn == 0 || mx == 0));                     \
-        return nan || (nz && pz && (mn == 0 || mx == 0)); /* 1: the order decides */            \
-    }                                                                                          \
-                                                                                               \
-    static void params_##SUF(int64_t qmin_i, int64_t qmax_i, T lo, T hi, double six[6])        \
-    {                                                                                          \
-        T qmin = (T)qmin_i, qmax = (T)qmax_i;                                                  \
-        T s_min = (qmin * lo > 0) ? qmin / lo : TMAX;                                          \
-        T s_max = (qmax * hi > 0) ? qmax / hi : TMAX;                                          \
-        T scale, inv, olo = lo, ohi = hi;                                                      \
-        if (s_min < s_max) {                                                                   \
-            scale = s_min;                                                                     \
-            inv = lo / qmin;                                                                   \
-            ohi = qmax * inv;                                                                  \
-        } else {                                                                               \
-            scale = s_max;                                                                     \
-            inv = hi / qmax;                                                                   \
-            olo = qmin * inv;                                                                  \
-        }                                                                                      \
-        six[0] = lo, six[1] = hi, six[2] = olo, six[3] = ohi, six[4] = scale, six[5] = inv;    \
-    }                                                                                          \
-                                                                                               \
-    static T elem_##SUF(T x, const double *six, int clamp, int half_up)                        \
-    {                                                                                          \
-        T lo = (T)six[2], hi = (T)six[3], scale = (T)six[4], inv = (T)six[5];                  \
-        T y = x;                                                                               \
-        if (clamp) {                                                                           \
-            y = hi < y ? hi : y; /* std::min(x, hi) */                                         \
-            y = y < lo ? lo : y; /* std::max(y, lo) */                                         \
-            stats.clamped += y != x;                                                           \
-        }                                                                                      \
-        y = y * scale;                                                                         \
-        stats.ties += y - FLOOR(y) == (T)0.5;                                                  \
-        /* y + 0.5 rounded up to the next integer: 0.49999997 -> 1, odd 2^23.. -> even */       \
-        stats.half_up_quirks += half_up && FLOOR(y + (T)0.5) != FLOOR(y) + (y - FLOOR(y) >= (T)0.5); \
-        stats.nan_in += isnan(x);                                                              \
-        y = half_up ? FLOOR(y + (T)0.5) : RINT(y);                                             \
-        return y * inv;                                                                        \
+    ref_case c = { .dt = tc->dt, .attrs = tc->a, .rank = tc->rank, .dims = tc->dims,
+                   .in = tc->in, .min = tc->bmin, .max = tc->bmax };
+    char why[160];
+    if (ref_run(&c, ref, &stats, why, sizeof why)) {
+        fprintf(stderr, "%s: the reference refuses it: %s\n", describe(tc), why);
+        exit(2);
     }
-
-DEFINE_REF(float, f, 8, FLT_MAX, floorf, nearbyintf)
-DEFINE_REF(double, d, 4, DBL_MAX, floor, nearbyint)
-
-/* Reference results: the output (dtype) and 6 values per channel (compute-type values). */
-typedef struct tref {
-    void *out;
-    double *par;
-} tref;
-
-static uint64_t ref_selfcheck_bad;
-
-static float widen_f(qdq_dtype dt, const void *a, uint64_t i)
-{
-    switch (dt) {
-    case QDQ_FLOAT16: return qdq_f16_to_f32(((const uint16_t *)a)[i]);
-    case QDQ_BFLOAT16: return qdq_bf16_to_f32(((const uint16_t *)a)[i]);
-    default: return ((const float *)a)[i];
-    }
-}
-
-static void narrow_store(qdq_dtype dt, void *a, uint64_t i, float v)
-{
-    switch (dt) {
-    case QDQ_FLOAT16: ((uint16_t *)a)[i] = qdq_f32_to_f16(v); break;
-    case QDQ_BFLOAT16: ((uint16_t *)a)[i] = qdq_f32_to_bf16(v); break;
-    default: ((float *)a)[i] = v; break;
-    }
-}
-
-#define DEFINE_RUN(T, SUF, WIDEN, STORE)                                                        \
-    static void reference_##SUF(const tcase *tc, tref *ref)                                     \
-    {                                                                                          \
-        T *x = malloc(tc->count * sizeof(T) + 1);                                              \
-        for (uint64_t e = 0; e < tc->count; e++)                                               \
-            x[e] = WIDEN(tc->dt, tc->in, e);                                                   \
-        int64_t qmin = ref_qmin(&tc->a), qmax = ref_qmax(&tc->a);                              \
-        for (uint64_t c = 0; c < tc->C; c++) {                                                 \
-            T lo, hi;                                                                          \
-            if (tc->a.range_given) {                                                           \
-                lo = WIDEN(tc->dt, tc->bmin, c), hi = WIDEN(tc->dt, tc->bmax, c);              \
-            } else if (plain_##SUF(tc, x, c, &lo, &hi)) {                                      \
-                eigen_##SUF(tc, x, c, &lo, &hi);                                               \
-            } else if (tc->count <= 300000) { /* the order cannot matter: check that */        \
-                T elo, ehi;                                                                    \
-                eigen_##SUF(tc, x, c, &elo, &ehi);                                             \
-                if (memcmp(&elo, &lo, sizeof(T)) || memcmp(&ehi, &hi, sizeof(T)))              \
-                    ref_selfcheck_bad++;                                                       \
-            }                                                                                  \
-            params_##SUF(qmin, qmax, lo, hi, ref->par + 6 * c);                                \
-        }                                                                                      \
-        int clamp = tc->a.range_given, up = tc->a.round_mode == QDQ_HALF_UP;                   \
-        for (uint64_t e = 0; e < tc->count; e++) {                                             \
-            uint64_t c = (e / tc->inner) % tc->C;                                              \
-            STORE(tc->dt, ref->out, e, elem_##SUF(x[e], ref->par + 6 * c, clamp, up));         \
-        }                                                                                      \
-        free(x);                                                                               \
-    }
-
-static double widen_d(qdq_dtype dt, const void *a, uint64_t i)
-{
-    (void)dt;
-    return ((const double *)a)[i];
-}
-
-static void store_d(qdq_dtype dt, void *a, uint64_t i, double v)
-{
-    (void)dt;
-    ((double *)a)[i] = v;
-}
-
-DEFINE_RUN(float, f, widen_f, narrow_store)
-DEFINE_RUN(double, d, widen_d, store_d)
-
-static void reference(const tcase *tc, tref *ref)
-{
-    ref->out = malloc(tc->count * esize(tc->dt) + 1);
-    ref->par = malloc(6 * tc->C * sizeof(double) + 1);
-    if (tc->dt == QDQ_FLOAT64)
-        reference_d(tc, ref);
-    else
-        reference_f(tc, ref);
 }
 
 /* ================================ comparing ================================ */
@@ -371,7 +121,7 @@ static int same_par(double a, double b)
 static uint64_t n_compared;
 
 /* Compares an output tensor and a parameter block with the reference; one CHECK each. */
-static void compare(const tcase *tc, const tref *ref, const qdq_plan *p, const void *out,
+static void compare(const tcase *tc, const ref_result *ref, const qdq_plan *p, const void *out,
                     const void *params, const char *how)
 {
     uint64_t bad = 0, first = 0;
@@ -461,7 +211,7 @@ static int plan_for(const tcase *tc, qdq_isa isa, qdq_plan *p)
 }
 
 /* qdq_run, out of place and in place. */
-static void run_whole(const tcase *tc, const tref *ref, qdq_isa isa, rng_gen *r)
+static void run_whole(const tcase *tc, const ref_result *ref, qdq_isa isa, rng_gen *r)
 {
     qdq_plan p;
     if (plan_for(tc, isa, &p))
@@ -519,7 +269,7 @@ static void channel_cuts(rng_gen *r, uint64_t C, uint64_t cut[5])
 }
 
 /* The steps, on random chunks. */
-static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng_gen *r)
+static void run_chunks(const tcase *tc, const ref_result *ref, qdq_isa isa, rng_gen *r)
 {
     qdq_plan p;
     if (plan_for(tc, isa, &p))
@@ -577,7 +327,7 @@ static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng_gen *r
 /* Channel range by channel range (random cuts, random order), each reduced into its own
  * accumulator in random element chunks, given its parameters and applied in other chunks; or
  * each taken through the whole op at once (qdq_run_channels). */
-static void run_channels(const tcase *tc, const tref *ref, qdq_isa isa, rng_gen *r)
+static void run_channels(const tcase *tc, const ref_result *ref, qdq_isa isa, rng_gen *r)
 {
     qdq_plan p;
     if (plan_for(tc, isa, &p))
@@ -664,7 +414,7 @@ static void deal(rng_gen *r, worker *w, int nt, int k, int *store)
     }
 }
 
-static void run_threads(const tcase *tc, const tref *ref, qdq_isa isa, rng_gen *r)
+static void run_threads(const tcase *tc, const ref_result *ref, qdq_isa isa, rng_gen *r)
 {
     qdq_plan p;
     if (plan_for(tc, isa, &p))
@@ -1114,7 +864,7 @@ static uint64_t n_cases, n_elems;
 
 static void run_case(tcase *tc, rng_gen *r)
 {
-    tref ref;
+    ref_result ref;
     reference(tc, &ref);
     qdq_isa isas[2] = { QDQ_ISA_PORTABLE, qdq_isa_best() };
     for (int i = 0; i < (isas[1] == isas[0] ? 1 : 2); i++) {
@@ -1124,7 +874,7 @@ static void run_case(tcase *tc, rng_gen *r)
         run_threads(tc, &ref, isas[i], r);
     }
     n_cases++, n_elems += tc->count;
-    free(ref.out), free(ref.par);
+    ref_result_free(&ref);
 }
 
 static void case_rng(rng_gen *r, int id)
@@ -1177,8 +927,8 @@ int main(void)
             run_case(&tc, &r);
             free_case(&tc);
         }
-    CHECK(ref_selfcheck_bad == 0, "reference: Eigen's order and the plain min/max disagree on %"
-          PRIu64 " order-independent channels", ref_selfcheck_bad);
+    CHECK(stats.selfcheck_bad == 0, "reference: Eigen's order and the plain min/max disagree on %"
+          PRIu64 " order-independent channels", stats.selfcheck_bad);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     printf("%" PRIu64 " cases, %" PRIu64 " elements, %" PRIu64 " element comparisons, %.1f s\n",
