@@ -1,7 +1,8 @@
 /*
- * Test cases as the black-box tests use them: a case of tests/vectors/cases.json, or one a test
- * builds (its expected answer then computed by the core, here), and the comparisons of answers
- * with it.
+ * Test cases as the black-box tests use them: a case of tests/vectors/cases.json or
+ * tf_cases.json, or one a test builds (its expected answer then computed here by the
+ * independent reference, tests/lib/ref.h, never by the core under test), and the comparisons of
+ * answers with it.
  */
 #ifndef CASES_H
 #define CASES_H
@@ -42,12 +43,14 @@ extern const char *const tc_range_headers[6];
 void tc_from_json(tcase *t, const cJSON *c);
 /* n bounds of each side (min/max malloc'ed, values left to the caller), as arrays when arrays. */
 void tc_bounds(tcase *t, int n, bool arrays);
-/* The expected output and ranges from the core, run here (in, dims, attrs and bounds set).
- * 0, or -1 with the reason printed. */
+/* The expected output and ranges from the reference (in, dims, attrs and bounds set; one bound
+ * per channel when range_given). 0, or -1 with the reason printed. */
 int tc_compute(tcase *t);
+/* The reference's output for a tensor without given bounds into want (count elements of dt).
+ * 0, or -1 with the reason printed (also when attrs->range_given). */
+int tc_reference(qdq_dtype dt, const int64_t *dims, int rank, const qdq_attrs *attrs,
+                 const void *in, void *want);
 void tc_free(tcase *t);
-/* The six reported values of every channel of params into rng[k][c] (arrays of C values). */
-void tc_get_ranges(const qdq_plan *p, const void *params, double *const rng[6]);
 
 /* A JSON number, or the strings "NaN", "Infinity", "-Infinity", as a double. */
 double tc_jnum(const cJSON *v);
