@@ -229,6 +229,7 @@ static void run_whole(const tcase *tc, const ref_result *ref, qdq_isa isa, rng_g
         compare(tc, ref, &p, out, params, "qdq_run");
     memset(params, 0xa5, qdq_params_size(&p));
     rc = qdq_run(&p, io, io, tc->bmin, tc->nb, tc->bmax, tc->nb, acc, params, &err);
+    CHECK(rc == 0, "%s: qdq_run in place failed: %s", describe(tc), err.msg);
     if (rc == 0)
         compare(tc, ref, &p, io, params, "qdq_run in place");
     free(acc), free(params), free(out), free(io);

@@ -88,8 +88,11 @@ static void run_case(const cJSON *c, qdq_isa isa)
         acc = malloc(qdq_acc_size(&p) + 1);
         params = malloc(qdq_params_size(&p) + 1);
         rc = qdq_run(&p, in, out, mn, n_min, mx, n_max, acc, params, &err);
-        if (rc == 0) /* in place gives the same bits */
-            qdq_run(&p, inplace, inplace, mn, n_min, mx, n_max, acc, params, &err);
+        if (rc == 0) { /* in place gives the same bits */
+            qdq_error err2 = { 0 };
+            int rc2 = qdq_run(&p, inplace, inplace, mn, n_min, mx, n_max, acc, params, &err2);
+            CHECK(rc2 == 0, "%s (isa %d): qdq_run in place failed: %s", name, isa, err2.msg);
+        }
     }
     if (want_err) {
         CHECK(rc == QDQ_EINVAL, "%s: expected error %s, got rc %d", name, want_err->valuestring, rc);
