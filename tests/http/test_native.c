@@ -1,18 +1,19 @@
 /*
  * The native route against a real server, bit for bit.
  *
- * Every case of tests/vectors/cases.json goes through each format: JSON nested (float32), JSON
- * object with "data", JSON object with "b64", raw bytes, and .npy (and raw/npy again with
- * Accept: application/json). Outputs and the six reported ranges must have the exact bits of the
- * expected values (NaN matches NaN; -0.0 differs from 0.0); every expected_error case must be a
- * 400 with a JSON {"error": ...} that contains the expected word.
+ * Every case of tests/vectors/cases.json and tf_cases.json (TensorFlow's own test cases) goes
+ * through each format: JSON nested (float32), JSON object with "data", JSON object with "b64",
+ * raw bytes, and .npy (and raw/npy again with Accept: application/json). Outputs and the six
+ * reported ranges must have the exact bits of the expected values (NaN matches NaN; -0.0
+ * differs from 0.0); every expected_error case must be a 400 with a JSON {"error": ...} (that
+ * contains the expected word, for cases.json).
  *
  * Every vector again as variants: bodies without Content-Length (chunked, also in 3-byte pieces
  * that split elements and the .npy header), .npy 2.0 and 3.0, the other dtype spellings (FP32,
  * half, ...), and nested "data".
  *
  * Then: big tensors (4M float32 raw, 200k-element JSON, 1M npy, thousands of channels) compared
- * with the core run here, which exercises the worker pool (bodies over --inline-bytes); Accept;
+ * with the independent reference run here (tests/lib/ref.h), which exercises the worker pool (bodies over --inline-bytes); Accept;
  * keep-alive; X-Request-Id; the health endpoints; the compressed bodies of api.md section 5.
  */
 #include <cJSON.h>
@@ -579,18 +580,19 @@ static void run_all_forms(const tcase *t)
 
 static void test_vectors(void)
 {
-    char *text = tu_read_file(tu_data_path("vectors/cases.json"), NULL);
-    cJSON *cases = cJSON_Parse(text);
-    CHECK(cases && cJSON_GetArraySize(cases) >= 46, "cases.json must parse");
-    const cJSON *c;
-    cJSON_ArrayForEach(c, cases) {
-        tcase t;
-        tc_from_json(&t, c);
-        run_all_forms(&t);
-        tc_free(&t);
+    for (int f = 0; f < TC_FILES; f++) {
+        cJSON *cases = tc_load(&tc_files[f]);
+        CHECK(cJSON_GetArraySize(cases) >= tc_files[f].min_cases, "%s must parse (%d+ cases)",
+              tc_files[f].path, tc_files[f].min_cases);
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cases) {
+            tcase t;
+            tc_from_vector(&t, c, &tc_files[f]);
+            run_all_forms(&t);
+            tc_free(&t);
+        }
+        cJSON_Delete(cases);
     }
-    cJSON_Delete(cases);
-    free(text);
 }
 
 /* Every vector again: without Content-Length; .npy 2.0 and 3.0; other dtype spellings; nested
@@ -647,7 +649,7 @@ static void test_variants(void)
     free(text);
 }
 
-/* ---- big tensors against the core run here ---- */
+/* ---- big tensors against the reference run here ---- */
 
 /* The big tensors' values (seeded in test_big: the same tensors every run). */
 static rng_gen big_rng;

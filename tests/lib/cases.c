@@ -95,6 +95,28 @@ void tc_from_json(tcase *t, const cJSON *c)
     }
 }
 
+const tc_file tc_files[TC_FILES] = { { "vectors/cases.json", 46, true },
+                                     { "vectors/tf_cases.json", 38, false } };
+
+cJSON *tc_load(const tc_file *f)
+{
+    char *text = tu_read_file(tu_data_path(f->path), NULL);
+    cJSON *a = cJSON_Parse(text);
+    free(text);
+    if (a && !cJSON_IsArray(a)) {
+        cJSON_Delete(a);
+        a = NULL;
+    }
+    return a;
+}
+
+void tc_from_vector(tcase *t, const cJSON *c, const tc_file *f)
+{
+    tc_from_json(t, c);
+    if (t->want_err && !f->words)
+        t->want_err = "";
+}
+
 void tc_bounds(tcase *t, int n, bool arrays)
 {
     t->has_min = t->has_max = true;

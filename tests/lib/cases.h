@@ -39,8 +39,26 @@ typedef struct tcase {
  * of tu_range_keys ("X-QDQ-Input-Min", ...). */
 extern const char *const tc_range_headers[6];
 
+/*
+ * The files of vectors under tests/vectors/: cases.json, the project's (an expected_error is a
+ * word the message must contain), and tf_cases.json, TensorFlow's own test cases (there
+ * expected_error is TensorFlow's message: the case must be refused, in any words).
+ */
+typedef struct tc_file {
+    const char *path;  /* relative to the test data folder (tu_data_path) */
+    int min_cases;     /* a file with fewer did not load right */
+    bool words;        /* expected_error is a word of our message */
+} tc_file;
+#define TC_FILES 2
+extern const tc_file tc_files[TC_FILES];
+
+/* The parsed array of f (cJSON_Delete it), or NULL when it does not parse; a file that cannot
+ * be read ends the test (exit 2). */
+cJSON *tc_load(const tc_file *f);
 /* A case of cases.json (c: one element of its array). */
 void tc_from_json(tcase *t, const cJSON *c);
+/* A case of file f: as tc_from_json, with want_err "" (any refusal) where f->words is false. */
+void tc_from_vector(tcase *t, const cJSON *c, const tc_file *f);
 /* n bounds of each side (min/max malloc'ed, values left to the caller), as arrays when arrays. */
 void tc_bounds(tcase *t, int n, bool arrays);
 /* The expected output and ranges from the reference (in, dims, attrs and bounds set; one bound

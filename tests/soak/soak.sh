@@ -7,7 +7,8 @@
 # Meanwhile a curl verifier sends every request of the mix again and again and compares each
 # answer, byte for byte, with the answer the idle server gave before the load; two of them are
 # also compared with expected answers checked in (data/*.expected: the README's example and a
-# per-channel raw tensor computed by the core library).
+# per-channel raw tensor; tests/unit/test_reference.c checks both against the independent
+# reference of tests/lib/ref.h).
 #
 # Prints requests served, failures (wrk's socket and status errors and the verifier's
 # mismatches: must be 0), latency percentiles, and the server's RSS, sampled twice a second.
