@@ -26,7 +26,8 @@ LOG=$D/server.err
 B=$(dirname "$SERVER")
 case $B in "$ROOT"/*) B=${B#"$ROOT"/} ;; esac
 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s install BUILD="$B" DESTDIR="$D/root" PREFIX=/usr/local >"$D/make.out" 2>&1
-check '[ $? -eq 0 ]' "make install DESTDIR=<fresh dir> PREFIX=/usr/local $(cat "$D/make.out")"
+rc=$? # before the message's $(cat) runs, which sets $? again
+check '[ $rc -eq 0 ]' "make install DESTDIR=<fresh dir> PREFIX=/usr/local (exit $rc) $(cat "$D/make.out")"
 BIN=$D/root/usr/local/bin/qdq-server
 check '[ -x "$BIN" ] && [ "$(find "$D/root" -type f | wc -l)" -eq 1 ]' \
     "the install is one file, usr/local/bin/qdq-server"

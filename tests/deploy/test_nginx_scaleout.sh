@@ -129,9 +129,11 @@ awk -v T="$T" -v LP="$LP" -v ports="$P1 $P2 $P3" '
     }
     END { if (subs != 6) { print "substitutions: " subs " of 6" > "/dev/stderr"; exit 1 } }
 ' deploy/nginx.conf >"$T/nginx.conf"
-check '[ $? -eq 0 ]' "nginx config generated from deploy/nginx.conf"
+rc=$?
+check '[ $rc -eq 0 ]' "nginx config generated from deploy/nginx.conf"
 "$NGINX" -t -q -e "$T/error.log" -p "$T/" -c "$T/nginx.conf" 2>"$T/nginx-t.err"
-check '[ $? -eq 0 ]' "nginx -t accepts it $(cat "$T/nginx-t.err")"
+rc=$? # before the message's $(cat) runs, which sets $? again
+check '[ $rc -eq 0 ]' "nginx -t accepts it (exit $rc) $(cat "$T/nginx-t.err")"
 "$NGINX" -e "$T/error.log" -p "$T/" -c "$T/nginx.conf" -g 'daemon off;' 2>>"$T/error.log" &
 NG=$!
 PIDS="$PIDS $NG"
@@ -229,5 +231,6 @@ ok200=$(grep '"POST /quantize-dequantize' "$T/access.log" | grep -c '" 200 ')
 echo "nginx access log: $total POSTs, $ok200 answered 200"
 kill -QUIT "$NG"
 wait "$NG"
-check '[ $? -eq 0 ]' "nginx stopped cleanly"
+rc=$?
+check '[ $rc -eq 0 ]' "nginx stopped cleanly (exit $rc)"
 finish

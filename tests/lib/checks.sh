@@ -1,6 +1,8 @@
 # The counting the shell tests share (sourced after `cd` to the repository root):
 #   ok TEXT, bad TEXT   one check passed or failed (printed as "ok: TEXT" or "FAIL: TEXT")
-#   check CMD TEXT      ok or bad as the shell command CMD succeeds
+#   check CMD TEXT      ok or bad as the shell command CMD succeeds. CMD runs after TEXT is
+#                       expanded: to test a status, save it first (rc=$?; check '[ $rc -eq 0 ]'
+#                       "... $(cat log)"), since a $(...) in TEXT sets $? again (in bash).
 #   finish              prints "N passed, N failed" and exits, non-zero on any failure
 pass=0
 fail=0
