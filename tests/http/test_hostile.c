@@ -7,6 +7,8 @@
  *     ("GET /smuggled-N"); an ambiguous message must be refused and its connection closed, so
  *     the hidden request is never answered (RFC 9112 sections 5.1, 6.1, 6.3). Sent over raw
  *     sockets, since curl will not write such messages;
+ *   - empty tensors that name a huge channel axis (2^40, 2^26 + 1; and just over a small
+ *     --max-elements), in every format that can say it: 413, not per-channel state for each;
  *   - tensors of rank 10^4 in the query and in a .npy header; JSON nested 10^6 deep; numbers of
  *     10^6 digits; invalid UTF-8 (in JSON, the query, the path and headers: every error body
  *     must still be valid UTF-8 JSON); duplicate keys; NaN and inverted ranges; pickled and
@@ -818,6 +820,121 @@ static void test_shapes_and_text(void)
     free(dict.p);
 }
 
+/* ---- 2b. an empty tensor that names a huge channel axis ---- */
+
+/*
+ * Zero elements, but dims[axis] channels: the element limit does not bound them, yet the op
+ * keeps per-channel state (an accumulator and six reported values per channel), so the server
+ * bounds the channel count by --max-elements too and answers 413 (server/ops.c). Each format
+ * that can say it: JSON "data" and "b64", JSON nested (only as [[], [], ...]: channels on
+ * axis 0, so only for a small limit), raw (the query's shape), .npy (the header's shape), and
+ * KServe v2 JSON and binary (binary_data_size 0).
+ */
+enum ch_form { CH_DATA, CH_B64, CH_NESTED, CH_RAW, CH_NPY, CH_V2_JSON, CH_V2_BIN, CH_FORMS };
+static const char *const ch_form_names[CH_FORMS] = { "JSON data", "JSON b64", "JSON nested", "raw",
+                                                     ".npy", "KServe v2 JSON",
+                                                     "KServe v2 binary" };
+
+/* Sends the empty tensor of `channels` channels in form f to s; returns the answer in r. */
+static void channel_request(const sp_server *s, enum ch_form f, uint64_t channels, hc_resp *r)
+{
+    sbuf url = { 0 }, body = { 0 };
+    char ct[64] = "Content-Type: application/json", ihcl[96] = "";
+    sb_str(&url, s->base);
+    switch (f) {
+    case CH_DATA:
+    case CH_B64:
+        sb_str(&url, Q);
+        sb_printf(&body, "{\"input\": {\"dtype\": \"float32\", \"shape\": [0, %llu], %s}, "
+                  "\"axis\": 1}", (unsigned long long)channels,
+                  f == CH_DATA ? "\"data\": []" : "\"b64\": \"\"");
+        break;
+    case CH_NESTED: /* [[], [], ...]: shape [channels, 0], axis 0 */
+        sb_str(&url, Q);
+        sb_str(&body, "{\"input\": [");
+        for (uint64_t c = 0; c < channels; c++)
+            sb_str(&body, c ? ",[]" : "[]");
+        sb_str(&body, "], \"axis\": 0}");
+        break;
+    case CH_RAW:
+        sb_printf(&url, Q "?shape=0,%llu&axis=1", (unsigned long long)channels);
+        snprintf(ct, sizeof ct, "Content-Type: application/octet-stream");
+        break;
+    case CH_NPY: {
+        char dict[128];
+        snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, %llu), }",
+                 (unsigned long long)channels);
+        npy_build(&body, 1, dict, NULL, 0);
+        sb_str(&url, Q "?axis=1");
+        snprintf(ct, sizeof ct, "Content-Type: application/x-npy");
+        break;
+    }
+    case CH_V2_JSON:
+    case CH_V2_BIN:
+        sb_str(&url, "/v2/models/quantize_and_dequantize_v2/infer");
+        sb_printf(&body, "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": "
+                  "[0, %llu], %s}], \"parameters\": {\"axis\": 1}}", (unsigned long long)channels,
+                  f == CH_V2_JSON ? "\"data\": []" : "\"parameters\": {\"binary_data_size\": 0}");
+        if (f == CH_V2_BIN) {
+            snprintf(ihcl, sizeof ihcl, "Inference-Header-Content-Length: %zu", body.len);
+            snprintf(ct, sizeof ct, "Content-Type: application/octet-stream");
+        }
+        break;
+    default:
+        break;
+    }
+    const char *h[] = { ct, ihcl[0] ? ihcl : NULL, NULL };
+    hc_opts o = { .timeout_ms = 60000 };
+    hc_request_ex("POST", url.p, h, body.p ? body.p : "", body.len, &o, r);
+    free(url.p);
+    free(body.p);
+}
+
+static void test_empty_channels(void)
+{
+    /* The suite's server (--max-elements 64M by default): 2^40 channels, and 2^26 + 1. */
+    static const uint64_t huge[] = { 1ull << 40, (64ull << 20) + 1 };
+    for (size_t k = 0; k < sizeof huge / sizeof huge[0]; k++)
+        for (int f = 0; f < CH_FORMS; f++) {
+            if (f == CH_NESTED)
+                continue; /* [[], ...] would be a body of 2^27 bytes or more */
+            char what[128];
+            snprintf(what, sizeof what, "%s: empty tensor of %llu channels", ch_form_names[f],
+                     (unsigned long long)huge[k]);
+            hc_resp r;
+            channel_request(&srv, (enum ch_form)f, huge[k], &r);
+            check_error(what, &r, 413, 0, 0, "channels|max_elements|max-elements");
+            hc_resp_free(&r);
+            good_request(&srv, what);
+        }
+    /* A server with --max-elements 1000: 1001 channels are refused in every form, nested JSON
+     * included; 1000 are served. */
+    sp_server s;
+    const char *args[] = { "--max-elements", "1000", NULL };
+    if (sp_start(&s, args) != 0) {
+        CHECK(0, "the --max-elements 1000 server did not start");
+        sp_release(&s);
+        return;
+    }
+    for (int f = 0; f < CH_FORMS; f++)
+        for (uint64_t n = 1000; n <= 1001; n++) {
+            char what[128];
+            snprintf(what, sizeof what, "%s: empty tensor of %llu channels, --max-elements 1000",
+                     ch_form_names[f], (unsigned long long)n);
+            hc_resp r;
+            channel_request(&s, (enum ch_form)f, n, &r);
+            if (n > 1000)
+                check_error(what, &r, 413, 0, 0, "channels|max_elements|max-elements");
+            else
+                CHECK(r.status == 200, "%s: status %ld, want 200 (%.200s)", what, r.status,
+                      r.body);
+            hc_resp_free(&r);
+        }
+    hc_thread_done(); /* the connection to that server */
+    CHECK(sp_stop(&s, 20000) == 0, "the --max-elements 1000 server did not exit 0");
+    sp_release(&s);
+}
+
 /* ---- 3. pickles and code in .npy headers ---- */
 
 static void test_npy_pickles(void)
@@ -1289,6 +1406,7 @@ int main(void)
     test_smuggling();
     long long t1 = sp_now_ms();
     test_shapes_and_text();
+    test_empty_channels();
     long long t2 = sp_now_ms();
     test_npy_pickles();
     test_kserve_envelope();
