@@ -12,8 +12,6 @@
 #   FUZZ_SECONDS=600 sh tests/fuzz/run.sh
 #   FUZZ_BUILD_ONLY=1 sh tests/fuzz/run.sh
 #   FUZZ_BUILD=/tmp/fz sh tests/fuzz/run.sh  build somewhere else than build-fuzz/
-#   FUZZ_STRICT=1 ...                    the decoder targets also run inputs that hit the known
-#                                        per-channel allocation bug (see fuzz_json.c)
 #
 # Targets: json query npy inflate, and kserve once proto/kserve.c (proto_v2_decode) exists.
 set -u
@@ -27,7 +25,7 @@ CRASHES=tests/fuzz/crashes
 ARCH=$(uname -m)
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-COMMON="-g -O1 -ffp-contract=off -fno-fast-math $SAN -D_GNU_SOURCE -Icore -Iproto -Iconfig -Iserver"
+COMMON="-g -O1 -ffp-contract=off -fno-fast-math $SAN -D_GNU_SOURCE -Icore -Iproto -Iconfig -Iserver -Itests/lib"
 CFLAGS_F="-std=gnu11 $COMMON -fsanitize=fuzzer-no-link -Wall -Wextra -Wno-unused-parameter"
 CXXFLAGS_F="-std=c++17 $COMMON -fsanitize=fuzzer-no-link -fno-exceptions -fno-rtti -isystem /usr/include/dragonbox-1.1.3"
 AVX2=""
@@ -37,7 +35,7 @@ PKG_CFLAGS=$(pkg-config --cflags libmicrohttpd zlib libcjson 2>/dev/null)
 command -v "$CC" >/dev/null 2>&1 || { echo "fuzz: $CC not found (apt-get install clang)"; exit 2; }
 
 # An object is rebuilt when its source or any project header is newer.
-HEADERS=$(ls core/*.h proto/*.h server/srv.h config/config.h tests/fuzz/*.h 2>/dev/null)
+HEADERS=$(ls core/*.h proto/*.h server/srv.h config/config.h tests/fuzz/*.h tests/lib/ref.h 2>/dev/null)
 stale() { # obj src
     [ -f "$1" ] || return 0
     [ "$2" -nt "$1" ] && return 0
@@ -72,6 +70,8 @@ for src in core/*.c proto/*.c proto/*.cc; do
     LIBOBJS="$LIBOBJS $obj"
 done
 compile server/encoding.c "$B/server/encoding.o" "" || { echo "fuzz: cannot compile server/encoding.c"; exit 2; }
+# The decoder targets check the op against the independent reference of the tests.
+compile tests/lib/ref.c "$B/tests/lib/ref.o" "" || { echo "fuzz: cannot compile tests/lib/ref.c"; exit 2; }
 
 ALL="json query npy inflate"
 has_kserve && [ -f tests/fuzz/fuzz_kserve.c ] && ALL="$ALL kserve"
@@ -80,7 +80,7 @@ has_kserve && [ -f tests/fuzz/fuzz_kserve.c ] && ALL="$ALL kserve"
 for t in $ALL; do
     src=tests/fuzz/fuzz_$t.c
     [ -f "$src" ] || { echo "fuzz: no target $src"; exit 2; }
-    objs="$LIBOBJS"
+    objs="$LIBOBJS $B/tests/lib/ref.o"
     [ "$t" = inflate ] && objs="$B/server/encoding.o $B/proto/buf.o"
     compile "$src" "$B/fuzz/fuzz_$t.o" "" || { echo "fuzz: cannot compile $src"; exit 2; }
     relink=0 # when the binary is missing or older than any of its objects
