@@ -14,7 +14,7 @@
 #  - COPY --from=build takes exactly what `make install DESTDIR=/out` installs;
 #  - the build context that .dockerignore leaves (docker's matching rules) builds with
 #    `make all`, and holds no build output or .git.
-# Prints "N passed, N failed".
+# Prints "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 SERVER=${QDQ_SERVER:-build/qdq-server}

@@ -5,7 +5,7 @@
 # from /, in a tree it cannot write, configured by QDQ_* variables only. Checks /healthz, a
 # request, --healthcheck (exit 0 healthy, non-zero with no server), SIGTERM -> exit 0, and that
 # every library the binary links comes from the installer's --runtime list (what the runtime
-# stage installs) or libc6. Prints "N passed, N failed".
+# stage installs) or libc6. Prints "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD

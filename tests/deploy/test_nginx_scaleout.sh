@@ -7,7 +7,7 @@
 # another stopped (SIGTERM, draining) mid-run; every request must succeed, retried by nginx on
 # a live replica. Also: answers, request ids and large per-channel headers pass through; nginx's
 # own errors are JSON; deploy/docker-compose.yml describes this same topology (and its
-# variables configure the replicas here). Prints counts, and "N passed, N failed" last.
+# variables configure the replicas here). Prints counts, and "N passed, N failed, N skipped" last.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 SERVER=${QDQ_SERVER:-build/qdq-server}

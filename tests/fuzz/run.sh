@@ -4,7 +4,7 @@
 # (regressions: each must pass), then fuzzes each for $FUZZ_SECONDS seconds (default 60) on a
 # copy of its seed corpus tests/fuzz/corpus/<name>/. Prints the executions per target; a crash
 # input is written to tests/fuzz/crashes/ and printed (path and hex dump), and the script exits
-# non-zero. The last line counts the targets: "N passed, N failed" (regressions and fuzzing
+# non-zero. The last line counts the targets: "N passed, N failed, 0 skipped" (regressions and fuzzing
 # both clean: passed).
 #
 #   sh tests/fuzz/run.sh                 every target
@@ -167,8 +167,8 @@ done
 echo "fuzz summary:$summary"
 if [ "$failed" -ne 0 ]; then
     echo "fuzz: FAILED (crash inputs are in $CRASHES/)"
-    echo "$npass passed, $nfail failed"
+    echo "$npass passed, $nfail failed, 0 skipped"
     exit 1
 fi
 echo "fuzz: no crashes"
-echo "$npass passed, $nfail failed"
+echo "$npass passed, $nfail failed, 0 skipped"

@@ -17,7 +17,7 @@
 #   - a new connection during the grace is served (GET /healthz: 200, Connection: close); one
 #     after the grace is refused;
 #   - the server exits 0, after the grace and within --drain-timeout (SHUTDOWN_DRAIN, 20 s).
-# Ends with "N passed, N failed". Server: $SOAK_SERVER (default build/qdq-server). 127.0.0.1
+# Ends with "N passed, N failed, N skipped". Server: $SOAK_SERVER (default build/qdq-server). 127.0.0.1
 # only; bounded in time.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
@@ -213,5 +213,5 @@ fi
 check $? "exit $((T_EXIT - T)) ms after the signal (want after the ${GRACE} s grace, within ${DRAIN} s)"
 [ "$fail" -eq 0 ] && echo "shutdown: ok"
 [ -z "$PID" ] || kill -9 "$LEFT" 2>/dev/null
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, 0 skipped"
 [ "$fail" -eq 0 ]

@@ -23,7 +23,7 @@
 # load (the level climbs a few percent more between the two): hence a 45 s warm-up, with
 # which the two medians have stayed within a few percent. Peaks, a timeline, and
 # idle values (before the warm-up, after the run: not compared, since the arenas keep whatever
-# the last burst left in them) are printed too. Ends with "N passed, N failed" (the checks
+# the last burst left in them) are printed too. Ends with "N passed, N failed, N skipped" (the checks
 # below) and exits non-zero on any failure. The server is $SOAK_SERVER (default
 # build/qdq-server, built with make when missing).
 #
@@ -251,5 +251,5 @@ check() { # STATUS MESSAGE: counts a check (0: passed)
 [ "${EXIT:-1}" = 0 ]; check $? "exit status ${EXIT:-timeout} after SIGTERM"
 [ "${EXIT:-1}" = 0 ] || tail -n 20 "$WORK/server.log"
 [ "$fail" -eq 0 ] && echo "soak: ok"
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, 0 skipped"
 [ "$fail" -eq 0 ]
