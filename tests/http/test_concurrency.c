@@ -547,13 +547,18 @@ static void *lim_main(void *arg)
     return NULL;
 }
 
-/* Runs `threads` clients against a server started with args; sums their counts into *sum. */
+/* Runs `threads` clients against a server started with args; sums their counts into *sum.
+ * 0, or -1 when the server did not start (a failure: the caller's checks then cannot run). */
 static int lim_run(const char *const *args, int threads, int requests, long long send_bps,
                    lim_client *sum)
 {
     sp_server s;
     memset(sum, 0, sizeof *sum);
     if (sp_start(&s, args) != 0) {
+        char line[256] = "";
+        for (int i = 0; args[i]; i++)
+            snprintf(line + strlen(line), sizeof line - strlen(line), " %s", args[i]);
+        CHECK(0, "the server with%s did not start: its checks cannot run", line);
         sp_release(&s);
         return -1;
     }
