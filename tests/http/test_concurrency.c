@@ -2,7 +2,8 @@
  * Many clients at once against a server with --workers 2: 16 threads x 50 requests of mixed
  * formats (JSON nested, data, b64; raw; npy; raw answered as JSON), dtypes, attributes and sizes
  * (1 element to 1M), with a few bad requests mixed in. Every answer is checked bit for bit
- * against the independent reference run here (tests/lib/ref.h); the bad ones must get their 400 without disturbing the rest.
+ * against the independent reference run here (tests/lib/ref.h); the bad ones must get their
+ * 400 without disturbing the rest.
  *
  * Then the admission limits, each on its own server: --max-queue 0 (one request at a time is
  * still served), --max-queue 1 under 12 clients (each answer right or a JSON 503 with

@@ -13,8 +13,9 @@
  * half, ...), and nested "data".
  *
  * Then: big tensors (4M float32 raw, 200k-element JSON, 1M npy, thousands of channels) compared
- * with the independent reference run here (tests/lib/ref.h), which exercises the worker pool (bodies over --inline-bytes); Accept;
- * keep-alive; X-Request-Id; the health endpoints; the compressed bodies of api.md section 5.
+ * with the independent reference run here (tests/lib/ref.h), which exercises the worker pool
+ * (bodies over --inline-bytes); Accept; keep-alive; X-Request-Id; the health endpoints; the
+ * compressed bodies of api.md section 5.
  */
 #include <cJSON.h>
 #include <inttypes.h>
