@@ -451,7 +451,7 @@ static void test_oversized_head(void)
 static void test_abandoned(void)
 {
     sp_server s;
-    const char *args[] = { "--workers", "2", "--drain-timeout", "8", NULL };
+    const char *args[] = { "--workers", "2", "--drain-timeout", "30", NULL };
     if (sp_start(&s, args) != 0) {
         CHECK(0, "the server did not start");
         sp_release(&s);
@@ -481,11 +481,13 @@ static void test_abandoned(void)
         good_request(&s, "clients that went away");
     hc_thread_done(); /* no idle connection of ours either */
     long long t0 = sp_now_ms();
-    int rc = sp_stop(&s, 15000);
+    int rc = sp_stop(&s, 45000);
     long long took = sp_now_ms() - t0;
     CHECK(rc == 0, "exit status %d after clients went away", rc);
-    CHECK(took < 3000, "SIGTERM took %lld ms: requests whose clients went away were waited for "
-          "(--drain-timeout 8)", took);
+    /* Half the drain timeout: far from it however busy the machine, which is what a wait for
+     * the abandoned requests would cost. */
+    CHECK(took < 15000, "SIGTERM took %lld ms: requests whose clients went away were waited for "
+          "(--drain-timeout 30)", took);
     fprintf(stderr, "  abandoned: exit %lld ms after SIGTERM\n", took);
     sp_release(&s);
 }
