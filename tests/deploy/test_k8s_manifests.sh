@@ -237,7 +237,7 @@ if [ -x "$SERVER" ] && [ -s "$T/env" ]; then
     if [ -n "$P" ]; then
         ok "the server starts with the Deployment's variables: $(tr '\n' ' ' <"$T/env")"
         for path in /readyz /healthz; do
-            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$P$path")
+            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 "http://127.0.0.1:$P$path")
             if [ "$code" = 200 ]; then ok "probe GET $path: 200"; else bad "probe GET $path: $code"; fi
         done
         kill -TERM $PID

@@ -70,7 +70,7 @@ static long metric(const sp_server *s, const char *name)
     char url[128];
     snprintf(url, sizeof url, "%s/metrics", s->base);
     hc_resp r;
-    hc_opts o = { .timeout_ms = 5000, .fresh = true };
+    hc_opts o = { .timeout_ms = 30000, .fresh = true };
     hc_request_ex("GET", url, NULL, NULL, 0, &o, &r);
     long v = -1;
     size_t n = strlen(name);
@@ -198,7 +198,7 @@ static void burst(const sp_server *s, const char *big, size_t big_len, const cha
         hc_resp_free(&r);
         char url[128];
         snprintf(url, sizeof url, "%s/healthz", s->base);
-        hc_opts o = { .timeout_ms = 5000, .fresh = true };
+        hc_opts o = { .timeout_ms = 30000, .fresh = true };
         hc_request_ex("GET", url, NULL, NULL, 0, &o, &r);
         CHECK(r.status == 200, "burst %d: /healthz while the queue is full: %ld", round,
               r.status);
@@ -300,7 +300,7 @@ static void test_queue(void)
         hc_resp_free(&r);
     }
     /* Pages freed between live buffers go back at the server's next malloc_trim (every 5 s). */
-    long rss1 = sp_rss_settle(s.pid, rss0 + rss0 / 10 + RSS_SLACK_KB, 7000);
+    long rss1 = sp_rss_settle(s.pid, rss0 + rss0 / 10 + RSS_SLACK_KB, 15000);
     fprintf(stderr, "  queue: peak growth per burst %ld, %ld, %ld KiB; 503s %ld+%ld+%ld of 12; "
             "RSS %ld -> %ld KiB\n", b[0].peak_growth_kb, b[1].peak_growth_kb,
             b[2].peak_growth_kb, b[0].probes_503, b[1].probes_503, b[2].probes_503, rss0, rss1);
@@ -621,7 +621,7 @@ static void auth_case(const sp_server *s, const char *method, const char *path,
     }
     const char *body = "{\"input\": [[-1, -0.5], [0, 0.3]]}";
     bool post = !strcmp(method, "POST");
-    hc_opts o = { .timeout_ms = 5000, .fresh = true };
+    hc_opts o = { .timeout_ms = 30000, .fresh = true };
     hc_resp r;
     hc_request_ex(method, url, h, post ? body : NULL, post ? strlen(body) : 0, &o, &r);
     CHECK(r.status == want, "%s %s with '%s': %ld, want %ld (%.200s)", method, path,
@@ -677,7 +677,7 @@ static void test_auth(void)
         char *body = calloc(n, 1);
         const char *h[] = { "Content-Type: application/octet-stream", "Expect: 100-continue",
                             NULL };
-        hc_opts o = { .timeout_ms = 10000, .fresh = true };
+        hc_opts o = { .timeout_ms = 60000, .fresh = true };
         hc_resp r;
         hc_request_ex("POST", url, h, body, n, &o, &r);
         CHECK(r.status == 401, "unauthenticated 32 MiB upload: %ld %s", r.status, r.err);

@@ -126,13 +126,13 @@ kill -TERM "$PID"
 # server is draining once /readyz answers 503 (asked on new connections, bounded: 10 s).
 ready_event=
 for _ in $(seq 500); do
-    ready_event=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$BASE/readyz")
+    ready_event=$(curl -s -m 30 -o /dev/null -w '%{http_code}' "$BASE/readyz")
     [ "$ready_event" = 200 ] || break
     sleep 0.02
 done
 # A new connection now, within the grace, is served (with Connection: close); the log tells
 # whether the listener was still open when the answer came.
-during=$(curl -s -m 5 -D "$WORK/during.h" -o /dev/null -w '%{http_code}' "$BASE/healthz")
+during=$(curl -s -m 30 -D "$WORK/during.h" -o /dev/null -w '%{http_code}' "$BASE/healthz")
 during_close=no
 grep -qi '^Connection: close' "$WORK/during.h" 2>/dev/null && during_close=yes
 grace_open=yes
@@ -149,7 +149,7 @@ for _ in $(seq $(( (GRACE + 30) * 50 ))); do
     grep -q 'listener closed' "$WORK/server.log" && break
     sleep 0.02
 done
-late=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$BASE/healthz")
+late=$(curl -s -m 30 -o /dev/null -w '%{http_code}' "$BASE/healthz")
 T_LATE=$(( $(now_ms) - T ))
 # "listener closed X s after the signal": X in ms (-1 when the line is missing).
 CLOSE_MS=$(sed -n 's/.*listener closed \([0-9]*\)\.\([0-9]\) s after the signal.*/\1\200/p' "$WORK/server.log" | head -n 1)

@@ -182,7 +182,7 @@ rss_level() {
 export SOAK_DATA="$DATA" SOAK_WORK="$WORK"
 T_WARM=$(ms)
 if [ "$WARMUP" -gt 0 ]; then
-    wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" --timeout 10s -s tests/soak/soak.lua "$BASE" \
+    wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" --timeout 30s -s tests/soak/soak.lua "$BASE" \
         > "$WORK/warmup.out" 2>&1
     WARM_LINE=$(grep '^SOAK_WRK' "$WORK/warmup.out")
     [ -n "$WARM_LINE" ] || { echo "soak: wrk (warm-up) failed:"; cat "$WORK/warmup.out"; exit 1; }
@@ -192,7 +192,7 @@ fi
 verifier &
 VPID=$!
 T_RUN=$(ms)
-wrk -t "$THREADS" -c "$CONNS" -d "${SECONDS_RUN}s" --timeout 10s -s tests/soak/soak.lua "$BASE" \
+wrk -t "$THREADS" -c "$CONNS" -d "${SECONDS_RUN}s" --timeout 30s -s tests/soak/soak.lua "$BASE" \
     > "$WORK/run.out" 2>&1
 T_END=$(ms)
 touch "$WORK/stop"
