@@ -1,9 +1,11 @@
 #!/bin/sh
 # Runs every test program of each build directory given (default: build) and prints the total
-# as the last line: "N passed, N failed". Each program prints its own "N passed, N failed" line;
-# a program that crashes or prints no such line counts as one failure.
+# as the last line: "N passed, N failed, N skipped". Each program prints its own such line; a
+# program that crashes or prints none counts as one failure. A skip is a check that could not
+# run here (each is listed under its program's "ok:" line, with the reason); with QDQ_CI=1 (as
+# .ci/run sets) a check skipped for want of a tool of scripts/install-deps.sh --dev fails instead.
 # Black-box tests find the server binary through QDQ_SERVER (set here per build); tests/grpc/run.sh
-# (the gRPC tests, a Python client) runs against each build too.
+# (the gRPC tests, a Python client) and tests/checkpoint/run.sh run against each build too.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 [ $# -gt 0 ] || set -- build
@@ -24,7 +26,8 @@ for dir in "$@"; do
     out=$(QDQ_SERVER="$PWD/$dir/qdq-server" sh tests/checkpoint/run.sh 2>&1)
     tally "$dir: tests/checkpoint" $? "$out"
 done
-# Deployment checks (shell scripts, each ending in "N passed, N failed"), against the first build.
+# Deployment checks (shell scripts, each ending in "N passed, N failed, N skipped"), against the
+# first build.
 for t in tests/deploy/test_*.sh; do
     [ -f "$t" ] || continue
     out=$(BUILD="$1" QDQ_SERVER="$PWD/$1/qdq-server" sh "$t" 2>&1)

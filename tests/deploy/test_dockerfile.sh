@@ -19,7 +19,7 @@
 #  - the Dockerfile's usage comment and README.md show the same `docker build` and `docker run`
 #    commands, and both tell podman users to build with --format docker (podman's default OCI
 #    format drops HEALTHCHECK); README's podman commands are its docker commands with podman.
-# Prints "N passed, N failed".
+# Prints "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 SERVER=${QDQ_SERVER:-build/qdq-server}

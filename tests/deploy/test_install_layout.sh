@@ -8,7 +8,7 @@
 # as root, as a container runs it: the server as PID 1 of its own PID namespace, configured by
 # flags or variables the health check does not get, found all the same), SIGTERM -> exit 0, and
 # that every library the binary links comes from the installer's --runtime list (what the
-# runtime stage installs) or libc6. Prints "N passed, N failed".
+# runtime stage installs) or libc6. Prints "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
@@ -29,7 +29,8 @@ LOG=$D/server.err
 B=$(dirname "$SERVER")
 case $B in "$ROOT"/*) B=${B#"$ROOT"/} ;; esac
 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s install BUILD="$B" DESTDIR="$D/root" PREFIX=/usr/local >"$D/make.out" 2>&1
-check '[ $? -eq 0 ]' "make install DESTDIR=<fresh dir> PREFIX=/usr/local $(cat "$D/make.out")"
+rc=$? # before the message's $(cat) runs, which sets $? again
+check '[ $rc -eq 0 ]' "make install DESTDIR=<fresh dir> PREFIX=/usr/local (exit $rc) $(cat "$D/make.out")"
 BIN=$D/root/usr/local/bin/qdq-server
 check '[ -x "$BIN" ] && [ "$(find "$D/root" -type f | wc -l)" -eq 1 ]' \
     "the install is one file, usr/local/bin/qdq-server"

@@ -10,7 +10,7 @@
 # variables configure the replicas here). gRPC through nginx's grpc_pass (port 8081 of the
 # config) with Debian's python3-grpcio: answers equal to a replica's own, calls spread over the
 # replicas, health SERVING, every call succeeding after a replica is killed and after one is
-# stopped, UNAVAILABLE once none is left. Prints counts, and "N passed, N failed" last.
+# stopped, UNAVAILABLE once none is left. Prints counts, and "N passed, N failed, N skipped" last.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 SERVER=${QDQ_SERVER:-build/qdq-server}
@@ -142,15 +142,17 @@ awk -v T="$T" -v LP="$LP" -v GLP="$GLP" -v ports="$P1 $P2 $P3" -v gports="$G1 $G
     }
     END { if (subs != 8) { print "substitutions: " subs " of 8" > "/dev/stderr"; exit 1 } }
 ' deploy/nginx.conf >"$T/nginx.conf"
-check '[ $? -eq 0 ]' "nginx config generated from deploy/nginx.conf"
+rc=$?
+check '[ $rc -eq 0 ]' "nginx config generated from deploy/nginx.conf"
 "$NGINX" -t -q -e "$T/error.log" -p "$T/" -c "$T/nginx.conf" 2>"$T/nginx-t.err"
-check '[ $? -eq 0 ]' "nginx -t accepts it $(cat "$T/nginx-t.err")"
+rc=$? # before the message's $(cat) runs, which sets $? again
+check '[ $rc -eq 0 ]' "nginx -t accepts it (exit $rc) $(cat "$T/nginx-t.err")"
 "$NGINX" -e "$T/error.log" -p "$T/" -c "$T/nginx.conf" -g 'daemon off;' 2>>"$T/error.log" &
 NG=$!
 PIDS="$PIDS $NG"
 LB=http://127.0.0.1:$LP
 n=0
-until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$LB/healthz")" = 200 ]; do
+until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$LB/healthz")" = 200 ]; do
     n=$((n + 1))
     [ $n -lt 50 ] || break
     sleep 0.1
@@ -158,19 +160,19 @@ done
 check '[ $n -lt 50 ]' "nginx on $LB answers /healthz through a replica"
 
 # Answers through nginx.
-OUT=$(curl -s --max-time 10 -H 'Content-Type: application/json' -H 'X-Request-Id: scaleout-1' \
+OUT=$(curl -s --max-time 60 -H 'Content-Type: application/json' -H 'X-Request-Id: scaleout-1' \
     -D "$T/h1" -d '{"input": [[-1.0, -0.5], [0.0, 0.3]], "num_bits": 8}' "$LB/quantize-dequantize")
 check 'echo "$OUT" | grep -qF "\"output\":[[-1.0,-0.5],[0.0,0.296875]]"' "JSON answer through nginx: $OUT"
 check 'grep -qi "^X-Request-Id: scaleout-1" "$T/h1"' "the client's X-Request-Id reaches the replica and comes back"
 # 300 channels: ~20 KiB of X-QDQ-* response headers (nginx's default buffer is 4-8 KiB).
 python3 -c 'import struct, sys; sys.stdout.buffer.write(struct.pack("<1200f", *[(i % 7) - 3.0 for i in range(1200)]))' >"$T/w300.f32"
-code=$(curl -s --max-time 10 -o /dev/null -D "$T/h2" -w '%{http_code}' --data-binary "@$T/w300.f32" \
+code=$(curl -s --max-time 60 -o /dev/null -D "$T/h2" -w '%{http_code}' --data-binary "@$T/w300.f32" \
     -H 'Content-Type: application/octet-stream' "$LB/quantize-dequantize?shape=300,4&axis=0")
 nscale=$(sed -n 's/^X-QDQ-Scale: *//ip' "$T/h2" | tr ',' '\n' | grep -c .)
 check '[ "$code" = 200 ] && [ "$nscale" = 300 ]' "per-channel headers of 300 channels pass nginx (status $code, $nscale scales)"
 # Over the body limit (256 MiB, as the server's default): refused by nginx from Content-Length,
 # as JSON.
-code=$(curl -s --max-time 10 -o "$T/b413" -D "$T/h413" -w '%{http_code}' -X POST \
+code=$(curl -s --max-time 60 -o "$T/b413" -D "$T/h413" -w '%{http_code}' -X POST \
     -H 'Content-Type: application/octet-stream' -H 'Content-Length: 268435457' "$LB/quantize-dequantize")
 check '[ "$code" = 413 ] && grep -qi "^Content-Type: application/json" "$T/h413" && grep -q RESOURCE_EXHAUSTED "$T/b413"' \
     "a body over 256 MiB: 413 JSON from nginx (status $code: $(cat "$T/b413"))"
@@ -260,7 +262,7 @@ retries
 # 3. Every replica gone: nginx answers 503 JSON with Retry-After itself.
 kill -9 "$R3"
 wait "$R3" 2>/dev/null
-code=$(curl -s --max-time 10 -o "$T/b503" -D "$T/h503" -w '%{http_code}' \
+code=$(curl -s --max-time 60 -o "$T/b503" -D "$T/h503" -w '%{http_code}' \
     -H 'Content-Type: application/json' -d '{"input": [1.0]}' "$LB/quantize-dequantize")
 check '[ "$code" = 503 ] && grep -qi "^Content-Type: application/json" "$T/h503" && grep -qi "^Retry-After: 1" "$T/h503" && grep -q UNAVAILABLE "$T/b503"' \
     "no replica left: 503 JSON with Retry-After from nginx (status $code: $(cat "$T/b503"))"
@@ -275,5 +277,6 @@ ok200=$(grep '"POST /quantize-dequantize' "$T/access.log" | grep -c '" 200 ')
 echo "nginx access log: $total POSTs, $ok200 answered 200"
 kill -QUIT "$NG"
 wait "$NG"
-check '[ $? -eq 0 ]' "nginx stopped cleanly"
+rc=$?
+check '[ $rc -eq 0 ]' "nginx stopped cleanly (exit $rc)"
 finish

@@ -8,19 +8,20 @@
 #    the examples name (w.f32: 64x128 float32, w.npy); curl gets --fail, so an HTTP error fails;
 #  - comment lines right under a command, the first one starting "# {" or "# [", are the JSON
 #    it prints: its output must contain them (whitespace aside);
-#  - ./run.sh and ./test.sh are not run here: CI runs what they run (.ci/run: the installer,
-#    make test); commands that need a container engine or a cluster are mirrored: `docker
-#    build` and `podman build` by test_dockerfile.sh, test_install_layout.sh and
-#    test_container.sh (which builds and runs the image under podman where it can), `docker run
-#    IMAGE ARGS` and `podman run` by running the built server with the command's -e variables
-#    and ARGS, `docker compose` by
-#    test_nginx_scaleout.sh, `kubectl` by test_k8s_manifests.sh (the files they name must
-#    exist). Any other command that cannot run fails;
+#  - counted as skipped (with the reason), not as passed: ./run.sh and ./test.sh (CI runs what
+#    they run: .ci/run, the installer, make test); the commands that need a container engine
+#    (docker or podman build and run, docker compose: tests/deploy/test_container.sh runs
+#    them with podman) or a cluster (kubectl: tests/deploy/test_k8s_manifests.sh checks the manifests
+#    it applies). The files such a command names with -f must exist (else it fails), and
+#    `docker run IMAGE ARGS` is also checked here as far as it can be: the built server with
+#    the command's -e variables and ARGS starts, answers /healthz and exits 0 on SIGTERM. Any
+#    other command that cannot run fails;
 #  - a ```python block runs when its imports are importable (numpy and requests: Debian's
-#    python3-numpy and python3-requests), else it is skipped with a note (tritonclient is not
-#    packaged in Debian).
+#    python3-numpy and python3-requests, in scripts/install-deps.sh --dev; with QDQ_CI=1 their
+#    absence fails); a block that needs a module Debian does not package (tritonclient: pip
+#    only, and no pip registry is reachable here) is counted as skipped.
 # Also runs every load script of tests/load/ briefly against the server, documented or not.
-# Prints "N passed, N failed".
+# Prints "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
@@ -28,7 +29,6 @@ README=${QDQ_README:-README.md}  # another file, to try a draft
 SERVER=${QDQ_SERVER:-build/qdq-server}
 case $SERVER in /*) ;; *) SERVER=$ROOT/$SERVER ;; esac
 . tests/lib/checks.sh
-skip() { echo "skip: $*"; }
 T=$(mktemp -d)
 PIDS=""
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
@@ -131,21 +131,19 @@ PYEOF
 [ $? -eq 0 ] || bad "could not extract the commands of $README"
 ls "$T/cmds"/*.sh >/dev/null 2>&1 || bad "$README has no \`\`\`sh commands"
 
-# Mirrors of commands that need Docker or a cluster: the test that mirrors it must exist, and
-# so must every file the command names with -f.
-mirror() {
+# A command that needs a container engine or a cluster: skipped with the reason WHY, once the
+# files it names with -f are found (a README naming a file that is not there fails).
+elsewhere() {
     cmd=$1
-    shift
-    for t in "$@"; do
-        [ -f "tests/deploy/$t" ] || { bad "$cmd: mirror tests/deploy/$t is missing"; return; }
-    done
     for f in $(printf '%s\n' "$cmd" | python3 -c 'import shlex, sys
 a = shlex.split(sys.stdin.read(), comments=True)
 print(" ".join(a[i + 1] for i, x in enumerate(a[:-1]) if x in ("-f", "--file")))'); do
         [ -e "$f" ] || { bad "$cmd: $f does not exist"; return; }
     done
-    ok "$(printf '%s' "$cmd" | head -n 1) (no engine or cluster here: mirrored by $*)"
+    skip "$(printf '%s' "$cmd" | head -n 1): $2"
 }
+ENGINE="no container engine in this test: tests/deploy/test_container.sh runs it with podman"
+CLUSTER="no cluster here: tests/deploy/test_k8s_manifests.sh checks the manifests it applies"
 
 # `docker run [OPTIONS] IMAGE [ARGS]`: the image's ENTRYPOINT is the server, so the mirror is
 # the server with the command's -e variables and ARGS (on 127.0.0.1 instead of -p).
@@ -182,7 +180,7 @@ print("\n".join(env)); print("--"); print("\n".join(args))' >"$T/dr"
         wait "$dpid"
         drc=$?
         [ $drc -eq 0 ] || { bad "$cmd: the mirrored server exited $drc on SIGTERM"; return; }
-        ok "$(printf '%s' "$cmd" | head -n 1) (mirrored: the server with $(echo $envs) $(echo $args) answers /healthz, exits 0 on SIGTERM)"
+        ok "$(printf '%s' "$cmd" | head -n 1): its variables and arguments: the server with $(echo $envs) $(echo $args) answers /healthz, exits 0 on SIGTERM"
     else
         kill -9 "$dpid" 2>/dev/null
         bad "$cmd: the server with $(echo $envs) $(echo $args) did not start: $(cat "$T/dr.err")"
@@ -207,9 +205,19 @@ print(" ".join(sorted(m)))' "$f")
             if "$p" -c "import $(echo $mods | tr ' ' ',')" 2>/dev/null; then PY=$p; break; fi
         done
         if [ -z "$PY" ]; then
-            missing=""
-            for m in $mods; do python3 -c "import $m" 2>/dev/null || /usr/bin/python3 -c "import $m" 2>/dev/null || missing="$missing $m"; done
-            skip "README python block $id: not installed:$missing (numpy, requests: Debian's python3-numpy, python3-requests; tritonclient is not in Debian)"
+            debian="" other=""
+            for m in $mods; do
+                python3 -c "import $m" 2>/dev/null || /usr/bin/python3 -c "import $m" 2>/dev/null && continue
+                case ${m%%.*} in
+                numpy|requests) debian="$debian $m" ;;
+                *) other="$other $m" ;;
+                esac
+            done
+            if [ -n "$debian" ]; then
+                need false "README python block $id: not installed:$debian (Debian's python3-numpy, python3-requests, in scripts/install-deps.sh --dev)"
+            else
+                skip "README python block $id: needs$other, which Debian does not package (pip only; no pip registry is reachable here)"
+            fi
             continue
         fi
         sed -e "s|localhost:8080|127.0.0.1:$PORT|g" "$f" >"$T/run.py"
@@ -227,11 +235,10 @@ print(" ".join(sorted(m)))' "$f")
     ./run.sh*|./test.sh*|"sh run.sh"*|"sh test.sh"*)
         skip "$first: CI runs what it runs (.ci/run: scripts/install-deps.sh, make test)"
         continue ;;
-    "docker build"*|"podman build"*)
-        mirror "$cmd" test_dockerfile.sh test_install_layout.sh test_container.sh; continue ;;
-    "docker run"*|"podman run"*) docker_run "$cmd"; continue ;;
-    "docker compose"*|docker-compose*) mirror "$cmd" test_nginx_scaleout.sh; continue ;;
-    kubectl*) mirror "$cmd" test_k8s_manifests.sh; continue ;;
+    "docker build"*|"podman build"*|"docker compose"*|docker-compose*)
+        elsewhere "$cmd" "$ENGINE"; continue ;;
+    "docker run"*|"podman run"*) docker_run "$cmd"; elsewhere "$cmd" "$ENGINE"; continue ;;
+    kubectl*) elsewhere "$cmd" "$CLUSTER"; continue ;;
     esac
     run=$(printf '%s' "$cmd" | sed -e "s|localhost:8080|127.0.0.1:$PORT|g" \
         -e "s|127\.0\.0\.1:8080|127.0.0.1:$PORT|g" -e 's/\([[:space:]]-d\)[0-9][0-9]*[smh]\b/\11s/g' \

@@ -1,11 +1,14 @@
 /*
- * What the decoder fuzz targets share: FUZZ_STRICT (also run inputs whose per-channel state
- * exceeds the limits), REQUIRE (an invariant: print it and abort, which libFuzzer reports as a
- * crash), and the decoding limits the targets use.
+ * What the decoder fuzz targets share: REQUIRE (an invariant: print it and abort, which libFuzzer
+ * reports as a crash), the decoding limits the targets use, and the checks of a decoded request
+ * run through the op: plan_runnable (the per-channel state), check_split (the op split as the
+ * server splits it) and check_reference (the op against the independent reference,
+ * tests/lib/ref.h).
  */
 #ifndef FUZZ_COMMON_H
 #define FUZZ_COMMON_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,16 +16,8 @@
 
 #include "proto.h"
 #include "qdq.h"
-
-static int strict;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc, (void)argv;
-    const char *s = getenv("FUZZ_STRICT");
-    strict = s && *s == '1';
-    return 0;
-}
+#include "qdq_half.h"
+#include "ref.h"
 
 #define REQUIRE(cond, ...)                                                                     \
     do {                                                                                       \
@@ -38,11 +33,91 @@ static const proto_limits LIMITS = { .max_elements = 1u << 16, .max_rank = 32, .
                                      .max_body = 1u << 20 };
 
 /*
+ * An empty tensor may name any number of channels (a zero dimension elsewhere): the element
+ * limit does not bound them, yet the op keeps state per channel. The server refuses more
+ * channels than --max-elements with 413 (server/ops.c; tests/http/test_hostile.c sends them in
+ * every format). Here every plan's state must have a size that did not wrap around (the server
+ * allocates what qdq_acc_size and qdq_params_size say before it compares), and the op runs on up
+ * to FUZZ_MAX_CHANNELS channels: past LIMITS.max_elements, so that many empty channels go
+ * through the op and the checks too; more would cost only memory and time.
+ */
+#define FUZZ_MAX_CHANNELS (4 * (uint64_t)LIMITS.max_elements)
+
+/* Checks p's state sizes; true when the op is to run on it. */
+static bool plan_runnable(const qdq_plan *p)
+{
+    /* At least a minimum and a maximum per channel in the accumulator and six values per channel
+     * in the parameters, each of the compute type: a product that wrapped is smaller. */
+    unsigned __int128 t = qdq_dtype_is_double(p->dtype) ? 8 : 4, c = p->channels;
+    REQUIRE(qdq_acc_size(p) >= 2 * t * c && qdq_params_size(p) >= 6 * t * c,
+            "state sizes %zu and %zu for %llu channels", qdq_acc_size(p), qdq_params_size(p),
+            (unsigned long long)p->channels);
+    return p->channels <= FUZZ_MAX_CHANNELS;
+}
+
+/* Element i of a (dtype dt) has the bits of element i of b, or both are NaN. */
+static bool same_elem(qdq_dtype dt, const void *a, const void *b, uint64_t i)
+{
+    switch (dt) {
+    case QDQ_FLOAT64: {
+        uint64_t x, y;
+        memcpy(&x, (const char *)a + 8 * i, 8), memcpy(&y, (const char *)b + 8 * i, 8);
+        return x == y || ((x << 1) > (0x7ffull << 53) && (y << 1) > (0x7ffull << 53));
+    }
+    case QDQ_FLOAT32: {
+        uint32_t x, y;
+        memcpy(&x, (const char *)a + 4 * i, 4), memcpy(&y, (const char *)b + 4 * i, 4);
+        return x == y || ((x << 1) > (0xffu << 24) && (y << 1) > (0xffu << 24));
+    }
+    default: {
+        uint16_t x, y;
+        memcpy(&x, (const char *)a + 2 * i, 2), memcpy(&y, (const char *)b + 2 * i, 2);
+        float fx = dt == QDQ_FLOAT16 ? qdq_f16_to_f32(x) : qdq_bf16_to_f32(x);
+        float fy = dt == QDQ_FLOAT16 ? qdq_f16_to_f32(y) : qdq_bf16_to_f32(y);
+        return x == y || (fx != fx && fy != fy);
+    }
+    }
+}
+
+/*
+ * qdq_run's output out and parameters par (plan p, request q, input data) against the reference:
+ * the same elements (NaN matches NaN) and the same six values per channel, or abort.
+ */
+static void check_reference(const qdq_plan *p, const proto_request *q, const void *data,
+                            const void *out, const void *par)
+{
+    ref_case c = { .dt = p->dtype, .attrs = p->attrs, .rank = q->rank, .dims = q->dims,
+                   .in = data, .min = q->min, .max = q->max };
+    ref_result res;
+    ref_stats st;
+    char why[160] = "";
+    memset(&st, 0, sizeof st);
+    REQUIRE(ref_run(&c, &res, &st, why, sizeof why) == 0,
+            "the reference refuses what qdq_run took: %s", why);
+    REQUIRE(res.count == p->count && res.channels == p->channels, "the reference's shape");
+    REQUIRE(st.selfcheck_bad == 0, "the reference's two reductions disagree");
+    for (uint64_t i = 0; i < p->count; i++)
+        REQUIRE(same_elem(p->dtype, out, res.out, i), "output[%llu] differs from the reference",
+                (unsigned long long)i);
+    for (uint64_t ch = 0; ch < p->channels; ch++) {
+        qdq_range r;
+        qdq_params_get(p, par, ch, &r);
+        double got[6] = { r.input_min, r.input_max, r.output_min, r.output_max, r.scale,
+                          r.inverse_scale };
+        for (int k = 0; k < 6; k++)
+            REQUIRE(same_elem(QDQ_FLOAT64, got, res.par + 6 * ch, (uint64_t)k),
+                    "channel %llu: reported value %d is %a, the reference's %a",
+                    (unsigned long long)ch, k, got[k], res.par[6 * ch + (uint64_t)k]);
+    }
+    ref_result_free(&res);
+}
+
+/*
  * The op as the server runs it, against qdq_run's output out and parameters par (plan p, request
  * q, input data): with range_given the parameters first, else the reduction cut at k into two
  * accumulators, merged; then the apply cut at j, in place. Then by channel ranges, cut at channel
  * k % (C + 1): each range reduced (cut at k), given its parameters and applied (cut at j) on its
- * own. The same bytes and ranges, or abort.
+ * own. The same bytes and ranges, or abort. Then qdq_run's answer against the reference.
  */
 static void check_split(const qdq_plan *p, const proto_request *q, const void *data,
                         const void *out, const void *par, uint64_t k, uint64_t j)
@@ -102,6 +177,7 @@ static void check_split(const qdq_plan *p, const proto_request *q, const void *d
                 (unsigned long long)c);
     }
     free(out2), free(acc), free(acc2), free(par2);
+    check_reference(p, q, data, out, par);
 }
 
 #endif

@@ -2,7 +2,8 @@
  * Many clients at once against a server with --workers 2: 16 threads x 50 requests of mixed
  * formats (JSON nested, data, b64; raw; npy; raw answered as JSON), dtypes, attributes and sizes
  * (1 element to 1M), with a few bad requests mixed in. Every answer is checked bit for bit
- * against the core run here; the bad ones must get their 400 without disturbing the rest.
+ * against the independent reference run here (tests/lib/ref.h); the bad ones must get their
+ * 400 without disturbing the rest.
  *
  * Then the admission limits, each on its own server: --max-queue 0 (one request at a time is
  * still served), --max-queue 1 under 12 clients (each answer right or a JSON 503 with
@@ -21,6 +22,8 @@
 #include "http_client.h"
 #include "qdq.h"
 #include "qdq_half.h"
+#include "ref.h"
+#include "rng.h"
 #include "sbuf.h"
 #include "server_proc.h"
 #include "testutil.h"
@@ -37,7 +40,7 @@ static sp_server srv;
 
 typedef struct worker {
     int id;
-    uint64_t rng;
+    rng_gen rng;
     int passed, failed, printed;
     int requests, bad_requests;
     uint64_t elements;
@@ -58,20 +61,6 @@ typedef struct worker {
             }                                                                     \
         }                                                                         \
     } while (0)
-
-static uint64_t rnd(worker *w)
-{
-    uint64_t x = w->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return w->rng = x;
-}
-
-static double rnd_unit(worker *w)
-{
-    return (double)(rnd(w) >> 11) / 9007199254740992.0;
-}
 
 /* ---- text ---- */
 
@@ -119,28 +108,28 @@ typedef struct job {
 static void make_job(worker *w, job *j, int seq)
 {
     memset(j, 0, sizeof *j);
-    j->dt = (qdq_dtype)(rnd(w) % 4);
-    j->f = (form)(rnd(w) % 6);
+    j->dt = (qdq_dtype)(rng_next(&w->rng) % 4);
+    j->f = (form)(rng_next(&w->rng) % 6);
     if (j->f == F_NESTED && j->dt != QDQ_FLOAT32)
         j->f = F_DATA;
     bool json = j->f <= F_B64 || j->f == F_RAW_JSON;
     /* Log-uniform size: 1 .. 1M elements (20k for JSON text, 512k for float64). */
     uint64_t cap = json ? MAX_JSON_ELEMS : j->dt == QDQ_FLOAT64 ? MAX_ELEMS / 2 : MAX_ELEMS;
-    uint64_t n = (uint64_t)exp(rnd_unit(w) * log((double)cap)) + 1;
+    uint64_t n = (uint64_t)exp(rng_unit(&w->rng) * log((double)cap)) + 1;
     if (n > cap)
         n = cap;
     qdq_attrs a = QDQ_ATTRS_DEFAULT;
-    a.signed_input = rnd(w) % 4 != 0;
+    a.signed_input = rng_next(&w->rng) % 4 != 0;
     int max_bits = j->dt == QDQ_FLOAT64 ? 40 : 16;
-    a.num_bits = 1 + (int)(rnd(w) % (uint64_t)max_bits);
-    a.narrow_range = rnd(w) % 4 == 0;
-    a.round_mode = rnd(w) % 2 ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
-    a.range_given = rnd(w) % 3 == 0;
+    a.num_bits = 1 + (int)(rng_next(&w->rng) % (uint64_t)max_bits);
+    a.narrow_range = rng_next(&w->rng) % 4 == 0;
+    a.round_mode = rng_next(&w->rng) % 2 ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
+    a.range_given = rng_next(&w->rng) % 3 == 0;
     /* Shape: rank 1..3; per channel: a channel dimension of 1..64. */
-    bool per_channel = rnd(w) % 2 && n >= 2;
-    int rank = 1 + (int)(rnd(w) % 3);
+    bool per_channel = rng_next(&w->rng) % 2 && n >= 2;
+    int rank = 1 + (int)(rng_next(&w->rng) % 3);
     if (per_channel) {
-        uint64_t c = 1 + rnd(w) % MAX_CH;
+        uint64_t c = 1 + rng_next(&w->rng) % MAX_CH;
         if (c > n)
             c = n;
         uint64_t rest = n / c;
@@ -148,12 +137,12 @@ static void make_job(worker *w, job *j, int seq)
             j->dims[0] = (int64_t)c;
             a.axis = 0;
         } else if (rank == 2) {
-            bool last = rnd(w) % 2;
+            bool last = rng_next(&w->rng) % 2;
             j->dims[last ? 1 : 0] = (int64_t)c;
             j->dims[last ? 0 : 1] = (int64_t)rest;
             a.axis = last ? 1 : 0;
         } else {
-            uint64_t r1 = 1 + rnd(w) % 4;
+            uint64_t r1 = 1 + rng_next(&w->rng) % 4;
             j->dims[0] = (int64_t)r1;
             j->dims[1] = (int64_t)c;
             j->dims[2] = (int64_t)(rest / r1 ? rest / r1 : 1);
@@ -162,11 +151,11 @@ static void make_job(worker *w, job *j, int seq)
     } else if (rank == 1) {
         j->dims[0] = (int64_t)n;
     } else if (rank == 2) {
-        j->dims[0] = (int64_t)(1 + rnd(w) % 8);
+        j->dims[0] = (int64_t)(1 + rng_next(&w->rng) % 8);
         j->dims[1] = (int64_t)(n / (uint64_t)j->dims[0]);
     } else {
         j->dims[0] = 2;
-        j->dims[1] = (int64_t)(1 + rnd(w) % 4);
+        j->dims[1] = (int64_t)(1 + rng_next(&w->rng) % 4);
         j->dims[2] = (int64_t)(n / (uint64_t)(2 * j->dims[1]));
     }
     j->rank = rank;
@@ -174,7 +163,7 @@ static void make_job(worker *w, job *j, int seq)
     for (int i = 0; i < rank; i++)
         j->count *= (uint64_t)j->dims[i];
     j->attrs = a;
-    j->bad = rnd(w) % 25 == 0;
+    j->bad = rng_next(&w->rng) % 25 == 0;
 
     /* Data: per-channel magnitudes, ties, signed zeros, now and then a NaN. */
     size_t es = qdq_dtype_size(j->dt);
@@ -186,10 +175,10 @@ static void make_job(worker *w, job *j, int seq)
         for (int i = (int)a.axis + 1; i < rank; i++)
             inner *= (uint64_t)j->dims[i];
     }
-    double base = ldexp(1.0, (int)(rnd(w) % 20) - 10);
+    double base = ldexp(1.0, (int)(rng_next(&w->rng) % 20) - 10);
     for (uint64_t i = 0; i < j->count; i++) {
         double s = base * (a.axis >= 0 ? (double)((i / inner) % ch % 7 + 1) : 1.0);
-        uint64_t r = rnd(w);
+        uint64_t r = rng_next(&w->rng);
         double v;
         switch (r % 16) {
         case 0: v = 0.0; break;
@@ -204,7 +193,7 @@ static void make_job(worker *w, job *j, int seq)
         j->n_bounds = a.axis >= 0 ? (int)ch : 1;
         for (int c = 0; c < j->n_bounds; c++) {
             double s = base * (a.axis >= 0 ? (double)(c % 7 + 1) : 1.0);
-            double lo = -s * (0.25 + rnd_unit(w)), hi = s * (0.25 + rnd_unit(w));
+            double lo = -s * (0.25 + rng_unit(&w->rng)), hi = s * (0.25 + rng_unit(&w->rng));
             /* Round the bounds to the dtype so the request and the reference agree. */
             unsigned char tmp[8];
             tu_store(j->dt, tmp, 0, lo);
@@ -222,28 +211,29 @@ static void make_job(worker *w, job *j, int seq)
              j->bad ? " (bad)" : "");
 }
 
-/* The reference answer. */
+/* The expected answer, from the independent reference (tests/lib/ref.h), not the core. */
 static int compute(job *j)
 {
-    qdq_plan p;
-    qdq_error err = { 0 };
-    if (qdq_plan_init(&p, j->dt, j->dims, j->rank, &j->attrs, &err))
-        return -1;
     unsigned char mn[MAX_CH * 8], mx[MAX_CH * 8];
     for (int c = 0; c < j->n_bounds; c++) {
         tu_store(j->dt, mn, (size_t)c, j->min[c]);
         tu_store(j->dt, mx, (size_t)c, j->max[c]);
     }
-    void *acc = malloc(qdq_acc_size(&p)), *params = malloc(qdq_params_size(&p));
-    int rc = qdq_run(&p, j->in, j->want, mn, (size_t)j->n_bounds, mx, (size_t)j->n_bounds, acc,
-                     params, &err);
-    j->channels = p.channels;
-    double *const rng[6] = { j->rng[0], j->rng[1], j->rng[2], j->rng[3], j->rng[4], j->rng[5] };
-    if (rc == 0)
-        tc_get_ranges(&p, params, rng);
-    free(acc);
-    free(params);
-    return rc;
+    ref_case c = { .dt = j->dt, .attrs = j->attrs, .rank = j->rank, .dims = j->dims,
+                   .in = j->in, .min = mn, .max = mx };
+    ref_result res;
+    char why[160];
+    if (ref_run(&c, &res, NULL, why, sizeof why)) {
+        fprintf(stderr, "%s: %s\n", j->what, why);
+        return -1;
+    }
+    memcpy(j->want, res.out, res.count * qdq_dtype_size(j->dt));
+    j->channels = res.channels;
+    for (uint64_t ch = 0; ch < res.channels && ch < MAX_CH; ch++)
+        for (int k = 0; k < 6; k++)
+            j->rng[k][ch] = res.par[6 * ch + (uint64_t)k];
+    ref_result_free(&res);
+    return 0;
 }
 
 static void nested(sbuf *b, const job *j, int level, uint64_t *i)
@@ -526,14 +516,9 @@ static void *lim_main(void *arg)
     for (int k = 0; k < c->requests; k++) {
         qdq_attrs a = QDQ_ATTRS_DEFAULT;
         a.num_bits = 2 + (c->id + k) % 12;
-        qdq_plan p;
-        qdq_error err;
         int64_t dims[1] = { n };
-        qdq_plan_init(&p, QDQ_FLOAT32, dims, 1, &a, &err);
-        void *acc = malloc(qdq_acc_size(&p)), *params = malloc(qdq_params_size(&p));
-        qdq_run(&p, in, want, NULL, 0, NULL, 0, acc, params, &err);
-        free(acc);
-        free(params);
+        if (tc_reference(QDQ_FLOAT32, dims, 1, &a, in, want))
+            c->wrong++; /* cannot happen: counted so that it shows */
         char url[160];
         snprintf(url, sizeof url, "%s/quantize-dequantize?num_bits=%d", c->s->base, a.num_bits);
         const char *h[] = { "Content-Type: application/octet-stream", NULL };
@@ -563,13 +548,18 @@ static void *lim_main(void *arg)
     return NULL;
 }
 
-/* Runs `threads` clients against a server started with args; sums their counts into *sum. */
+/* Runs `threads` clients against a server started with args; sums their counts into *sum.
+ * 0, or -1 when the server did not start (a failure: the caller's checks then cannot run). */
 static int lim_run(const char *const *args, int threads, int requests, long long send_bps,
                    lim_client *sum)
 {
     sp_server s;
     memset(sum, 0, sizeof *sum);
     if (sp_start(&s, args) != 0) {
+        char line[256] = "";
+        for (int i = 0; args[i]; i++)
+            snprintf(line + strlen(line), sizeof line - strlen(line), " %s", args[i]);
+        CHECK(0, "the server with%s did not start: its checks cannot run", line);
         sp_release(&s);
         return -1;
     }
@@ -636,7 +626,7 @@ int main(void)
     pthread_t th[THREADS];
     for (int i = 0; i < THREADS; i++) {
         ws[i].id = i;
-        ws[i].rng = 0x2545f4914f6cdd1dull * (uint64_t)(i + 1) | 1;
+        rng_seed(&ws[i].rng, 0x2545f4914f6cdd1dull * (uint64_t)(i + 1));
         if (pthread_create(&th[i], NULL, worker_main, &ws[i]))
             CHECK(0, "pthread_create");
     }

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "cases.h"
 #include "check.h"
 #include "http_client.h"
 #include "qdq.h"
@@ -450,7 +451,7 @@ static void test_oversized_head(void)
 static void test_abandoned(void)
 {
     sp_server s;
-    const char *args[] = { "--workers", "2", "--drain-timeout", "8", NULL };
+    const char *args[] = { "--workers", "2", "--drain-timeout", "30", NULL };
     if (sp_start(&s, args) != 0) {
         CHECK(0, "the server did not start");
         sp_release(&s);
@@ -480,11 +481,13 @@ static void test_abandoned(void)
         good_request(&s, "clients that went away");
     hc_thread_done(); /* no idle connection of ours either */
     long long t0 = sp_now_ms();
-    int rc = sp_stop(&s, 15000);
+    int rc = sp_stop(&s, 45000);
     long long took = sp_now_ms() - t0;
     CHECK(rc == 0, "exit status %d after clients went away", rc);
-    CHECK(took < 3000, "SIGTERM took %lld ms: requests whose clients went away were waited for "
-          "(--drain-timeout 8)", took);
+    /* Half the drain timeout: far from it however busy the machine, which is what a wait for
+     * the abandoned requests would cost. */
+    CHECK(took < 15000, "SIGTERM took %lld ms: requests whose clients went away were waited for "
+          "(--drain-timeout 30)", took);
     fprintf(stderr, "  abandoned: exit %lld ms after SIGTERM\n", took);
     sp_release(&s);
 }
@@ -632,14 +635,9 @@ static void test_npy(void)
     /* Big-endian and Fortran order: rejected, or converted exactly. */
     float c_order[6] = { -1.0f, -0.5f, 0.0f, 0.3125f, 0.75f, 1.0f }, want[6];
     {
-        qdq_plan p;
         qdq_attrs a = QDQ_ATTRS_DEFAULT;
-        qdq_error err;
         int64_t dims[2] = { 2, 3 };
-        qdq_plan_init(&p, QDQ_FLOAT32, dims, 2, &a, &err);
-        void *acc = malloc(qdq_acc_size(&p)), *params = malloc(qdq_params_size(&p));
-        qdq_run(&p, c_order, want, NULL, 0, NULL, 0, acc, params, &err);
-        free(acc), free(params);
+        CHECK(tc_reference(QDQ_FLOAT32, dims, 2, &a, c_order, want) == 0, "the reference");
     }
     unsigned char be[24];
     for (int i = 0; i < 6; i++) {

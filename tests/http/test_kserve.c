@@ -6,18 +6,20 @@
  * outputs, "binary_data_output" when no outputs are listed) and KServe's (orjson, compact, "id"
  * and "model_name", JSON "data" or binary with Content-Type application/octet-stream) build them.
  *
- * Every case of tests/vectors/cases.json goes through each layout: JSON only; JSON in with binary
- * out; binary in with JSON out; binary in and out; binary_data_output; a mix of binary and JSON
- * inputs and outputs; nested "data"; the /versions/1/infer route. Attributes go in the request's
- * "parameters", input_min / input_max are input tensors of the input's datatype (shape [1] for
- * axis -1, [C] per channel). The output and the six range outputs must have the exact bits of
- * the expected values (ranges are FP64 for FP64 inputs, FP32 otherwise; shape [1] or [C]); every
- * expected_error case must be a 400 with {"error": ...} containing the expected word.
+ * Every case of tests/vectors/cases.json and tf_cases.json (TensorFlow's own test cases) goes
+ * through each layout: JSON only; JSON in with binary out; binary in with JSON out; binary in
+ * and out; binary_data_output; a mix of binary and JSON inputs and outputs; nested "data"; the
+ * /versions/1/infer route. Attributes go in the request's "parameters", input_min / input_max
+ * are input tensors of the input's datatype (shape [1] for axis -1, [C] per channel). The
+ * output and the six range outputs must have the exact bits of the expected values (ranges are
+ * FP64 for FP64 inputs, FP32 otherwise; shape [1] or [C]); every expected_error case must be a
+ * 400 with {"error": ...} (containing the expected word, for cases.json).
  *
  * Then: Triton's exact request layout and binary response framing, "id" echo, "outputs"
  * selection (model order), the metadata / health / ready endpoints, gzip and deflate bodies,
- * big binary tensors against the core run here, keep-alive, and more than 30 malformed requests
- * (status, message, Content-Type application/json, {"error": "..."}) followed by a good one.
+ * big binary tensors against the independent reference run here (tests/lib/ref.h),
+ * keep-alive, and more than 30 malformed requests (status, message, Content-Type
+ * application/json, {"error": "..."}) followed by a good one.
  */
 #include <cJSON.h>
 #include <inttypes.h>
@@ -33,6 +35,7 @@
 #include "http_client.h"
 #include "qdq.h"
 #include "qdq_half.h"
+#include "rng.h"
 #include "sbuf.h"
 #include "server_proc.h"
 #include "testutil.h"
@@ -663,11 +666,11 @@ static const struct {
 };
 #define N_LAYOUTS (sizeof layouts / sizeof layouts[0])
 
-static cJSON *load_vectors(char **text)
+static cJSON *load_vectors(const tc_file *f)
 {
-    *text = tu_read_file(tu_data_path("vectors/cases.json"), NULL);
-    cJSON *cases = cJSON_Parse(*text);
-    CHECK(cases && cJSON_GetArraySize(cases) >= 46, "cases.json must parse (46+ cases)");
+    cJSON *cases = tc_load(f);
+    CHECK(cJSON_GetArraySize(cases) >= f->min_cases, "%s must parse (%d+ cases)", f->path,
+          f->min_cases);
     return cases;
 }
 
@@ -690,19 +693,19 @@ static void run_layout_guarded(const tcase *t, size_t l, const char *encoding)
                 layouts[l].tag);
 }
 
-static void test_vectors(const cJSON *cases)
+static void test_vectors(const cJSON *cases, const tc_file *f)
 {
     const cJSON *c;
     int n = 0;
     cJSON_ArrayForEach(c, cases) {
         tcase t;
-        tc_from_json(&t, c);
+        tc_from_vector(&t, c, f);
         for (size_t l = 0; l < N_LAYOUTS; l++)
             run_layout_guarded(&t, l, NULL);
         tc_free(&t);
         n++;
     }
-    fprintf(stderr, "  %d vectors x %zu layouts\n", n, N_LAYOUTS);
+    fprintf(stderr, "  %s: %d vectors x %zu layouts\n", f->path, n, N_LAYOUTS);
 }
 
 /* Compressed request bodies (api.md 5), JSON and binary, for a few vectors. */
@@ -742,7 +745,7 @@ static void get(const char *path, hc_resp *r)
         server_check(path);
 }
 
-/* A small tcase made here: input values, dims, attrs; expectations from the core. */
+/* A small tcase made here: input values, dims, attrs (tc_compute gives the expectations). */
 static void mini_case(tcase *t, const char *name, qdq_dtype dt, const int64_t *dims, int rank,
                       const double *vals, int64_t axis)
 {
@@ -1036,30 +1039,10 @@ static void test_metadata(void)
     hc_resp_free(&r);
 }
 
-/* ---- big tensors against the core run here ---- */
+/* ---- big tensors against the reference run here ---- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd(void)
-{
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-
-static double rnd_value(double scale)
-{
-    uint64_t r = rnd();
-    switch (r % 16) {
-    case 0: return 0.0;
-    case 1: return -0.0;
-    case 2: return (double)((int64_t)(r >> 40) % 256 - 128) * 0.5 * scale / 64;
-    case 3: return (r >> 20) % 1000 == 0 ? NAN : scale * 0.25;
-    default: return ((double)(r >> 11) / 9007199254740992.0 * 2 - 1) * scale;
-    }
-}
+/* The big tensors' values (seeded in test_big: the same tensors every run). */
+static rng_gen big_rng;
 
 static void big_case(const char *name, qdq_dtype dt, const int64_t *dims, int rank, int64_t axis,
                      bool range_given, int round_mode, int num_bits, const rq *o,
@@ -1092,7 +1075,7 @@ static void big_case(const char *name, qdq_dtype dt, const int64_t *dims, int ra
     }
     for (uint64_t i = 0; i < t.count; i++) {
         uint64_t c = (i / inner) % ch;
-        tu_store(dt, t.in, i, rnd_value(axis >= 0 ? ldexp(1.0, (int)(c % 13) - 6) : 3.0));
+        tu_store(dt, t.in, i, rng_value(&big_rng, axis >= 0 ? ldexp(1.0, (int)(c % 13) - 6) : 3.0));
     }
     if (range_given) {
         int n = axis >= 0 ? (int)dims[axis] : 1;
@@ -1114,6 +1097,7 @@ static void big_case(const char *name, qdq_dtype dt, const int64_t *dims, int ra
 
 static void test_big(void)
 {
+    rng_seed(&big_rng, 20240611);
     rq bin = { .triton = true, .bin_input = true, .bin_bounds = true, .all_attrs = true,
                .outs = OUT_BIN, .id = "big" };
     rq bdo = { .triton = true, .bin_input = true, .bin_bounds = true, .outs = OUT_BDO };
@@ -1477,15 +1461,18 @@ int main(void)
         sp_release(&srv);
         return check_done();
     }
-    char *text;
-    cJSON *cases = load_vectors(&text);
+    cJSON *cases = load_vectors(&tc_files[0]), *tf = load_vectors(&tc_files[1]);
     test_metadata();
     test_triton_layout();
     test_outputs_selection();
     if (cases) {
-        test_vectors(cases);
+        test_vectors(cases, &tc_files[0]);
         fprintf(stderr, "vectors: %lld ms\n", sp_now_ms() - t0);
         test_compression(cases);
+    }
+    if (tf) {
+        test_vectors(tf, &tc_files[1]);
+        fprintf(stderr, "TensorFlow's vectors: %lld ms\n", sp_now_ms() - t0);
     }
     test_keepalive();
     test_malformed();
@@ -1495,7 +1482,7 @@ int main(void)
     test_metadata();
     report_skipped();
     cJSON_Delete(cases);
-    free(text);
+    cJSON_Delete(tf);
     hc_thread_done();
     CHECK(sp_alive(&srv), "the server died during the tests");
     CHECK(srv_deaths == 0, "the server died %d times (restarted each time)", srv_deaths);

@@ -1,19 +1,21 @@
 /*
  * The native route against a real server, bit for bit.
  *
- * Every case of tests/vectors/cases.json goes through each format: JSON nested (float32), JSON
- * object with "data", JSON object with "b64", raw bytes, and .npy (and raw/npy again with
- * Accept: application/json). Outputs and the six reported ranges must have the exact bits of the
- * expected values (NaN matches NaN; -0.0 differs from 0.0); every expected_error case must be a
- * 400 with a JSON {"error": ...} that contains the expected word.
+ * Every case of tests/vectors/cases.json and tf_cases.json (TensorFlow's own test cases) goes
+ * through each format: JSON nested (float32), JSON object with "data", JSON object with "b64",
+ * raw bytes, and .npy (and raw/npy again with Accept: application/json). Outputs and the six
+ * reported ranges must have the exact bits of the expected values (NaN matches NaN; -0.0
+ * differs from 0.0); every expected_error case must be a 400 with a JSON {"error": ...} (that
+ * contains the expected word, for cases.json).
  *
  * Every vector again as variants: bodies without Content-Length (chunked, also in 3-byte pieces
  * that split elements and the .npy header), .npy 2.0 and 3.0, the other dtype spellings (FP32,
  * half, ...), and nested "data".
  *
  * Then: big tensors (4M float32 raw, 200k-element JSON, 1M npy, thousands of channels) compared
- * with the core run here, which exercises the worker pool (bodies over --inline-bytes); Accept;
- * keep-alive; X-Request-Id; the health endpoints; the compressed bodies of api.md section 5.
+ * with the independent reference run here (tests/lib/ref.h), which exercises the worker pool
+ * (bodies over --inline-bytes); Accept; keep-alive; X-Request-Id; the health endpoints; the
+ * compressed bodies of api.md section 5.
  */
 #include <cJSON.h>
 #include <inttypes.h>
@@ -28,6 +30,7 @@
 #include "http_client.h"
 #include "qdq.h"
 #include "qdq_half.h"
+#include "rng.h"
 #include "sbuf.h"
 #include "server_proc.h"
 #include "testutil.h"
@@ -578,18 +581,19 @@ static void run_all_forms(const tcase *t)
 
 static void test_vectors(void)
 {
-    char *text = tu_read_file(tu_data_path("vectors/cases.json"), NULL);
-    cJSON *cases = cJSON_Parse(text);
-    CHECK(cases && cJSON_GetArraySize(cases) >= 46, "cases.json must parse");
-    const cJSON *c;
-    cJSON_ArrayForEach(c, cases) {
-        tcase t;
-        tc_from_json(&t, c);
-        run_all_forms(&t);
-        tc_free(&t);
+    for (int f = 0; f < TC_FILES; f++) {
+        cJSON *cases = tc_load(&tc_files[f]);
+        CHECK(cJSON_GetArraySize(cases) >= tc_files[f].min_cases, "%s must parse (%d+ cases)",
+              tc_files[f].path, tc_files[f].min_cases);
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cases) {
+            tcase t;
+            tc_from_vector(&t, c, &tc_files[f]);
+            run_all_forms(&t);
+            tc_free(&t);
+        }
+        cJSON_Delete(cases);
     }
-    cJSON_Delete(cases);
-    free(text);
 }
 
 /* Every vector again: without Content-Length; .npy 2.0 and 3.0; other dtype spellings; nested
@@ -646,31 +650,10 @@ static void test_variants(void)
     free(text);
 }
 
-/* ---- big tensors against the core run here ---- */
+/* ---- big tensors against the reference run here ---- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd(void)
-{
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-
-/* Values of many magnitudes, with ties, zeros of both signs and a few NaN. */
-static double rnd_value(double scale)
-{
-    uint64_t r = rnd();
-    switch (r % 16) {
-    case 0: return 0.0;
-    case 1: return -0.0;
-    case 2: return (double)((int64_t)(r >> 40) % 256 - 128) * 0.5 * scale / 64;
-    case 3: return (r >> 20) % 1000 == 0 ? NAN : scale * 0.25;
-    default: return ((double)(r >> 11) / 9007199254740992.0 * 2 - 1) * scale;
-    }
-}
+/* The big tensors' values (seeded in test_big: the same tensors every run). */
+static rng_gen big_rng;
 
 static void fill_random(tcase *t, bool per_channel_scale)
 {
@@ -688,7 +671,7 @@ static void fill_random(tcase *t, bool per_channel_scale)
     for (uint64_t i = 0; i < t->count; i++) {
         uint64_t c = (i / inner) % ch;
         double scale = per_channel_scale ? ldexp(1.0, (int)(c % 13) - 6) : 3.0;
-        tu_store(t->dt, t->in, i, rnd_value(scale));
+        tu_store(t->dt, t->in, i, rng_value(&big_rng, scale));
     }
 }
 
@@ -730,6 +713,7 @@ static void big_case(const char *name, qdq_dtype dt, const int64_t *dims, int ra
 
 static void test_big(void)
 {
+    rng_seed(&big_rng, 20240611);
     int64_t flat[1] = { 4 << 20 };
     int64_t rows[2] = { 256, 16384 }, cols[2] = { 16384, 256 };
     big_case("big raw 4M per-tensor", QDQ_FLOAT32, flat, 1, -1, false, QDQ_HALF_TO_EVEN, 8, F_RAW,

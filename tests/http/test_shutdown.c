@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cases.h"
 #include "check.h"
 #include "http_client.h"
 #include "qdq.h"
@@ -61,14 +62,9 @@ static void client_prepare(client *c, int id)
     a.num_bits = 4 + id;
     a.round_mode = id % 2 ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
     c->attrs = a;
-    qdq_plan p;
-    qdq_error err;
     int64_t dims[1] = { ELEMS };
-    qdq_plan_init(&p, QDQ_FLOAT32, dims, 1, &a, &err);
-    void *acc = malloc(qdq_acc_size(&p)), *params = malloc(qdq_params_size(&p));
-    qdq_run(&p, c->in, c->want, NULL, 0, NULL, 0, acc, params, &err);
-    free(acc);
-    free(params);
+    CHECK(tc_reference(QDQ_FLOAT32, dims, 1, &a, c->in, c->want) == 0, "client %d: the reference",
+          id);
 }
 
 static void *client_main(void *arg)
@@ -92,6 +88,28 @@ static void *client_main(void *arg)
     hc_resp_free(&r);
     hc_thread_done();
     return NULL;
+}
+
+/* Waits (up to timeout_ms) until the server's output contains text; whether it does. */
+static bool log_wait(const sp_server *s, const char *text, int timeout_ms)
+{
+    for (long long t0 = sp_now_ms();; sp_sleep_ms(10)) {
+        char *log = sp_log_dup(s);
+        bool has = log && strstr(log, text);
+        free(log);
+        if (has || sp_now_ms() - t0 > timeout_ms)
+            return has;
+    }
+}
+
+/* The "listener closed X s after the signal" of the server's log in ms, or -1. */
+static long long log_close_ms(const sp_server *s)
+{
+    char *log = sp_log_dup(s);
+    const char *line = log ? strstr(log, "listener closed ") : NULL;
+    long long ms = line ? llround(strtod(line + strlen("listener closed "), NULL) * 1000) : -1;
+    free(log);
+    return ms;
 }
 
 /* A client with an idle keep-alive connection that sends the op once draining has begun. */
@@ -127,11 +145,15 @@ static void *late_main(void *arg)
     return NULL;
 }
 
-/* Eight slow uploads in flight, SIGTERM, and what the server must do about them. */
+/*
+ * Eight slow uploads in flight, SIGTERM, and what the server must do about them. Each step waits
+ * for an event (an answer, a line of the server's log), not for a time, so that a slow machine
+ * cannot trip it: the 3 s grace only needs to outlast a few requests.
+ */
 static void test_drain(void)
 {
     sp_server s;
-    const char *args[] = { "--workers", "2", "--drain-timeout", "10", "--shutdown-grace", "1",
+    const char *args[] = { "--workers", "2", "--drain-timeout", "10", "--shutdown-grace", "3",
                            NULL };
     if (sp_start(&s, args) != 0) {
         CHECK(0, "the server did not start");
@@ -170,9 +192,12 @@ static void test_drain(void)
     long long t_sig = sp_now_ms();
     sp_signal(&s, SIGTERM);
 
-    /* Readiness turns 503 on the existing connection at once. */
-    bool saw_503 = false, refused = false;
-    for (int i = 0; i < 100 && !saw_503 && !refused; i++) {
+    /* Readiness turns 503 on the existing connection (polled up to 20 s). A 200 read just
+     * before draining began may carry Connection: close, answered just after (the server reads
+     * its draining flag for the route and again for the headers): the next request then needs a
+     * new connection, and that is the only reason one may be opened. */
+    bool saw_503 = false, refused = false, told_close = false;
+    for (long long t0 = sp_now_ms(); !saw_503 && !refused && sp_now_ms() - t0 < 20000;) {
         hc_request("GET", ready, NULL, NULL, 0, &r);
         if (r.status == 503) {
             saw_503 = true;
@@ -180,11 +205,16 @@ static void test_drain(void)
             CHECK(ct && strcmp(ct, "application/json") == 0 && strstr(r.body, "\"error\""),
                   "/readyz 503 must be a JSON error: '%s' %.200s", ct ? ct : "(none)", r.body);
             CHECK(hc_header(&r, "Retry-After") != NULL, "/readyz 503 without Retry-After");
-            CHECK(r.new_conns == 0, "the 503 came on a new connection, not the kept-alive one");
+            CHECK(r.new_conns == 0 || told_close, "the 503 came on a new connection, not the "
+                  "kept-alive one, and no answer before it said Connection: close");
         } else if (r.status == 0) {
             refused = true;
         } else {
             CHECK(r.status == 200, "/readyz while the signal is delivered: %ld", r.status);
+            const char *conn = hc_header(&r, "Connection");
+            told_close = conn && !strcasecmp(conn, "close");
+            if (told_close)
+                fprintf(stderr, "  note: a /readyz 200 came with Connection: close\n");
             sp_sleep_ms(10);
         }
         hc_resp_free(&r);
@@ -205,28 +235,32 @@ static void test_drain(void)
           late.closes ? "yes" : "no");
     CHECK(late.new_conns == 0, "the draining answer came on a new connection");
 
-    /* Within the grace (1 s), a new connection is still served, with Connection: close. */
+    /* Within the grace, a new connection is still served, with Connection: close; the log must
+     * not say the listener closed before the answer came. */
     char op[128];
     snprintf(op, sizeof op, "%s/quantize-dequantize", s.base);
     const char *h[] = { "Content-Type: application/json", NULL };
     const char *body = "{\"input\": [1, 2]}";
-    hc_opts fresh = { .fresh = true, .timeout_ms = 5000 };
+    hc_opts fresh = { .fresh = true, .timeout_ms = 10000 };
     hc_request_ex("POST", op, h, body, strlen(body), &fresh, &r);
     long long t_new = sp_now_ms() - t_sig;
+    bool open = !log_wait(&s, "listener closed", 0);
     const char *conn = hc_header(&r, "Connection");
-    if (t_new < 900)
-        CHECK(r.status == 200 && conn && !strcasecmp(conn, "close"),
-              "a new connection %lld ms after SIGTERM (grace 1 s): status %ld, Connection %s",
-              t_new, r.status, conn ? conn : "(none)");
+    CHECK(r.status == 200 && conn && !strcasecmp(conn, "close") && open,
+          "a new connection %lld ms after SIGTERM (grace 3 s): status %ld, Connection %s%s",
+          t_new, r.status, conn ? conn : "(none)",
+          open ? "" : "; the listener had closed by then (the grace was over: a slow machine?)");
     hc_resp_free(&r);
 
-    /* After the grace, new connections are refused: the listener is closed. */
-    while (sp_now_ms() - t_sig < 1300)
-        sp_sleep_ms(10);
+    /* Once the server says the listener is closed, new connections are refused, and that was
+     * no earlier than the grace. */
+    CHECK(log_wait(&s, "listener closed", 30000), "no 'listener closed' in the server's log");
     hc_request_ex("POST", op, h, body, strlen(body), &fresh, &r);
-    CHECK(r.status == 0, "a new connection 1.3 s after SIGTERM (grace 1 s): status %ld",
-          r.status);
+    CHECK(r.status == 0, "a new connection once the listener closed: status %ld", r.status);
     hc_resp_free(&r);
+    long long close_ms = log_close_ms(&s);
+    CHECK(close_ms >= 3000, "the listener closed %lld ms after the signal (grace 3 s)",
+          close_ms);
 
     for (int i = 0; i < CLIENTS; i++)
         pthread_join(th[i], NULL);
@@ -243,13 +277,15 @@ static void test_drain(void)
         free(cs[i].want);
     }
     CHECK(rc == 0, "exit status %d after SIGTERM, want 0", rc);
-    CHECK(t_exit - t_sig < 10000 + 2000, "exit %lld ms after SIGTERM (drain timeout 10 s)",
+    /* The server enforces the drain timeout itself; 5 s more for a busy machine's exit. */
+    CHECK(t_exit - t_sig < 10000 + 5000, "exit %lld ms after SIGTERM (drain timeout 10 s)",
           t_exit - t_sig);
     fprintf(stderr, "  drain: exit %lld ms after SIGTERM\n", t_exit - t_sig);
     sp_release(&s);
 }
 
-/* A request that cannot finish in time does not keep the server past the drain timeout. */
+/* A request that cannot finish in time (its upload would take 16 s) does not keep the server
+ * past the drain timeout (1 s). */
 static void test_drain_timeout(void)
 {
     sp_server s;
@@ -263,7 +299,7 @@ static void test_drain_timeout(void)
     memset(&c, 0, sizeof c);
     client_prepare(&c, 1);
     c.s = &s;
-    c.send_bps = 512 << 10; /* about eight seconds */
+    c.send_bps = 256 << 10; /* about sixteen seconds */
     pthread_t th;
     pthread_create(&th, NULL, client_main, &c);
     while (!atomic_load(&c.started))
@@ -271,10 +307,11 @@ static void test_drain_timeout(void)
     sp_sleep_ms(300);
     long long t_sig = sp_now_ms();
     sp_signal(&s, SIGTERM);
-    int rc = sp_wait(&s, 10000);
+    int rc = sp_wait(&s, 20000);
     long long t_exit = sp_now_ms();
     CHECK(rc == 0, "exit status %d after the drain timeout, want 0", rc);
-    CHECK(t_exit - t_sig < 1000 + 2000, "exit %lld ms after SIGTERM with --drain-timeout 1",
+    /* Well before the request could finish (16 s), whatever the machine's load. */
+    CHECK(t_exit - t_sig < 1000 + 9000, "exit %lld ms after SIGTERM with --drain-timeout 1",
           t_exit - t_sig);
     CHECK(t_exit - t_sig >= 900, "exit %lld ms after SIGTERM: the slow request was not waited for",
           t_exit - t_sig);
@@ -287,7 +324,8 @@ static void test_drain_timeout(void)
 }
 
 /* SIGINT and SIGTERM on an idle server (with an idle keep-alive connection open): exit 0 once
- * the grace is over. */
+ * the grace is over, not after the drain timeout (30 s by default) that the idle connection
+ * might hold it for. */
 static void test_idle(int sig, const char *name, const char *grace)
 {
     sp_server s;
@@ -305,11 +343,11 @@ static void test_idle(int sig, const char *name, const char *grace)
     hc_resp_free(&r);
     long long t0 = sp_now_ms(), g = atoi(grace) * 1000LL;
     sp_signal(&s, sig);
-    int rc = sp_wait(&s, 10000);
+    int rc = sp_wait(&s, 40000);
     long long t = sp_now_ms() - t0;
     CHECK(rc == 0, "%s on an idle server: exit status %d, want 0", name, rc);
-    CHECK(t >= g - 100 && t < g + 1500, "%s on an idle server, --shutdown-grace %s: exit took "
-          "%lld ms", name, grace, t);
+    CHECK(t >= g && t < g + 15000, "%s on an idle server, --shutdown-grace %s: exit took "
+          "%lld ms (want after the grace, well before the 30 s drain timeout)", name, grace, t);
     fprintf(stderr, "  %s idle (grace %s s): exit %lld ms after the signal\n", name, grace, t);
     hc_thread_done(); /* the connection to the dead server */
     sp_release(&s);
@@ -379,12 +417,12 @@ static void raw_read(raw_conn *c)
     c->right = strstr(end, "0.296875") != NULL;
 }
 
-/* Reads one answer on each connection (up to 10 s); returns how many came. */
+/* Reads one answer on each connection (up to 60 s); returns how many came. */
 static int raw_collect(raw_conn *cs, int n)
 {
     long long t0 = sp_now_ms();
     int done = 0;
-    while (done < n && sp_now_ms() - t0 < 10000) {
+    while (done < n && sp_now_ms() - t0 < 60000) {
         struct pollfd p[FRESH + KEPT];
         int map[FRESH + KEPT], m = 0;
         for (int i = 0; i < n && m < FRESH + KEPT; i++)
@@ -487,7 +525,7 @@ static void test_sent_before_signal(void)
     }
     sp_server s;
     const char *args[] = { "--workers", "2", "--http-threads", "1", "--inline-bytes", "64M",
-                           "--drain-timeout", "30", "--shutdown-grace", "6", NULL };
+                           "--drain-timeout", "60", "--shutdown-grace", "10", NULL };
     if (sp_start(&s, args) != 0) {
         CHECK(0, "the server did not start");
         sp_release(&s);
@@ -535,19 +573,37 @@ static void test_sent_before_signal(void)
     fprintf(stderr, "  the big request held the HTTP thread %s (sent %lld ms before SIGTERM; "
             "the others answered %lld ms after it)\n", held ? "past the signal" : "NOT past "
             "the signal: A is not exercised", t_sig - t_big, t_answered - t_sig);
+    if (!held)
+        SKIP("A: the big request did not hold the HTTP thread past the signal, so whether the "
+             "others were read while draining (Connection: close) is unchecked");
     raw_verdict(fresh, FRESH, "A: requests sent before SIGTERM on new connections", held);
     raw_verdict(kept, KEPT, "A: requests sent before SIGTERM on idle keep-alive connections",
                 held);
     close(big_fd);
 
-    /* B: held again, and stopped until the grace is over. */
-    CHECK(sp_now_ms() - t_sig < 5000, "A took %lld ms: B cannot run within the 6 s grace",
-          sp_now_ms() - t_sig);
+    /* B: held again, and stopped until the grace is over; it needs the grace still running
+     * (the log says when it ends). */
+    if (log_wait(&s, "listener closed", 0)) {
+        SKIP("B: the 10 s grace was over when A was done (%lld ms after the signal): the "
+             "backlog at the listener's close is unchecked", sp_now_ms() - t_sig);
+        for (int i = 0; i < KEPT; i++)
+            if (kept[i].fd >= 0)
+                close(kept[i].fd);
+        for (int i = 0; i < FRESH; i++)
+            if (fresh[i].fd >= 0)
+                close(fresh[i].fd);
+        CHECK(sp_wait(&s, 70000) == 0, "exit status after SIGTERM, want 0");
+        sp_release(&s);
+        free(big);
+        return;
+    }
     big_fd = big_send(s.port, big, big_len);
     sp_sleep_ms(50);
     sp_signal(&s, SIGSTOP);
     held = !big_answering(big_fd);
-    while (sp_now_ms() - t_sig < 6200)
+    /* Stopped, the server cannot close its listener: wait (on the clock, so a slow machine
+     * only waits longer) until its grace is surely over, then fill the backlog. */
+    while (sp_now_ms() - t_sig < 10200)
         sp_sleep_ms(10);
     opened = 0;
     for (int i = 0; i < LATE; i++) {
@@ -561,11 +617,11 @@ static void test_sent_before_signal(void)
     raw_verdict(late, LATE, "B: requests in the backlog when the listener closed", false);
     close(big_fd);
 
-    int rc = sp_wait(&s, 40000);
+    int rc = sp_wait(&s, 70000);
     long long t_exit = sp_now_ms() - t_sig;
     CHECK(rc == 0, "exit status %d after SIGTERM, want 0", rc);
-    CHECK(t_exit >= 5900 && t_exit < 30000 + 2000, "exit %lld ms after SIGTERM (grace 6 s, "
-          "drain timeout 30 s)", t_exit);
+    CHECK(t_exit >= 10000 && t_exit < 60000 + 5000, "exit %lld ms after SIGTERM (grace 10 s, "
+          "drain timeout 60 s)", t_exit);
     char *log = sp_log_dup(&s);
     const char *line = log ? strstr(log, "listener closed") : NULL;
     const char *taken = line ? strstr(line, "s after the signal (") : NULL;
@@ -575,6 +631,9 @@ static void test_sent_before_signal(void)
     if (held)
         CHECK(adopted == LATE, "B: %d of %d connections taken from the backlog (the HTTP thread "
               "was held)", adopted, LATE);
+    else
+        SKIP("B: the big request did not hold the HTTP thread while the server was stopped: how "
+             "many connections were taken from the backlog is unchecked");
     free(log);
     for (int i = 0; i < KEPT; i++)
         if (kept[i].fd >= 0)

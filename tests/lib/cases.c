@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ref.h"
 #include "testutil.h"
 
 const char *const tc_range_headers[6] = { "X-QDQ-Input-Min",  "X-QDQ-Input-Max",
@@ -94,6 +95,28 @@ void tc_from_json(tcase *t, const cJSON *c)
     }
 }
 
+const tc_file tc_files[TC_FILES] = { { "vectors/cases.json", 46, true },
+                                     { "vectors/tf_cases.json", 38, false } };
+
+cJSON *tc_load(const tc_file *f)
+{
+    char *text = tu_read_file(tu_data_path(f->path), NULL);
+    cJSON *a = cJSON_Parse(text);
+    free(text);
+    if (a && !cJSON_IsArray(a)) {
+        cJSON_Delete(a);
+        a = NULL;
+    }
+    return a;
+}
+
+void tc_from_vector(tcase *t, const cJSON *c, const tc_file *f)
+{
+    tc_from_json(t, c);
+    if (t->want_err && !f->words)
+        t->want_err = "";
+}
+
 void tc_bounds(tcase *t, int n, bool arrays)
 {
     t->has_min = t->has_max = true;
@@ -105,45 +128,58 @@ void tc_bounds(tcase *t, int n, bool arrays)
 
 int tc_compute(tcase *t)
 {
-    qdq_plan p;
-    qdq_error err = { 0 };
-    if (qdq_plan_init(&p, t->dt, t->dims, t->rank, &t->attrs, &err)) {
-        fprintf(stderr, "%s: local plan: %s\n", t->name, err.msg);
+    size_t es = qdq_dtype_size(t->dt);
+    int64_t axis = t->attrs.axis;
+    uint64_t channels = axis >= 0 && axis < t->rank ? (uint64_t)t->dims[axis] : 1;
+    if (t->attrs.range_given && ((uint64_t)t->n_min != channels || (uint64_t)t->n_max != channels)) {
+        fprintf(stderr, "%s: reference: %d and %d bounds for %" PRIu64 " channels\n", t->name,
+                t->n_min, t->n_max, channels);
         return -1;
     }
-    size_t es = qdq_dtype_size(t->dt);
     void *mn = calloc((size_t)t->n_min + 1, es), *mx = calloc((size_t)t->n_max + 1, es);
     for (int i = 0; i < t->n_min; i++)
         tu_store(t->dt, mn, (size_t)i, t->min[i]);
     for (int i = 0; i < t->n_max; i++)
         tu_store(t->dt, mx, (size_t)i, t->max[i]);
-    void *acc = malloc(qdq_acc_size(&p) + 1), *params = malloc(qdq_params_size(&p) + 1);
-    t->want = malloc(t->count * es + 1);
-    int rc = qdq_run(&p, t->in, t->want, mn, (size_t)t->n_min, mx, (size_t)t->n_max, acc, params,
-                     &err);
-    if (rc == 0) {
-        t->per_channel = t->attrs.axis >= 0;
-        t->channels = p.channels;
-        for (int k = 0; k < 6; k++)
-            t->rng[k] = calloc(p.channels + 1, sizeof(double));
-        tc_get_ranges(&p, params, t->rng);
-    } else {
-        fprintf(stderr, "%s: local run: %s\n", t->name, err.msg);
+    ref_case c = { .dt = t->dt, .attrs = t->attrs, .rank = t->rank, .dims = t->dims,
+                   .in = t->in, .min = mn, .max = mx };
+    ref_result res;
+    char why[160];
+    int rc = ref_run(&c, &res, NULL, why, sizeof why);
+    free(mn), free(mx);
+    if (rc) {
+        fprintf(stderr, "%s: the reference refuses the case: %s\n", t->name, why);
+        return -1;
     }
-    free(mn), free(mx), free(acc), free(params);
-    return rc ? -1 : 0;
+    free(t->want);
+    t->want = res.out;
+    t->per_channel = axis >= 0;
+    t->channels = res.channels;
+    for (int k = 0; k < 6; k++) {
+        free(t->rng[k]);
+        t->rng[k] = calloc(res.channels + 1, sizeof(double));
+        for (uint64_t ch = 0; ch < res.channels; ch++)
+            t->rng[k][ch] = res.par[6 * ch + (uint64_t)k];
+    }
+    free(res.par);
+    return 0;
 }
 
-void tc_get_ranges(const qdq_plan *p, const void *params, double *const rng[6])
+int tc_reference(qdq_dtype dt, const int64_t *dims, int rank, const qdq_attrs *attrs,
+                 const void *in, void *want)
 {
-    for (uint64_t c = 0; c < p->channels; c++) {
-        qdq_range r;
-        double v[6];
-        qdq_params_get(p, params, c, &r);
-        tu_range_values(&r, v);
-        for (int k = 0; k < 6; k++)
-            rng[k][c] = v[k];
+    if (attrs->range_given)
+        return -1;
+    ref_case c = { .dt = dt, .attrs = *attrs, .rank = rank, .dims = dims, .in = in };
+    ref_result res;
+    char why[160];
+    if (ref_run(&c, &res, NULL, why, sizeof why)) {
+        fprintf(stderr, "the reference refuses the case: %s\n", why);
+        return -1;
     }
+    memcpy(want, res.out, res.count * qdq_dtype_size(dt));
+    ref_result_free(&res);
+    return 0;
 }
 
 void tc_free(tcase *t)

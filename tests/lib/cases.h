@@ -1,7 +1,8 @@
 /*
- * Test cases as the black-box tests use them: a case of tests/vectors/cases.json, or one a test
- * builds (its expected answer then computed by the core, here), and the comparisons of answers
- * with it.
+ * Test cases as the black-box tests use them: a case of tests/vectors/cases.json or
+ * tf_cases.json, or one a test builds (its expected answer then computed here by the
+ * independent reference, tests/lib/ref.h, never by the core under test), and the comparisons of
+ * answers with it.
  */
 #ifndef CASES_H
 #define CASES_H
@@ -38,16 +39,36 @@ typedef struct tcase {
  * of tu_range_keys ("X-QDQ-Input-Min", ...). */
 extern const char *const tc_range_headers[6];
 
+/*
+ * The files of vectors under tests/vectors/: cases.json, the project's (an expected_error is a
+ * word the message must contain), and tf_cases.json, TensorFlow's own test cases (there
+ * expected_error is TensorFlow's message: the case must be refused, in any words).
+ */
+typedef struct tc_file {
+    const char *path;  /* relative to the test data folder (tu_data_path) */
+    int min_cases;     /* a file with fewer did not load right */
+    bool words;        /* expected_error is a word of our message */
+} tc_file;
+#define TC_FILES 2
+extern const tc_file tc_files[TC_FILES];
+
+/* The parsed array of f (cJSON_Delete it), or NULL when it does not parse; a file that cannot
+ * be read ends the test (exit 2). */
+cJSON *tc_load(const tc_file *f);
 /* A case of cases.json (c: one element of its array). */
 void tc_from_json(tcase *t, const cJSON *c);
+/* A case of file f: as tc_from_json, with want_err "" (any refusal) where f->words is false. */
+void tc_from_vector(tcase *t, const cJSON *c, const tc_file *f);
 /* n bounds of each side (min/max malloc'ed, values left to the caller), as arrays when arrays. */
 void tc_bounds(tcase *t, int n, bool arrays);
-/* The expected output and ranges from the core, run here (in, dims, attrs and bounds set).
- * 0, or -1 with the reason printed. */
+/* The expected output and ranges from the reference (in, dims, attrs and bounds set; one bound
+ * per channel when range_given). 0, or -1 with the reason printed. */
 int tc_compute(tcase *t);
+/* The reference's output for a tensor without given bounds into want (count elements of dt).
+ * 0, or -1 with the reason printed (also when attrs->range_given). */
+int tc_reference(qdq_dtype dt, const int64_t *dims, int rank, const qdq_attrs *attrs,
+                 const void *in, void *want);
 void tc_free(tcase *t);
-/* The six reported values of every channel of params into rng[k][c] (arrays of C values). */
-void tc_get_ranges(const qdq_plan *p, const void *params, double *const rng[6]);
 
 /* A JSON number, or the strings "NaN", "Infinity", "-Infinity", as a double. */
 double tc_jnum(const cJSON *v);

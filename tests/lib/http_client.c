@@ -179,6 +179,7 @@ int hc_request_ex(const char *method, const char *url, const char *const *header
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, opts->timeout_ms > 0 ? opts->timeout_ms : 30000L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 60000L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
@@ -225,6 +226,9 @@ int hc_request_ex(const char *method, const char *url, const char *const *header
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
     curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &r->new_conns);
     curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &r->seconds);
+    curl_off_t sent = 0;
+    curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &sent);
+    r->sent = (long long)sent;
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     if (rc != CURLE_OK) {
         snprintf(r->err, sizeof r->err, "%s: %s", curl_easy_strerror(rc), errbuf);

@@ -13,7 +13,8 @@
  *   hc_resp_free(&r);
  *
  * Requests carry no Content-Type unless the caller gives one (curl's form default is removed),
- * and no "Expect: 100-continue" unless the caller asks for it.
+ * and no "Expect: 100-continue" unless the caller asks for it; when asked, curl waits for the
+ * server's answer to it (up to a minute, not curl's default second) before it sends the body.
  */
 #ifndef HTTP_CLIENT_H
 #define HTTP_CLIENT_H
@@ -32,6 +33,7 @@ typedef struct hc_resp {
     char err[256];     /* transport error, "" when none */
     long new_conns;    /* connections curl opened for this request (0: reused one) */
     double seconds;    /* total time */
+    long long sent;    /* request body bytes curl sent */
 } hc_resp;
 
 typedef struct hc_opts {

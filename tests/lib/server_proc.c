@@ -160,7 +160,7 @@ int sp_start(sp_server *s, const char *const *args)
     s->pid = pid;
 
     const char *to = getenv("QDQ_START_TIMEOUT_MS");
-    long long deadline = sp_now_ms() + (to && atoi(to) > 0 ? atoi(to) : 10000);
+    long long deadline = sp_now_ms() + (to && atoi(to) > 0 ? atoi(to) : 30000);
     for (;;) {
         char *log = sp_log_dup(s);
         int port = log ? find_port(log) : 0;

@@ -32,7 +32,8 @@ typedef struct sp_server {
 
 /*
  * Starts the server with the default arguments followed by args (NULL-terminated; args may be
- * NULL). Waits up to 10 s (30 s when $QDQ_START_TIMEOUT_MS says so) for it to listen. Returns 0,
+ * NULL). Waits up to 30 s (or $QDQ_START_TIMEOUT_MS) for it to listen: a bound, not a speed (it
+ * returns as soon as the server listens). Returns 0,
  * or -1 after printing why and the child's output (the child is killed and reaped).
  */
 int sp_start(sp_server *s, const char *const *args);

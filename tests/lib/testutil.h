@@ -7,6 +7,19 @@
 
 #include "qdq.h"
 
+/* 1 in an AddressSanitizer build (gcc's __SANITIZE_ADDRESS__, clang's __has_feature), where the
+ * tests that scale with the machine use fewer elements; else 0. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_SANITIZED 1
+#endif
+#endif
+#ifndef TU_SANITIZED
+#define TU_SANITIZED 0
+#endif
+
 /* Element i of an array of dtype, widened to double (exact). */
 double tu_load(qdq_dtype dt, const void *a, size_t i);
 /* Stores v (rounded once to dtype, to nearest even) as element i. */

@@ -1,6 +1,6 @@
 #!/bin/bash
 # make soak: the soak (soak.sh), then SIGTERM under load (shutdown_under_load.sh). Each prints
-# its figures as it goes and ends with "N passed, N failed"; the last line here is the total
+# its figures as it goes and ends with "N passed, N failed, N skipped"; the last line here is the total
 # (tests/lib/tally.sh, as tests/run.sh sums), and the exit status is non-zero on any failure.
 # Bounded: about 2 minutes for the soak (45 s warm-up, 60 s run) and 15 s for the shutdown.
 set -u

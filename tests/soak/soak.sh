@@ -7,7 +7,8 @@
 # Meanwhile a curl verifier sends every request of the mix again and again and compares each
 # answer, byte for byte, with the answer the idle server gave before the load; two of them are
 # also compared with expected answers checked in (data/*.expected: the README's example and a
-# per-channel raw tensor computed by the core library).
+# per-channel raw tensor; tests/unit/test_reference.c checks both against the independent
+# reference of tests/lib/ref.h).
 #
 # Prints requests served, failures (wrk's socket and status errors and the verifier's
 # mismatches: must be 0), latency percentiles, and the server's RSS, sampled twice a second.
@@ -22,7 +23,7 @@
 # load (the level climbs a few percent more between the two): hence a 45 s warm-up, with
 # which the two medians have stayed within a few percent. Peaks, a timeline, and
 # idle values (before the warm-up, after the run: not compared, since the arenas keep whatever
-# the last burst left in them) are printed too. Ends with "N passed, N failed" (the checks
+# the last burst left in them) are printed too. Ends with "N passed, N failed, N skipped" (the checks
 # below) and exits non-zero on any failure. The server is $SOAK_SERVER (default
 # build/qdq-server, built with make when missing).
 #
@@ -181,7 +182,7 @@ rss_level() {
 export SOAK_DATA="$DATA" SOAK_WORK="$WORK"
 T_WARM=$(ms)
 if [ "$WARMUP" -gt 0 ]; then
-    wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" --timeout 10s -s tests/soak/soak.lua "$BASE" \
+    wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" --timeout 30s -s tests/soak/soak.lua "$BASE" \
         > "$WORK/warmup.out" 2>&1
     WARM_LINE=$(grep '^SOAK_WRK' "$WORK/warmup.out")
     [ -n "$WARM_LINE" ] || { echo "soak: wrk (warm-up) failed:"; cat "$WORK/warmup.out"; exit 1; }
@@ -191,7 +192,7 @@ fi
 verifier &
 VPID=$!
 T_RUN=$(ms)
-wrk -t "$THREADS" -c "$CONNS" -d "${SECONDS_RUN}s" --timeout 10s -s tests/soak/soak.lua "$BASE" \
+wrk -t "$THREADS" -c "$CONNS" -d "${SECONDS_RUN}s" --timeout 30s -s tests/soak/soak.lua "$BASE" \
     > "$WORK/run.out" 2>&1
 T_END=$(ms)
 touch "$WORK/stop"
@@ -250,5 +251,5 @@ check() { # STATUS MESSAGE: counts a check (0: passed)
 [ "${EXIT:-1}" = 0 ]; check $? "exit status ${EXIT:-timeout} after SIGTERM"
 [ "${EXIT:-1}" = 0 ] || tail -n 20 "$WORK/server.log"
 [ "$fail" -eq 0 ] && echo "soak: ok"
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, 0 skipped"
 [ "$fail" -eq 0 ]

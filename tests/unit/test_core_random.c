@@ -1,6 +1,7 @@
 /*
- * The optimised core against a plain scalar reference of the whole op, written here from the
- * semantics document and independent of core's code (it uses only qdq_half.h's conversions).
+ * The optimised core against the plain scalar reference of the whole op (tests/lib/ref.c,
+ * written from docs/semantics.md apart from core's code: it shares only qdq_half.h's
+ * conversions).
  *
  * Random cases cover every dtype and every combination of signed_input, range_given,
  * round_mode, narrow_range and axis kind (-1, the last axis, any axis), num_bits across 1..61/62,
@@ -31,60 +32,14 @@
 #include "check.h"
 #include "qdq.h"
 #include "qdq_half.h"
+#include "ref.h"
+#include "rng.h"
 #include "testutil.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 #define DEFAULT_SEED 20240611u
 /* Random rounds over the 192 attribute combinations, and the largest random tensor. */
-#define ROUNDS (SANITIZED ? 2 : 4)
-#define BIG (SANITIZED ? (1u << 15) : (1u << 20))
-
-/* ================================ random numbers ================================ */
-
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rnext(rng *r) /* xoshiro256** */
-{
-    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t, s[3] = rotl(s[3], 45);
-    return out;
-}
-
-static uint64_t rbelow(rng *r, uint64_t n) { return n ? rnext(r) % n : 0; }
-static double runit(rng *r) { return (double)(rnext(r) >> 11) * 0x1p-53; }
-static int rchance(rng *r, double p) { return runit(r) < p; }
-static int64_t rrange(rng *r, int64_t lo, int64_t hi) /* inclusive */
-{
-    return lo + (int64_t)rbelow(r, (uint64_t)(hi - lo) + 1);
-}
+#define ROUNDS (TU_SANITIZED ? 2 : 4)
+#define BIG (TU_SANITIZED ? (1u << 15) : (1u << 20))
 
 /* ================================ cases ================================ */
 
@@ -98,7 +53,7 @@ typedef struct tcase {
     qdq_attrs a;
     int rank;
     int64_t dims[6];
-    uint64_t count, outer, C, inner; /* the reference's own view of the shape */
+    uint64_t count, outer, C, inner; /* the case's own view of the shape (not core's) */
     int mode;
     void *in;          /* count elements of dt */
     void *bmin, *bmax; /* nb bounds of dt (range_given) */
@@ -136,271 +91,19 @@ static uint64_t chan_elem(const tcase *tc, uint64_t c, uint64_t j)
 
 /* ================================ the reference ================================ */
 
-/* qmin and qmax of section 2, as 64-bit integers. */
-static int64_t ref_qmin(const qdq_attrs *a)
-{
-    if (!a->signed_input)
-        return 0;
-    return -(INT64_C(1) << (a->num_bits - 1)) + (a->narrow_range ? 1 : 0);
-}
-
-static int64_t ref_qmax(const qdq_attrs *a)
-{
-    return a->signed_input ? (INT64_C(1) << (a->num_bits - 1)) - 1 : (INT64_C(1) << a->num_bits) - 1;
-}
-
-static uint64_t divup(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
-
 /* What the reference met, printed at the end (evidence that the cases reach the edges). */
-static struct {
-    uint64_t ties, half_up_quirks, clamped, nan_in, order_channels, zero_extreme_channels;
-} stats;
+static ref_stats stats;
 
-/*
- * _mm256_min_p?(a, b) / _mm256_max_p?(a, b), one lane: a when a < b (a > b), else b: b when
- * either is NaN or both are zero. reducePacket(p, &acc) is lane(p, acc).
- */
-static float lane_f(int mx, float a, float b) { return mx ? (a > b ? a : b) : (a < b ? a : b); }
-static double lane_d(int mx, double a, double b) { return mx ? (a > b ? a : b) : (a < b ? a : b); }
-
-/*
- * Eigen's predux_min / predux_max as finalizeBoth calls them (predux<NaNPropagation>:
- * GenericPacketMath.h predux_helper): lane l meets lane l + k for k = P/2, P/4, ..., 1, with
- * numext::mini(a, b) = b < a ? b : a and numext::maxi(a, b) = a < b ? b : a (a tie keeps a).
- */
-static float fold_f(int mx, float a, float b) { return mx ? (a < b ? b : a) : (b < a ? b : a); }
-static double fold_d(int mx, double a, double b) { return mx ? (a < b ? b : a) : (b < a ? b : a); }
-
-static float predux_f(int mx, const float *a)
+/* The reference's answer for the case (tests/lib/ref.c). */
+static void reference(const tcase *tc, ref_result *ref)
 {
-    float t[8];
-    for (int l = 0; l < 8; l++)
-        t[l] = a[l];
-    for (int k = 4; k > 0; k /= 2)
-        for (int l = 0; l < k; l++)
-            t[l] = fold_f(mx, t[l], t[l + k]);
-    return t[0];
-}
-
-static double predux_d(int mx, const double *a)
-{
-    double t[4];
-    for (int l = 0; l < 4; l++)
-        t[l] = a[l];
-    for (int k = 2; k > 0; k /= 2)
-        for (int l = 0; l < k; l++)
-            t[l] = fold_d(mx, t[l], t[l + k]);
-    return t[0];
-}
-
-/*
- * One compute type T (float, P = 8 lanes; double, P = 4):
- *   sred:     MinReducer/MaxReducer::reduce(t, &acc): acc = std::min(t, acc) / std::max(t, acc)
- *   imr:      InnerMostDimReducer<Self, Op, vectorizable, tree> (TensorReduction.h)
- *   eigen:    the reduction TensorFlow runs: the full one for axis -1, the generic partial
- *             reduction over dims {0, 2} of [outer, C, inner] (inner index outermost) otherwise
- *   plain:    min and max ignoring NaN, and whether the channel depends on the order
- *   params:   section 4, in T
- *   elem:     section 5, in T
- */
-#define DEFINE_REF(T, SUF, P, TMAX, FLOOR, RINT)                                                \
-    static T sred_##SUF(int mx, T t, T acc)                                                    \
-    {                                                                                          \
-        return mx ? (t < acc ? acc : t) : (acc < t ? acc : t);                                 \
-    }                                                                                          \
-                                                                                               \
-    static T imr_##SUF(const T *x, uint64_t first, uint64_t n, int mx)                         \
-    {                                                                                          \
-        T init = mx ? -(T)INFINITY : (T)INFINITY, accum = init;                                \
-        if (n > (uint64_t)P * 1024) {                                                          \
-            uint64_t split = P * divup(first + divup(n, 2), P);                                \
-            uint64_t left = split - first < n ? split - first : n;                             \
-            accum = sred_##SUF(mx, imr_##SUF(x, first, left, mx), accum);                      \
-            if (left < n)                                                                      \
-                accum = sred_##SUF(mx, imr_##SUF(x, split, n - left, mx), accum);              \
-            return accum;                                                                      \
-        }                                                                                      \
-        uint64_t unroll = n / (2 * P) * (2 * P), vec = n / P * P, j = 0;                       \
-        T pa[P], pb[P];                                                                        \
-        for (int l = 0; l < P; l++)                                                            \
-            pa[l] = pb[l] = init;                                                              \
-        for (; j < unroll; j += 2 * P)                                                         \
-            for (int l = 0; l < P; l++) {                                                      \
-                /* reducePacket(p, &acc): acc = pmin(acc, p) = _mm256_min_p?(p, acc) */        \
-                pa[l] = lane_##SUF(mx, x[first + j + (uint64_t)l], pa[l]);                     \
-                pb[l] = lane_##SUF(mx, x[first + j + P + (uint64_t)l], pb[l]);                 \
-            }                                                                                  \
-        for (; j < vec; j += P)                                                                \
-            for (int l = 0; l < P; l++)                                                        \
-                pa[l] = lane_##SUF(mx, x[first + j + (uint64_t)l], pa[l]);                     \
-        for (int l = 0; l < P; l++) /* reducePacket(paccum2, &paccum) */                       \
-            pa[l] = lane_##SUF(mx, pb[l], pa[l]);                                              \
-        for (j = vec; j < n; j++)                                                              \
-            accum = sred_##SUF(mx, x[first + j], accum);                                       \
-        T v = predux_##SUF(mx, pa); /* finalizeBoth: std::min(saccum, predux(paccum)) */       \
-        return mx ? (accum < v ? v : accum) : (v < accum ? v : accum);                         \
-    }                                                                                          \
-                                                                                               \
-    static void eigen_##SUF(const tcase *tc, const T *x, uint64_t c, T *lo, T *hi)             \
-    {                                                                                          \
-        if (tc->a.axis < 0) {                                                                  \
-            *lo = imr_##SUF(x, 0, tc->count, 0), *hi = imr_##SUF(x, 0, tc->count, 1);          \
-            return;                                                                            \
-        }                                                                                      \
-        T mn = (T)INFINITY, mx = -(T)INFINITY;                                                 \
-        for (uint64_t i = 0; i < tc->inner; i++)                                               \
-            for (uint64_t o = 0; o < tc->outer; o++) {                                         \
-                T v = x[(o * tc->C + c) * tc->inner + i];                                      \
-                mn = sred_##SUF(0, v, mn), mx = sred_##SUF(1, v, mx);                          \
-            }                                                                                  \
-        *lo = mn, *hi = mx;                                                                    \
-    }                                                                                          \
-                                                                                               \
-    static int plain_##SUF(const tcase *tc, const T *x, uint64_t c, T *lo, T *hi)              \
-    {                                                                                          \
-        T mn = (T)INFINITY, mx = -(T)INFINITY;                                                 \
-        int nan = 0, nz = 0, pz = 0;                                                           \
-        uint64_t n = tc->outer * tc->inner;                                                    \
-        for (uint64_t j = 0; j < n; j++) {                                                     \
-            T v = x[chan_elem(tc, c, j)];                                                      \
-            if (isnan(v)) {                                                                    \
-                nan = 1;                                                                       \
-                continue;                                                                      \
-            }                                                                                  \
-            if (v < mn)                                                                        \
-                mn = v;                                                                        \
-            if (v > mx)                                                                        \
-                mx = v;                                                                        \
-            if (v == 0) {                                                                      \
-                if (signbit(v))                                                                \
-                    nz = 1;                                                                    \
-                else                                                                           \
-                    pz = 1;                                                                    \
-            }                                                                                  \
-        }                                                                                      \
-        *lo = mn, *hi = mx;                                                                    \
-        stats.zero_extreme_channels += !nan && nz && pz && (mn == 0 || mx == 0);               \
-        stats.order_channels += nan || (nz && pz && (mn == 0 || mx == 0));                     \
-        return nan || (nz && pz && (mn == 0 || mx == 0)); /* 1: the order decides */            \
-    }                                                                                          \
-                                                                                               \
-    static void params_##SUF(int64_t qmin_i, int64_t qmax_i, T lo, T hi, double six[6])        \
-    {                                                                                          \
-        T qmin = (T)qmin_i, qmax = (T)qmax_i;                                                  \
-        T s_min = (qmin * lo > 0) ? qmin / lo : TMAX;                                          \
-        T s_max = (qmax * hi > 0) ? qmax / hi : TMAX;                                          \
-        T scale, inv, olo = lo, ohi = hi;                                                      \
-        if (s_min < s_max) {                                                                   \
-            scale = s_min;                                                                     \
-            inv = lo / qmin;                                                                   \
-            ohi = qmax * inv;                                                                  \
-        } else {                                                                               \
-            scale = s_max;                                                                     \
-            inv = hi / qmax;                                                                   \
-            olo = qmin * inv;                                                                  \
-        }                                                                                      \
-        six[0] = lo, six[1] = hi, six[2] = olo, six[3] = ohi, six[4] = scale, six[5] = inv;    \
-    }                                                                                          \
-                                                                                               \
-    static T elem_##SUF(T x, const double *six, int clamp, int half_up)                        \
-    {                                                                                          \
-        T lo = (T)six[2], hi = (T)six[3], scale = (T)six[4], inv = (T)six[5];                  \
-        T y = x;                                                                               \
-        if (clamp) {                                                                           \
-            y = hi < y ? hi : y; /* std::min(x, hi) */                                         \
-            y = y < lo ? lo : y; /* std::max(y, lo) */                                         \
-            stats.clamped += y != x;                                                           \
-        }                                                                                      \
-        y = y * scale;                                                                         \
-        stats.ties += y - FLOOR(y) == (T)0.5;                                                  \
-        /* y + 0.5 rounded up to the next integer: 0.49999997 -> 1, odd 2^23.. -> even */       \
-        stats.half_up_quirks += half_up && FLOOR(y + (T)0.5) != FLOOR(y) + (y - FLOOR(y) >= (T)0.5); \
-        stats.nan_in += isnan(x);                                                              \
-        y = half_up ? FLOOR(y + (T)0.5) : RINT(y);                                             \
-        return y * inv;                                                                        \
+    ref_case c = { .dt = tc->dt, .attrs = tc->a, .rank = tc->rank, .dims = tc->dims,
+                   .in = tc->in, .min = tc->bmin, .max = tc->bmax };
+    char why[160];
+    if (ref_run(&c, ref, &stats, why, sizeof why)) {
+        fprintf(stderr, "%s: the reference refuses it: %s\n", describe(tc), why);
+        exit(2);
     }
-
-DEFINE_REF(float, f, 8, FLT_MAX, floorf, nearbyintf)
-DEFINE_REF(double, d, 4, DBL_MAX, floor, nearbyint)
-
-/* Reference results: the output (dtype) and 6 values per channel (compute-type values). */
-typedef struct tref {
-    void *out;
-    double *par;
-} tref;
-
-static uint64_t ref_selfcheck_bad;
-
-static float widen_f(qdq_dtype dt, const void *a, uint64_t i)
-{
-    switch (dt) {
-    case QDQ_FLOAT16: return qdq_f16_to_f32(((const uint16_t *)a)[i]);
-    case QDQ_BFLOAT16: return qdq_bf16_to_f32(((const uint16_t *)a)[i]);
-    default: return ((const float *)a)[i];
-    }
-}
-
-static void narrow_store(qdq_dtype dt, void *a, uint64_t i, float v)
-{
-    switch (dt) {
-    case QDQ_FLOAT16: ((uint16_t *)a)[i] = qdq_f32_to_f16(v); break;
-    case QDQ_BFLOAT16: ((uint16_t *)a)[i] = qdq_f32_to_bf16(v); break;
-    default: ((float *)a)[i] = v; break;
-    }
-}
-
-#define DEFINE_RUN(T, SUF, WIDEN, STORE)                                                        \
-    static void reference_##SUF(const tcase *tc, tref *ref)                                     \
-    {                                                                                          \
-        T *x = malloc(tc->count * sizeof(T) + 1);                                              \
-        for (uint64_t e = 0; e < tc->count; e++)                                               \
-            x[e] = WIDEN(tc->dt, tc->in, e);                                                   \
-        int64_t qmin = ref_qmin(&tc->a), qmax = ref_qmax(&tc->a);                              \
-        for (uint64_t c = 0; c < tc->C; c++) {                                                 \
-            T lo, hi;                                                                          \
-            if (tc->a.range_given) {                                                           \
-                lo = WIDEN(tc->dt, tc->bmin, c), hi = WIDEN(tc->dt, tc->bmax, c);              \
-            } else if (plain_##SUF(tc, x, c, &lo, &hi)) {                                      \
-                eigen_##SUF(tc, x, c, &lo, &hi);                                               \
-            } else if (tc->count <= 300000) { /* the order cannot matter: check that */        \
-                T elo, ehi;                                                                    \
-                eigen_##SUF(tc, x, c, &elo, &ehi);                                             \
-                if (memcmp(&elo, &lo, sizeof(T)) || memcmp(&ehi, &hi, sizeof(T)))              \
-                    ref_selfcheck_bad++;                                                       \
-            }                                                                                  \
-            params_##SUF(qmin, qmax, lo, hi, ref->par + 6 * c);                                \
-        }                                                                                      \
-        int clamp = tc->a.range_given, up = tc->a.round_mode == QDQ_HALF_UP;                   \
-        for (uint64_t e = 0; e < tc->count; e++) {                                             \
-            uint64_t c = (e / tc->inner) % tc->C;                                              \
-            STORE(tc->dt, ref->out, e, elem_##SUF(x[e], ref->par + 6 * c, clamp, up));         \
-        }                                                                                      \
-        free(x);                                                                               \
-    }
-
-static double widen_d(qdq_dtype dt, const void *a, uint64_t i)
-{
-    (void)dt;
-    return ((const double *)a)[i];
-}
-
-static void store_d(qdq_dtype dt, void *a, uint64_t i, double v)
-{
-    (void)dt;
-    ((double *)a)[i] = v;
-}
-
-DEFINE_RUN(float, f, widen_f, narrow_store)
-DEFINE_RUN(double, d, widen_d, store_d)
-
-static void reference(const tcase *tc, tref *ref)
-{
-    ref->out = malloc(tc->count * esize(tc->dt) + 1);
-    ref->par = malloc(6 * tc->C * sizeof(double) + 1);
-    if (tc->dt == QDQ_FLOAT64)
-        reference_d(tc, ref);
-    else
-        reference_f(tc, ref);
 }
 
 /* ================================ comparing ================================ */
@@ -418,7 +121,7 @@ static int same_par(double a, double b)
 static uint64_t n_compared;
 
 /* Compares an output tensor and a parameter block with the reference; one CHECK each. */
-static void compare(const tcase *tc, const tref *ref, const qdq_plan *p, const void *out,
+static void compare(const tcase *tc, const ref_result *ref, const qdq_plan *p, const void *out,
                     const void *params, const char *how)
 {
     uint64_t bad = 0, first = 0;
@@ -468,13 +171,13 @@ static void *params_open(const tcase *tc, const qdq_plan *p)
 }
 
 /* count + 1 boundaries: k random chunks of [0, count), some possibly empty. */
-static uint64_t *chunking(rng *r, uint64_t count, int *k_out)
+static uint64_t *chunking(rng_gen *r, uint64_t count, int *k_out)
 {
-    int k = 1 + (int)rbelow(r, count < 4 ? 3 : 9);
+    int k = 1 + (int)rng_below(r, count < 4 ? 3 : 9);
     uint64_t *b = malloc(sizeof(uint64_t) * (size_t)(k + 1));
     b[0] = 0, b[k] = count;
     for (int i = 1; i < k; i++)
-        b[i] = rbelow(r, count + 1);
+        b[i] = rng_below(r, count + 1);
     for (int i = 1; i < k; i++) /* insertion sort of the inner cut points */
         for (int j = i; j > 1 && b[j - 1] > b[j]; j--) {
             uint64_t t = b[j];
@@ -484,12 +187,12 @@ static uint64_t *chunking(rng *r, uint64_t count, int *k_out)
     return b;
 }
 
-static void shuffle(rng *r, int *v, int n)
+static void shuffle(rng_gen *r, int *v, int n)
 {
     for (int i = 0; i < n; i++)
         v[i] = i;
     for (int i = n - 1; i > 0; i--) {
-        int j = (int)rbelow(r, (uint64_t)i + 1), t = v[i];
+        int j = (int)rng_below(r, (uint64_t)i + 1), t = v[i];
         v[i] = v[j], v[j] = t;
     }
 }
@@ -508,7 +211,7 @@ static int plan_for(const tcase *tc, qdq_isa isa, qdq_plan *p)
 }
 
 /* qdq_run, out of place and in place. */
-static void run_whole(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
+static void run_whole(const tcase *tc, const ref_result *ref, qdq_isa isa, rng_gen *r)
 {
     qdq_plan p;
     if (plan_for(tc, isa, &p))
@@ -519,13 +222,14 @@ static void run_whole(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
     memcpy(io, tc->in, bytes);
     qdq_error err = { 0 };
     int rc = qdq_run(&p, tc->in, out, tc->bmin, tc->nb, tc->bmax, tc->nb,
-                     tc->a.range_given && rbelow(r, 2) ? NULL : acc, /* unused: may be NULL */
+                     tc->a.range_given && rng_below(r, 2) ? NULL : acc, /* unused: may be NULL */
                      params, &err);
     CHECK(rc == 0, "%s: qdq_run failed: %s", describe(tc), err.msg);
     if (rc == 0)
         compare(tc, ref, &p, out, params, "qdq_run");
     memset(params, 0xa5, qdq_params_size(&p));
     rc = qdq_run(&p, io, io, tc->bmin, tc->nb, tc->bmax, tc->nb, acc, params, &err);
+    CHECK(rc == 0, "%s: qdq_run in place failed: %s", describe(tc), err.msg);
     if (rc == 0)
         compare(tc, ref, &p, io, params, "qdq_run in place");
     free(acc), free(params), free(out), free(io);
@@ -538,10 +242,10 @@ typedef struct bufs {
     void *data, *out;
 } bufs;
 
-static bufs bufs_open(const tcase *tc, rng *r)
+static bufs bufs_open(const tcase *tc, rng_gen *r)
 {
     size_t bytes = tc->count * esize(tc->dt);
-    bufs b = { (int)rbelow(r, 2), (void *)tc->in, NULL };
+    bufs b = { (int)rng_below(r, 2), (void *)tc->in, NULL };
     if (b.in_place) {
         b.data = malloc(bytes + 1);
         memcpy(b.data, tc->in, bytes);
@@ -553,11 +257,11 @@ static bufs bufs_open(const tcase *tc, rng *r)
 static void bufs_close(bufs *b) { free(b->in_place ? b->data : b->out); }
 
 /* Channel cut points: cut[0] = 0, three random ones in order, cut[4] = C. */
-static void channel_cuts(rng *r, uint64_t C, uint64_t cut[5])
+static void channel_cuts(rng_gen *r, uint64_t C, uint64_t cut[5])
 {
     cut[0] = 0, cut[4] = C;
     for (int i = 1; i < 4; i++)
-        cut[i] = rbelow(r, C + 1);
+        cut[i] = rng_below(r, C + 1);
     for (int i = 2; i < 4; i++) /* insertion sort of the inner ones */
         for (int j = i; j > 1 && cut[j - 1] > cut[j]; j--) {
             uint64_t t = cut[j];
@@ -566,7 +270,7 @@ static void channel_cuts(rng *r, uint64_t C, uint64_t cut[5])
 }
 
 /* The steps, on random chunks. */
-static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
+static void run_chunks(const tcase *tc, const ref_result *ref, qdq_isa isa, rng_gen *r)
 {
     qdq_plan p;
     if (plan_for(tc, isa, &p))
@@ -586,12 +290,12 @@ static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
         /* Merge all into a fresh accumulator or into one of them, in random order. */
         shuffle(r, order, k);
         void *dst = garbage(as);
-        int fresh = (int)rbelow(r, 2);
+        int fresh = (int)rng_below(r, 2);
         if (fresh)
             qdq_acc_init(&p, dst);
         else
             memcpy(dst, accs[order[0]], as);
-        if (rbelow(r, 2)) {
+        if (rng_below(r, 2)) {
             for (int i = fresh ? 0 : 1; i < k; i++)
                 qdq_acc_merge(&p, dst, accs[order[i]]);
             qdq_params_from_acc(&p, dst, data, params);
@@ -624,7 +328,7 @@ static void run_chunks(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
 /* Channel range by channel range (random cuts, random order), each reduced into its own
  * accumulator in random element chunks, given its parameters and applied in other chunks; or
  * each taken through the whole op at once (qdq_run_channels). */
-static void run_channels(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
+static void run_channels(const tcase *tc, const ref_result *ref, qdq_isa isa, rng_gen *r)
 {
     qdq_plan p;
     if (plan_for(tc, isa, &p))
@@ -641,7 +345,7 @@ static void run_channels(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
         free(other);
     }
     uint64_t cut[5];
-    int piece[4], k, order[16], whole = (int)rbelow(r, 2);
+    int piece[4], k, order[16], whole = (int)rng_below(r, 2);
     channel_cuts(r, p.channels, cut);
     shuffle(r, piece, 4);
     for (int q = 0; q < 4; q++) {
@@ -701,22 +405,22 @@ static void *worker_main(void *arg)
 }
 
 /* Splits chunks 0..k-1 among nt workers, randomly. */
-static void deal(rng *r, worker *w, int nt, int k, int *store)
+static void deal(rng_gen *r, worker *w, int nt, int k, int *store)
 {
     for (int t = 0; t < nt; t++)
         w[t].chunks = store + t * k, w[t].n = 0;
     for (int i = 0; i < k; i++) {
-        worker *x = &w[rbelow(r, (uint64_t)nt)];
+        worker *x = &w[rng_below(r, (uint64_t)nt)];
         x->chunks[x->n++] = i;
     }
 }
 
-static void run_threads(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
+static void run_threads(const tcase *tc, const ref_result *ref, qdq_isa isa, rng_gen *r)
 {
     qdq_plan p;
     if (plan_for(tc, isa, &p))
         return;
-    int nt = 1 + (int)rbelow(r, 4);
+    int nt = 1 + (int)rng_below(r, 4);
     size_t as = qdq_acc_size(&p);
     bufs io = bufs_open(tc, r);
     void *data = io.data, *out = io.out, *params = params_open(tc, &p);
@@ -764,9 +468,9 @@ static void run_threads(const tcase *tc, const tref *ref, qdq_isa isa, rng *r)
 static void put(qdq_dtype dt, void *a, uint64_t i, double v) { tu_store(dt, a, (size_t)i, v); }
 
 /* A NaN with a random payload and sign, written as bits. */
-static void put_nan(rng *r, qdq_dtype dt, void *a, uint64_t i)
+static void put_nan(rng_gen *r, qdq_dtype dt, void *a, uint64_t i)
 {
-    uint64_t x = rnext(r);
+    uint64_t x = rng_next(r);
     switch (dt) {
     case QDQ_FLOAT32:
         ((uint32_t *)a)[i] = (uint32_t)((x & 0x80000000u) | 0x7f800000u |
@@ -787,9 +491,9 @@ static void put_nan(rng *r, qdq_dtype dt, void *a, uint64_t i)
 }
 
 /* Random bits of the dtype. */
-static void put_bits(rng *r, qdq_dtype dt, void *a, uint64_t i)
+static void put_bits(rng_gen *r, qdq_dtype dt, void *a, uint64_t i)
 {
-    uint64_t x = rnext(r);
+    uint64_t x = rng_next(r);
     switch (dt) {
     case QDQ_FLOAT32: ((uint32_t *)a)[i] = (uint32_t)x; break;
     case QDQ_FLOAT64: ((uint64_t *)a)[i] = x; break;
@@ -826,17 +530,17 @@ static void nudge(qdq_dtype dt, void *a, uint64_t i, int up)
 }
 
 /* Exponent range of "ordinary" magnitudes for the dtype (values stay finite). */
-static int random_exp(rng *r, qdq_dtype dt)
+static int random_exp(rng_gen *r, qdq_dtype dt)
 {
     switch (dt) {
-    case QDQ_FLOAT16: return (int)rrange(r, -20, 12);
+    case QDQ_FLOAT16: return (int)rng_range(r, -20, 12);
     case QDQ_BFLOAT16:
-    case QDQ_FLOAT32: return rchance(r, 0.1) ? (int)rrange(r, -140, 120) : (int)rrange(r, -30, 30);
-    default: return rchance(r, 0.1) ? (int)rrange(r, -1060, 1000) : (int)rrange(r, -30, 30);
+    case QDQ_FLOAT32: return rng_chance(r, 0.1) ? (int)rng_range(r, -140, 120) : (int)rng_range(r, -30, 30);
+    default: return rng_chance(r, 0.1) ? (int)rng_range(r, -1060, 1000) : (int)rng_range(r, -30, 30);
     }
 }
 
-static double special_value(rng *r, qdq_dtype dt)
+static double special_value(rng_gen *r, qdq_dtype dt)
 {
     static const double v[] = {
         0.0, -0.0, INFINITY, -INFINITY, 0x1p-149, -0x1p-149, 0x1p-126, 0x1.fffffcp-127,
@@ -846,125 +550,125 @@ static double special_value(rng *r, qdq_dtype dt)
         9007199254740993.0, -4503599627370495.5, 0x1.fep127, 1e-45,
     };
     uint64_t n = sizeof v / sizeof v[0];
-    if (rchance(r, 0.2)) { /* a random subnormal of the dtype */
+    if (rng_chance(r, 0.2)) { /* a random subnormal of the dtype */
         switch (dt) {
-        case QDQ_FLOAT64: return ldexp((double)(1 + rbelow(r, 1ULL << 52)), -1074);
-        case QDQ_FLOAT16: return ldexp((double)(1 + rbelow(r, 1023)), -24);
-        case QDQ_BFLOAT16: return ldexp((double)(1 + rbelow(r, 127)), -133);
-        default: return ldexp((double)(1 + rbelow(r, (1u << 23) - 1)), -149);
+        case QDQ_FLOAT64: return ldexp((double)(1 + rng_below(r, 1ULL << 52)), -1074);
+        case QDQ_FLOAT16: return ldexp((double)(1 + rng_below(r, 1023)), -24);
+        case QDQ_BFLOAT16: return ldexp((double)(1 + rng_below(r, 127)), -133);
+        default: return ldexp((double)(1 + rng_below(r, (1u << 23) - 1)), -149);
         }
     }
-    return v[rbelow(r, n)];
+    return v[rng_below(r, n)];
 }
 
 /* Values near 2^23, 2^24, 2^52, 2^53 and the HALF_UP traps, times 2^e. */
-static double integer_value(rng *r, int e)
+static double integer_value(rng_gen *r, int e)
 {
     static const int pw[] = { 0, 1, 22, 23, 24, 25, 51, 52, 53, 54 };
-    int p = pw[rbelow(r, sizeof pw / sizeof pw[0])];
-    double base = ldexp(1, p) + (double)rrange(r, -3, 3);
-    if (rchance(r, 0.3))
+    int p = pw[rng_below(r, sizeof pw / sizeof pw[0])];
+    double base = ldexp(1, p) + (double)rng_range(r, -3, 3);
+    if (rng_chance(r, 0.3))
         base += 0.5;
-    if (rchance(r, 0.1))
-        base = rchance(r, 0.5) ? 0.49999997f : 0.49999999999999994;
-    return ldexp(rchance(r, 0.5) ? -base : base, e);
+    if (rng_chance(r, 0.1))
+        base = rng_chance(r, 0.5) ? 0.49999997f : 0.49999999999999994;
+    return ldexp(rng_chance(r, 0.5) ? -base : base, e);
 }
 
 /* Fills the input of the case. */
-static void gen_data(rng *r, tcase *tc)
+static void gen_data(rng_gen *r, tcase *tc)
 {
     qdq_dtype dt = tc->dt;
     int e = random_exp(r, dt);
-    double p_nan = rchance(r, 0.6) ? 0 : rchance(r, 0.5) ? 0.001 : rchance(r, 0.5) ? 0.05 : 0.4;
-    double p_zero = rchance(r, 0.7) ? 0 : rchance(r, 0.5) ? 0.01 : 0.3;
-    double p_special = rchance(r, 0.5) ? 0.002 : 0.05;
-    int zsign = (int)rbelow(r, 3); /* zeros: 0 mixed, 1 all +0, 2 all -0 */
-    int neg = (int)rbelow(r, 2);
-    double cval = rchance(r, 0.3) ? 0.0 : ldexp(2 * runit(r) - 1, e);
+    double p_nan = rng_chance(r, 0.6) ? 0 : rng_chance(r, 0.5) ? 0.001 : rng_chance(r, 0.5) ? 0.05 : 0.4;
+    double p_zero = rng_chance(r, 0.7) ? 0 : rng_chance(r, 0.5) ? 0.01 : 0.3;
+    double p_special = rng_chance(r, 0.5) ? 0.002 : 0.05;
+    int zsign = (int)rng_below(r, 3); /* zeros: 0 mixed, 1 all +0, 2 all -0 */
+    int neg = (int)rng_below(r, 2);
+    double cval = rng_chance(r, 0.3) ? 0.0 : ldexp(2 * rng_unit(r) - 1, e);
     int64_t qmin = ref_qmin(&tc->a), qmax = ref_qmax(&tc->a);
     for (uint64_t i = 0; i < tc->count; i++) {
         double v;
         switch (tc->mode) {
         case M_ONESIDED:
-            v = ldexp(runit(r), e);
+            v = ldexp(rng_unit(r), e);
             v = neg ? -v : v;
             break;
         case M_GRID: { /* k / 2 steps of 2^e: exact .5 ties when the scale is 2^-e */
-            int64_t k = rrange(r, qmin - 1, qmax + 1);
-            v = ldexp((double)k + (rchance(r, 0.5) ? 0.5 : 0.0), e);
+            int64_t k = rng_range(r, qmin - 1, qmax + 1);
+            v = ldexp((double)k + (rng_chance(r, 0.5) ? 0.5 : 0.0), e);
             break;
         }
         case M_INTEGERS:
             v = integer_value(r, e);
             break;
         case M_SPECIAL:
-            v = rchance(r, 0.3) ? special_value(r, dt) : ldexp(2 * runit(r) - 1, e);
+            v = rng_chance(r, 0.3) ? special_value(r, dt) : ldexp(2 * rng_unit(r) - 1, e);
             break;
         case M_BITS:
             put_bits(r, dt, tc->in, i);
             continue;
         case M_ZEROS:
-            v = rchance(r, p_special) ? ldexp(2 * runit(r) - 1, e)
-                                      : (zsign == 1 || (zsign == 0 && rchance(r, 0.5))) ? 0.0 : -0.0;
+            v = rng_chance(r, p_special) ? ldexp(2 * rng_unit(r) - 1, e)
+                                      : (zsign == 1 || (zsign == 0 && rng_chance(r, 0.5))) ? 0.0 : -0.0;
             break;
         case M_CONST:
             v = cval;
             break;
         default:
-            v = ldexp(2 * runit(r) - 1, e);
-            if (rchance(r, 0.01))
-                v = ldexp(v, (int)rrange(r, -60, 60));
+            v = ldexp(2 * rng_unit(r) - 1, e);
+            if (rng_chance(r, 0.01))
+                v = ldexp(v, (int)rng_range(r, -60, 60));
             break;
         }
-        if (p_zero > 0 && rchance(r, p_zero))
-            v = (zsign == 1 || (zsign == 0 && rchance(r, 0.5))) ? 0.0 : -0.0;
-        if (tc->mode != M_SPECIAL && tc->mode != M_ZEROS && rchance(r, p_special * 0.1))
+        if (p_zero > 0 && rng_chance(r, p_zero))
+            v = (zsign == 1 || (zsign == 0 && rng_chance(r, 0.5))) ? 0.0 : -0.0;
+        if (tc->mode != M_SPECIAL && tc->mode != M_ZEROS && rng_chance(r, p_special * 0.1))
             v = special_value(r, dt);
         put(dt, tc->in, i, v);
-        if ((tc->mode == M_GRID || tc->mode == M_INTEGERS) && rchance(r, 0.15))
-            nudge(dt, tc->in, i, (int)rbelow(r, 2));
-        if (p_nan > 0 && rchance(r, p_nan))
+        if ((tc->mode == M_GRID || tc->mode == M_INTEGERS) && rng_chance(r, 0.15))
+            nudge(dt, tc->in, i, (int)rng_below(r, 2));
+        if (p_nan > 0 && rng_chance(r, p_nan))
             put_nan(r, dt, tc->in, i);
     }
     /* Grid and integer data without a given range: plant qmin * 2^e and qmax * 2^e in every
      * channel, so that the scale is 2^-e (when those are exact in T) and the ties are exact. */
     if ((tc->mode == M_GRID || tc->mode == M_INTEGERS) && !tc->a.range_given &&
-        rchance(r, 0.8)) {
+        rng_chance(r, 0.8)) {
         uint64_t per = tc->outer * tc->inner;
         for (uint64_t c = 0; c < tc->C && per > 0; c++) {
-            put(dt, tc->in, chan_elem(tc, c, rbelow(r, per)), ldexp((double)qmin, e));
-            put(dt, tc->in, chan_elem(tc, c, rbelow(r, per)), ldexp((double)qmax, e));
+            put(dt, tc->in, chan_elem(tc, c, rng_below(r, per)), ldexp((double)qmin, e));
+            put(dt, tc->in, chan_elem(tc, c, rng_below(r, per)), ldexp((double)qmax, e));
         }
     }
 }
 
 /* Fills the given bounds (range_given): valid ranges only (lo <= hi, no NaN). */
-static void gen_bounds(rng *r, tcase *tc)
+static void gen_bounds(rng_gen *r, tcase *tc)
 {
     qdq_dtype dt = tc->dt;
     int64_t qmin = ref_qmin(&tc->a), qmax = ref_qmax(&tc->a);
     int e = random_exp(r, dt);
-    int kind = (int)rbelow(r, 6);
+    int kind = (int)rng_below(r, 6);
     if (tc->mode == M_GRID || tc->mode == M_INTEGERS)
-        kind = rchance(r, 0.8) ? 5 : kind;
+        kind = rng_chance(r, 0.8) ? 5 : kind;
     for (size_t c = 0; c < tc->nb; c++) {
-        double lo, hi, a = ldexp(runit(r), e), b = ldexp(runit(r), e);
-        switch (rchance(r, 0.7) ? kind : (int)rbelow(r, 6)) {
+        double lo, hi, a = ldexp(rng_unit(r), e), b = ldexp(rng_unit(r), e);
+        switch (rng_chance(r, 0.7) ? kind : (int)rng_below(r, 6)) {
         case 1: /* one-sided: lo > 0 or hi < 0 */
             lo = a, hi = a + b;
-            if (rchance(r, 0.5))
+            if (rng_chance(r, 0.5))
                 lo = -(a + b), hi = -a;
             break;
         case 2: /* lo == hi */
-            lo = hi = rchance(r, 0.3) ? 0.0 : 2 * a - b;
+            lo = hi = rng_chance(r, 0.3) ? 0.0 : 2 * a - b;
             break;
         case 3: /* infinite */
-            lo = rchance(r, 0.5) ? -INFINITY : -a;
-            hi = rchance(r, 0.5) ? INFINITY : b;
+            lo = rng_chance(r, 0.5) ? -INFINITY : -a;
+            hi = rng_chance(r, 0.5) ? INFINITY : b;
             break;
         case 4: /* a zero bound */
-            lo = rchance(r, 0.5) ? -a : (rchance(r, 0.5) ? 0.0 : -0.0);
-            hi = lo == 0 ? b : (rchance(r, 0.5) ? 0.0 : -0.0);
+            lo = rng_chance(r, 0.5) ? -a : (rng_chance(r, 0.5) ? 0.0 : -0.0);
+            hi = lo == 0 ? b : (rng_chance(r, 0.5) ? 0.0 : -0.0);
             break;
         case 5: /* qmin * 2^e, qmax * 2^e: scale 2^-e */
             lo = ldexp((double)qmin, e), hi = ldexp((double)qmax, e);
@@ -1006,47 +710,47 @@ static int shape_view(tcase *tc, uint64_t cap)
 }
 
 /* A random shape of about target elements for the axis kind (0: -1, 1: last, 2: any). */
-static void gen_shape(rng *r, tcase *tc, int axis_kind, uint64_t target)
+static void gen_shape(rng_gen *r, tcase *tc, int axis_kind, uint64_t target)
 {
     for (;;) {
-        tc->rank = axis_kind == 0 ? (int)rbelow(r, 6) : 1 + (int)rbelow(r, 5);
+        tc->rank = axis_kind == 0 ? (int)rng_below(r, 6) : 1 + (int)rng_below(r, 5);
         double w[6], sum = 0, L = log2((double)target);
         for (int i = 0; i < tc->rank; i++)
-            sum += (w[i] = runit(r) + 0.05);
+            sum += (w[i] = rng_unit(r) + 0.05);
         for (int i = 0; i < tc->rank; i++) {
             int64_t d = (int64_t)llround(exp2(L * w[i] / sum));
-            d += rrange(r, -1, 1);
+            d += rng_range(r, -1, 1);
             tc->dims[i] = d < 1 ? 1 : d;
         }
         tc->a.axis = -1;
         if (axis_kind == 1)
             tc->a.axis = tc->rank - 1;
         else if (axis_kind == 2)
-            tc->a.axis = (int64_t)rbelow(r, (uint64_t)tc->rank);
+            tc->a.axis = (int64_t)rng_below(r, (uint64_t)tc->rank);
         if (tc->a.axis >= 0) {
             int ax = (int)tc->a.axis;
             /* Channel counts: mostly small and not multiples of 8; sometimes large. */
-            tc->dims[ax] = rchance(r, 0.8) ? rrange(r, 1, 40) : rchance(r, 0.5) ? 8 * rrange(r, 1, 8)
-                                                                               : rrange(r, 41, 1500);
-            if (ax < tc->rank - 1 && rchance(r, 0.6)) { /* inner size 1..20, or whole steps */
-                int64_t inner = rchance(r, 0.8) ? rrange(r, 1, 20) : 16 * rrange(r, 1, 6);
+            tc->dims[ax] = rng_chance(r, 0.8) ? rng_range(r, 1, 40) : rng_chance(r, 0.5) ? 8 * rng_range(r, 1, 8)
+                                                                               : rng_range(r, 41, 1500);
+            if (ax < tc->rank - 1 && rng_chance(r, 0.6)) { /* inner size 1..20, or whole steps */
+                int64_t inner = rng_chance(r, 0.8) ? rng_range(r, 1, 20) : 16 * rng_range(r, 1, 6);
                 for (int i = ax + 1; i < tc->rank; i++)
                     tc->dims[i] = i == tc->rank - 1 ? inner : 1;
-                if (rchance(r, 0.5) && tc->rank - ax > 2) { /* split it over two dims */
+                if (rng_chance(r, 0.5) && tc->rank - ax > 2) { /* split it over two dims */
                     tc->dims[tc->rank - 1] = 1 + inner / 3, tc->dims[ax + 1] = 3;
                 }
             }
         }
-        if (tc->rank > 0 && rchance(r, 0.03))
-            tc->dims[rbelow(r, (uint64_t)tc->rank)] = 0;
+        if (tc->rank > 0 && rng_chance(r, 0.03))
+            tc->dims[rng_below(r, (uint64_t)tc->rank)] = 0;
         if (shape_view(tc, BIG))
             return;
     }
 }
 
-static uint64_t random_target(rng *r)
+static uint64_t random_target(rng_gen *r)
 {
-    double u = runit(r);
+    double u = rng_unit(r);
     double lo, hi;
     if (u < 0.5)
         lo = 0, hi = 6;
@@ -1056,7 +760,7 @@ static uint64_t random_target(rng *r)
         lo = 12, hi = 16;
     else
         lo = 16, hi = log2((double)BIG);
-    return (uint64_t)exp2(lo + (hi - lo) * runit(r));
+    return (uint64_t)exp2(lo + (hi - lo) * rng_unit(r));
 }
 
 static const int bits_pool[] = { 1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 15, 16, 17, 23, 24, 25, 26,
@@ -1076,7 +780,7 @@ static void free_case(tcase *tc)
 
 /* Case number id of combination combo (dtype, signed, range_given, round mode, narrow, axis
  * kind), everything else random. */
-static void gen_case(rng *r, tcase *tc, int id, int combo)
+static void gen_case(rng_gen *r, tcase *tc, int id, int combo)
 {
     memset(tc, 0, sizeof *tc);
     tc->id = id;
@@ -1086,10 +790,10 @@ static void gen_case(rng *r, tcase *tc, int id, int combo)
     tc->a.round_mode = (combo / 16) % 2 ? QDQ_HALF_UP : QDQ_HALF_TO_EVEN;
     tc->a.narrow_range = (combo / 32) % 2;
     int axis_kind = (combo / 64) % 3, maxb = tc->a.signed_input ? 61 : 62;
-    int b = rchance(r, 0.7) ? bits_pool[rbelow(r, sizeof bits_pool / sizeof bits_pool[0])]
-                            : (int)rrange(r, 1, maxb);
+    int b = rng_chance(r, 0.7) ? bits_pool[rng_below(r, sizeof bits_pool / sizeof bits_pool[0])]
+                            : (int)rng_range(r, 1, maxb);
     tc->a.num_bits = b > maxb ? maxb : b;
-    tc->mode = (int)rbelow(r, NMODES);
+    tc->mode = (int)rng_below(r, NMODES);
     gen_shape(r, tc, axis_kind, random_target(r));
     alloc_case(tc);
     gen_data(r, tc);
@@ -1099,56 +803,56 @@ static void gen_case(rng *r, tcase *tc, int id, int combo)
 
 /* A rank-1 tensor of n elements holding NaN (few or many, or last) or zeros of both signs at
  * an extreme: the cases where Eigen's order decides. */
-static void gen_directed(rng *r, tcase *tc, int id, qdq_dtype dt, uint64_t n, int kind)
+static void gen_directed(rng_gen *r, tcase *tc, int id, qdq_dtype dt, uint64_t n, int kind)
 {
     memset(tc, 0, sizeof *tc);
     tc->id = id;
     tc->dt = dt;
     qdq_attrs a = QDQ_ATTRS_DEFAULT;
     tc->a = a;
-    tc->a.signed_input = (int)rbelow(r, 2);
-    tc->a.num_bits = tc->a.signed_input ? (int)rrange(r, 2, 16) : (int)rrange(r, 1, 16);
-    tc->a.round_mode = (int)rbelow(r, 2);
-    tc->a.narrow_range = (int)rbelow(r, 2);
+    tc->a.signed_input = (int)rng_below(r, 2);
+    tc->a.num_bits = tc->a.signed_input ? (int)rng_range(r, 2, 16) : (int)rng_range(r, 1, 16);
+    tc->a.round_mode = (int)rng_below(r, 2);
+    tc->a.narrow_range = (int)rng_below(r, 2);
     tc->rank = 1, tc->dims[0] = (int64_t)n;
     tc->mode = kind >= 3 ? M_ZEROS : M_UNIFORM;
-    if (rchance(r, 0.25) && n % 4 == 0) { /* the same bytes per channel on the last axis */
+    if (rng_chance(r, 0.25) && n % 4 == 0) { /* the same bytes per channel on the last axis */
         tc->rank = 2, tc->dims[0] = (int64_t)n / 4, tc->dims[1] = 4, tc->a.axis = 1;
-    } else if (rchance(r, 0.2) && n % 3 == 0) {
+    } else if (rng_chance(r, 0.2) && n % 3 == 0) {
         tc->rank = 3, tc->dims[0] = (int64_t)n / 3, tc->dims[1] = 3, tc->dims[2] = 1;
-        tc->a.axis = (int64_t)rbelow(r, 3);
+        tc->a.axis = (int64_t)rng_below(r, 3);
     }
     shape_view(tc, UINT64_MAX);
     alloc_case(tc);
-    int e = (int)rrange(r, -10, 10);
+    int e = (int)rng_range(r, -10, 10);
     for (uint64_t i = 0; i < n; i++) {
-        double v = ldexp(runit(r), e);
+        double v = ldexp(rng_unit(r), e);
         switch (kind) {
         case 0: /* a few NaN anywhere */
         case 1: /* many NaN */
         case 2: /* NaN at the very end, and maybe at the start */
-            put(dt, tc->in, i, rchance(r, 0.5) ? v : -v);
+            put(dt, tc->in, i, rng_chance(r, 0.5) ? v : -v);
             break;
         case 3: /* non-negative with both zeros: the minimum is a zero */
-            put(dt, tc->in, i, rchance(r, 0.3) ? (rchance(r, 0.5) ? 0.0 : -0.0) : v);
+            put(dt, tc->in, i, rng_chance(r, 0.3) ? (rng_chance(r, 0.5) ? 0.0 : -0.0) : v);
             break;
         default: /* non-positive with both zeros, and NaN */
-            put(dt, tc->in, i, rchance(r, 0.3) ? (rchance(r, 0.5) ? 0.0 : -0.0) : -v);
-            if (rchance(r, 0.01))
+            put(dt, tc->in, i, rng_chance(r, 0.3) ? (rng_chance(r, 0.5) ? 0.0 : -0.0) : -v);
+            if (rng_chance(r, 0.01))
                 put_nan(r, dt, tc->in, i);
             break;
         }
     }
     if (kind == 0)
         for (int j = 0; j < 3; j++)
-            put_nan(r, dt, tc->in, rbelow(r, n));
+            put_nan(r, dt, tc->in, rng_below(r, n));
     if (kind == 1)
         for (uint64_t i = 0; i < n; i++)
-            if (rchance(r, 0.4))
+            if (rng_chance(r, 0.4))
                 put_nan(r, dt, tc->in, i);
     if (kind == 2) {
         put_nan(r, dt, tc->in, n - 1);
-        if (rchance(r, 0.5))
+        if (rng_chance(r, 0.5))
             put_nan(r, dt, tc->in, 0);
     }
 }
@@ -1159,9 +863,9 @@ static uint64_t master_seed;
 static long only_case = -1;
 static uint64_t n_cases, n_elems;
 
-static void run_case(tcase *tc, rng *r)
+static void run_case(tcase *tc, rng_gen *r)
 {
-    tref ref;
+    ref_result ref;
     reference(tc, &ref);
     qdq_isa isas[2] = { QDQ_ISA_PORTABLE, qdq_isa_best() };
     for (int i = 0; i < (isas[1] == isas[0] ? 1 : 2); i++) {
@@ -1171,10 +875,10 @@ static void run_case(tcase *tc, rng *r)
         run_threads(tc, &ref, isas[i], r);
     }
     n_cases++, n_elems += tc->count;
-    free(ref.out), free(ref.par);
+    ref_result_free(&ref);
 }
 
-static void case_rng(rng *r, int id)
+static void case_rng(rng_gen *r, int id)
 {
     rng_seed(r, master_seed ^ ((uint64_t)id * 0x9e3779b97f4a7c15ULL));
 }
@@ -1186,12 +890,12 @@ int main(void)
     if (c && *c)
         only_case = strtol(c, NULL, 0);
     printf("seed %" PRIu64 " (QDQ_SEED to change, QDQ_CASE=k to run one case)%s\n", master_seed,
-           SANITIZED ? ", sanitizer build: fewer elements" : "");
+           TU_SANITIZED ? ", sanitizer build: fewer elements" : "");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int id = 0;
     tcase tc;
-    rng r;
+    rng_gen r;
     /* Directed: NaN and mixed zeros around Eigen's packet (8 floats, 4 doubles) and leaf
      * (8 * 1024 floats, 4 * 1024 doubles) sizes. */
     static const uint64_t fsizes[] = { 1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 31, 33, 8191, 8192,
@@ -1206,7 +910,7 @@ int main(void)
             for (int kind = 0; kind < 5; kind++, id++) {
                 if (only_case >= 0 && id != only_case)
                     continue;
-                if (SANITIZED && sz[k] > 20000 && kind != 0)
+                if (TU_SANITIZED && sz[k] > 20000 && kind != 0)
                     continue;
                 case_rng(&r, id);
                 gen_directed(&r, &tc, id, (qdq_dtype)dt, sz[k], kind);
@@ -1224,8 +928,8 @@ int main(void)
             run_case(&tc, &r);
             free_case(&tc);
         }
-    CHECK(ref_selfcheck_bad == 0, "reference: Eigen's order and the plain min/max disagree on %"
-          PRIu64 " order-independent channels", ref_selfcheck_bad);
+    CHECK(stats.selfcheck_bad == 0, "reference: Eigen's order and the plain min/max disagree on %"
+          PRIu64 " order-independent channels", stats.selfcheck_bad);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     printf("%" PRIu64 " cases, %" PRIu64 " elements, %" PRIu64 " element comparisons, %.1f s\n",

@@ -28,29 +28,14 @@
 
 #include "check.h"
 #include "qdq_half.h"
+#include "rng.h"
+#include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
-/* ---- random numbers (splitmix64: small, fixed across platforms) ---- */
+/* ---- random numbers (tests/lib/rng.h: fixed across platforms) ---- */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd(void) { return rng_splitmix(&rng_state); }
 
 static double f64_from_bits(uint64_t u)
 {
@@ -262,7 +247,7 @@ typedef struct segment {
     int all; /* 1: every pattern; 0: the rotating sample */
 } segment;
 
-#define WINDOW (SANITIZED ? 2048u : 128u)
+#define WINDOW (TU_SANITIZED ? 2048u : 128u)
 
 static const segment segments[] = {
     { 0x33000000u, 0x33800000u, 1 }, /* [2^-25, 2^-24) */
@@ -391,7 +376,7 @@ static float random_f32(void)
 
 static void test_random_f32(int f16c)
 {
-    int n = SANITIZED ? 200000 : 2000000, bad16 = 0, badbf = 0, badhw = 0, bad64bf = 0;
+    int n = TU_SANITIZED ? 200000 : 2000000, bad16 = 0, badbf = 0, badhw = 0, bad64bf = 0;
     for (int i = 0; i < n; i++) {
         float f = random_f32();
         uint16_t got = qdq_f32_to_f16(f), want = ref_round(&table_f16, f);
@@ -465,7 +450,7 @@ static double random_f64(const fmt_table *t)
 
 static void test_from_f64(void)
 {
-    int n = SANITIZED ? 300000 : 3000000, bad16 = 0, badbf = 0;
+    int n = TU_SANITIZED ? 300000 : 3000000, bad16 = 0, badbf = 0;
     static const double fixed[] = {
         0.0, -0.0, INFINITY, -INFINITY, NAN, -NAN, 65504.0, 65519.99999999999, 65520.0,
         65536.0, 1e300, -1e300, 0x1p-24, 0x1p-25, 0x1.0000000000001p-25, 0x1.8p-24,
@@ -502,7 +487,8 @@ int main(void)
     table_init();
     int f16c = have_f16c();
     if (!f16c)
-        printf("note: no F16C on this CPU (or not x86-64): hardware comparisons skipped\n");
+        SKIP("no F16C on this CPU (or not x86-64): the comparisons with the hardware's "
+             "conversions");
     test_widen(f16c);
     test_random_f32(f16c);
     test_from_f64();

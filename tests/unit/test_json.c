@@ -16,17 +16,6 @@
 #include "qdq_half.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 static const proto_limits lim = { 1u << 24, 16, 32, 1u << 28 };
 
 static double now(void)
@@ -689,7 +678,7 @@ static void test_encode(void)
 /* Informational: decode and encode of 1M float32 elements (random, printed shortest). */
 static void test_speed(void)
 {
-    size_t n = SANITIZED ? 100000 : 1000000;
+    size_t n = TU_SANITIZED ? 100000 : 1000000;
     proto_buf b = { 0 };
     proto_buf_append(&b, "{\"input\": [", 11);
     uint64_t x = 88172645463325252ULL;

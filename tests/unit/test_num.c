@@ -15,32 +15,16 @@
 #include "check.h"
 #include "proto.h"
 #include "qdq_half.h"
+#include "rng.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
+#define ROUND_TRIPS (TU_SANITIZED ? 400000u : 10000000u)
+#define SHORT_SAMPLE (TU_SANITIZED ? 10000u : 100000u)
+#define RANDOM_TEXTS (TU_SANITIZED ? 50000u : 1000000u)
 
-#define ROUND_TRIPS (SANITIZED ? 400000u : 10000000u)
-#define SHORT_SAMPLE (SANITIZED ? 10000u : 100000u)
-#define RANDOM_TEXTS (SANITIZED ? 50000u : 1000000u)
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t next64(void)
-{
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+static uint64_t next64(void) { return rng_splitmix(&rng_state); }
 
 static double now(void)
 {
@@ -379,7 +363,7 @@ static void test_half_exhaustive(void)
 /* Informational: time per number each way, float32 and float64 (random finite values). */
 static void test_speed(void)
 {
-    unsigned n = SANITIZED ? 100000 : 2000000;
+    unsigned n = TU_SANITIZED ? 100000 : 2000000;
     char *text = malloc((size_t)n * (PROTO_NUM_MAX + 1));
     size_t *len = malloc(n * sizeof *len);
     memset(text, ' ', (size_t)n * (PROTO_NUM_MAX + 1)); /* page faults are not number text */
