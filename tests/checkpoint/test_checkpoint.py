@@ -760,6 +760,24 @@ def test_large(srv, tmp):
               "large tensors: %s equals the core's answer bit for bit" % name)
 
 
+def test_load_script(srv):
+    """tests/load/load_checkpoint.sh: parallel uploads, every answer equal to the first; a
+    policy the server refuses makes it fail."""
+    env = dict(os.environ, QDQ_URL=srv.base, QDQ_LOAD_CHECKPOINT_MIB="4",
+               QDQ_LOAD_REQUESTS="6", QDQ_LOAD_PARALLEL="2")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "load",
+                          "load_checkpoint.sh")
+    p = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=300)
+    check(p.returncode == 0 and "6 uploads" in p.stdout and
+          "0 failed, 0 answers differ" in p.stdout,
+          "load_checkpoint.sh: exit %d: %s" % (p.returncode, p.stdout.strip()))
+    env["QDQ_LOAD_QUERY"] = "num_bits=99"
+    p = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=300)
+    check(p.returncode == 1 and "6 failed" in p.stdout,
+          "load_checkpoint.sh with a refused policy: exit %d: %s" % (
+              p.returncode, p.stdout.strip().splitlines()[0] if p.stdout.strip() else ""))
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="qdq-ckpt-test-")
     spool = os.path.join(tmp, "spool")
@@ -772,6 +790,7 @@ def main():
             test_uploads(srv, spool)
             test_qdq(srv, tmp, rules)
             test_large(srv, tmp)
+            test_load_script(srv)
         finally:
             check(srv.stop() == 0, "the server exits 0 on SIGTERM")
         test_full_spool(tmp)
