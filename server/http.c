@@ -74,6 +74,7 @@ typedef struct srv_req {
     bool suspended;            /* computing on the pool */
     bool done;                 /* an answer has been queued */
     int spool_fd;              /* the answer's spool file, to keep warm once sent, or -1 */
+    bool viewed, closing;      /* answered from a view of the server, draining in it */
     srv_answer ans;            /* the answer being prepared */
 } srv_req;
 
@@ -202,10 +203,13 @@ static void fail(srv_req *r, int code, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Queues the prepared answer. */
+/* Queues the prepared answer; while draining, with Connection: close (for an answer made from
+ * a view of the server, as that view read it: a /readyz of 200 keeps the connection, its 503
+ * closes it). */
 static enum MHD_Result queue(srv_req *r)
 {
-    srv_send how = { r->request_id, r->accept_encoding, atomic_load(&r->s->draining) };
+    srv_send how = { r->request_id, r->accept_encoding,
+                     r->viewed ? r->closing : atomic_load(&r->s->draining) };
     r->sent_status = r->ans.status;
     /* A large answer from a file may take its time: a MiB a second is still progress. */
     if (r->ans.a.from_file) {
@@ -537,6 +541,8 @@ static enum MHD_Result finish(srv_req *r)
     if (!(r->route->flags & SRV_ROUTE_BODY)) {
         srv_view v = view_of(s);
         r->route->answer(&v, r->method, r->path, &r->ans);
+        r->viewed = true;
+        r->closing = v.draining;
         return queue(r);
     }
     proto_work w;
