@@ -1,4 +1,4 @@
-/* proto_buf, proto_request lifecycle and dtype names. */
+/* proto_buf, proto_request lifecycle, dtype names and the printable form of client text. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,4 +125,15 @@ bool proto_parse_length(const char *v, uint64_t *out)
     }
     *out = n;
     return true;
+}
+
+const char *proto_printable(char *buf, const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 40; i++)
+        buf[k++] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\'' ? s[i] : '?';
+    if (n > 40)
+        memcpy(buf + k, "...", 3), k += 3;
+    buf[k] = 0;
+    return buf;
 }

@@ -73,17 +73,6 @@ const char *proto_jr_path(char *buf, size_t cap, const char *name, const int64_t
     return buf;
 }
 
-const char *proto_jr_printable(char *buf, const char *s, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < 40; i++)
-        buf[k++] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\'' ? s[i] : '?';
-    if (n > 40)
-        memcpy(buf + k, "...", 3), k += 3;
-    buf[k] = 0;
-    return buf;
-}
-
 /* ---- strings ---- */
 
 static int hex4(const char *s)
@@ -236,7 +225,7 @@ int proto_jr_int(proto_jr *r, const char *what, int64_t lo, int64_t hi, int64_t 
                         "byte %zu", what, proto_jr_off(r));
     if (big || (neg ? v > (uint64_t)-(lo + 1) + 1 : v > (uint64_t)hi) || (neg && v && lo >= 0))
         return qdq_fail(r->err, QDQ_EINVAL, "%s: %s is out of range [%lld, %lld]", what,
-                        proto_jr_printable(tmp, s, (size_t)(q - s)), (long long)lo,
+                        proto_printable(tmp, s, (size_t)(q - s)), (long long)lo,
                         (long long)hi);
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
     r->p = q;
@@ -256,7 +245,7 @@ static int bad_number(proto_jr *r, const char *where)
         while (r->p + n < r->end && !strchr(",]} \t\r\n", r->p[n]) && n < 41)
             n++;
         return qdq_fail(r->err, QDQ_EINVAL, "invalid JSON: %s: invalid number '%s' at byte %zu",
-                        where, proto_jr_printable(tmp, r->p, n), proto_jr_off(r));
+                        where, proto_printable(tmp, r->p, n), proto_jr_off(r));
     }
     return qdq_fail(r->err, QDQ_EINVAL, "%s: expected a number, got %s at byte %zu", where,
                     got(r, g, sizeof g), proto_jr_off(r));
@@ -399,7 +388,7 @@ int proto_jr_key(proto_jr *r, const char *where, const char *const *names, int n
     for (int i = 0; i < n && k < sizeof expected; i++)
         k += (size_t)snprintf(expected + k, sizeof expected - k, "%s%s", i ? ", " : "", names[i]);
     return qdq_fail(r->err, QDQ_EINVAL, "unknown key '%s' in %s at byte %zu (expected one of: %s)",
-                    proto_jr_printable(tmp, key, len < sizeof key - 1 ? len : sizeof key - 1),
+                    proto_printable(tmp, key, len < sizeof key - 1 ? len : sizeof key - 1),
                     where, at, expected);
 }
 
@@ -515,7 +504,7 @@ static inline int read_element(proto_jr *r, proto_jtensor *t, const char *name,
         char tmp[48];
         return qdq_fail(r->err, QDQ_EINVAL, "%s: %s is out of range for %s",
                         proto_jr_path(where, sizeof where, name, idx, d),
-                        proto_jr_printable(tmp, r->p, k), qdq_dtype_name(t->dtype));
+                        proto_printable(tmp, r->p, k), qdq_dtype_name(t->dtype));
     }
     r->p += k;
     t->count++;

@@ -54,9 +54,6 @@ int proto_jr_type_error(proto_jr *r, const char *what, const char *expected);
 int proto_jr_enter(proto_jr *r, int depth);
 /* "name[3][1]" from a name and the first n indices (idx NULL: zeros). */
 const char *proto_jr_path(char *buf, size_t cap, const char *name, const int64_t *idx, int n);
-/* A client's text for a message: printable ASCII, others as '?', cut at 40 characters. buf
- * holds at least 48 bytes. */
-const char *proto_jr_printable(char *buf, const char *s, size_t n);
 
 /*
  * The string at the read position (which must be '"'), checking every rule. The decoded text

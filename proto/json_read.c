@@ -267,7 +267,7 @@ static int read_input_object(proto_jr *r, proto_request *req, pending *pd)
             if (len > sizeof name || proto_dtype_parse(name, len, &t.dtype)) {
                 rc = qdq_fail(r->err, QDQ_EINVAL, "input.dtype: unknown dtype '%s' (expected float32, "
                           "float64, float16, half, bfloat16, FP32, FP64, FP16 or BF16)",
-                          proto_jr_printable(tmp, name, len < sizeof name ? len : sizeof name));
+                          proto_printable(tmp, name, len < sizeof name ? len : sizeof name));
                 goto out;
             }
             break;
@@ -447,7 +447,8 @@ static int decode(proto_jr *r, proto_request *req)
                 req->attrs.round_mode = QDQ_HALF_UP;
             else
                 return qdq_fail(r->err, QDQ_EINVAL, "round_mode: expected \"HALF_TO_EVEN\" or \"HALF_UP\", "
-                            "got '%s'", proto_jr_printable(tmp, mode, n < sizeof mode ? n : sizeof mode));
+                            "got '%s'",
+                            proto_printable(tmp, mode, n < sizeof mode ? n : sizeof mode));
             break;
         }
         case K_INPUT_MIN:

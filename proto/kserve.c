@@ -153,7 +153,7 @@ static int entry_datatype(proto_jr *r, const char *p, const char *name, qdq_dtyp
         }
     char tmp[48];
     return qdq_fail(r->err, QDQ_EINVAL, "inputs '%s': datatype '%s' is not supported (FP32, FP64, "
-                    "FP16, BF16)", name, proto_jr_printable(tmp, s, n < 32 ? n : 32));
+                    "FP16, BF16)", name, proto_printable(tmp, s, n < 32 ? n : 32));
 }
 
 /* "shape" at p: dims, rank and element count, within the limits. */

@@ -24,18 +24,6 @@
 /* The largest dimension accepted (as in the query's shape). */
 #define DIM_MAX ((uint64_t)1 << 62)
 
-/* A client's text for a message: printable ASCII only, at most 40 characters. */
-static const char *show(const char *s, size_t n, char out[48])
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < 40; i++)
-        out[k++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-    if (n > 40)
-        memcpy(out + k, "...", 3), k += 3;
-    out[k] = 0;
-    return out;
-}
-
 /* "(2, 3)", "(5,)", "()": the shape as NumPy prints it, cut short if it does not fit. */
 static const char *tuple_text(const int64_t *dims, int rank, char *out, size_t cap)
 {
@@ -75,7 +63,7 @@ static int syntax(cursor *c, qdq_error *err, const char *what)
     char q[48];
     skip_ws(c);
     return qdq_fail(err, QDQ_EINVAL, "the .npy header is not a valid dict: %s at byte %zu (\"%s\")",
-                what, (size_t)(c->p - c->start), show(c->p, (size_t)(c->end - c->p), q));
+                what, (size_t)(c->p - c->start), proto_printable(q, c->p, (size_t)(c->end - c->p)));
 }
 
 /* A string literal without escapes ('...' or "..."): its contents. */
@@ -178,10 +166,10 @@ static int parse_dict(cursor *c, header *h, qdq_error *err)
                                                                     : 0;
         if (!key)
             return qdq_fail(err, QDQ_EINVAL, "the .npy header has an unknown key '%s' (expected "
-                        "'descr', 'fortran_order' and 'shape')", show(k, n, q));
+                        "'descr', 'fortran_order' and 'shape')", proto_printable(q, k, n));
         if (seen & key)
             return qdq_fail(err, QDQ_EINVAL, "the .npy header has the key '%s' twice",
-                        show(k, n, q));
+                        proto_printable(q, k, n));
         seen |= key;
         if (!take(c, ':'))
             return syntax(c, err, "expected ':' after a key");
@@ -230,10 +218,11 @@ static int descr_dtype(const header *h, const proto_request *req, qdq_dtype *dt,
     *v2 = false;
     if (memchr(s, 'O', n))
         return qdq_fail(err, PROTO_EMEDIA, "object arrays are not accepted (pickles are never "
-                    "loaded): .npy descr '%s'", show(s, n, q));
+                    "loaded): .npy descr '%s'", proto_printable(q, s, n));
     if (n && s[0] == '>')
         return qdq_fail(err, PROTO_EMEDIA, "big-endian arrays are not supported: .npy descr '%s' "
-                    "(save arr.astype('<%s'))", show(s, n, q), show(s + 1, n - 1, q2));
+                    "(save arr.astype('<%s'))", proto_printable(q, s, n),
+                    proto_printable(q2, s + 1, n - 1));
     if (n == 3 && !memcmp(s, "<f4", 3))
         *dt = QDQ_FLOAT32;
     else if (n == 3 && !memcmp(s, "<f8", 3))
@@ -243,16 +232,17 @@ static int descr_dtype(const header *h, const proto_request *req, qdq_dtype *dt,
     else if (n == 3 && (!memcmp(s, "<V2", 3) || !memcmp(s, "|V2", 3) || !memcmp(s, "<u2", 3))) {
         if (!bf16)
             return qdq_fail(err, PROTO_EMEDIA, ".npy descr '%s' is not a float type; for bfloat16 "
-                        "data add dtype=bfloat16 to the query", show(s, n, q));
+                        "data add dtype=bfloat16 to the query", proto_printable(q, s, n));
         *dt = QDQ_BFLOAT16;
         *v2 = s[1] == 'V';
     } else {
         return qdq_fail(err, PROTO_EMEDIA, ".npy descr '%s' is not supported (expected '<f4', "
-                    "'<f8', '<f2', or '<V2' or '<u2' with dtype=bfloat16)", show(s, n, q));
+                    "'<f8', '<f2', or '<V2' or '<u2' with dtype=bfloat16)",
+                    proto_printable(q, s, n));
     }
     if (req->dtype_given && req->dtype != *dt)
         return qdq_fail(err, QDQ_EINVAL, "dtype=%s in the query but the .npy descr '%s' is %s",
-                    qdq_dtype_name(req->dtype), show(s, n, q), qdq_dtype_name(*dt));
+                    qdq_dtype_name(req->dtype), proto_printable(q, s, n), qdq_dtype_name(*dt));
     return 0;
 }
 

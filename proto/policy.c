@@ -115,7 +115,7 @@ static int glob_add(globs *g, const char *what, const char *s, size_t n, qdq_err
         bs++;
     if (bs % 2)
         return qdq_fail(err, QDQ_EINVAL, "%s: pattern %zu '%s' ends with a lone '\\' (write "
-                        "'\\\\' for a backslash)", what, g->n - 1, proto_jr_printable(tmp, s, n));
+                        "'\\\\' for a backslash)", what, g->n - 1, proto_printable(tmp, s, n));
     return 0;
 }
 
@@ -280,7 +280,7 @@ static int read_rule(proto_jr *r, int i, rule *ru)
                     ru->attrs.round_mode = QDQ_HALF_UP;
                 else
                     return qdq_fail(r->err, QDQ_EINVAL, "%s: expected \"HALF_TO_EVEN\" or "
-                                    "\"HALF_UP\", got '%s'", what, proto_jr_printable(tmp, mode,
+                                    "\"HALF_UP\", got '%s'", what, proto_printable(tmp, mode,
                                     n < sizeof mode ? n : sizeof mode));
                 break;
             }
@@ -551,7 +551,7 @@ int proto_policy_resolve(const proto_policy *p, const proto_st_tensor *t, const 
         size_t k = (size_t)snprintf(out->reason, sizeof out->reason, "not included (include: ");
         for (size_t i = 0; i < p->include.n && k < sizeof out->reason; i++)
             k += (size_t)snprintf(out->reason + k, sizeof out->reason - k, "%s%s", i ? "," : "",
-                                  proto_jr_printable(pat, p->include.v[i],
+                                  proto_printable(pat, p->include.v[i],
                                                      strlen(p->include.v[i])));
         if (k + 1 < sizeof out->reason)
             snprintf(out->reason + k, sizeof out->reason - k, ")");
@@ -561,7 +561,7 @@ int proto_policy_resolve(const proto_policy *p, const proto_st_tensor *t, const 
     }
     if (glob_match(&p->exclude, t->name, &which)) {
         snprintf(out->reason, sizeof out->reason, "excluded by '%s'",
-                 proto_jr_printable(pat, p->exclude.v[which], strlen(p->exclude.v[which])));
+                 proto_printable(pat, p->exclude.v[which], strlen(p->exclude.v[which])));
         return 0;
     }
     const rule *ru = NULL;

@@ -78,6 +78,10 @@ int proto_buf_append(proto_buf *b, const void *p, size_t n);
 char *proto_buf_detach(proto_buf *b, size_t *len);
 void proto_buf_free(proto_buf *b);
 
+/* A client's text for a message: printable ASCII but the quote ', others as '?', cut at 40
+ * characters with "..."; buf holds at least 48 bytes. */
+const char *proto_printable(char *buf, const char *s, size_t n);
+
 /* The length of the valid UTF-8 sequence at s (1..4; shortest form, no surrogates, at most
  * U+10FFFF), or 0 when s does not start one within the avail bytes there (avail >= 1). A
  * NUL-terminated string may pass SIZE_MAX: its NUL ends any sequence. */

@@ -28,18 +28,6 @@ static const char *const key_names[K_COUNT] = {
 /* The largest dimension a shape may name (as in the npy decoder). */
 #define DIM_MAX ((int64_t)1 << 62)
 
-/* A client's text for a message: printable ASCII only, at most 40 characters. */
-static const char *show(const char *s, size_t n, char out[48])
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < 40; i++)
-        out[k++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-    if (n > 40)
-        memcpy(out + k, "...", 3), k += 3;
-    out[k] = 0;
-    return out;
-}
-
 /* "[2,3,4]" for messages, cut short if it does not fit. */
 static const char *dims_text(const int64_t *dims, int rank, char *out, size_t cap)
 {
@@ -110,12 +98,12 @@ static int parse_shape(proto_request *req, const char *value, const proto_limits
                         "integers such as 2,3)", rank);
         if (k < n)
             return qdq_fail(err, QDQ_EINVAL, "shape: dimension %d \"%s\" is not a non-negative "
-                        "integer", rank, show(p, n, q));
+                        "integer", rank, proto_printable(q, p, n));
         if (rank == max_rank)
             return qdq_fail(err, PROTO_ETOOBIG, "shape: more than %d dimensions", max_rank);
         if (d > (uint64_t)DIM_MAX)
             return qdq_fail(err, PROTO_ETOOBIG, "shape: dimension %d (%s) is larger than 2^62", rank,
-                        show(p, n, q));
+                        proto_printable(q, p, n));
         /* Overflow is checked in order, as TensorFlow and the core do: [0,2^62,2^62] is fine. */
         if (d != 0 && count > UINT64_MAX / d)
             return qdq_fail(err, PROTO_ETOOBIG, "shape: the element count overflows 64 bits at "
@@ -154,7 +142,7 @@ static int keep_bounds(const char *key, const char *value, char **text, qdq_erro
                         "numbers)", key, i);
         if (proto_num_parse_f64(p, e, &d) != (size_t)(e - p))
             return qdq_fail(err, QDQ_EINVAL, "%s: item %zu \"%s\" is not a number", key, i,
-                        show(p, (size_t)(e - p), q));
+                        proto_printable(q, p, (size_t)(e - p)));
         if (e == end)
             break;
         p = e + 1;
@@ -177,7 +165,7 @@ int proto_query_arg(proto_request *req, const char *key, const char *value,
     if (k == K_COUNT)
         return qdq_fail(err, QDQ_EINVAL, "unknown query parameter \"%s\" (expected dtype, shape, "
                     "num_bits, signed_input, range_given, round_mode, narrow_range, axis, "
-                    "input_min, input_max, stats)", show(key, strlen(key), q));
+                    "input_min, input_max, stats)", proto_printable(q, key, strlen(key)));
     if (req->query_seen & (1u << k))
         return qdq_fail(err, QDQ_EINVAL, "query parameter \"%s\" is given twice", key);
 
@@ -188,7 +176,7 @@ int proto_query_arg(proto_request *req, const char *key, const char *value,
         if (proto_dtype_parse(value, strlen(value), &req->dtype))
             return qdq_fail(err, QDQ_EINVAL, "dtype: unknown dtype \"%s\" (expected float32, "
                         "float64, float16, half, bfloat16, FP32, FP64, FP16 or BF16)",
-                        show(value, strlen(value), q));
+                        proto_printable(q, value, strlen(value)));
         req->dtype_given = true;
         break;
     case K_SHAPE:
@@ -199,8 +187,9 @@ int proto_query_arg(proto_request *req, const char *key, const char *value,
         rc = k == K_AXIS ? parse_int(value, INT64_MIN, INT64_MAX, &v)
                          : parse_int(value, INT32_MIN, INT32_MAX, &v);
         if (rc)
-            return qdq_fail(err, QDQ_EINVAL, "%s: \"%s\" is %s", key, show(value, strlen(value), q),
-                        rc == 1 ? "not an integer" : "out of range");
+            return qdq_fail(err, QDQ_EINVAL, "%s: \"%s\" is %s", key,
+                            proto_printable(q, value, strlen(value)),
+                            rc == 1 ? "not an integer" : "out of range");
         if (k == K_AXIS)
             req->attrs.axis = v;
         else
@@ -213,7 +202,7 @@ int proto_query_arg(proto_request *req, const char *key, const char *value,
         bool b;
         if (parse_bool(value, &b))
             return qdq_fail(err, QDQ_EINVAL, "%s: \"%s\" is not a boolean (expected true, false, 1 "
-                        "or 0)", key, show(value, strlen(value), q));
+                        "or 0)", key, proto_printable(q, value, strlen(value)));
         *(k == K_SIGNED_INPUT ? &req->attrs.signed_input
           : k == K_RANGE_GIVEN ? &req->attrs.range_given
           : k == K_STATS      ? &req->want_stats : &req->attrs.narrow_range) = b;
@@ -226,7 +215,7 @@ int proto_query_arg(proto_request *req, const char *key, const char *value,
             req->attrs.round_mode = QDQ_HALF_UP;
         else
             return qdq_fail(err, QDQ_EINVAL, "round_mode: \"%s\" is not HALF_TO_EVEN or HALF_UP",
-                        show(value, strlen(value), q));
+                        proto_printable(q, value, strlen(value)));
         break;
     case K_INPUT_MIN:
         rc = keep_bounds(key, value, &req->min_text, err);

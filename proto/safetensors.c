@@ -333,7 +333,7 @@ static int read_u64(parser *p, const char *field, int idx, uint64_t *out)
                         "byte %zu", what, proto_jr_off(r));
     if (big)
         return qdq_fail(&p->e, QDQ_EINVAL, "%s: %s is more than 2^64 - 1 at byte %zu", what,
-                        proto_jr_printable(tmp, s, (size_t)(q - s)), proto_jr_off(r));
+                        proto_printable(tmp, s, (size_t)(q - s)), proto_jr_off(r));
     r->p = q;
     *out = v;
     return 0;
@@ -466,7 +466,7 @@ static int read_entry(parser *p, entry *t)
                 return qdq_fail(&p->e, QDQ_EINVAL, "unknown dtype '%s' (known: BOOL, U8, I8, "
                                 "I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64, F8_E5M2, "
                                 "F8_E4M3, F8_E8M0, F8_E4M3FNUZ, F8_E5M2FNUZ, F4, F6_E2M3, "
-                                "F6_E3M2, C64)", proto_jr_printable(tmp, name,
+                                "F6_E3M2, C64)", proto_printable(tmp, name,
                                 n < sizeof name ? n : sizeof name));
         } else if (k == 1) {
             if (read_shape(p, t))

@@ -110,12 +110,12 @@ static int write_header(const proto_st_header *h, const char *policy_json,
         uint64_t bytes;
         if (proto_st_has_name(h, x->name))
             return qdq_fail(err, QDQ_EINVAL, "the tensor '%s' to be added is already in the "
-                            "checkpoint", proto_jr_printable(s, x->name, strlen(x->name)));
+                            "checkpoint", proto_printable(s, x->name, strlen(x->name)));
         if (proto_st_bytes(x->dtype, x->dims, x->rank, NULL, &bytes) ||
             bytes > UINT64_MAX - off)
             return qdq_fail(err, QDQ_EINVAL, "the tensor '%s' to be added has a bad dtype or "
                             "shape, or its data would end past 2^64 bytes",
-                            proto_jr_printable(s, x->name, strlen(x->name)));
+                            proto_printable(s, x->name, strlen(x->name)));
         if (put_tensor(b, &first, x->name, strlen(x->name), x->dtype, x->dims, x->rank, off,
                        off + bytes))
             return PROTO_ENOMEM;
