@@ -23,6 +23,8 @@ int proto_buf_reserve(proto_buf *b, size_t extra)
 
 int proto_buf_append(proto_buf *b, const void *p, size_t n)
 {
+    if (n == 0) /* memcpy may not take a buffer not yet allocated, even for 0 bytes */
+        return 0;
     if (proto_buf_reserve(b, n))
         return PROTO_ENOMEM;
     memcpy(b->data + b->len, p, n);

@@ -571,7 +571,10 @@ static int feed_data(proto_xchg *x, const char *p, size_t n, qdq_error *err)
         if (fresh && (rc = tensor_begin(x, err)))
             return rc;
         size_t k = t->end - s->data_got < n ? (size_t)(t->end - s->data_got) : n;
-        if (s->quantizing && fresh && k == t->end - t->begin) /* all its bytes are here */
+        /* All its bytes are here, aligned for its type (the kernels load whole elements;
+         * safetensors does not align tensors): computed from where they are. */
+        if (s->quantizing && fresh && k == t->end - t->begin &&
+            (uintptr_t)p % qdq_dtype_size(s->res.plan.dtype) == 0)
             rc = compute_whole(x, p, err);
         else if (s->quantizing)
             rc = (fresh && tensor_buffer(x, err)) || proto_stream_feed(&s->stream, p, k, err)
