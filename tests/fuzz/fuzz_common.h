@@ -1,6 +1,5 @@
 /*
- * What the decoder fuzz targets share: REQUIRE (an invariant: print it and abort, which libFuzzer
- * reports as a crash), the decoding limits the targets use, and the checks of a decoded request
+ * What the decoder fuzz targets share besides fuzz_require.h: the checks of a decoded request
  * run through the op: plan_runnable (the per-channel state), check_split (the op split as the
  * server splits it) and check_reference (the op against the independent reference,
  * tests/lib/ref.h).
@@ -19,18 +18,7 @@
 #include "qdq_half.h"
 #include "ref.h"
 
-#define REQUIRE(cond, ...)                                                                     \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz: %s:%d: invariant failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fputc('\n', stderr);                                                               \
-            abort();                                                                           \
-        }                                                                                      \
-    } while (0)
-
-static const proto_limits LIMITS = { .max_elements = 1u << 16, .max_rank = 32, .max_depth = 64,
-                                     .max_body = 1u << 20 };
+#include "fuzz_require.h"
 
 /*
  * An empty tensor may name any number of channels (a zero dimension elsewhere): the element

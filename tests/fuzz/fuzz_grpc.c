@@ -110,7 +110,7 @@ static void run_and_encode(proto_v2_request *v, uint64_t seed)
         REQUIRE(err.code == QDQ_EINVAL && err.msg[0], "plan_init failed without a message");
         return;
     }
-    if (plan.channels > LIMITS.max_elements && !strict)
+    if (!plan_runnable(&plan))
         return;
     size_t bytes = (size_t)q->count * qdq_dtype_size(q->dtype);
     char *in = malloc(bytes + 1), *out = malloc(bytes + 1);

@@ -20,21 +20,9 @@
 #include <string.h>
 
 #include "codec.h"
+#include "fuzz_require.h"
 #include "json_pull.h"
 #include "policy.h"
-
-#define REQUIRE(cond, ...)                                                                     \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz: %s:%d: invariant failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fputc('\n', stderr);                                                               \
-            abort();                                                                           \
-        }                                                                                      \
-    } while (0)
-
-static const proto_limits LIMITS = { .max_elements = 1u << 16, .max_rank = 32, .max_depth = 64,
-                                     .max_body = 1u << 20 };
 
 /* JSON, where NaN, Infinity and -Infinity may stand for numbers (as in every JSON answer of
  * the project): they are swapped for numbers of the same length before the syntax check. */

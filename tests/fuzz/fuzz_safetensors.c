@@ -19,20 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_require.h"
 #include "safetensors.h"
 
-#define REQUIRE(cond, ...)                                                                     \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz: %s:%d: invariant failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fputc('\n', stderr);                                                               \
-            abort();                                                                           \
-        }                                                                                      \
-    } while (0)
-
-static const proto_limits LIMITS = { .max_elements = 1u << 16, .max_rank = 32, .max_depth = 64,
-                                     .max_body = 1u << 20 };
 
 static void check_failure(int rc, const qdq_error *e, const proto_st_header *h)
 {

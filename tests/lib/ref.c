@@ -9,6 +9,7 @@
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,16 +292,27 @@ static int validate(const ref_case *c, view *sv, char *why, size_t whyn)
         return snprintf(why, whyn, "num_bits %d", a->num_bits), -1;
     if (a->round_mode != QDQ_HALF_TO_EVEN && a->round_mode != QDQ_HALF_UP)
         return snprintf(why, whyn, "round_mode %d", a->round_mode), -1;
-    uint64_t count = 1;
+    /* An empty tensor (a dimension 0) may name any other dimensions: it has no elements. */
+    bool empty = false;
     for (int i = 0; i < c->rank; i++) {
-        if (c->dims[i] < 0 || (c->dims[i] > 0 && count > UINT64_MAX / (uint64_t)c->dims[i] / 8))
+        if (c->dims[i] < 0)
+            return snprintf(why, whyn, "dims[%d] = %" PRId64, i, c->dims[i]), -1;
+        empty = empty || c->dims[i] == 0;
+    }
+    uint64_t count = !empty;
+    for (int i = 0; i < c->rank && !empty; i++) {
+        if (count > UINT64_MAX / (uint64_t)c->dims[i] / 8)
             return snprintf(why, whyn, "dims[%d] = %" PRId64, i, c->dims[i]), -1;
         count *= (uint64_t)c->dims[i];
     }
     sv->axis = a->axis;
     sv->count = count;
     sv->outer = sv->C = sv->inner = 1;
-    if (a->axis >= 0) {
+    if (empty) {
+        sv->outer = sv->inner = 0;
+        if (a->axis >= 0)
+            sv->C = (uint64_t)c->dims[a->axis];
+    } else if (a->axis >= 0) {
         for (int i = 0; i < a->axis; i++)
             sv->outer *= (uint64_t)c->dims[i];
         sv->C = (uint64_t)c->dims[a->axis];
