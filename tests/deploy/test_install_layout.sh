@@ -32,8 +32,9 @@ env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s install BUILD="$B" DESTDIR="$D/r
 rc=$? # before the message's $(cat) runs, which sets $? again
 check '[ $rc -eq 0 ]' "make install DESTDIR=<fresh dir> PREFIX=/usr/local (exit $rc) $(cat "$D/make.out")"
 BIN=$D/root/usr/local/bin/qdq-server
-check '[ -x "$BIN" ] && [ "$(find "$D/root" -type f | wc -l)" -eq 1 ]' \
-    "the install is one file, usr/local/bin/qdq-server"
+FILES=$(cd "$D/root" && find . -type f | sort | tr '\n' ' ')
+check '[ -x "$BIN" ] && [ -x "$D/root/usr/local/bin/qdq" ] && [ "$FILES" = "./usr/local/bin/qdq ./usr/local/bin/qdq-server " ]' \
+    "the install is two programs, usr/local/bin/qdq-server and usr/local/bin/qdq: $FILES"
 # Stripped, with its debug symbols split off: the same build (build id), no symbol table or
 # DWARF, a .gnu_debuglink to qdq-server.debug; `make install-debug` puts that file where gdb
 # looks (DEBUGDIR/.build-id/), and gdb then knows the stripped binary's functions.
@@ -122,7 +123,7 @@ if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null && command -v nsenter >
         shift
         : >"$D/$name.err"
         (cd / && exec unshare --pid --fork --mount-proc env -i QDQ_LISTEN=0.0.0.0:$NOWHERE \
-            QDQ_ACCESS_LOG=off "$@") 2>"$D/$name.err" &
+            QDQ_GRPC_LISTEN=none QDQ_ACCESS_LOG=off "$@") 2>"$D/$name.err" &
         i=0
         while [ $i -lt 100 ] && ! grep -q "^listening on" "$D/$name.err"; do sleep 0.05; i=$((i + 1)); done
         NSPID=$(pgrep -P $! 2>/dev/null | head -n 1)

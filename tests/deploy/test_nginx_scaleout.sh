@@ -96,9 +96,10 @@ start_replica() {
     eval "R$1=$!"
     PIDS="$PIDS $!"
     n=0
-    while [ $n -lt 100 ] && ! grep -q '^grpc serving on' "$T/r$1.err"; do sleep 0.05; n=$((n + 1)); done
-    eval "P$1=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$T/r$1.err")"
-    eval "G$1=$(sed -n 's/^grpc serving on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$T/r$1.err")"
+    # Both lines start the log as text, or stand in a JSON line's msg (QDQ_LOG_FORMAT=json).
+    while [ $n -lt 100 ] && ! grep -q 'grpc serving on' "$T/r$1.err"; do sleep 0.05; n=$((n + 1)); done
+    eval "P$1=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/r$1.err" | head -n 1)"
+    eval "G$1=$(sed -n 's/.*grpc serving on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/r$1.err" | head -n 1)"
 }
 start_replica 1
 start_replica 2
@@ -197,7 +198,16 @@ else
     bad "gRPC through nginx: python3 with grpcio and protobuf, and protoc, are needed (Debian python3-grpcio, python3-protobuf, protobuf-compiler)"
 fi
 
-served() { grep -c '/quantize-dequantize' "$T/r$1.out"; }
+# Requests replica i answered 200, from nginx's log (the replica that answered is the last
+# address of $upstream_addr; the replicas' own access logs are buffered, and a replica killed
+# with -9 loses the lines it had not written yet).
+served() {
+    eval "p=\$P$1"
+    awk -v a="127.0.0.1:$p" '/"POST \/quantize-dequantize/ {
+        if (!match($0, /upstream=[^ ]*( [^ =]*,?)* upstream_status=/)) next
+        u = substr($0, RSTART + 9, RLENGTH - 9 - 17); n = split(u, addr, ", ")
+        if (addr[n] == a && $0 ~ /upstream_status=([^ ]*, )*200 /) c++ } END { print c + 0 }' "$T/access.log"
+}
 posts() { grep -c '"POST /quantize-dequantize' "$T/access.log"; }
 
 # How many requests nginx passed to a second replica so far ($upstream_addr lists each one
