@@ -7,7 +7,8 @@
  *   scale, inverse_scale from [min, max]              (the op's ComputeQuantizationRange)
  *   out = (input * scale).unaryExpr(round_half_to_even) * inverse_scale
  *
- * Written from the project's semantics document. C API below (bench_core.c declares it).
+ * Written from docs/semantics.md ("Scale", "Each element", "Rounding"). C API below
+ * (bench_core.c declares it).
  */
 #define EIGEN_USE_THREADS
 /* Eigen 3.4's own headers are not clean under -Wall -Wextra (the Makefile adds them with -I). */

@@ -1,11 +1,16 @@
 #!/bin/sh
-# Every command in README.md's ```sh blocks, run against a server started here on a free port
-# of 127.0.0.1, and every ```python block whose imports are installed:
-#  - localhost:8080 and 127.0.0.1:8080 become the test server's address, and QDQ_URL points
-#    there for the load scripts' default; wrk's -d<N>s becomes -d1s and QDQ_LOAD_REQUESTS=<N>
-#    becomes 200, so the load commands stay short;
-#  - commands run in a scratch directory that links the repository's files and holds the inputs
-#    the examples name (w.f32: 64x128 float32, w.npy); curl gets --fail, so an HTTP error fails;
+# Every command in README.md's ```sh blocks, run against a server started here on free ports
+# of 127.0.0.1 (HTTP and gRPC), and every ```python block whose imports are installed:
+#  - localhost:8080 and 127.0.0.1:8080 become the test server's HTTP address, localhost:8081 and
+#    127.0.0.1:8081 its gRPC address, and QDQ_URL points at HTTP for the load scripts' default;
+#    wrk's -d<N>s becomes -d1s and QDQ_LOAD_REQUESTS=<N> becomes 200, so the load commands stay
+#    short;
+#  - commands and python blocks run in a scratch directory that links the repository's files and
+#    holds the inputs the examples name (w.f32: 64x128 float32, w.npy; model.safetensors: a
+#    small decoder-shaped checkpoint; model-dir/: it as two shards with an index and a config);
+#    `qdq` is the built one ($QDQ_BIN, default qdq beside the server); python blocks import
+#    what the commands before them wrote there (grpc_predict_v2_pb2 from protoc); curl gets
+#    --fail, so an HTTP error fails;
 #  - comment lines right under a command, the first one starting "# {" or "# [", are the JSON
 #    it prints: its output must contain them (whitespace aside);
 #  - counted as skipped (with the reason), not as passed: ./run.sh and ./test.sh (CI runs what
@@ -16,10 +21,12 @@
 #    `docker run IMAGE ARGS` is also checked here as far as it can be: the built server with
 #    the command's -e variables and ARGS starts, answers /healthz and exits 0 on SIGTERM. Any
 #    other command that cannot run fails;
-#  - a ```python block runs when its imports are importable (numpy and requests: Debian's
-#    python3-numpy and python3-requests, in scripts/install-deps.sh --dev; with QDQ_CI=1 their
-#    absence fails); a block that needs a module Debian does not package (tritonclient: pip
-#    only, and no pip registry is reachable here) is counted as skipped.
+#  - a ```python block runs when its imports are importable (numpy, requests, grpc and
+#    google.protobuf: Debian's python3-numpy, python3-requests, python3-grpcio and
+#    python3-protobuf, in scripts/install-deps.sh --dev; with QDQ_CI=1 their absence fails; a
+#    missing *_pb2 module, which a README command generates, fails); a block that needs a module
+#    Debian does not package (tritonclient: pip only, and no pip registry is reachable here) is
+#    counted as skipped.
 # Also runs every load script of tests/load/ briefly against the server, documented or not.
 # Prints "N passed, N failed, N skipped".
 set -u
@@ -28,34 +35,41 @@ ROOT=$PWD
 README=${QDQ_README:-README.md}  # another file, to try a draft
 SERVER=${QDQ_SERVER:-build/qdq-server}
 case $SERVER in /*) ;; *) SERVER=$ROOT/$SERVER ;; esac
+QDQ_BIN=${QDQ_BIN:-$(dirname "$SERVER")/qdq}
+case $QDQ_BIN in /*) ;; *) QDQ_BIN=$ROOT/$QDQ_BIN ;; esac
 . tests/lib/checks.sh
 T=$(mktemp -d)
 PIDS=""
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 trap 'exit 1' INT TERM
 
-# start_server LOG [ARGS...]: the caller's environment and ARGS, then 127.0.0.1 and a free
-# port whatever they say; sets SPID and SPORT (empty when it did not start).
+# start_server LOG [ARGS...]: the caller's environment and ARGS, then 127.0.0.1 and free ports
+# (HTTP and gRPC) whatever they say; sets SPID, SPORT and GPORT (empty when it did not start).
 start_server() {
     log=$1
     shift
     : >"$log"
     # shellcheck disable=SC2086 # SENV: NAME=VALUE words
-    env ${SENV:-} "$SERVER" "$@" --listen 127.0.0.1:0 --port 0 >/dev/null 2>"$log" &
+    env ${SENV:-} "$SERVER" "$@" --listen 127.0.0.1:0 --port 0 --grpc-listen 127.0.0.1:0 \
+        >/dev/null 2>"$log" &
     SPID=$!
     PIDS="$PIDS $SPID"
     n=0
-    # (text logs: a line "listening on ADDRESS"; JSON logs: in the start line's msg)
-    while [ $n -lt 100 ] && ! grep -q 'listening on' "$log" && kill -0 $SPID 2>/dev/null; do
+    # (text logs: lines "listening on ADDRESS" and "grpc serving on ADDRESS"; JSON logs: in
+    # the lines' msg)
+    while [ $n -lt 100 ] && ! { grep -q 'listening on' "$log" && grep -q 'grpc serving on' "$log"; } &&
+        kill -0 $SPID 2>/dev/null; do
         sleep 0.05
         n=$((n + 1))
     done
     SPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
+    GPORT=$(sed -n 's/.*grpc serving on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
 }
 SENV=QDQ_ACCESS_LOG=off
 start_server "$T/server.err"
 PORT=$SPORT
-if [ -z "$PORT" ]; then
+GRPC_PORT=$GPORT
+if [ -z "$PORT" ] || [ -z "$GRPC_PORT" ]; then
     bad "the server did not start: $(cat "$T/server.err")"
     finish
 fi
@@ -63,7 +77,7 @@ URL=http://127.0.0.1:$PORT
 
 # The scratch directory: the repository's top-level entries linked, and the example inputs.
 W=$T/work
-mkdir -p "$W" "$T/cmds" "$T/bin"
+mkdir -p "$W" "$T/cmds" "$T/bin" "$W/model-dir"
 for f in "$ROOT"/* "$ROOT"/.[!.]*; do
     case ${f##*/} in .git) continue ;; esac
     [ -e "$f" ] && ln -s "$f" "$W/${f##*/}"
@@ -76,11 +90,49 @@ hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (64, 128), }"
 hdr += " " * (64 - (10 + len(hdr) + 1) % 64) + "\n"
 open(sys.argv[1] + "/w.npy", "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr))
     + hdr.encode() + struct.pack("<%df" % len(w), *w))
+# model.safetensors: named and shaped as a decoder's tensors (small), F32 weights, an I64 buffer.
+import json, math
+def checkpoint(path, tensors, k0):
+    meta, data = {"__metadata__": {"format": "pt"}}, b""
+    for k, (name, dt, shape) in enumerate(tensors, k0):
+        n = 1
+        for d in shape:
+            n *= d
+        if dt == "I64":
+            b = struct.pack("<%dq" % n, *range(n))
+        else:
+            b = struct.pack("<%df" % n, *[math.sin(k * 1000 + i * 0.37) * (1 + (i % 7) / 7)
+                                          for i in range(n)])
+        meta[name] = {"dtype": dt, "shape": shape, "data_offsets": [len(data), len(data) + len(b)]}
+        data += b
+    h = json.dumps(meta, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
+    return [t[0] for t in tensors]
+tensors = [("model.embed_tokens.weight", "F32", [32, 16]),
+           ("model.layers.0.input_layernorm.weight", "F32", [16]),
+           ("model.layers.0.self_attn.q_proj.weight", "F32", [16, 16]),
+           ("model.layers.0.self_attn.q_proj.bias", "F32", [16]),
+           ("model.layers.0.mlp.down_proj.weight", "F32", [16, 32]),
+           ("model.position_ids", "I64", [32]),
+           ("lm_head.weight", "F32", [32, 16])]
+checkpoint(sys.argv[1] + "/model.safetensors", tensors, 0)
+# model-dir/: the same tensors as two shards, with the index and a config, as a hub model is.
+d = sys.argv[1] + "/model-dir/"
+shards = {"model-00001-of-00002.safetensors": tensors[:4], "model-00002-of-00002.safetensors": tensors[4:]}
+weight_map = {}
+for i, (f, ts) in enumerate(sorted(shards.items())):
+    for name in checkpoint(d + f, ts, 4 * i):
+        weight_map[name] = f
+json.dump({"metadata": {}, "weight_map": weight_map}, open(d + "model.safetensors.index.json", "w"))
+json.dump({"model_type": "llama", "hidden_size": 16}, open(d + "config.json", "w"))
 PYEOF
 # curl with --fail: an HTTP error is a failed command.
 REALCURL=$(command -v curl)
 printf '#!/bin/sh\nexec "%s" --fail --max-time 60 "$@"\n' "$REALCURL" >"$T/bin/curl"
 chmod +x "$T/bin/curl"
+# qdq: the built one, as `make install` would put it on PATH.
+[ -x "$QDQ_BIN" ] && ln -s "$QDQ_BIN" "$T/bin/qdq"
 
 # Extract: $T/cmds/NNN.sh (a command), NNN.expect (its expected output), NNN.py (a block).
 # Expected output: comment lines right under a command, the first one starting "# {" or "# ["
@@ -202,26 +254,30 @@ m.update(re.findall(r"^\s*from (\S+) import", t, re.M))
 print(" ".join(sorted(m)))' "$f")
         PY=""
         for p in /usr/bin/python3 python3; do
-            if "$p" -c "import $(echo $mods | tr ' ' ',')" 2>/dev/null; then PY=$p; break; fi
+            if (cd "$W" && "$p" -c "import $(echo $mods | tr ' ' ',')") 2>/dev/null; then PY=$p; break; fi
         done
         if [ -z "$PY" ]; then
-            debian="" other=""
+            debian="" other="" generated=""
             for m in $mods; do
-                python3 -c "import $m" 2>/dev/null || /usr/bin/python3 -c "import $m" 2>/dev/null && continue
+                (cd "$W" && { python3 -c "import $m" || /usr/bin/python3 -c "import $m"; }) 2>/dev/null && continue
                 case ${m%%.*} in
-                numpy|requests) debian="$debian $m" ;;
+                numpy|requests|grpc|google) debian="$debian $m" ;;
+                *_pb2) generated="$generated $m" ;;
                 *) other="$other $m" ;;
                 esac
             done
-            if [ -n "$debian" ]; then
-                need false "README python block $id: not installed:$debian (Debian's python3-numpy, python3-requests, in scripts/install-deps.sh --dev)"
+            if [ -n "$generated" ]; then
+                bad "README python block $id: cannot import$generated (a README command generates it with protoc)"
+            elif [ -n "$debian" ]; then
+                need false "README python block $id: not installed:$debian (Debian's python3-numpy, python3-requests, python3-grpcio, python3-protobuf, in scripts/install-deps.sh --dev)"
             else
                 skip "README python block $id: needs$other, which Debian does not package (pip only; no pip registry is reachable here)"
             fi
             continue
         fi
-        sed -e "s|localhost:8080|127.0.0.1:$PORT|g" "$f" >"$T/run.py"
-        if (cd "$W" && timeout 60 "$PY" "$T/run.py") >"$T/out" 2>&1; then
+        sed -e "s|localhost:8080|127.0.0.1:$PORT|g" -e "s|localhost:8081|127.0.0.1:$GRPC_PORT|g" \
+            "$f" >"$T/run.py"
+        if (cd "$W" && PYTHONPATH=$W timeout 60 "$PY" "$T/run.py") >"$T/out" 2>&1; then
             ok "README python block $id ($mods)"
         else
             tail -n 15 "$T/out"
@@ -241,7 +297,8 @@ print(" ".join(sorted(m)))' "$f")
     kubectl*) elsewhere "$cmd" "$CLUSTER"; continue ;;
     esac
     run=$(printf '%s' "$cmd" | sed -e "s|localhost:8080|127.0.0.1:$PORT|g" \
-        -e "s|127\.0\.0\.1:8080|127.0.0.1:$PORT|g" -e 's/\([[:space:]]-d\)[0-9][0-9]*[smh]\b/\11s/g' \
+        -e "s|127\.0\.0\.1:8080|127.0.0.1:$PORT|g" -e "s|localhost:8081|127.0.0.1:$GRPC_PORT|g" \
+        -e "s|127\.0\.0\.1:8081|127.0.0.1:$GRPC_PORT|g" -e 's/\([[:space:]]-d\)[0-9][0-9]*[smh]\b/\11s/g' \
         -e 's/QDQ_LOAD_REQUESTS=[0-9][0-9]*/QDQ_LOAD_REQUESTS=200/g')
     (cd "$W" && PATH=$T/bin:$PATH QDQ_URL=$URL QDQ_LOAD_REQUESTS=200 timeout 60 sh -c "$run") \
         >"$T/out" 2>&1

@@ -533,8 +533,9 @@ static void npy_case(const char *what, const char *query, const char *magic, int
     free(b.p);
 }
 
-/* A .npy the server may reject or, where cheap and exact, convert (api.md 1c): either a 400/415
- * error or a 200 whose output is right. conv(in) gives the C-order little-endian input. */
+/* A .npy the server may reject or, where cheap and exact, convert (docs/api.md, "NumPy .npy"):
+ * either a 400/415 error or a 200 whose output is right. conv(in) gives the C-order
+ * little-endian input. */
 static void npy_reject_or_convert(const char *what, const char *dict, const void *data,
                                   size_t len, const float *want_c_order, size_t n,
                                   bool big_endian, bool fortran, int rows, int cols)

@@ -1,5 +1,6 @@
 /*
- * KServe v2 / Open Inference Protocol (api.md 2) against a real server, bit for bit.
+ * KServe v2 / Open Inference Protocol (docs/api.md, "KServe v2") against a real server, bit for
+ * bit.
  *
  * Requests are built the way Triton's Python client (tritonclient.http: json.dumps spacing, no
  * Content-Type, Inference-Header-Content-Length with binary inputs, "binary_data" on requested
@@ -708,7 +709,7 @@ static void test_vectors(const cJSON *cases, const tc_file *f)
     fprintf(stderr, "  %s: %d vectors x %zu layouts\n", f->path, n, N_LAYOUTS);
 }
 
-/* Compressed request bodies (api.md 5), JSON and binary, for a few vectors. */
+/* Compressed request bodies (docs/api.md, "Compression"), JSON and binary, for a few vectors. */
 static void test_compression(const cJSON *cases)
 {
     static const char *const pick[] = { "tf_int8_from_data", "per_channel_range_given",
@@ -850,7 +851,7 @@ static void test_triton_layout(void)
     hc_resp_free(&r);
     free(b2.p);
 
-    /* Shape [] bounds for axis -1 (api.md: shape []/[1]). */
+    /* Shape [] bounds for axis -1 (docs/api.md, "Inference": shape [] or [1]). */
     body.len = 0;
     tcase tg;
     mini_case(&tg, "scalar bounds", QDQ_FLOAT32, d23, 2, v6, -1);

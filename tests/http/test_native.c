@@ -15,7 +15,7 @@
  * Then: big tensors (4M float32 raw, 200k-element JSON, 1M npy, thousands of channels) compared
  * with the independent reference run here (tests/lib/ref.h), which exercises the worker pool
  * (bodies over --inline-bytes); Accept; keep-alive; X-Request-Id; the health endpoints; the
- * compressed bodies of api.md section 5.
+ * compressed bodies of docs/api.md, "Compression".
  */
 #include <cJSON.h>
 #include <inttypes.h>
@@ -873,7 +873,7 @@ static void test_defaults(void)
     CHECK(r.status == 200 && strstr(r.body, "0.296875"), "JSON with charset: %ld %.200s",
           r.status, r.body);
     hc_resp_free(&r);
-    /* Shortest printing (api.md 1a): 0.1f prints as 0.1. */
+    /* Shortest printing (docs/api.md, "JSON responses"): 0.1f prints as 0.1. */
     body = "{\"input\": [0.1, -1], \"num_bits\": 30}";
     const char *h3[] = { "Content-Type: application/json", NULL };
     hc_request("POST", url, h3, body, strlen(body), &r);
@@ -974,8 +974,8 @@ static void test_compression(void)
         hc_resp r;
         hc_request("POST", url, h, z, zn, &r);
         CHECK(r.status == 200 && strstr(r.body, "0.296875"),
-              "Content-Encoding %s request (api.md 5): status %ld, %.200s", encs[i].enc, r.status,
-              r.body);
+              "Content-Encoding %s request (docs/api.md, Compression): status %ld, %.200s",
+              encs[i].enc, r.status, r.body);
         hc_resp_free(&r);
         float raw[4] = { -1.0f, -0.5f, 0.0f, 0.3f };
         free(z);
@@ -1000,8 +1000,8 @@ static void test_compression(void)
     hc_request("POST", url, h, big.p, big.len, &r);
     const char *ce = hc_header(&r, "Content-Encoding");
     CHECK(r.status == 200 && ce && strcmp(ce, "gzip") == 0,
-          "Accept-Encoding: gzip (api.md 5): status %ld, Content-Encoding '%s'", r.status,
-          ce ? ce : "(none)");
+          "Accept-Encoding: gzip (docs/api.md, Compression): status %ld, Content-Encoding '%s'",
+          r.status, ce ? ce : "(none)");
     if (r.status == 200 && ce && strcmp(ce, "gzip") == 0) {
         size_t n;
         char *plain = tu_zdecompress(r.body, r.len, &n);

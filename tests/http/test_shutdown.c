@@ -1,13 +1,13 @@
 /*
- * Graceful stop (api.md section 5): on SIGTERM readiness turns 503 at once; for --shutdown-grace
- * the server is a lame duck (it still accepts connections and serves every request, each answer
- * with Connection: close), then the listener closes (new connections are refused) and requests
- * in flight finish with the right answer; the process exits 0 within the drain timeout. Every
- * request a client had sent before the signal is answered 200: slow uploads in flight, requests
- * on idle keep-alive connections, and requests on connections still in the listen backlog or
- * not yet read (the server stopped with SIGSTOP while they are sent). SIGINT and SIGTERM on an
- * idle server exit 0 too (after the grace), and a request that cannot finish does not hold the
- * process past the drain timeout.
+ * Graceful stop (docs/api.md, "Graceful shutdown"): on SIGTERM readiness turns 503 at once;
+ * for --shutdown-grace the server is a lame duck (it still accepts connections and serves every
+ * request, each answer with Connection: close), then the listener closes (new connections are
+ * refused) and requests in flight finish with the right answer; the process exits 0 within the
+ * drain timeout. Every request a client had sent before the signal is answered 200: slow
+ * uploads in flight, requests on idle keep-alive connections, and requests on connections still
+ * in the listen backlog or not yet read (the server stopped with SIGSTOP while they are sent).
+ * SIGINT and SIGTERM on an idle server exit 0 too (after the grace), and a request that cannot
+ * finish does not hold the process past the drain timeout.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,8 +1,9 @@
 #!/bin/bash
-# SIGTERM during a load run (api.md 5): readiness turns 503 at once; for --shutdown-grace
-# (SHUTDOWN_GRACE, default 2 s) the server is a lame duck: it still accepts connections and
-# serves every request, each answer with Connection: close; then the listener closes and the
-# requests in flight finish; the process exits 0 within the drain timeout.
+# SIGTERM during a load run (docs/api.md, "Graceful shutdown"): readiness turns 503 at once;
+# for --shutdown-grace (SHUTDOWN_GRACE, default 2 s) the server is a lame duck: it still
+# accepts connections and serves every request, each answer with Connection: close; then the
+# listener closes and the requests in flight finish; the process exits 0 within the drain
+# timeout.
 #
 # SHUTDOWN_CLIENTS (default 16) curl loops post an 8 MiB raw tensor (a third of them with the
 # upload throttled to 16 MiB/s, so that requests are mid-upload, mid-compute and mid-download

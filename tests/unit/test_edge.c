@@ -1,6 +1,7 @@
 /*
- * One named test per edge case of the semantics (section 9), per known value (section 10) and
- * per invalid attribute: outputs and reported ranges bit for bit (-0.0 differs from 0.0, NaN
+ * One named test per edge case of the semantics (docs/semantics.md, "Special values"), per known
+ * value (docs/semantics.md, "Worked examples" and the examples of "Scale") and per invalid
+ * attribute ("Validation"): outputs and reported ranges bit for bit (-0.0 differs from 0.0, NaN
  * matches NaN), errors as QDQ_EINVAL with a message that names the attribute and its value.
  * Every valid case runs with each kernel family the CPU has, out of place and in place.
  */
@@ -165,7 +166,7 @@ static void given(op_case *c, double lo, double hi)
     c->min[0] = lo, c->max[0] = hi;
 }
 
-/* ---------------------------- section 9: edge cases ---------------------------- */
+/* ------------------ edge cases (docs/semantics.md, "Special values") ------------------ */
 
 /* All zeros: s_min = s_max = T_MAX, inv = 0, output all zeros. */
 static void t_all_zeros(void)
@@ -211,9 +212,10 @@ static void t_single_value(void)
     run(&c, &r);
     expect_ok(&c, &r);
     expect_out(&c, &r, want);
-    /* s_min = -128 / -3.5 wins; inv = -3.5 / -128; hi = 127 * inv. The semantics document
-     * prints the scale as 36.571426, but 128 / 3.5 = 36.5714285... rounds (IEEE division, as
-     * the rule says) to the float 36.57143 (0x1.24924ap+5); 36.571426 is the float below. */
+    /* s_min = -128 / -3.5 wins; inv = -3.5 / -128; hi = 127 * inv. The scale is sometimes
+     * quoted as 36.571426, but 128 / 3.5 = 36.5714285... rounds (IEEE division, as the rule
+     * says) to the float 36.57143 (0x1.24924ap+5), as docs/semantics.md's "Worked examples"
+     * print it; 36.571426 is the float below. */
     expect_range(&c, &r, 0, -3.5, -3.5, -3.5, 3.47265625, 0x1.24924ap+5f, 0.02734375);
     CHECK(qdq_f32_bits(-128.0f / -3.5f) == qdq_f32_bits(0x1.24924ap+5f), "%s: -128/-3.5 = %a",
           cur_test, -128.0f / -3.5f);
@@ -396,7 +398,7 @@ static void t_one_bit_narrow(void)
     expect_range(&c, &r, 0, -1.0, 0.5, NAN, 0.5, FLT_MAX, INFINITY);
 }
 
-/* ---------------------------- section 10: known values ---------------------------- */
+/* ----------------- known values (docs/semantics.md, "Worked examples") ----------------- */
 
 static void t_known_int8_from_data(void)
 {
@@ -489,8 +491,8 @@ static void t_known_half_up_quirks(void)
     expect_out(&c, &r, up64);
 }
 
-/* Section 4's worked examples: [-10, 5] -> scale 12.8, hi 9.921875; [-10, 10] -> scale 12.7,
- * lo -10.07874. */
+/* The examples of docs/semantics.md, "Scale": [-10, 5] -> scale 12.8, hi 9.921875; [-10, 10] ->
+ * scale 12.7, lo -10.07874. */
 static void t_known_doc_examples(void)
 {
     double in[2] = { -10, 5 };

@@ -269,7 +269,8 @@ static void globs(void)
 
 static void rules(void)
 {
-    /* The spec's example, plus a catch-all, over defaults from the query. */
+    /* docs/api.md's example ("Whole checkpoints"), plus a catch-all, over defaults from the
+     * query. */
     proto_policy *p = ok("num_bits=3&exclude=*.skipme",
                          " [ {'match': ['*norm*', '*.bias'], 'skip': true},\n"
                          "   {'match': '*_proj.weight', 'num_bits': 4, 'axis': 0},\n"
