@@ -243,7 +243,7 @@ int qdq_run_stats(const qdq_plan *plan, const void *in, void *out, const void *m
                   qdq_error *err);
 
 /*
- * What a tensor's statistics report (the definitions of docs/api.md's checkpoint results):
+ * What a tensor's statistics report (defined in docs/api.md, "Error statistics"):
  * max_abs_error and rmse = sqrt(sum_sq_error / finite), both 0 over no elements and NaN when a
  * difference was NaN; sqnr_db = 10 log10(sum_sq_input / sum_sq_error), except that sqnr_null is
  * true (and sqnr_db 0) when either sum is 0; nonfinite as counted.

@@ -465,8 +465,10 @@ static int consume(void *cls, const char *data, size_t n)
     uint64_t limit = proto_xchg_body_limit(r->x);
     r->body_decoded += n;
     if (r->body_decoded > limit)
-        fail(r, PROTO_ETOOBIG, "body is over the limit of %llu bytes (--max-body-bytes)%s",
-             (unsigned long long)limit, r->zin ? " after inflating" : "");
+        fail(r, PROTO_ETOOBIG, "body is over the limit of %llu bytes (%s)%s",
+             (unsigned long long)limit,
+             r->stream_counted ? "--max-checkpoint-bytes" : "--max-body-bytes",
+             r->zin ? " after inflating" : "");
     else if (!r->have_length || r->zin || r->stream_counted
                  ? grow_reservation(r, r->body_decoded) == 0 : true)
         proto_xchg_feed(r->x, data, n, &r->err);
