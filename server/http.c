@@ -375,6 +375,14 @@ static bool begin(srv_req *r, const char *method)
     if (!srv_route_allows(r->route, method)) {
         fail(r, PROTO_EMETHOD, "method %s is not allowed on %s (allowed: %s)", r->method,
              r->path, r->route->allow);
+        /* A client waiting for 100 Continue (curl -T FILE without -X POST is a PUT) is answered
+         * before it sends its body (the connection closes); any other body is read and dropped,
+         * keeping the connection. */
+        const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+        if (expect && strcasecmp(expect, "100-continue") == 0) {
+            answer_failure(r);
+            return false;
+        }
         return true;
     }
     /* While draining (srv_stop), requests are still served: whatever a client sent before the

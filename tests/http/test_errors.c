@@ -391,6 +391,20 @@ static void test_allow(void)
               cases[i].path, r.status, allow ? allow : "(none)", cases[i].must);
         hc_resp_free(&r);
     }
+    /* curl -T FILE without -X POST is a PUT that waits for 100 Continue: the 405 comes before
+     * the body is sent. */
+    char url[128];
+    snprintf(url, sizeof url, "%s" Q, srv.base);
+    size_t n = 16u << 20;
+    char *body = calloc(n, 1);
+    const char *h[] = { "Content-Type: " RAW, "Expect: 100-continue", NULL };
+    hc_opts o = { .timeout_ms = 60000, .fresh = true };
+    hc_resp r;
+    hc_request_ex("PUT", url, h, body, n, &o, &r);
+    CHECK(r.status == 405 && r.sent == 0, "a 16 MiB PUT waiting for 100 Continue: %ld, %lld of "
+          "its bytes sent before the 405 (want none) %s", r.status, r.sent, r.err);
+    hc_resp_free(&r);
+    free(body);
 }
 
 /* Big request heads: a 100 KB query and a 70 KB header are served or refused with a JSON error;
