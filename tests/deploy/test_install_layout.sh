@@ -145,7 +145,7 @@ if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null && command -v nsenter >
         shift
         : >"$D/$name.err"
         (cd / && exec unshare --pid --fork --mount-proc env -i QDQ_LISTEN=0.0.0.0:$NOWHERE \
-            QDQ_ACCESS_LOG=off "$@") 2>"$D/$name.err" &
+            QDQ_GRPC_LISTEN=none QDQ_ACCESS_LOG=off "$@") 2>"$D/$name.err" &
         i=0
         while [ $i -lt 100 ] && ! grep -q "^listening on" "$D/$name.err"; do sleep 0.05; i=$((i + 1)); done
         NSPID=$(pgrep -P $! 2>/dev/null | head -n 1)
@@ -164,10 +164,6 @@ if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null && command -v nsenter >
         check '! QDQ_LISTEN=0.0.0.0:$NOWHERE "$BIN" --healthcheck 2>/dev/null' \
             "--healthcheck outside it (PID 1 is not a server): the port of its own QDQ_LISTEN, unhealthy"
         kill -TERM "$NSPID"
-        # Gone before the next one starts: both would take gRPC's default port (8081), and
-        # this one keeps it through its shutdown grace.
-        i=0
-        while [ $i -lt 200 ] && kill -0 "$NSPID" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
     else
         bad "the server did not start as PID 1 of a new PID namespace: $(cat "$D/flag.err")"
     fi
