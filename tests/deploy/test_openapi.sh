@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
 SERVER=${QDQ_SERVER:-build/qdq-server}
 case $SERVER in /*) ;; *) SERVER=$ROOT/$SERVER ;; esac
-SPEC=docs/openapi.yaml
+SPEC=${QDQ_OPENAPI:-docs/openapi.yaml}  # another file, to try a draft
 . tests/lib/checks.sh
 T=$(mktemp -d)
 SPID=
