@@ -5,7 +5,8 @@
 #   make test       install what is missing, build normal and sanitizer (ASan+UBSan) builds,
 #                   run every test in both; ends with "N passed, N failed"
 #   make bench      build and run the benchmarks (baselines in the same run, ratios printed)
-#   make install    install the server, stripped (PREFIX, DESTDIR); `make install-debug` adds
+#   make install    install the server and qdq, stripped, and their man pages (PREFIX, DESTDIR);
+#                   `make install-debug` adds
 #                   its debug symbols under DEBUGDIR (/usr/lib/debug/.build-id/), where gdb looks
 #   make fuzz       fuzz every decoder for FUZZ_SECONDS (60) each
 #   make soak       wrk at SOAK_CONNECTIONS (256) for SOAK_SECONDS (60) after SOAK_WARMUP (45),
@@ -16,6 +17,7 @@
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
 DEBUGDIR ?= /usr/lib/debug
 SAN ?=
 BUILD ?= build$(if $(SAN),-san)
@@ -82,7 +84,7 @@ LINK := $(if $(PROTO_CXX),$(CXX),$(CC))
 # Keep objects of pattern-built programs.
 .SECONDARY:
 
-.PHONY: all run test tests bench install install-debug clean deps asan fuzz soak
+.PHONY: all run test tests bench install install-debug clean deps asan fuzz soak man
 all: $(LIBQDQ) $(if $(PROTO_OBJ),$(LIBPROTO)) $(if $(SERVER_SRC),$(SERVER)) $(if $(CLI_SRC),$(QDQ))
 
 $(BUILD)/%.o: %.c | $(GEN_HDR)
@@ -174,10 +176,23 @@ $(BUILD)/%.debug: $(BUILD)/%
 $(BUILD)/%.stripped: $(BUILD)/% $(BUILD)/%.debug
 	objcopy --strip-all --add-gnu-debuglink=$<.debug $< $@
 
-install: all $(SERVER).stripped $(QDQ).stripped
-	install -d $(DESTDIR)$(BINDIR)
+# Man pages, made from the programs' own --help and --version by help2man (Debian's help2man,
+# in the installer's build list), so that they say what the binaries say. The programs run by
+# name from $(BUILD) (their usage line shows the name, not the path).
+MANPAGES := $(BUILD)/man/qdq-server.1 $(BUILD)/man/qdq.1
+$(BUILD)/man/qdq-server.1: MAN_NAME = TensorFlow's QuantizeAndDequantizeV2 served over HTTP and gRPC
+$(BUILD)/man/qdq.1: MAN_NAME = TensorFlow's QuantizeAndDequantizeV2 on checkpoints and tensor files
+$(BUILD)/man/%.1: $(BUILD)/%
+	@mkdir -p $(dir $@)
+	PATH="$(abspath $(BUILD)):$$PATH" help2man --no-info --name="$(MAN_NAME)" --output=$@ $*
+
+man: $(MANPAGES)
+
+install: all $(SERVER).stripped $(QDQ).stripped $(MANPAGES)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(SERVER).stripped $(DESTDIR)$(BINDIR)/qdq-server
 	install -m 755 $(QDQ).stripped $(DESTDIR)$(BINDIR)/qdq
+	install -m 644 $(MANPAGES) $(DESTDIR)$(MANDIR)/man1
 
 # By build id (DEBUGDIR/.build-id/xx/rest.debug), where gdb finds it wherever the binary lies.
 install-debug: $(SERVER).debug

@@ -11,14 +11,19 @@ ENGINE="podman runc uidmap slirp4netns containernetworking-plugins netavark aard
 fuse-overlayfs catatonit podman-compose debootstrap"
 RUNTIME="libmicrohttpd12 libuv1 libcjson1 zlib1g libstdc++6 libgrpc29 libprotobuf-c1"
 BUILD="build-essential pkg-config libmicrohttpd-dev libuv1-dev libcjson-dev zlib1g-dev \
-libdragonbox-dev libfast-float-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler"
+libdragonbox-dev libfast-float-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler help2man"
 DEV="curl libcurl4-openssl-dev clang libclang-rt-14-dev wrk libeigen3-dev python3 ca-certificates \
 prometheus openssl nginx yamllint python3-numpy python3-requests python3-kubernetes python3-yaml \
-python3-grpcio python3-protobuf protobuf-compiler nghttp2-client $ENGINE"
+python3-grpcio python3-protobuf protobuf-compiler nghttp2-client python3-jsonschema \
+python3-grpc-tools groff-base $ENGINE"
+# The OpenAPI linter (package.json): Debian's nodejs and npm, unless a node with its own npm is
+# there already (NodeSource's nodejs package bundles npm and conflicts with Debian's).
+command -v npm >/dev/null 2>&1 || DEV="$DEV nodejs npm"
 
 want="$RUNTIME $BUILD"
+npm_ci=""
 case "${1:-}" in
-  --dev) want="$want $DEV" ;;
+  --dev) want="$want $DEV"; npm_ci=1 ;;
   --runtime) want="$RUNTIME" ;;
   "") ;;
   *) echo "usage: $0 [--dev|--runtime]" >&2; exit 2 ;;
@@ -28,7 +33,28 @@ missing=""
 for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+# --dev: the npm packages of package-lock.json (the OpenAPI linter) into node_modules/ at the
+# repository root, as the user running this (not root through sudo). npm ci prefers its cache,
+# so after a first install it needs no network; skipped when node_modules holds this very lock.
+npm_install() {
+    [ -n "$npm_ci" ] || return 0
+    root=$(cd "$(dirname "$0")/.." && pwd)
+    [ -f "$root/package-lock.json" ] || return 0
+    stamp=$root/node_modules/.qdq-lock.sha256
+    sum=$(sha256sum <"$root/package-lock.json")
+    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return 0
+    echo "installing: npm packages of package-lock.json" >&2
+    if (cd "$root" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null); then
+        echo "$sum" >"$stamp"
+    else # the tests that need it say so (tests/deploy/test_openapi.sh)
+        echo "warning: npm ci failed: the OpenAPI linter is not installed" >&2
+    fi
+}
+
+if [ -z "$missing" ]; then
+    npm_install
+    exit 0
+fi
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -45,3 +71,4 @@ $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
 [ -z "$added_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+npm_install

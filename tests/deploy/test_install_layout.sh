@@ -1,6 +1,8 @@
 #!/bin/sh
 # The image's runtime stage without a Docker engine: `make install DESTDIR=... PREFIX=/usr/local`
-# into a fresh directory (the build stage's step), then the installed binary run from there as
+# into a fresh directory (the build stage's step): the two programs and their man pages (made
+# by help2man from --help: every option there is on the page, and `man -l` renders it without
+# a warning); then the installed binary run from there as
 # the image runs it: as uid/gid 10001 (the Dockerfile's USER; setpriv needs no passwd entry),
 # from /, in a tree it cannot write, configured by QDQ_* variables only. Checks that the
 # installed binary is stripped (its debug symbols in the file `make install-debug` adds, which
@@ -33,8 +35,28 @@ rc=$? # before the message's $(cat) runs, which sets $? again
 check '[ $rc -eq 0 ]' "make install DESTDIR=<fresh dir> PREFIX=/usr/local (exit $rc) $(cat "$D/make.out")"
 BIN=$D/root/usr/local/bin/qdq-server
 FILES=$(cd "$D/root" && find . -type f | sort | tr '\n' ' ')
-check '[ -x "$BIN" ] && [ -x "$D/root/usr/local/bin/qdq" ] && [ "$FILES" = "./usr/local/bin/qdq ./usr/local/bin/qdq-server " ]' \
-    "the install is two programs, usr/local/bin/qdq-server and usr/local/bin/qdq: $FILES"
+check '[ -x "$BIN" ] && [ -x "$D/root/usr/local/bin/qdq" ] && [ "$FILES" = "./usr/local/bin/qdq ./usr/local/bin/qdq-server ./usr/local/share/man/man1/qdq-server.1 ./usr/local/share/man/man1/qdq.1 " ]' \
+    "the install is the two programs and their man pages: $FILES"
+# The man pages: from the built programs' --help (help2man), so every option of --help is on
+# its page; `man -l` (or groff, without man-db) renders them without a warning.
+for prog in qdq-server qdq; do
+    page=$D/root/usr/local/share/man/man1/$prog.1
+    [ -f "$page" ] || { bad "no man page $prog.1"; continue; }
+    "$B/$prog" --help 2>&1 | grep -o -- '--[a-z][a-z-]*' | sort -u >"$D/opts"
+    sed 's/\\-/-/g; s/\\f[BIRP]//g; s/\\f[(][A-Z][A-Z]//g' "$page" >"$D/page.txt"
+    missing=$(while read -r o; do grep -q -- "$o" "$D/page.txt" || printf '%s ' "$o"; done <"$D/opts")
+    check '[ -s "$D/opts" ] && [ -z "$missing" ]' \
+        "man page $prog.1 has the $(wc -l <"$D/opts") options of $prog --help${missing:+; missing: $missing}"
+    if command -v man >/dev/null; then
+        MANWIDTH=80 man --warnings -P cat -l "$page" >"$D/man.out" 2>"$D/man.err"
+    else
+        groff -man -Tutf8 -ww "$page" >"$D/man.out" 2>"$D/man.err"
+    fi
+    rc=$?
+    check '[ $rc -eq 0 ] && [ ! -s "$D/man.err" ] && grep -Eq "^ *$prog +- " "$D/man.out" &&
+           grep -q "$("$B/$prog" --version | head -n 1)" "$D/man.out"' \
+        "$(command -v man >/dev/null && echo 'man -l' || echo groff) renders $prog.1 ($(wc -l <"$D/man.out") lines: NAME, version $("$B/$prog" --version | head -n 1))$(head -c 300 "$D/man.err")"
+done
 # Stripped, with its debug symbols split off: the same build (build id), no symbol table or
 # DWARF, a .gnu_debuglink to qdq-server.debug; `make install-debug` puts that file where gdb
 # looks (DEBUGDIR/.build-id/), and gdb then knows the stripped binary's functions.

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -144,6 +145,162 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *cls)
     return n;
 }
 
+/* ---- the contract log (QDQ_CONTRACT_LOG) ---- */
+
+/* Body bytes kept: what has a schema (docs/openapi.yaml), up to 1 MiB: a JSON body whole, a
+ * binary KServe answer's JSON header, a checkpoint's safetensors header; else 256 bytes. */
+#define CONTRACT_JSON_MAX (1u << 20)
+#define CONTRACT_HEAD (256u)
+#define CONTRACT_SEEN (1u << 15) /* exchanges remembered, to log each distinct one once */
+
+static pthread_mutex_t contract_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t contract_seen[CONTRACT_SEEN];
+static size_t contract_nseen;
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Whether an exchange with this digest was logged already (else it is remembered). Called
+ * under contract_lock. Once the table is three quarters full, everything is logged. */
+static bool contract_repeat(uint64_t d)
+{
+    if (contract_nseen >= CONTRACT_SEEN / 4 * 3)
+        return false;
+    d = d ? d : 1;
+    for (size_t i = d % CONTRACT_SEEN;; i = (i + 1) % CONTRACT_SEEN) {
+        if (contract_seen[i] == d)
+            return true;
+        if (!contract_seen[i]) {
+            contract_seen[i] = d;
+            contract_nseen++;
+            return false;
+        }
+    }
+}
+
+/* The value of a request header given as "Name: value", or NULL. */
+static const char *request_header(const char *const *headers, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; headers && headers[i]; i++)
+        if (strncasecmp(headers[i], name, n) == 0 && headers[i][n] == ':') {
+            const char *v = headers[i] + n + 1;
+            return v + strspn(v, " \t");
+        }
+    return NULL;
+}
+
+/*
+ * Appends the exchange to $QDQ_CONTRACT_LOG as one JSON line, in one write (O_APPEND): lines of
+ * threads and processes never interleave. An exchange equal to one logged before (method, URL,
+ * status, headers, body; the date, and a generated or echoed request id of the same length, do
+ * not count) is left out: a load of the same request adds one line. Failures to log are
+ * ignored (the validator fails on an empty log).
+ */
+static void contract_log(const char *method, const char *url, const char *const *headers,
+                         const hc_resp *r)
+{
+    const char *path = getenv("QDQ_CONTRACT_LOG");
+    if (!path || !*path || r->status == 0)
+        return;
+    const char *p = strstr(url, "://");
+    p = p ? strchr(p + 3, '/') : url;
+    p = p ? p : "/";
+    const char *ctype = hc_header(r, "Content-Type"), *ihcl;
+    uint64_t keep = CONTRACT_HEAD;
+    if (ctype && strncasecmp(ctype, "application/json", 16) == 0)
+        keep = r->len;
+    else if ((ihcl = hc_header(r, "Inference-Header-Content-Length")))
+        keep = strtoull(ihcl, NULL, 10);
+    else if (ctype && strcasecmp(ctype, "application/x-safetensors") == 0 && r->len >= 8 &&
+             r->body) { /* the 8-byte length, little-endian, and the header */
+        uint64_t n = 0;
+        for (int i = 7; i >= 0; i--)
+            n = n << 8 | (unsigned char)r->body[i];
+        keep = n < CONTRACT_JSON_MAX ? 8 + n : CONTRACT_JSON_MAX;
+    }
+    keep = keep > r->len ? r->len : keep > CONTRACT_JSON_MAX ? CONTRACT_JSON_MAX : keep;
+    const char *own_id = request_header(headers, "X-Request-Id");
+    uint64_t d = fnv(0xcbf29ce484222325ull, method, strlen(method) + 1);
+    d = fnv(d, p, strlen(p) + 1);
+    d = fnv(d, &r->status, sizeof r->status);
+    d = fnv(d, &r->len, sizeof r->len);
+    d = fnv(d, r->body ? r->body : "", r->body ? keep : 0);
+    for (const char *q = r->hdrs, *end = r->hdrs ? r->hdrs + r->hdrs_len : NULL; q && q < end;) {
+        const char *v = q + strlen(q) + 1;
+        /* The date, and a request id that is generated or the request's own, stand for
+         * their kind: every echo of an id of one length is the same case. */
+        char kind[32];
+        if (strcasecmp(q, "Date") == 0)
+            snprintf(kind, sizeof kind, "date");
+        else if (strcasecmp(q, "X-Request-Id") == 0 && own_id && strcmp(v, own_id) == 0)
+            snprintf(kind, sizeof kind, "echo %zu", strlen(v));
+        else if (strcasecmp(q, "X-Request-Id") == 0 && !own_id && strlen(v) == 16 &&
+                 strspn(v, "0123456789abcdef") == 16)
+            snprintf(kind, sizeof kind, "generated");
+        else
+            kind[0] = '\0';
+        d = fnv(d, q, strlen(q) + 1);
+        d = kind[0] ? fnv(d, kind, strlen(kind) + 1) : fnv(d, v, strlen(v) + 1);
+        q = v + strlen(v) + 1;
+    }
+    pthread_mutex_lock(&contract_lock);
+    bool repeat = contract_repeat(d);
+    pthread_mutex_unlock(&contract_lock);
+    if (repeat)
+        return;
+
+    cJSON *o = cJSON_CreateObject(), *h = cJSON_AddArrayToObject(o, "headers");
+    cJSON_AddStringToObject(o, "src", program_invocation_short_name);
+    cJSON_AddStringToObject(o, "method", method);
+    cJSON_AddStringToObject(o, "url", p);
+    const char *ct = request_header(headers, "Content-Type"), *ac = request_header(headers, "Accept");
+    if (ct)
+        cJSON_AddStringToObject(o, "req_content_type", ct);
+    if (ac)
+        cJSON_AddStringToObject(o, "req_accept", ac);
+    cJSON_AddNumberToObject(o, "status", (double)r->status);
+    for (const char *q = r->hdrs, *end = r->hdrs ? r->hdrs + r->hdrs_len : NULL; q && q < end;) {
+        const char *v = q + strlen(q) + 1;
+        cJSON *pair = cJSON_CreateArray();
+        cJSON_AddItemToArray(pair, cJSON_CreateString(q));
+        cJSON_AddItemToArray(pair, cJSON_CreateString(v));
+        cJSON_AddItemToArray(h, pair);
+        q = v + strlen(v) + 1;
+    }
+    cJSON_AddNumberToObject(o, "body_len", (double)r->len);
+    char *b64 = hc_b64_encode(r->body ? r->body : "", r->body ? keep : 0);
+    cJSON_AddStringToObject(o, "body_b64", b64 ? b64 : "");
+    free(b64);
+    if (r->err[0]) /* an answer cut short: its body is not whole */
+        cJSON_AddStringToObject(o, "error", r->err);
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!line)
+        return;
+    size_t n = strlen(line);
+    line[n++] = '\n'; /* over the NUL: the line is written by length */
+    pthread_mutex_lock(&contract_lock);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    for (size_t off = 0; fd >= 0 && off < n;) {
+        ssize_t k = write(fd, line + off, n - off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        off += (size_t)k;
+    }
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_unlock(&contract_lock);
+    free(line);
+}
+
 /* ---- requests ---- */
 
 static bool has_header(const char *const *headers, const char *name)
@@ -230,11 +387,9 @@ int hc_request_ex(const char *method, const char *url, const char *const *header
     curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &sent);
     r->sent = (long long)sent;
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-    if (rc != CURLE_OK) {
+    if (rc != CURLE_OK)
         snprintf(r->err, sizeof r->err, "%s: %s", curl_easy_strerror(rc), errbuf);
-        if (r->status == 0)
-            return -1;
-    }
+    contract_log(method, url, headers, r);
     return r->status ? 0 : -1;
 }
 

@@ -15,6 +15,12 @@
  * Requests carry no Content-Type unless the caller gives one (curl's form default is removed),
  * and no "Expect: 100-continue" unless the caller asks for it; when asked, curl waits for the
  * server's answer to it (up to a minute, not curl's default second) before it sends the body.
+ *
+ * With QDQ_CONTRACT_LOG=FILE in the environment, every exchange that got an HTTP answer is
+ * appended to FILE as one JSON line, for the contract test (tests/contract/validate.py checks
+ * each against docs/openapi.yaml): the program, method, path and query, request Content-Type
+ * and Accept, status, response headers, body length and body in base64 (JSON up to 1 MiB
+ * whole, else the first 64 KiB). An exchange equal to one logged before is logged once.
  */
 #ifndef HTTP_CLIENT_H
 #define HTTP_CLIENT_H
