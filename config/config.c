@@ -926,13 +926,14 @@ void cfg_usage(FILE *out, const char *prog)
          "\"max-body-bytes = 64M\"). Precedence: flag, then environment, then file, then "
          "default. Flags take \"--name value\" or \"--name=value\". SIZE is a number of bytes "
          "with an optional 1024-based suffix K, M or G.", 0, 78);
-    fprintf(out, "\n  -h, --help        print this help and exit\n"
-                 "      --version     print the version and exit\n"
-                 "      --healthcheck ask the running server for GET /healthz; exit 0 when it\n"
-                 "                    answers 200 (container health checks). Alone, in a\n"
-                 "                    container, it asks the container's server (PID 1, or the\n"
-                 "                    child of an init) where its own flags and variables say;\n"
-                 "                    else where the options and QDQ_* variables given say\n");
+    fprintf(out, "\n  -h, --help          print this help and exit\n"
+                 "      --version       print the version and exit\n"
+                 "      --healthcheck   ask the running server for GET /healthz; exit 0 when\n"
+                 "                      it answers 200 (container health checks). Alone, in a\n"
+                 "                      container, it asks the container's server (PID 1, or\n"
+                 "                      the child of an init) where its own flags and\n"
+                 "                      variables say; else where the options and QDQ_*\n"
+                 "                      variables given say\n");
     for (size_t i = 0; i < NOPT; i++) {
         const struct opt *o = &opts[i];
         char env[64], head[128], def[1100], range[80], text[1600];
