@@ -14,7 +14,7 @@
  *   starts the reply batch ("send": initial metadata, the message when OK, the status, and
  *     RECV_CLOSE_ON_SERVER when close was not started on its own).
  * References keep the gcall: the handler's, close's (when started) and send's; the last one
- * dropped logs the call, counts it and frees everything.
+ * dropped logs the call, counts it (metrics.h) and frees everything.
  *
  * Copies of a ModelInfer tensor: the core's slices are gathered once into a warm buffer (as HTTP
  * copies its body into one), the op runs in place there, and the reply's byte buffer refers to
@@ -43,6 +43,8 @@
 #include "guard.h"
 #include "log.h"
 #include "grpc.h"
+#include "metrics.h"
+#include "record.h"
 #include "v2_grpc.h"
 #include "codec.h"
 
@@ -77,7 +79,7 @@ struct gcall {
     atomic_bool closed;        /* close completed: the call is over for the client */
     bool watched;              /* close was started on arrival (else it goes with the reply) */
     int cancelled;             /* close's result: cancelled, deadline passed, or network failure */
-    uint64_t t_start;
+    uint64_t t_start, t_compute0, t_compute1; /* srv_now_ns; compute: ModelInfer's work */
     uint64_t bytes_in, bytes_out;
     int work;                  /* WORK_*: what became of ModelInfer's work */
 
@@ -129,7 +131,6 @@ static struct {
     atomic_bool shutdown_done;
     gtag shutdown_tag;
     atomic_int inflight;      /* calls taken and not yet freed */
-    atomic_ullong counts[SRV_GRPC_RPCS][SRV_GRPC_CODES];
 } G;
 
 const char *srv_grpc_rpc_name(int rpc)
@@ -137,12 +138,18 @@ const char *srv_grpc_rpc_name(int rpc)
     return rpc >= 0 && rpc < SRV_GRPC_RPCS ? methods[rpc].name : "other";
 }
 
-unsigned long long srv_grpc_count(int rpc, int code)
+const char *srv_grpc_code_name(int code)
 {
-    if (rpc < 0 || rpc >= SRV_GRPC_RPCS || code < 0 || code >= SRV_GRPC_CODES)
-        return 0;
-    return atomic_load(&G.counts[rpc][code]);
+    static const char *const names[SRV_GRPC_CODES] = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+        "UNAUTHENTICATED",
+    };
+    return code >= 0 && code < SRV_GRPC_CODES ? names[code] : "UNKNOWN";
 }
+
+int srv_grpc_inflight(void) { return atomic_load(&G.inflight); }
 
 int srv_grpc_port(void) { return G.port; }
 
@@ -247,7 +254,17 @@ static void gcall_unref(gcall *c)
                              ? GRPC_STATUS_DEADLINE_EXCEEDED
                              : proto_status_grpc(PROTO_ECLOSED);
     int code = c->grpc_status >= 0 && c->grpc_status < SRV_GRPC_CODES ? c->grpc_status : 2;
-    atomic_fetch_add(&G.counts[c->rpc][code], 1);
+    srv_record rec = {
+        .protocol = SRV_PROTO_GRPC, .route = c->rpc, .route_name = methods[c->rpc].name,
+        .status = code, .bytes_in = c->bytes_in, .bytes_out = c->bytes_out,
+        .t_start = c->t_start, .t_compute0 = c->t_compute0, .t_compute1 = c->t_compute1,
+        .t_end = srv_now_ns(),
+    };
+    if (code == GRPC_STATUS_OK && c->work == WORK_DONE) {
+        rec.elements = c->v2.req.count;
+        rec.dtype = c->v2.req.dtype;
+    }
+    srv_metrics_record(&rec);
     char path[256];
     if (c->rpc == SRV_GRPC_OTHER)
         snprintf(path, sizeof path, "%.*s", (int)GRPC_SLICE_LENGTH(c->details.method),
@@ -639,7 +656,9 @@ static void on_new(gcall *c, bool ok)
         fail(c, PROTO_EBUSY, "the server is overloaded: more than %d requests in flight "
              "(--max-inflight)", G.cfg->max_inflight);
     } else if (c->rpc == SRV_GRPC_MODEL_INFER) {
+        c->t_compute0 = srv_now_ns();
         infer_compute(c);
+        c->t_compute1 = srv_now_ns();
     } else {
         answer_small(c);
     }

@@ -11,6 +11,8 @@
  *
  * Threads: as many as --http-threads wait on one completion queue; for now they also run
  * ModelInfer's work (grpc.c infer_compute, the one function to move onto the worker pool).
+ *
+ * Every call finished is counted in the metrics (metrics.h, protocol "grpc") and logged.
  */
 #ifndef SRV_GRPC_H
 #define SRV_GRPC_H
@@ -51,7 +53,9 @@ void srv_grpc_stop(uint64_t deadline_ns);
 
 /* "ModelInfer", ... "Check", "other". */
 const char *srv_grpc_rpc_name(int rpc);
-/* Calls of rpc finished with gRPC status code (0..16) so far. */
-unsigned long long srv_grpc_count(int rpc, int code);
+/* A gRPC status code's name: "OK", "CANCELLED", ... "UNAUTHENTICATED" (0..16), else "UNKNOWN". */
+const char *srv_grpc_code_name(int code);
+/* Calls taken and not yet finished (0 when gRPC is off). */
+int srv_grpc_inflight(void);
 
 #endif

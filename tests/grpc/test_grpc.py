@@ -20,8 +20,12 @@ channel.unary_unary('/inference.GRPCInferenceService/ModelInfer', ...).
      (draining), UNIMPLEMENTED; TLS with the HTTP certificate;
   5. concurrency: many channels and threads, and many streams on one channel, answers correct;
   6. clients that cancel or whose deadline expires mid-call: statuses, the server's memory stays
-     bounded, its log accounts for every call it took, and it still answers correctly;
-  7. SIGTERM under gRPC load: every call begun before the signal answered, correctly.
+     bounded, its log and its metrics account for every call it took, nothing is left in flight
+     or on the pool, and it still answers correctly;
+  7. SIGTERM under gRPC load: every call begun before the signal answered, correctly;
+  8. /metrics: every RPC counted in the request families with protocol="grpc", its RPC as the
+     route and its status name, with exact bytes and elements; HTTP's series beside them with
+     protocol="http"; promtool accepts the text (when installed).
 
 Every server must exit 0 on SIGTERM (the sanitizer build fails that on a leak). Prints "ok:" or
 "FAIL:" per check and "N passed, N failed" last.
@@ -30,6 +34,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -57,6 +62,7 @@ OPTS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length"
 
 passed = 0
 failed = 0
+skipped = 0
 
 
 def check(cond, what):
@@ -69,6 +75,20 @@ def check(cond, what):
         print("FAIL: " + what)
     sys.stdout.flush()
     return bool(cond)
+
+
+def need(cond, what):
+    """A precondition a check needs (a tool): true when it holds; otherwise a skip, or a failure
+    when QDQ_CI=1 (as tests/lib/check.h's NEED)."""
+    global skipped
+    if cond:
+        return True
+    if os.environ.get("QDQ_CI") == "1":
+        check(False, what)
+    else:
+        skipped += 1
+        print("skip: " + what)
+    return False
 
 
 class Server:
@@ -128,6 +148,40 @@ class Server:
 
 def ser(m):
     return m if isinstance(m, bytes) else m.SerializeToString()
+
+
+def metrics_text(srv):
+    url = "http://127.0.0.1:%d/metrics" % srv.http_port
+    with urllib.request.urlopen(url, timeout=30) as f:
+        return f.read().decode()
+
+
+def metrics(srv):
+    """GET /metrics: {series as written: value}."""
+    out = {}
+    for line in metrics_text(srv).splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            out[k] = float(v)
+    return out
+
+
+def wait_metric(srv, series, pred, timeout=20, stop=None):
+    """Polls /metrics until pred(value of series) holds, stop() is true, or timeout: the last
+    value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = metrics(srv).get(series)
+        if (v is not None and pred(v)) or (stop and stop()) or time.monotonic() > deadline:
+            return v
+        time.sleep(0.001)
+
+
+def grpc_series(family, rpc_name, status=None, suffix=""):
+    labels = 'protocol="grpc",route="%s"' % rpc_name
+    if status is not None:
+        labels += ',format="protobuf",status="%s"' % status
+    return "%s%s{%s%s}" % (family, suffix, labels, ',le="+Inf"' if suffix == "_bucket" else "")
 
 
 def rpc(ch, method, req, resp_cls, timeout=60, metadata=None, service=SVC):
@@ -614,6 +668,110 @@ def test_draining():
     check(srv.stop() == 0, "the draining server exits 0")
 
 
+# ---- metrics ----
+
+def test_metrics():
+    """A fresh server: N calls of every RPC, some of them failing, and /metrics counts each by
+    protocol, RPC and status name, with its duration, its exact message bytes and its elements."""
+    srv = Server("--workers", "2")
+    ch = srv.channel()
+    calls, b_in, b_out = {}, {}, {}
+    elements = [0]
+
+    def call(name, req, service=SVC, route=None, n_elements=0):
+        """One call with the message's bytes as they go on the wire, and its answer's."""
+        route = route or name
+        msg = ser(req)
+        code, out = "OK", b""
+        try:
+            out = ch.unary_unary("/%s/%s" % (service, name))(msg, timeout=60)
+        except grpc.RpcError as e:
+            code = e.code().name
+        calls[(route, code)] = calls.get((route, code), 0) + 1
+        # The server counts what it read of the message (nothing of an unknown method's) and
+        # what it answered.
+        b_in[route] = b_in.get(route, 0) + (len(msg) if route != "other" else 0)
+        b_out[route] = b_out.get(route, 0) + len(out)
+        if code == "OK":
+            elements[0] += n_elements
+        return code
+
+    n = 3
+    big = pb.ModelInferRequest(model_name=MODEL)  # over --inline-bytes
+    big.inputs.add(name="input", datatype="FP32", shape=[1 << 15])
+    big.raw_input_contents.append(np.linspace(-2, 2, 1 << 15, dtype=np.float32).tobytes())
+    for _ in range(n):
+        call("ServerLive", pb.ServerLiveRequest())
+        call("ServerReady", pb.ServerReadyRequest())
+        call("ModelReady", pb.ModelReadyRequest(name=MODEL))
+        call("ServerMetadata", pb.ServerMetadataRequest())
+        call("ModelMetadata", pb.ModelMetadataRequest(name=MODEL))
+        call("ModelInfer", small_request(), n_elements=4)
+        call("Check", hpb.HealthCheckRequest(), service="grpc.health.v1.Health")
+    codes = [call("ModelInfer", big, n_elements=1 << 15) for _ in range(2)]
+    bad = small_request()
+    bad.parameters["num_bits"].string_param = "8"
+    codes += [call("ModelInfer", bad) for _ in range(2)]
+    codes.append(call("ModelInfer", small_request(model="resnet")))
+    codes.append(call("ModelReady", pb.ModelReadyRequest(name="resnet")))
+    codes.append(call("Check", hpb.HealthCheckRequest(service="other"),
+                      service="grpc.health.v1.Health"))
+    codes.append(call("ModelExplain", small_request(), route="other"))
+    check(codes == ["OK", "OK", "INVALID_ARGUMENT", "INVALID_ARGUMENT", "NOT_FOUND", "NOT_FOUND",
+                    "NOT_FOUND", "UNIMPLEMENTED"], "the calls to count end as meant: %s" % codes)
+    ch.close()
+    urllib.request.urlopen("http://127.0.0.1:%d/v2/health/live" % srv.http_port,
+                           timeout=30).read()
+    # Every call is counted once its reply is sent: wait for the last ones to be freed.
+    check(wait_metric(srv, 'qdq_inflight_requests{protocol="grpc"}', lambda v: v == 0) == 0,
+          "nothing in flight after the calls")
+    text = metrics_text(srv)
+    m = metrics(srv)
+
+    got = {k: v for k, v in m.items() if k.startswith('qdq_requests_total{protocol="grpc"')}
+    want = {grpc_series("qdq_requests_total", r, st): float(c) for (r, st), c in calls.items()}
+    check(got == want, "qdq_requests_total: every gRPC call by RPC and status name%s" %
+          ("" if got == want else ": got %s, want %s" % (sorted(got.items()),
+                                                          sorted(want.items()))))
+    routes = {r for r, _ in calls}
+    for r in sorted(routes):
+        total = float(sum(c for (rr, _), c in calls.items() if rr == r))
+        h = [m.get(grpc_series("qdq_request_duration_seconds", r, suffix=x))
+             for x in ("_count", "_bucket")]
+        check(h == [total, total], "qdq_request_duration_seconds{protocol=\"grpc\",route=\"%s\"}:"
+              " count and +Inf bucket %s, want %d" % (r, h, total))
+    for r in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata",
+              "ModelInfer", "Check", "other"):
+        bi = m.get('qdq_request_bytes_total{protocol="grpc",route="%s"}' % r)
+        bo = m.get('qdq_response_bytes_total{protocol="grpc",route="%s"}' % r)
+        check(bi == b_in.get(r, 0) and bo == b_out.get(r, 0),
+              "%s: %s request and %s response bytes, want %d and %d" % (r, bi, bo, b_in.get(r, 0),
+                                                                       b_out.get(r, 0)))
+    check(m.get('qdq_elements_total{dtype="float32"}') == elements[0],
+          "qdq_elements_total: %s float32 elements, want %d (the answered ModelInfer calls)"
+          % (m.get('qdq_elements_total{dtype="float32"}'), elements[0]))
+    infers = sum(c for (r, _), c in calls.items() if r == "ModelInfer")
+    check(m.get("qdq_compute_duration_seconds_count") == infers,
+          "every ModelInfer computed (compute count %s of %d)"
+          % (m.get("qdq_compute_duration_seconds_count"), infers))
+    check(m.get('qdq_requests_total{protocol="http",route="v2_live",format="none",status="200"}')
+          == 1, "HTTP's requests beside them, protocol=\"http\"")
+    fams = ("qdq_requests_total", "qdq_request_duration_seconds", "qdq_request_bytes_total",
+            "qdq_response_bytes_total", "qdq_inflight_requests")
+    unlabeled = [k for k in m if k.startswith(fams) and
+                 not re.match(r'^[a-z_]+\{protocol="(http|grpc)"[,}]', k)]
+    check(not unlabeled, "every request series has a protocol label%s" %
+          (": not " + ", ".join(unlabeled[:3]) if unlabeled else ""))
+    check(m.get("qdq_queued_requests") == 0, "nothing on the pool after the calls")
+    if need(shutil.which("promtool"), "promtool is not installed (Debian package prometheus): "
+            "the exposition with gRPC's series is unchecked"):
+        r = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                           capture_output=True)
+        check(r.returncode == 0, "promtool accepts the metrics with gRPC's series%s" %
+              ("" if r.returncode == 0 else ": " + (r.stdout + r.stderr).decode()[-500:]))
+    check(srv.stop() == 0, "the metrics server exits 0")
+
+
 # ---- load ----
 
 def random_request(rng, i):
@@ -713,8 +871,28 @@ def test_cancel(srv):
     check(rss2 < rss1 + 96 * 1024, "a second round of 15 abandoned 32 MiB calls keeps no memory: "
           "RSS %d MiB, then %d MiB" % (rss1 >> 10, rss2 >> 10))
     check(answer_key(f(big, timeout=120)) == ref, "the same big call after them: the same answer")
-    time.sleep(0.5)
+    # Every call the server took is freed (its work, buffers and call: the in-flight gauge
+    # counts gRPC calls until then) and none is left on the pool.
+    inflight = wait_metric(srv, 'qdq_inflight_requests{protocol="grpc"}', lambda v: v == 0)
+    queued = wait_metric(srv, "qdq_queued_requests", lambda v: v == 0)
+    check(inflight == 0 and queued == 0, "after the abandoned calls: %s gRPC calls in flight, %s "
+          "requests on the pool (want 0 and 0)" % (inflight, queued))
     log = srv.log()
+    # The metrics count every call the log has, by status (the log writes the status's number).
+    names = {c.value[0]: c.name for c in grpc.StatusCode}
+    logged = {}
+    for st in re.findall(r" grpc_ModelInfer (\d+) ", log):
+        logged[names[int(st)]] = logged.get(names[int(st)], 0) + 1
+    m = metrics(srv)
+    counted = {k: int(m.get(grpc_series("qdq_requests_total", "ModelInfer", k), 0))
+               for k in logged}
+    extra = [k for k in m if k.startswith('qdq_requests_total{protocol="grpc",route="ModelInfer"')
+             and k.split('status="')[1][:-2] not in logged]
+    check(counted == logged and not extra and
+          (logged.get("CANCELLED") or logged.get("DEADLINE_EXCEEDED")),
+          "qdq_requests_total counts ModelInfer as the log has it, abandoned calls included: %s "
+          "(log: %s)%s"
+          % (counted, logged, " and " + str(extra) if extra else ""))
     lines = re.findall(r" grpc_ModelInfer (\d+) [^\n]*", log)[lines0:]
     statuses = sorted(set(lines))
     check(set(lines) <= {"0", "1", "4"} and len(lines) >= 2,
@@ -786,7 +964,8 @@ def main():
                      ("metadata", lambda: test_metadata(srv)),
                      ("errors", lambda: test_errors(srv)),
                      ("concurrency", lambda: test_concurrency(srv)),
-                     ("cancel", lambda: test_cancel(srv)), ("tls", test_tls),
+                     ("cancel", lambda: test_cancel(srv)), ("metrics", test_metrics),
+                     ("tls", test_tls),
                      ("draining", test_draining), ("shutdown", test_shutdown_under_load)):
         print("== " + name)
         try:
@@ -797,7 +976,7 @@ def main():
             check(False, "the server died during %s (status %s)" % (name, srv.p.returncode))
             srv = Server("--workers", "2")
     check(srv.stop() == 0, "the main server exits 0 on SIGTERM")
-    print("%d passed, %d failed" % (passed, failed))
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
 
 
