@@ -13,8 +13,12 @@
  *     infer_compute (gather the message, decode, run, encode), the others from constants;
  *   starts the reply batch ("send": initial metadata, the message when OK, the status, and
  *     RECV_CLOSE_ON_SERVER when close was not started on its own).
- * References keep the gcall: the handler's, close's (when started) and send's; the last one
- * dropped logs the call, counts it (metrics.h) and frees everything.
+ * A ModelInfer message larger than --inline-bytes is not computed on the completion queue's
+ * thread: it becomes a task on the worker pool (pool.h, shared with HTTP), whose worker runs
+ * infer_compute and starts the reply batch; the task's done (on the pool's loop thread) drops
+ * the handler's reference. The thread that took the call goes back to the queue at once.
+ * References keep the gcall: the handler's (or its task's), close's (when started) and send's;
+ * the last one dropped logs the call, counts it (metrics.h) and frees everything.
  *
  * Copies of a ModelInfer tensor: the core's slices are gathered once into a warm buffer (as HTTP
  * copies its body into one), the op runs in place there, and the reply's byte buffer refers to
@@ -32,6 +36,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +87,7 @@ struct gcall {
     uint64_t t_start, t_compute0, t_compute1; /* srv_now_ns; compute: ModelInfer's work */
     uint64_t bytes_in, bytes_out;
     int work;                  /* WORK_*: what became of ModelInfer's work */
+    srv_task task;             /* ModelInfer's work on the pool (large messages) */
 
     /* The answer. */
     int code;                  /* 0, or a status code (qdq/proto): grpc status and message */
@@ -121,6 +127,7 @@ static const struct {
 static struct {
     const cfg *cfg;
     proto_limits limits;
+    srv_pool *pool;
     grpc_server *server;
     grpc_completion_queue *cq;
     void *rm[SRV_GRPC_RPCS];  /* registered methods */
@@ -257,8 +264,8 @@ static void gcall_unref(gcall *c)
     srv_record rec = {
         .protocol = SRV_PROTO_GRPC, .route = c->rpc, .route_name = methods[c->rpc].name,
         .status = code, .bytes_in = c->bytes_in, .bytes_out = c->bytes_out,
-        .t_start = c->t_start, .t_compute0 = c->t_compute0, .t_compute1 = c->t_compute1,
-        .t_end = srv_now_ns(),
+        .t_start = c->t_start, .t_queued = c->task.t_queued, .t_compute0 = c->t_compute0,
+        .t_compute1 = c->t_compute1, .t_end = srv_now_ns(),
     };
     if (code == GRPC_STATUS_OK && c->work == WORK_DONE) {
         rec.elements = c->v2.req.count;
@@ -431,9 +438,8 @@ static char *gather(gcall *c, size_t *len)
  * ModelInfer's work: gather the message, decode it, run the op in place, and encode the reply
  * (c->reply), or record the failure. Checks between the steps whether the client is still
  * there: a cancelled call, or one whose deadline passed, stops there and frees its memory.
- *
- * THE SEAM: this runs on the gRPC thread that took the call; it touches nothing but c (and
- * G.limits), so it may run on any thread, e.g. the worker pool, with reply(c) called after it.
+ * Touches nothing but c (and G.limits): runs on the thread that took the call for a small
+ * message, on a pool worker for a large one (offload).
  */
 static void infer_compute(gcall *c)
 {
@@ -502,6 +508,61 @@ static void infer_compute(gcall *c)
 skip:
     c->work = WORK_SKIPPED;
     fail(c, PROTO_ECLOSED, "the client cancelled the call or its deadline passed");
+}
+
+/* Sends what c holds: its reply or its failure; or, when the client is gone, ends the call. */
+static void answer(gcall *c)
+{
+    if (c->code == PROTO_ECLOSED) { /* nobody to answer: end the call */
+        c->grpc_status = gpr_time_cmp(gpr_now(c->deadline.clock_type), c->deadline) >= 0
+                             ? GRPC_STATUS_DEADLINE_EXCEEDED
+                             : proto_status_grpc(PROTO_ECLOSED);
+        grpc_call_cancel_with_status(c->call, (grpc_status_code)c->grpc_status, c->msg, NULL);
+    } else
+        reply(c);
+}
+
+/* ModelInfer's work on a pool worker; the reply batch is started from here too (gRPC takes it
+ * from any thread), so the answer leaves as soon as it is computed. */
+static void task_run(srv_task *t, int item)
+{
+    gcall *c = (gcall *)((char *)t - offsetof(gcall, task));
+    (void)item;
+    c->t_compute0 = t->t_started;
+    infer_compute(c);
+    c->t_compute1 = srv_now_ns();
+    answer(c);
+}
+
+/* On the pool's loop thread, after task_run: the reference the handler passed to the task. */
+static void task_done(srv_task *t)
+{
+    gcall_unref((gcall *)((char *)t - offsetof(gcall, task)));
+}
+
+/*
+ * Hands a ModelInfer call's work to the pool when its message is larger than --inline-bytes
+ * (small ones cost less than the trip to a worker: about 100 us here). true when the task is
+ * queued (it answers the call); false when the work is the caller's to do now, or when the
+ * pool refused it (c->code set: overloaded, as HTTP's 503 past --max-queue).
+ */
+static bool offload(gcall *c)
+{
+    if (!G.pool || grpc_byte_buffer_length(c->payload) <= (size_t)G.cfg->small_request_bytes)
+        return false;
+    if (srv_pool_pending(G.pool) >= G.cfg->workers + G.cfg->max_queue) {
+        fail(c, PROTO_EBUSY, "the server is overloaded: %d requests are waiting for a worker "
+             "(--max-queue)", G.cfg->max_queue);
+        return false;
+    }
+    c->task.items = 1;
+    c->task.run = task_run;
+    c->task.done = task_done;
+    if (srv_pool_submit(G.pool, &c->task)) {
+        fail(c, PROTO_ENOMEM, "out of memory queueing the request");
+        return false;
+    }
+    return true;
 }
 
 /* The bearer token from the call's "authorization" metadata. */
@@ -656,19 +717,17 @@ static void on_new(gcall *c, bool ok)
         fail(c, PROTO_EBUSY, "the server is overloaded: more than %d requests in flight "
              "(--max-inflight)", G.cfg->max_inflight);
     } else if (c->rpc == SRV_GRPC_MODEL_INFER) {
-        c->t_compute0 = srv_now_ns();
-        infer_compute(c);
-        c->t_compute1 = srv_now_ns();
+        if (offload(c))
+            return; /* the task answers, and drops this handler's reference */
+        if (!c->code) {
+            c->t_compute0 = srv_now_ns();
+            infer_compute(c);
+            c->t_compute1 = srv_now_ns();
+        }
     } else {
         answer_small(c);
     }
-    if (c->code == PROTO_ECLOSED) { /* nobody to answer: end the call */
-        c->grpc_status = gpr_time_cmp(gpr_now(c->deadline.clock_type), c->deadline) >= 0
-                             ? GRPC_STATUS_DEADLINE_EXCEEDED
-                             : proto_status_grpc(PROTO_ECLOSED);
-        grpc_call_cancel_with_status(c->call, (grpc_status_code)c->grpc_status, c->msg, NULL);
-    } else
-        reply(c);
+    answer(c);
     gcall_unref(c);
 }
 
@@ -749,10 +808,11 @@ static grpc_server_credentials *credentials(const cfg *c)
     return cr;
 }
 
-int srv_grpc_start(const cfg *c)
+int srv_grpc_start(const cfg *c, srv_pool *pool)
 {
     memset(&G, 0, sizeof G);
     G.cfg = c;
+    G.pool = pool;
     if (c->grpc_port < 0)
         return 0;
     G.limits.max_elements = c->max_elements;
@@ -869,6 +929,11 @@ void srv_grpc_stop(uint64_t deadline_ns)
         while (!atomic_load(&G.shutdown_done))
             sleep_ms(5);
     }
+    /* Work on the pool cannot be abandoned: a call cancelled above still has its task, which
+     * sees the call gone at its next step and ends it. Wait until every call is freed (the
+     * threads still take the events that free them). */
+    while (atomic_load(&G.inflight) > 0 && G.nthreads > 0)
+        sleep_ms(5);
     grpc_server_destroy(G.server);
     grpc_completion_queue_shutdown(G.cq);
     for (int i = 0; i < G.nthreads; i++)

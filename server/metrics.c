@@ -247,7 +247,8 @@ int srv_metrics_write(const srv_gauges *g, proto_buf *b)
     put(b, "# HELP qdq_inflight_requests Requests received and not yet finished, by protocol.\n"
            "# TYPE qdq_inflight_requests gauge\nqdq_inflight_requests{protocol=\"http\"} %d\n"
            "qdq_inflight_requests{protocol=\"grpc\"} %d\n", g->inflight, srv_grpc_inflight());
-    put(b, "# HELP qdq_queued_requests Requests waiting for or running on the worker pool.\n"
+    put(b, "# HELP qdq_queued_requests Requests waiting for or running on the worker pool (both "
+           "protocols).\n"
            "# TYPE qdq_queued_requests gauge\nqdq_queued_requests %d\n", g->queued);
     put(b, "# HELP qdq_access_log_dropped_lines_total Access-log lines lost because the log's "
            "sink did not keep up.\n# TYPE qdq_access_log_dropped_lines_total counter\n"

@@ -11,7 +11,7 @@
 /* The gauges of the moment, read by whoever serves GET /metrics. */
 typedef struct srv_gauges {
     int inflight; /* requests received and not yet answered */
-    int queued;   /* requests waiting for or running on the worker pool */
+    int queued;   /* requests waiting for or running on the worker pool (both protocols) */
     unsigned long long log_dropped; /* access-log lines lost (a counter) */
     uint64_t memory_budget;         /* --max-memory */
     uint64_t memory_held;           /* by requests and the buffer cache */

@@ -22,10 +22,14 @@ channel.unary_unary('/inference.GRPCInferenceService/ModelInfer', ...).
   6. clients that cancel or whose deadline expires mid-call: statuses, the server's memory stays
      bounded, its log and its metrics account for every call it took, nothing is left in flight
      or on the pool, and it still answers correctly;
-  7. SIGTERM under gRPC load: every call begun before the signal answered, correctly;
+  7. SIGTERM under gRPC load: every call begun before the signal answered, correctly; a big call
+     still on the worker pool at the signal answered too;
   8. /metrics: every RPC counted in the request families with protocol="grpc", its RPC as the
      route and its status name, with exact bytes and elements; HTTP's series beside them with
-     protocol="http"; promtool accepts the text (when installed).
+     protocol="http"; promtool accepts the text (when installed);
+  9. ModelInfer's work on the worker pool: with one completion-queue thread and one worker, small
+     calls sent while a big one is on the pool (the queued gauge says so) are all answered before
+     it, exactly.
 
 Every server must exit 0 on SIGTERM (the sanitizer build fails that on a leak). Prints "ok:" or
 "FAIL:" per check and "N passed, N failed" last.
@@ -697,7 +701,7 @@ def test_metrics():
         return code
 
     n = 3
-    big = pb.ModelInferRequest(model_name=MODEL)  # over --inline-bytes
+    big = pb.ModelInferRequest(model_name=MODEL)  # over --inline-bytes: on the pool
     big.inputs.add(name="input", datatype="FP32", shape=[1 << 15])
     big.raw_input_contents.append(np.linspace(-2, 2, 1 << 15, dtype=np.float32).tobytes())
     for _ in range(n):
@@ -751,9 +755,11 @@ def test_metrics():
           "qdq_elements_total: %s float32 elements, want %d (the answered ModelInfer calls)"
           % (m.get('qdq_elements_total{dtype="float32"}'), elements[0]))
     infers = sum(c for (r, _), c in calls.items() if r == "ModelInfer")
-    check(m.get("qdq_compute_duration_seconds_count") == infers,
-          "every ModelInfer computed (compute count %s of %d)"
-          % (m.get("qdq_compute_duration_seconds_count"), infers))
+    check(m.get("qdq_queue_duration_seconds_count") == 2 and
+          m.get("qdq_compute_duration_seconds_count") == infers,
+          "the two big calls waited for the pool (queue count %s), every ModelInfer computed "
+          "(compute count %s of %d)" % (m.get("qdq_queue_duration_seconds_count"),
+                                        m.get("qdq_compute_duration_seconds_count"), infers))
     check(m.get('qdq_requests_total{protocol="http",route="v2_live",format="none",status="200"}')
           == 1, "HTTP's requests beside them, protocol=\"http\"")
     fams = ("qdq_requests_total", "qdq_request_duration_seconds", "qdq_request_bytes_total",
@@ -770,6 +776,74 @@ def test_metrics():
         check(r.returncode == 0, "promtool accepts the metrics with gRPC's series%s" %
               ("" if r.returncode == 0 else ": " + (r.stdout + r.stderr).decode()[-500:]))
     check(srv.stop() == 0, "the metrics server exits 0")
+
+
+# ---- the worker pool ----
+
+def test_pool():
+    """One completion-queue thread and one worker: a big ModelInfer on the pool does not hold
+    back small calls. The big call's answer is small (only "scale" asked), so it is done as soon
+    as its work is; the small calls are sent once the queued gauge shows the big one on the pool,
+    and must all be answered before it. Were the completion queue's only thread held by the big
+    one's work, none could be answered before that work ended, and the big one's answer leaves
+    first (seen: a few of the 16 may still overtake it in the client, never all). Timing can only
+    make an attempt inconclusive (the big call done before the small ones were sent): up to 5."""
+    srv = Server("--workers", "1", "--http-threads", "1")
+    ch_big, ch_small = srv.channel(), srv.channel()
+    n = 16 << 20
+    big = pb.ModelInferRequest(model_name=MODEL)
+    big.inputs.add(name="input", datatype="FP32", shape=[n])
+    big.raw_input_contents.append(np.linspace(-3, 3, n, dtype=np.float32).tobytes())
+    big.outputs.add(name="scale")
+    rng = np.random.default_rng(3)
+    smalls = []
+    for i in range(16):
+        k = int(rng.integers(1, 512))
+        r = pb.ModelInferRequest(model_name=MODEL, id="s%d" % i)
+        r.inputs.add(name="input", datatype="FP32", shape=[k])
+        r.raw_input_contents.append((rng.standard_normal(k) * 3).astype(np.float32).tobytes())
+        r.parameters["num_bits"].int64_param = int(rng.integers(2, 16))
+        smalls.append(r)
+    f_big = ch_big.unary_unary("/%s/ModelInfer" % SVC, request_serializer=ser,
+                               response_deserializer=pb.ModelInferResponse.FromString)
+    f_small = ch_small.unary_unary("/%s/ModelInfer" % SVC, request_serializer=ser,
+                                   response_deserializer=pb.ModelInferResponse.FromString)
+    want_big = answer_key(f_big(big, timeout=120))
+    want = [answer_key(f_small(r, timeout=60)) for r in smalls]
+    seq = iter(range(1 << 30))
+    ahead, attempts, exact = False, 0, True
+    while attempts < 5 and not ahead:
+        attempts += 1
+        order = []
+        fb = f_big.future(big, timeout=120)
+        fb.add_done_callback(lambda _f: order.append(("big", next(seq))))
+        on_pool = wait_metric(srv, "qdq_queued_requests", lambda v: v >= 1, timeout=60,
+                              stop=fb.done)
+        if not on_pool or fb.done():
+            exact = exact and answer_key(fb.result()) == want_big
+            print("note: attempt %d: the big call was done before it was seen on the pool"
+                  % attempts)
+            continue
+        futs = []
+        for r in smalls:
+            fu = f_small.future(r, timeout=60)
+            fu.add_done_callback(lambda _f: order.append(("small", next(seq))))
+            futs.append(fu)
+        got = [answer_key(fu.result()) for fu in futs]
+        exact = exact and got == want and answer_key(fb.result()) == want_big
+        while len(order) < len(smalls) + 1:  # the callbacks run on gRPC's threads
+            time.sleep(0.001)
+        last_small = max(k for w, k in order if w == "small")
+        big_at = [k for w, k in order if w == "big"][0]
+        ahead = last_small < big_at
+        print("note: attempt %d: completion order %s" % (attempts, "".join(
+            "B" if w == "big" else "s" for w, _ in sorted(order, key=lambda x: x[1]))))
+    check(ahead, "16 small calls sent while a big one was on the pool (--workers 1, "
+          "--http-threads 1): all answered before it (%d attempts)" % attempts)
+    check(exact, "the big and the small calls' answers: the same as when sent alone")
+    ch_big.close()
+    ch_small.close()
+    check(srv.stop() == 0, "the pool server exits 0")
 
 
 # ---- load ----
@@ -958,6 +1032,46 @@ def test_shutdown_under_load():
     check(rc == 0 or srv.stop() == 0, "the server exits 0 after draining under load (%s)" % rc)
 
 
+def test_shutdown_pool():
+    """SIGTERM (no lame duck) while big calls are on the worker pool and waiting for it: every
+    one answered, exactly; the pool outlives the gRPC server."""
+    srv = Server("--shutdown-grace", "0", "--drain-timeout", "60", "--workers", "1")
+    n = 8 << 20
+    big = pb.ModelInferRequest(model_name=MODEL)
+    big.inputs.add(name="input", datatype="FP32", shape=[n])
+    big.raw_input_contents.append(np.linspace(-3, 3, n, dtype=np.float32).tobytes())
+    ch = srv.channel()
+    f = ch.unary_unary("/%s/ModelInfer" % SVC, request_serializer=ser,
+                       response_deserializer=pb.ModelInferResponse.FromString)
+    want = answer_key(f(big, timeout=120))
+    seen, attempts = False, 0
+    while not seen and attempts < 5:  # until the signal can be sent with work on the pool
+        attempts += 1
+        futs = [f.future(big, timeout=120) for _ in range(3)]
+        q = wait_metric(srv, "qdq_queued_requests", lambda v: v >= 1, timeout=60,
+                        stop=lambda: all(fu.done() for fu in futs))
+        seen = q is not None and q >= 1 and not all(fu.done() for fu in futs)
+        if not seen:
+            print("note: attempt %d: the calls were done before they were seen on the pool"
+                  % attempts)
+    srv.p.send_signal(signal.SIGTERM)
+    got = []
+    for fu in futs:
+        try:
+            got.append("OK" if answer_key(fu.result()) == want else "WRONG")
+        except grpc.RpcError as e:
+            got.append(e.code().name)
+    rc = None
+    try:
+        rc = srv.p.wait(60)
+    except subprocess.TimeoutExpired:
+        pass
+    check(seen and got == ["OK"] * 3, "3 big calls begun before SIGTERM, one at least on the pool "
+          "(%s after %d attempts): %s" % ("seen" if seen else "not seen", attempts, got))
+    check(rc == 0 or srv.stop() == 0, "the server exits 0 after the pool's last call (%s)" % rc)
+    ch.close()
+
+
 def main():
     srv = Server("--workers", "2")
     for name, fn in (("vectors", lambda: test_vectors(srv)), ("big", lambda: test_big(srv)),
@@ -965,8 +1079,9 @@ def main():
                      ("errors", lambda: test_errors(srv)),
                      ("concurrency", lambda: test_concurrency(srv)),
                      ("cancel", lambda: test_cancel(srv)), ("metrics", test_metrics),
-                     ("tls", test_tls),
-                     ("draining", test_draining), ("shutdown", test_shutdown_under_load)):
+                     ("pool", test_pool), ("tls", test_tls),
+                     ("draining", test_draining), ("shutdown", test_shutdown_under_load),
+                     ("shutdown with the pool busy", test_shutdown_pool)):
         print("== " + name)
         try:
             fn()
