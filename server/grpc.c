@@ -4,20 +4,25 @@
  * already received.
  *
  * A call's life. A gcall is posted (grpc_server_request_registered_call) for a method before any
- * client calls it; when the core matches a client's call to it, a thread takes the "new" event,
- * posts a replacement, and:
+ * client calls it; when the core matches a client's call to it (as soon as its headers arrive),
+ * a thread takes the "new" event, posts a replacement, checks the bearer token and the
+ * in-flight limit (a refused call's message is never read, as HTTP refuses such bodies unread),
+ * and starts receiving the request message ("recv"). Calls are taken at their headers, not once
+ * their message is in, so that a call still uploading when the server stops is the server's
+ * own and is drained (the core's shutdown ends calls nobody has taken). When the message is in:
  *   for a big ModelInfer, starts a RECV_CLOSE_ON_SERVER batch at once ("close": completes
  *     when the call ends, so that the work can stop when the client cancels or its deadline
  *     passes);
- *   checks the bearer token and the in-flight limit, and answers: ModelInfer through
- *     infer_compute (gather the message, decode, run, encode), the others from constants;
+ *   answers: ModelInfer through infer_compute (gather the message, decode, run, encode), the
+ *     others from constants;
  *   starts the reply batch ("send": initial metadata, the message when OK, the status, and
  *     RECV_CLOSE_ON_SERVER when close was not started on its own).
  * A ModelInfer message larger than --inline-bytes is not computed on the completion queue's
  * thread: it becomes a task on the worker pool (pool.h, shared with HTTP), whose worker runs
  * infer_compute and starts the reply batch; the task's done (on the pool's loop thread) drops
  * the handler's reference. The thread that took the call goes back to the queue at once.
- * References keep the gcall: the handler's (or its task's), close's (when started) and send's;
+ * References keep the gcall: the handler's (passed on to recv, then to the task when there is
+ * one), close's (when started) and send's;
  * the last one dropped logs the call, counts it (metrics.h) and frees everything.
  *
  * Copies of a ModelInfer tensor: the core's slices are gathered once into a warm buffer (as HTTP
@@ -74,7 +79,7 @@ enum { WORK_NONE, WORK_DONE, WORK_SKIPPED };
 
 struct gcall {
     int rpc;                   /* SRV_GRPC_* */
-    gtag t_new, t_close, t_send;
+    gtag t_new, t_recv, t_close, t_send;
     grpc_call *call;
     gpr_timespec deadline;
     grpc_metadata_array md;
@@ -210,6 +215,7 @@ static void log_access(const gcall *c, const char *path)
 /* ---- a call's memory ---- */
 
 static void on_new(gcall *c, bool ok);
+static void on_recv(gcall *c, bool ok);
 static void on_close(gcall *c, bool ok);
 static void on_send(gcall *c, bool ok);
 
@@ -220,6 +226,7 @@ static gcall *gcall_new(int rpc)
         return NULL;
     c->rpc = rpc;
     c->t_new = (gtag){ on_new, c };
+    c->t_recv = (gtag){ on_recv, c };
     c->t_close = (gtag){ on_close, c };
     c->t_send = (gtag){ on_send, c };
     grpc_metadata_array_init(&c->md);
@@ -293,7 +300,7 @@ static int post(int rpc)
                                      &c->t_new);
     else
         e = grpc_server_request_registered_call(G.server, G.rm[rpc], &c->call, &c->deadline,
-                                                &c->md, &c->payload, G.cq, G.cq, &c->t_new);
+                                                &c->md, NULL, G.cq, G.cq, &c->t_new);
     if (e != GRPC_CALL_OK) {
         srv_log("error", "grpc: cannot wait for %s calls: %s", methods[rpc].name,
                 grpc_call_error_to_string(e));
@@ -684,29 +691,7 @@ static void on_new(gcall *c, bool ok)
     if (c->rpc == SRV_GRPC_OTHER)
         c->deadline = c->details.deadline;
     atomic_store(&c->refs, 1); /* this handler's */
-    if (c->rpc == SRV_GRPC_MODEL_INFER && c->payload &&
-        grpc_byte_buffer_length(c->payload) >= WATCH_BYTES) {
-        grpc_op close_op;
-        memset(&close_op, 0, sizeof close_op);
-        close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-        close_op.data.recv_close_on_server.cancelled = &c->cancelled;
-        atomic_fetch_add(&c->refs, 1);
-        c->watched = true;
-        if (grpc_call_start_batch(c->call, &close_op, 1, &c->t_close, NULL) != GRPC_CALL_OK) {
-            atomic_fetch_sub(&c->refs, 1);
-            atomic_store(&c->closed, true);
-        }
-    }
-    if (c->rpc != SRV_GRPC_OTHER && !c->payload) {
-        /* No request message: the call failed while it arrived (the client cancelled), or the
-         * client half-closed without one. */
-        if (grpc_call_failed_before_recv_message(c->call)) {
-            fail(c, PROTO_ECLOSED, "the call ended before its request message arrived");
-            c->work = c->rpc == SRV_GRPC_MODEL_INFER ? WORK_SKIPPED : WORK_NONE;
-        } else {
-            fail(c, QDQ_EINVAL, "the call has no request message");
-        }
-    } else if (c->rpc == SRV_GRPC_OTHER) {
+    if (c->rpc == SRV_GRPC_OTHER) {
         fail(c, PROTO_EMETHOD, "no method %.*s on this server (it has "
              "inference.GRPCInferenceService and grpc.health.v1.Health/Check)",
              (int)GRPC_SLICE_LENGTH(c->details.method),
@@ -716,7 +701,46 @@ static void on_new(gcall *c, bool ok)
     } else if (!methods[c->rpc].open && atomic_load(&G.inflight) > G.cfg->max_inflight) {
         fail(c, PROTO_EBUSY, "the server is overloaded: more than %d requests in flight "
              "(--max-inflight)", G.cfg->max_inflight);
+    } else {
+        grpc_op op;
+        memset(&op, 0, sizeof op);
+        op.op = GRPC_OP_RECV_MESSAGE;
+        op.data.recv_message.recv_message = &c->payload;
+        if (grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL) == GRPC_CALL_OK)
+            return; /* on_recv goes on, with this handler's reference */
+        fail(c, PROTO_EINTERNAL, "cannot receive the request message");
+    }
+    answer(c);
+    gcall_unref(c);
+}
+
+/* The request message is in (or the call ended first): the answer. */
+static void on_recv(gcall *c, bool ok)
+{
+    if (!ok || !c->payload) {
+        /* No request message: the call failed while it arrived (the client cancelled, its
+         * deadline passed, or the message was over the limit), or the client half-closed
+         * without one. */
+        if (!ok || grpc_call_failed_before_recv_message(c->call)) {
+            fail(c, PROTO_ECLOSED, "the call ended before its request message arrived");
+            c->work = c->rpc == SRV_GRPC_MODEL_INFER ? WORK_SKIPPED : WORK_NONE;
+        } else {
+            fail(c, QDQ_EINVAL, "the call has no request message");
+        }
     } else if (c->rpc == SRV_GRPC_MODEL_INFER) {
+        if (grpc_byte_buffer_length(c->payload) >= WATCH_BYTES) {
+            grpc_op close_op;
+            memset(&close_op, 0, sizeof close_op);
+            close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+            close_op.data.recv_close_on_server.cancelled = &c->cancelled;
+            atomic_fetch_add(&c->refs, 1);
+            c->watched = true;
+            if (grpc_call_start_batch(c->call, &close_op, 1, &c->t_close, NULL) !=
+                GRPC_CALL_OK) {
+                atomic_fetch_sub(&c->refs, 1);
+                atomic_store(&c->closed, true);
+            }
+        }
         if (offload(c))
             return; /* the task answers, and drops this handler's reference */
         if (!c->code) {
@@ -851,7 +875,7 @@ int srv_grpc_start(const cfg *c, srv_pool *pool)
     grpc_server_register_completion_queue(G.server, G.cq, NULL);
     for (int i = 0; i < SRV_GRPC_OTHER; i++)
         G.rm[i] = grpc_server_register_method(G.server, methods[i].path, NULL,
-                                              GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+                                              GRPC_SRM_PAYLOAD_NONE, 0);
 
     char addr[300];
     snprintf(addr, sizeof addr, strchr(c->grpc_host, ':') ? "[%s]:%d" : "%s:%d", c->grpc_host,

@@ -23,7 +23,8 @@ channel.unary_unary('/inference.GRPCInferenceService/ModelInfer', ...).
      bounded, its log and its metrics account for every call it took, nothing is left in flight
      or on the pool, and it still answers correctly;
   7. SIGTERM under gRPC load: every call begun before the signal answered, correctly; a big call
-     still on the worker pool at the signal answered too;
+     still on the worker pool at the signal answered too, and a call whose message is still
+     arriving (a raw HTTP/2 client sends it in two parts, the second after the GOAWAY);
   8. /metrics: every RPC counted in the request families with protocol="grpc", its RPC as the
      route and its status name, with exact bytes and elements; HTTP's series beside them with
      protocol="http"; promtool accepts the text (when installed);
@@ -1072,6 +1073,111 @@ def test_shutdown_pool():
     ch.close()
 
 
+class RawH2:
+    """A minimal HTTP/2 client on a plain socket, for what grpcio cannot do: send a gRPC message
+    in parts, with pauses. Headers go as HPACK literals (no Huffman, no indexing); the server's
+    headers are not decoded (only frame types, flags and DATA are read); SETTINGS and PING are
+    acknowledged by a reader thread, which collects the frames."""
+
+    def __init__(self, port):
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.frames = []  # (type, flags, stream, payload)
+        self.cv = threading.Condition()
+        self.closed = False
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + self.frame(4, 0, 0, b""))
+        threading.Thread(target=self.reader, daemon=True).start()
+
+    @staticmethod
+    def frame(ftype, flags, stream, payload):
+        return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
+            struct.pack(">I", stream) + payload
+
+    def reader(self):
+        buf = b""
+        try:
+            while True:
+                while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+                    chunk = self.sock.recv(65536)
+                    if not chunk:
+                        raise EOFError
+                    buf += chunk
+                n = int.from_bytes(buf[:3], "big")
+                ftype, flags = buf[3], buf[4]
+                stream = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+                payload, buf = buf[9:9 + n], buf[9 + n:]
+                if ftype == 4 and not flags & 1:  # SETTINGS: acknowledge
+                    self.sock.sendall(self.frame(4, 1, 0, b""))
+                elif ftype == 6 and not flags & 1:  # PING: answer
+                    self.sock.sendall(self.frame(6, 1, 0, payload))
+                with self.cv:
+                    self.frames.append((ftype, flags, stream, payload))
+                    self.cv.notify_all()
+        except (OSError, EOFError):
+            pass
+        with self.cv:
+            self.closed = True
+            self.cv.notify_all()
+
+    def wait(self, pred, timeout=60):
+        with self.cv:
+            return self.cv.wait_for(lambda: pred(self.frames) or self.closed, timeout) and \
+                pred(self.frames)
+
+    def headers(self, stream, path, authority):
+        def lit(k, v):
+            assert len(k) < 127 and len(v) < 127
+            return b"\0" + bytes([len(k)]) + k.encode() + bytes([len(v)]) + v.encode()
+        block = b"".join(lit(k, v) for k, v in (
+            (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", authority),
+            ("content-type", "application/grpc"), ("te", "trailers")))
+        self.sock.sendall(self.frame(1, 4, stream, block))  # END_HEADERS
+
+    def data(self, stream, payload, end):
+        self.sock.sendall(self.frame(0, 1 if end else 0, stream, payload))
+
+    def close(self):
+        self.sock.close()
+
+
+def test_shutdown_upload():
+    """SIGTERM (no lame duck) while a call's message is still arriving: the server has taken the
+    call (its in-flight gauge shows it), stops taking new ones (its GOAWAY), and still receives
+    the rest of that message and answers it, as HTTP drains a body that is arriving."""
+    srv = Server("--shutdown-grace", "0", "--drain-timeout", "60")
+    req = small_request(shape=[1024], raw=np.linspace(-1, 1, 1024, dtype=np.float32).tobytes())
+    ch = srv.channel()
+    want = ch.unary_unary("/%s/ModelInfer" % SVC)(ser(req), timeout=60)  # the answer's bytes
+    ch.close()
+    msg = ser(req)
+    wire = b"\0" + struct.pack(">I", len(msg)) + msg
+    h2 = RawH2(srv.port)
+    h2.headers(1, "/%s/ModelInfer" % SVC, srv.target)
+    h2.data(1, wire[:1000], False)
+    taken = wait_metric(srv, 'qdq_inflight_requests{protocol="grpc"}', lambda v: v >= 1,
+                        timeout=10) == 1
+    srv.p.send_signal(signal.SIGTERM)
+    goaway = h2.wait(lambda fr: any(f[0] == 7 for f in fr), timeout=30)
+    h2.data(1, wire[1000:], True)
+    ended = h2.wait(lambda fr: any(f[2] == 1 and f[1] & 1 for f in fr) or
+                    any(f[0] == 3 and f[2] == 1 for f in fr), timeout=60)
+    got = b"".join(f[3] for f in h2.frames if f[0] == 0 and f[2] == 1)
+    reset = any(f[0] == 3 and f[2] == 1 for f in h2.frames)
+    check(taken and goaway and ended and not reset and
+          got == b"\0" + struct.pack(">I", len(want)) + want,
+          "a call half uploaded at SIGTERM (--shutdown-grace 0): taken before the signal (%s), "
+          "GOAWAY (%s), then the rest of its message received and answered (%s)"
+          % (taken, goaway, "answered" if got and not reset else "reset" if reset else
+             "no answer"))
+    h2.close()
+    rc = None
+    try:
+        rc = srv.p.wait(60)
+    except subprocess.TimeoutExpired:
+        pass
+    check(rc == 0 or srv.stop() == 0, "the server exits 0 after answering it (%s)" % rc)
+
+
 def main():
     srv = Server("--workers", "2")
     for name, fn in (("vectors", lambda: test_vectors(srv)), ("big", lambda: test_big(srv)),
@@ -1081,7 +1187,8 @@ def main():
                      ("cancel", lambda: test_cancel(srv)), ("metrics", test_metrics),
                      ("pool", test_pool), ("tls", test_tls),
                      ("draining", test_draining), ("shutdown", test_shutdown_under_load),
-                     ("shutdown with the pool busy", test_shutdown_pool)):
+                     ("shutdown with the pool busy", test_shutdown_pool),
+                     ("shutdown mid-upload", test_shutdown_upload)):
         print("== " + name)
         try:
             fn()
