@@ -30,7 +30,8 @@ channel.unary_unary('/inference.GRPCInferenceService/ModelInfer', ...).
      protocol="http"; promtool accepts the text (when installed);
   9. ModelInfer's work on the worker pool: with one completion-queue thread and one worker, small
      calls sent while a big one is on the pool (the queued gauge says so) are all answered before
-     it, exactly.
+     it, exactly; with one worker and --max-queue 0, a call that needs the pool while HTTP's
+     work holds it is refused UNAVAILABLE (one pool, one queue limit).
 
 Every server must exit 0 on SIGTERM (the sanitizer build fails that on a leak). Prints "ok:" or
 "FAIL:" per check and "N passed, N failed" last.
@@ -847,6 +848,49 @@ def test_pool():
     check(srv.stop() == 0, "the pool server exits 0")
 
 
+def test_pool_shared():
+    """--workers 1 --max-queue 0: while HTTP's work holds the only worker (a big JSON request:
+    the queued gauge shows it), a ModelInfer that needs the pool is refused UNAVAILABLE with
+    HTTP's message: one pool, one queue limit for both protocols. An attempt where the HTTP
+    work ends before the call arrives is inconclusive: up to 5."""
+    srv = Server("--workers", "1", "--max-queue", "0")
+    body = json.dumps({"input": np.linspace(-1, 1, 1 << 20).tolist()}).encode()
+    url = "http://127.0.0.1:%d/quantize-dequantize" % srv.http_port
+    req = small_request(shape=[1 << 16], raw=np.linspace(-1, 1, 1 << 16,
+                                                         dtype=np.float32).tobytes())
+    ch = srv.channel()
+    code, details, http, attempts = None, None, [], 0
+    while code != grpc.StatusCode.UNAVAILABLE and attempts < 5:
+        attempts += 1
+
+        def post():
+            hr = urllib.request.Request(url, data=body, method="POST",
+                                        headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(hr, timeout=120) as f:
+                f.read()
+                http.append(f.status)
+
+        t = threading.Thread(target=post)
+        t.start()
+        q = wait_metric(srv, "qdq_queued_requests", lambda v: v >= 1, timeout=60,
+                        stop=lambda: not t.is_alive())
+        if q is not None and q >= 1 and t.is_alive():
+            code, details = status_of(lambda: infer(ch, req))
+        t.join()
+        if code != grpc.StatusCode.UNAVAILABLE:
+            print("note: attempt %d: the call was not refused (%s): the HTTP work may have "
+                  "ended before it came" % (attempts, code))
+    check(code == grpc.StatusCode.UNAVAILABLE and details ==
+          "the server is overloaded: 0 requests are waiting for a worker (--max-queue)",
+          "a pool call while HTTP's work holds the only worker (--max-queue 0): %s %r "
+          "(%d attempts)" % (code, details, attempts))
+    check(http and all(st == 200 for st in http), "the HTTP requests answered: %s" % http)
+    c, d = status_of(lambda: infer(ch, req))
+    check(c == grpc.StatusCode.OK, "the same call once the worker is free: %s %r" % (c, d))
+    ch.close()
+    check(srv.stop() == 0, "the shared-pool server exits 0")
+
+
 # ---- load ----
 
 def random_request(rng, i):
@@ -1185,7 +1229,8 @@ def main():
                      ("errors", lambda: test_errors(srv)),
                      ("concurrency", lambda: test_concurrency(srv)),
                      ("cancel", lambda: test_cancel(srv)), ("metrics", test_metrics),
-                     ("pool", test_pool), ("tls", test_tls),
+                     ("pool", test_pool), ("pool shared with HTTP", test_pool_shared),
+                     ("tls", test_tls),
                      ("draining", test_draining), ("shutdown", test_shutdown_under_load),
                      ("shutdown with the pool busy", test_shutdown_pool),
                      ("shutdown mid-upload", test_shutdown_upload)):
