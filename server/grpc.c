@@ -150,19 +150,6 @@ const char *srv_grpc_rpc_name(int rpc)
     return rpc >= 0 && rpc < SRV_GRPC_RPCS ? methods[rpc].name : "other";
 }
 
-const char *srv_grpc_code_name(int code)
-{
-    static const char *const names[SRV_GRPC_CODES] = {
-        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-        "UNAUTHENTICATED",
-    };
-    return code >= 0 && code < SRV_GRPC_CODES ? names[code] : "UNKNOWN";
-}
-
-int srv_grpc_inflight(void) { return atomic_load(&G.inflight); }
-
 int srv_grpc_port(void) { return G.port; }
 
 void srv_grpc_drain(void) { atomic_store(&G.draining, true); }
@@ -898,6 +885,10 @@ int srv_grpc_start(const cfg *c, srv_pool *pool)
         return -1;
     }
     grpc_server_start(G.server);
+    static const char *names[SRV_GRPC_RPCS];
+    for (int i = 0; i < SRV_GRPC_RPCS; i++)
+        names[i] = methods[i].name;
+    srv_metrics_init_grpc(names, SRV_GRPC_RPCS, &G.inflight);
     for (int i = 0; i < SRV_GRPC_RPCS; i++)
         for (int k = 0; k < (i == SRV_GRPC_MODEL_INFER ? SLOTS_INFER : SLOTS_OTHER); k++)
             post(i);

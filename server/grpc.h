@@ -59,9 +59,5 @@ void srv_grpc_stop(uint64_t deadline_ns);
 
 /* "ModelInfer", ... "Check", "other". */
 const char *srv_grpc_rpc_name(int rpc);
-/* A gRPC status code's name: "OK", "CANCELLED", ... "UNAUTHENTICATED" (0..16), else "UNKNOWN". */
-const char *srv_grpc_code_name(int code);
-/* Calls taken and not yet finished (0 when gRPC is off). */
-int srv_grpc_inflight(void);
 
 #endif

@@ -18,7 +18,6 @@
 
 #include "codec.h"
 #include "config.h"
-#include "grpc.h"
 #include "metrics.h"
 #include "status.h"
 
@@ -27,6 +26,8 @@ static int status_codes[PROTO_NSTATUS];
 static int nstatus;
 #define NSTATUS_MAX (PROTO_NSTATUS + 1)
 #define MAX_ROUTES 32
+#define MAX_RPCS 16
+#define GRPC_CODES 17 /* gRPC status codes 0 (OK) .. 16 (UNAUTHENTICATED) */
 static const double buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10 };
 #define NBUCKETS (int)(sizeof buckets / sizeof buckets[0])
@@ -43,9 +44,12 @@ static struct {
     atomic_ullong elements[4];
     atomic_ullong checkpoints[2], ckpt_tensors, ckpt_bytes; /* checkpoints: failed, answered */
     /* gRPC calls, by RPC (grpc.h: SRV_GRPC_*) and status code. */
-    atomic_ullong grpc_calls[SRV_GRPC_RPCS][SRV_GRPC_CODES];
-    histogram grpc_call[SRV_GRPC_RPCS];
-    atomic_ullong grpc_bytes_in[SRV_GRPC_RPCS], grpc_bytes_out[SRV_GRPC_RPCS];
+    atomic_ullong grpc_calls[MAX_RPCS][GRPC_CODES];
+    histogram grpc_call[MAX_RPCS];
+    atomic_ullong grpc_bytes_in[MAX_RPCS], grpc_bytes_out[MAX_RPCS];
+    const char *const *rpc_names;
+    int nrpcs;                    /* 0: gRPC is off */
+    const atomic_int *grpc_inflight;
     double start_time;
     const char *const *route_names;
     int nroutes;
@@ -66,6 +70,25 @@ void srv_metrics_init(const char *const *route_names, int n)
         if (k == nstatus)
             status_codes[nstatus++] = h;
     }
+}
+
+void srv_metrics_init_grpc(const char *const *rpc_names, int n, const atomic_int *inflight)
+{
+    M.rpc_names = rpc_names;
+    M.grpc_inflight = inflight;
+    M.nrpcs = n < MAX_RPCS ? n : MAX_RPCS;
+}
+
+/* A gRPC status code's name, as gRPC's own tools print it. */
+static const char *grpc_code_name(int code)
+{
+    static const char *const names[GRPC_CODES] = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+        "UNAUTHENTICATED",
+    };
+    return code >= 0 && code < GRPC_CODES ? names[code] : "UNKNOWN";
 }
 
 /* The status's index; nstatus for "other". */
@@ -90,8 +113,10 @@ static void observe(histogram *h, uint64_t ns)
 /* A finished gRPC call: its RPC's counters. */
 static void record_grpc(const srv_record *r)
 {
-    int rpc = r->route >= 0 && r->route < SRV_GRPC_RPCS ? r->route : SRV_GRPC_OTHER;
-    int code = r->status >= 0 && r->status < SRV_GRPC_CODES ? r->status : 2; /* UNKNOWN */
+    if (M.nrpcs == 0)
+        return;
+    int rpc = r->route >= 0 && r->route < M.nrpcs ? r->route : M.nrpcs - 1; /* the last: other */
+    int code = r->status >= 0 && r->status < GRPC_CODES ? r->status : 2; /* UNKNOWN */
     atomic_fetch_add_explicit(&M.grpc_calls[rpc][code], 1, memory_order_relaxed);
     observe(&M.grpc_call[rpc], r->t_end - r->t_start);
     atomic_fetch_add_explicit(&M.grpc_bytes_in[rpc], r->bytes_in, memory_order_relaxed);
@@ -191,12 +216,12 @@ int srv_metrics_write(const srv_gauges *g, proto_buf *b)
                     "status=\"%s\"} %llu\n", M.route_names[r],
                     proto_format_name((proto_format)f), st, v);
             }
-    for (int r = 0; r < SRV_GRPC_RPCS; r++)
-        for (int k = 0; k < SRV_GRPC_CODES; k++) {
+    for (int r = 0; r < M.nrpcs; r++)
+        for (int k = 0; k < GRPC_CODES; k++) {
             unsigned long long v = atomic_load(&M.grpc_calls[r][k]);
             if (v)
                 put(b, "qdq_requests_total{protocol=\"grpc\",route=\"%s\",format=\"protobuf\","
-                    "status=\"%s\"} %llu\n", srv_grpc_rpc_name(r), srv_grpc_code_name(k), v);
+                    "status=\"%s\"} %llu\n", M.rpc_names[r], grpc_code_name(k), v);
         }
     put(b, "# HELP qdq_request_duration_seconds Time from the request line (gRPC: the whole "
            "request message) to the answer sent.\n"
@@ -208,11 +233,11 @@ int srv_metrics_write(const srv_gauges *g, proto_buf *b)
         snprintf(labels, sizeof labels, "protocol=\"http\",route=\"%s\"", M.route_names[r]);
         put_histogram(b, "qdq_request_duration_seconds", labels, &M.request[r]);
     }
-    for (int r = 0; r < SRV_GRPC_RPCS; r++) {
+    for (int r = 0; r < M.nrpcs; r++) {
         if (!atomic_load(&M.grpc_call[r].sum_ns) && !atomic_load(&M.grpc_call[r].count[0]))
             continue;
         char labels[96];
-        snprintf(labels, sizeof labels, "protocol=\"grpc\",route=\"%s\"", srv_grpc_rpc_name(r));
+        snprintf(labels, sizeof labels, "protocol=\"grpc\",route=\"%s\"", M.rpc_names[r]);
         put_histogram(b, "qdq_request_duration_seconds", labels, &M.grpc_call[r]);
     }
     put(b, "# HELP qdq_queue_duration_seconds Time a request waited for a worker.\n"
@@ -227,26 +252,28 @@ int srv_metrics_write(const srv_gauges *g, proto_buf *b)
     for (int r = 0; r < M.nroutes; r++)
         put(b, "qdq_request_bytes_total{protocol=\"http\",route=\"%s\"} %llu\n",
             M.route_names[r], (unsigned long long)atomic_load(&M.bytes_in[r]));
-    for (int r = 0; r < SRV_GRPC_RPCS; r++)
+    for (int r = 0; r < M.nrpcs; r++)
         put(b, "qdq_request_bytes_total{protocol=\"grpc\",route=\"%s\"} %llu\n",
-            srv_grpc_rpc_name(r), (unsigned long long)atomic_load(&M.grpc_bytes_in[r]));
+            M.rpc_names[r], (unsigned long long)atomic_load(&M.grpc_bytes_in[r]));
     put(b, "# HELP qdq_response_bytes_total Response body bytes sent (gRPC: response message "
            "bytes), by protocol and route.\n"
            "# TYPE qdq_response_bytes_total counter\n");
     for (int r = 0; r < M.nroutes; r++)
         put(b, "qdq_response_bytes_total{protocol=\"http\",route=\"%s\"} %llu\n",
             M.route_names[r], (unsigned long long)atomic_load(&M.bytes_out[r]));
-    for (int r = 0; r < SRV_GRPC_RPCS; r++)
+    for (int r = 0; r < M.nrpcs; r++)
         put(b, "qdq_response_bytes_total{protocol=\"grpc\",route=\"%s\"} %llu\n",
-            srv_grpc_rpc_name(r), (unsigned long long)atomic_load(&M.grpc_bytes_out[r]));
+            M.rpc_names[r], (unsigned long long)atomic_load(&M.grpc_bytes_out[r]));
     put(b, "# HELP qdq_elements_total Tensor elements quantized, by dtype.\n"
            "# TYPE qdq_elements_total counter\n");
     for (int d = 0; d < 4; d++)
         put(b, "qdq_elements_total{dtype=\"%s\"} %llu\n", qdq_dtype_name((qdq_dtype)d),
             (unsigned long long)atomic_load(&M.elements[d]));
     put(b, "# HELP qdq_inflight_requests Requests received and not yet finished, by protocol.\n"
-           "# TYPE qdq_inflight_requests gauge\nqdq_inflight_requests{protocol=\"http\"} %d\n"
-           "qdq_inflight_requests{protocol=\"grpc\"} %d\n", g->inflight, srv_grpc_inflight());
+           "# TYPE qdq_inflight_requests gauge\nqdq_inflight_requests{protocol=\"http\"} %d\n",
+        g->inflight);
+    if (M.grpc_inflight)
+        put(b, "qdq_inflight_requests{protocol=\"grpc\"} %d\n", atomic_load(M.grpc_inflight));
     put(b, "# HELP qdq_queued_requests Requests waiting for or running on the worker pool (both "
            "protocols).\n"
            "# TYPE qdq_queued_requests gauge\nqdq_queued_requests %d\n", g->queued);
