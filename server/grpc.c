@@ -4,17 +4,26 @@
  * already received.
  *
  * A call's life. A gcall is posted (grpc_server_request_registered_call) for a method before any
- * client calls it; when the core matches a client's call to it, a thread takes the "new" event,
- * posts a replacement, and:
+ * client calls it; when the core matches a client's call to it (as soon as its headers arrive),
+ * a thread takes the "new" event, posts a replacement, checks the bearer token and the
+ * in-flight limit (a refused call's message is never read, as HTTP refuses such bodies unread),
+ * and starts receiving the request message ("recv"). Calls are taken at their headers, not once
+ * their message is in, so that a call still uploading when the server stops is the server's
+ * own and is drained (the core's shutdown ends calls nobody has taken). When the message is in:
  *   for a big ModelInfer, starts a RECV_CLOSE_ON_SERVER batch at once ("close": completes
  *     when the call ends, so that the work can stop when the client cancels or its deadline
  *     passes);
- *   checks the bearer token and the in-flight limit, and answers: ModelInfer through
- *     infer_compute (gather the message, decode, run, encode), the others from constants;
+ *   answers: ModelInfer through infer_compute (gather the message, decode, run, encode), the
+ *     others from constants;
  *   starts the reply batch ("send": initial metadata, the message when OK, the status, and
  *     RECV_CLOSE_ON_SERVER when close was not started on its own).
- * References keep the gcall: the handler's, close's (when started) and send's; the last one
- * dropped logs the call, counts it and frees everything.
+ * A ModelInfer message larger than --inline-bytes is not computed on the completion queue's
+ * thread: it becomes a task on the worker pool (pool.h, shared with HTTP), whose worker runs
+ * infer_compute and starts the reply batch; the task's done (on the pool's loop thread) drops
+ * the handler's reference. The thread that took the call goes back to the queue at once.
+ * References keep the gcall: the handler's (passed on to recv, then to the task when there is
+ * one), close's (when started) and send's;
+ * the last one dropped logs the call, counts it (metrics.h) and frees everything.
  *
  * Copies of a ModelInfer tensor: the core's slices are gathered once into a warm buffer (as HTTP
  * copies its body into one), the op runs in place there, and the reply's byte buffer refers to
@@ -32,6 +41,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +53,8 @@
 #include "guard.h"
 #include "log.h"
 #include "grpc.h"
+#include "metrics.h"
+#include "record.h"
 #include "v2_grpc.h"
 #include "codec.h"
 
@@ -67,7 +79,7 @@ enum { WORK_NONE, WORK_DONE, WORK_SKIPPED };
 
 struct gcall {
     int rpc;                   /* SRV_GRPC_* */
-    gtag t_new, t_close, t_send;
+    gtag t_new, t_recv, t_close, t_send;
     grpc_call *call;
     gpr_timespec deadline;
     grpc_metadata_array md;
@@ -77,9 +89,10 @@ struct gcall {
     atomic_bool closed;        /* close completed: the call is over for the client */
     bool watched;              /* close was started on arrival (else it goes with the reply) */
     int cancelled;             /* close's result: cancelled, deadline passed, or network failure */
-    uint64_t t_start;
+    uint64_t t_start, t_compute0, t_compute1; /* srv_now_ns; compute: ModelInfer's work */
     uint64_t bytes_in, bytes_out;
     int work;                  /* WORK_*: what became of ModelInfer's work */
+    srv_task task;             /* ModelInfer's work on the pool (large messages) */
 
     /* The answer. */
     int code;                  /* 0, or a status code (qdq/proto): grpc status and message */
@@ -119,6 +132,7 @@ static const struct {
 static struct {
     const cfg *cfg;
     proto_limits limits;
+    srv_pool *pool;
     grpc_server *server;
     grpc_completion_queue *cq;
     void *rm[SRV_GRPC_RPCS];  /* registered methods */
@@ -129,19 +143,11 @@ static struct {
     atomic_bool shutdown_done;
     gtag shutdown_tag;
     atomic_int inflight;      /* calls taken and not yet freed */
-    atomic_ullong counts[SRV_GRPC_RPCS][SRV_GRPC_CODES];
 } G;
 
 const char *srv_grpc_rpc_name(int rpc)
 {
     return rpc >= 0 && rpc < SRV_GRPC_RPCS ? methods[rpc].name : "other";
-}
-
-unsigned long long srv_grpc_count(int rpc, int code)
-{
-    if (rpc < 0 || rpc >= SRV_GRPC_RPCS || code < 0 || code >= SRV_GRPC_CODES)
-        return 0;
-    return atomic_load(&G.counts[rpc][code]);
 }
 
 int srv_grpc_port(void) { return G.port; }
@@ -196,6 +202,7 @@ static void log_access(const gcall *c, const char *path)
 /* ---- a call's memory ---- */
 
 static void on_new(gcall *c, bool ok);
+static void on_recv(gcall *c, bool ok);
 static void on_close(gcall *c, bool ok);
 static void on_send(gcall *c, bool ok);
 
@@ -206,6 +213,7 @@ static gcall *gcall_new(int rpc)
         return NULL;
     c->rpc = rpc;
     c->t_new = (gtag){ on_new, c };
+    c->t_recv = (gtag){ on_recv, c };
     c->t_close = (gtag){ on_close, c };
     c->t_send = (gtag){ on_send, c };
     grpc_metadata_array_init(&c->md);
@@ -247,7 +255,17 @@ static void gcall_unref(gcall *c)
                              ? GRPC_STATUS_DEADLINE_EXCEEDED
                              : proto_status_grpc(PROTO_ECLOSED);
     int code = c->grpc_status >= 0 && c->grpc_status < SRV_GRPC_CODES ? c->grpc_status : 2;
-    atomic_fetch_add(&G.counts[c->rpc][code], 1);
+    srv_record rec = {
+        .protocol = SRV_PROTO_GRPC, .route = c->rpc, .route_name = methods[c->rpc].name,
+        .status = code, .bytes_in = c->bytes_in, .bytes_out = c->bytes_out,
+        .t_start = c->t_start, .t_queued = c->task.t_queued, .t_compute0 = c->t_compute0,
+        .t_compute1 = c->t_compute1, .t_end = srv_now_ns(),
+    };
+    if (code == GRPC_STATUS_OK && c->work == WORK_DONE) {
+        rec.elements = c->v2.req.count;
+        rec.dtype = c->v2.req.dtype;
+    }
+    srv_metrics_record(&rec);
     char path[256];
     if (c->rpc == SRV_GRPC_OTHER)
         snprintf(path, sizeof path, "%.*s", (int)GRPC_SLICE_LENGTH(c->details.method),
@@ -269,7 +287,7 @@ static int post(int rpc)
                                      &c->t_new);
     else
         e = grpc_server_request_registered_call(G.server, G.rm[rpc], &c->call, &c->deadline,
-                                                &c->md, &c->payload, G.cq, G.cq, &c->t_new);
+                                                &c->md, NULL, G.cq, G.cq, &c->t_new);
     if (e != GRPC_CALL_OK) {
         srv_log("error", "grpc: cannot wait for %s calls: %s", methods[rpc].name,
                 grpc_call_error_to_string(e));
@@ -414,9 +432,8 @@ static char *gather(gcall *c, size_t *len)
  * ModelInfer's work: gather the message, decode it, run the op in place, and encode the reply
  * (c->reply), or record the failure. Checks between the steps whether the client is still
  * there: a cancelled call, or one whose deadline passed, stops there and frees its memory.
- *
- * THE SEAM: this runs on the gRPC thread that took the call; it touches nothing but c (and
- * G.limits), so it may run on any thread, e.g. the worker pool, with reply(c) called after it.
+ * Touches nothing but c (and G.limits): runs on the thread that took the call for a small
+ * message, on a pool worker for a large one (offload).
  */
 static void infer_compute(gcall *c)
 {
@@ -485,6 +502,61 @@ static void infer_compute(gcall *c)
 skip:
     c->work = WORK_SKIPPED;
     fail(c, PROTO_ECLOSED, "the client cancelled the call or its deadline passed");
+}
+
+/* Sends what c holds: its reply or its failure; or, when the client is gone, ends the call. */
+static void answer(gcall *c)
+{
+    if (c->code == PROTO_ECLOSED) { /* nobody to answer: end the call */
+        c->grpc_status = gpr_time_cmp(gpr_now(c->deadline.clock_type), c->deadline) >= 0
+                             ? GRPC_STATUS_DEADLINE_EXCEEDED
+                             : proto_status_grpc(PROTO_ECLOSED);
+        grpc_call_cancel_with_status(c->call, (grpc_status_code)c->grpc_status, c->msg, NULL);
+    } else
+        reply(c);
+}
+
+/* ModelInfer's work on a pool worker; the reply batch is started from here too (gRPC takes it
+ * from any thread), so the answer leaves as soon as it is computed. */
+static void task_run(srv_task *t, int item)
+{
+    gcall *c = (gcall *)((char *)t - offsetof(gcall, task));
+    (void)item;
+    c->t_compute0 = t->t_started;
+    infer_compute(c);
+    c->t_compute1 = srv_now_ns();
+    answer(c);
+}
+
+/* On the pool's loop thread, after task_run: the reference the handler passed to the task. */
+static void task_done(srv_task *t)
+{
+    gcall_unref((gcall *)((char *)t - offsetof(gcall, task)));
+}
+
+/*
+ * Hands a ModelInfer call's work to the pool when its message is larger than --inline-bytes
+ * (small ones cost less than the trip to a worker: about 100 us here). true when the task is
+ * queued (it answers the call); false when the work is the caller's to do now, or when the
+ * pool refused it (c->code set: overloaded, as HTTP's 503 past --max-queue).
+ */
+static bool offload(gcall *c)
+{
+    if (!G.pool || grpc_byte_buffer_length(c->payload) <= (size_t)G.cfg->small_request_bytes)
+        return false;
+    if (srv_pool_pending(G.pool) >= G.cfg->workers + G.cfg->max_queue) {
+        fail(c, PROTO_EBUSY, "the server is overloaded: %d requests are waiting for a worker "
+             "(--max-queue)", G.cfg->max_queue);
+        return false;
+    }
+    c->task.items = 1;
+    c->task.run = task_run;
+    c->task.done = task_done;
+    if (srv_pool_submit(G.pool, &c->task)) {
+        fail(c, PROTO_ENOMEM, "out of memory queueing the request");
+        return false;
+    }
+    return true;
 }
 
 /* The bearer token from the call's "authorization" metadata. */
@@ -606,29 +678,7 @@ static void on_new(gcall *c, bool ok)
     if (c->rpc == SRV_GRPC_OTHER)
         c->deadline = c->details.deadline;
     atomic_store(&c->refs, 1); /* this handler's */
-    if (c->rpc == SRV_GRPC_MODEL_INFER && c->payload &&
-        grpc_byte_buffer_length(c->payload) >= WATCH_BYTES) {
-        grpc_op close_op;
-        memset(&close_op, 0, sizeof close_op);
-        close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-        close_op.data.recv_close_on_server.cancelled = &c->cancelled;
-        atomic_fetch_add(&c->refs, 1);
-        c->watched = true;
-        if (grpc_call_start_batch(c->call, &close_op, 1, &c->t_close, NULL) != GRPC_CALL_OK) {
-            atomic_fetch_sub(&c->refs, 1);
-            atomic_store(&c->closed, true);
-        }
-    }
-    if (c->rpc != SRV_GRPC_OTHER && !c->payload) {
-        /* No request message: the call failed while it arrived (the client cancelled), or the
-         * client half-closed without one. */
-        if (grpc_call_failed_before_recv_message(c->call)) {
-            fail(c, PROTO_ECLOSED, "the call ended before its request message arrived");
-            c->work = c->rpc == SRV_GRPC_MODEL_INFER ? WORK_SKIPPED : WORK_NONE;
-        } else {
-            fail(c, QDQ_EINVAL, "the call has no request message");
-        }
-    } else if (c->rpc == SRV_GRPC_OTHER) {
+    if (c->rpc == SRV_GRPC_OTHER) {
         fail(c, PROTO_EMETHOD, "no method %.*s on this server (it has "
              "inference.GRPCInferenceService and grpc.health.v1.Health/Check)",
              (int)GRPC_SLICE_LENGTH(c->details.method),
@@ -638,18 +688,57 @@ static void on_new(gcall *c, bool ok)
     } else if (!methods[c->rpc].open && atomic_load(&G.inflight) > G.cfg->max_inflight) {
         fail(c, PROTO_EBUSY, "the server is overloaded: more than %d requests in flight "
              "(--max-inflight)", G.cfg->max_inflight);
+    } else {
+        grpc_op op;
+        memset(&op, 0, sizeof op);
+        op.op = GRPC_OP_RECV_MESSAGE;
+        op.data.recv_message.recv_message = &c->payload;
+        if (grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL) == GRPC_CALL_OK)
+            return; /* on_recv goes on, with this handler's reference */
+        fail(c, PROTO_EINTERNAL, "cannot receive the request message");
+    }
+    answer(c);
+    gcall_unref(c);
+}
+
+/* The request message is in (or the call ended first): the answer. */
+static void on_recv(gcall *c, bool ok)
+{
+    if (!ok || !c->payload) {
+        /* No request message: the call failed while it arrived (the client cancelled, its
+         * deadline passed, or the message was over the limit), or the client half-closed
+         * without one. */
+        if (!ok || grpc_call_failed_before_recv_message(c->call)) {
+            fail(c, PROTO_ECLOSED, "the call ended before its request message arrived");
+            c->work = c->rpc == SRV_GRPC_MODEL_INFER ? WORK_SKIPPED : WORK_NONE;
+        } else {
+            fail(c, QDQ_EINVAL, "the call has no request message");
+        }
     } else if (c->rpc == SRV_GRPC_MODEL_INFER) {
-        infer_compute(c);
+        if (grpc_byte_buffer_length(c->payload) >= WATCH_BYTES) {
+            grpc_op close_op;
+            memset(&close_op, 0, sizeof close_op);
+            close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+            close_op.data.recv_close_on_server.cancelled = &c->cancelled;
+            atomic_fetch_add(&c->refs, 1);
+            c->watched = true;
+            if (grpc_call_start_batch(c->call, &close_op, 1, &c->t_close, NULL) !=
+                GRPC_CALL_OK) {
+                atomic_fetch_sub(&c->refs, 1);
+                atomic_store(&c->closed, true);
+            }
+        }
+        if (offload(c))
+            return; /* the task answers, and drops this handler's reference */
+        if (!c->code) {
+            c->t_compute0 = srv_now_ns();
+            infer_compute(c);
+            c->t_compute1 = srv_now_ns();
+        }
     } else {
         answer_small(c);
     }
-    if (c->code == PROTO_ECLOSED) { /* nobody to answer: end the call */
-        c->grpc_status = gpr_time_cmp(gpr_now(c->deadline.clock_type), c->deadline) >= 0
-                             ? GRPC_STATUS_DEADLINE_EXCEEDED
-                             : proto_status_grpc(PROTO_ECLOSED);
-        grpc_call_cancel_with_status(c->call, (grpc_status_code)c->grpc_status, c->msg, NULL);
-    } else
-        reply(c);
+    answer(c);
     gcall_unref(c);
 }
 
@@ -730,10 +819,11 @@ static grpc_server_credentials *credentials(const cfg *c)
     return cr;
 }
 
-int srv_grpc_start(const cfg *c)
+int srv_grpc_start(const cfg *c, srv_pool *pool)
 {
     memset(&G, 0, sizeof G);
     G.cfg = c;
+    G.pool = pool;
     if (c->grpc_port < 0)
         return 0;
     G.limits.max_elements = c->max_elements;
@@ -772,7 +862,7 @@ int srv_grpc_start(const cfg *c)
     grpc_server_register_completion_queue(G.server, G.cq, NULL);
     for (int i = 0; i < SRV_GRPC_OTHER; i++)
         G.rm[i] = grpc_server_register_method(G.server, methods[i].path, NULL,
-                                              GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+                                              GRPC_SRM_PAYLOAD_NONE, 0);
 
     char addr[300];
     snprintf(addr, sizeof addr, strchr(c->grpc_host, ':') ? "[%s]:%d" : "%s:%d", c->grpc_host,
@@ -795,6 +885,10 @@ int srv_grpc_start(const cfg *c)
         return -1;
     }
     grpc_server_start(G.server);
+    static const char *names[SRV_GRPC_RPCS];
+    for (int i = 0; i < SRV_GRPC_RPCS; i++)
+        names[i] = methods[i].name;
+    srv_metrics_init_grpc(names, SRV_GRPC_RPCS, &G.inflight);
     for (int i = 0; i < SRV_GRPC_RPCS; i++)
         for (int k = 0; k < (i == SRV_GRPC_MODEL_INFER ? SLOTS_INFER : SLOTS_OTHER); k++)
             post(i);
@@ -850,6 +944,11 @@ void srv_grpc_stop(uint64_t deadline_ns)
         while (!atomic_load(&G.shutdown_done))
             sleep_ms(5);
     }
+    /* Work on the pool cannot be abandoned: a call cancelled above still has its task, which
+     * sees the call gone at its next step and ends it. Wait until every call is freed (the
+     * threads still take the events that free them). */
+    while (atomic_load(&G.inflight) > 0 && G.nthreads > 0)
+        sleep_ms(5);
     grpc_server_destroy(G.server);
     grpc_completion_queue_shutdown(G.cq);
     for (int i = 0; i < G.nthreads; i++)

@@ -5,12 +5,17 @@
  * messages are proto/'s (kserve.h, v2_grpc.h, codec.h's proto_run); the rules, limits, token
  * and TLS files are HTTP's (cfg).
  *
- * Life: srv_grpc_start after the configuration is loaded (and SIGPIPE ignored, signals blocked);
- * on SIGTERM, srv_grpc_drain at once (readiness answers UNAVAILABLE, health NOT_SERVING, every
- * call is still served), then srv_grpc_stop once the lame-duck grace is over.
+ * Life: srv_grpc_start after the configuration is loaded (and SIGPIPE ignored, signals blocked)
+ * and the worker pool started; on SIGTERM, srv_grpc_drain at once (readiness answers
+ * UNAVAILABLE, health NOT_SERVING, every call is still served), then srv_grpc_stop once the
+ * lame-duck grace is over, and only then the pool's stop.
  *
- * Threads: as many as --http-threads wait on one completion queue; for now they also run
- * ModelInfer's work (grpc.c infer_compute, the one function to move onto the worker pool).
+ * Threads: as many as --http-threads wait on one completion queue and answer the small RPCs and
+ * small ModelInfer messages (up to --inline-bytes, as HTTP runs small bodies where they arrive);
+ * larger ModelInfer work runs on HTTP's worker pool (pool.h, --workers, --max-queue), so that
+ * the completion queue's threads never wait for a big tensor.
+ *
+ * Every call finished is counted in the metrics (metrics.h, protocol "grpc") and logged.
  */
 #ifndef SRV_GRPC_H
 #define SRV_GRPC_H
@@ -18,6 +23,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "pool.h"
 
 /* The RPCs, for counters and logs. SRV_GRPC_OTHER: a method the server does not have. */
 enum {
@@ -35,23 +41,23 @@ enum {
 
 /*
  * Starts listening on c->grpc_host:c->grpc_port (nothing to do when c->grpc_port is -1, for
- * --grpc-listen none) with TLS when c->tls_cert is set, and starts the threads. 0, or -1 after
- * logging why (nothing left running).
+ * --grpc-listen none) with TLS when c->tls_cert is set, and starts the threads. ModelInfer's
+ * larger work goes to pool, which must outlive srv_grpc_stop. 0, or -1 after logging why
+ * (nothing left running).
  */
-int srv_grpc_start(const cfg *c);
+int srv_grpc_start(const cfg *c, srv_pool *pool);
 /* The bound port (the kernel's choice for port 0); 0 when gRPC is off. */
 int srv_grpc_port(void);
 /* Draining: readiness and health say so; calls are still served. */
 void srv_grpc_drain(void);
 /*
  * Stops: no new calls or connections (clients get GOAWAY), calls in flight are answered until
- * deadline_ns (srv_now_ns's clock), then the rest are cancelled; frees everything.
+ * deadline_ns (srv_now_ns's clock), then the rest are cancelled; returns once no call's work is
+ * left on the pool, and frees everything.
  */
 void srv_grpc_stop(uint64_t deadline_ns);
 
 /* "ModelInfer", ... "Check", "other". */
 const char *srv_grpc_rpc_name(int rpc);
-/* Calls of rpc finished with gRPC status code (0..16) so far. */
-unsigned long long srv_grpc_count(int rpc, int code);
 
 #endif

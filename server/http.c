@@ -504,7 +504,7 @@ static void receive(srv_req *r, const char *data, size_t n)
 static srv_view view_of(const srv *s)
 {
     srv_view v = { atomic_load(&s->draining),
-                   { atomic_load(&s->active), atomic_load(&s->queued), srv_log_dropped(),
+                   { atomic_load(&s->active), srv_pool_pending(s->pool), srv_log_dropped(),
                      srv_budget_limit(), srv_budget_held(), srv_budget_waiting(),
                      atomic_load(&s->streams), srv_spool_bytes() } };
     return v;
@@ -567,8 +567,9 @@ static enum MHD_Result finish(srv_req *r)
         prepare_answer(r);
         return queue(r);
     }
-    /* Up to one task per worker runs; --max-queue more may wait. */
-    if (atomic_fetch_add(&s->queued, 1) >= s->cfg->workers + s->cfg->max_queue) {
+    /* Up to one task per worker runs; --max-queue more may wait (gRPC's tasks too). */
+    int most = s->cfg->workers + s->cfg->max_queue;
+    if (atomic_fetch_add(&s->queued, 1) >= most || srv_pool_pending(s->pool) >= most) {
         atomic_fetch_sub(&s->queued, 1);
         fail(r, PROTO_EBUSY, "the server is overloaded: %d requests are waiting for a worker "
              "(--max-queue)", s->cfg->max_queue);
@@ -868,7 +869,6 @@ void srv_stop(srv *s)
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     srv_guard_stop();
-    srv_pool_stop(s->pool);
     srv_buf_trim();
     srv_spool_idle(0);
     free(s->tls_cert);

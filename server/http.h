@@ -32,7 +32,8 @@ typedef struct srv {
 /* Starts listening and serving. 0, or -1 after logging why. */
 int srv_start(srv *s, const cfg *c);
 /* Graceful stop: readiness 503; lame duck for --shutdown-grace (still accepting and serving,
- * answers with Connection: close); stop accepting; drain; all within --drain-timeout. */
+ * answers with Connection: close); stop accepting; drain; all within --drain-timeout. The worker
+ * pool is left running for the other transport (gRPC): srv_pool_stop(s->pool) after it. */
 void srv_stop(srv *s);
 
 #endif

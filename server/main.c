@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     bool text = strcmp(c.log_format, "json") != 0;
     if (text)
         fprintf(stderr, "listening on %s:%d\n", c.listen_host, s.port);
-    if (srv_grpc_start(&c))
+    if (srv_grpc_start(&c, s.pool))
         return 1;
     if (c.grpc_port >= 0) {
         const char *fmt = strchr(c.grpc_host, ':') ? "[%s]:%d" : "%s:%d";
@@ -101,6 +101,7 @@ int main(int argc, char **argv)
     srv_grpc_drain();
     srv_stop(&s);
     srv_grpc_stop(deadline);
+    srv_pool_stop(s.pool); /* both transports' work is done */
     srv_log("info", "stopped after %llu requests", (unsigned long long)atomic_load(&s.served));
     srv_log_stop();
     return 0;

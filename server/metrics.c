@@ -1,6 +1,12 @@
 /*
  * Prometheus metrics: counters and histograms kept in fixed arrays of atomics (no locks on the
  * request path), written out in the text exposition format by GET /metrics.
+ *
+ * The request families carry a `protocol` label: "http" series are by route (routes.h), body
+ * format and HTTP status; "grpc" series by RPC (the method's name: "ModelInfer", "Check", or
+ * "other" for a method the server does not have), format "protobuf", and the gRPC status code's
+ * name ("OK", "INVALID_ARGUMENT", ...: the names gRPC's own tools print, and unambiguous beside
+ * HTTP's numbers in the same label).
  */
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -20,6 +26,8 @@ static int status_codes[PROTO_NSTATUS];
 static int nstatus;
 #define NSTATUS_MAX (PROTO_NSTATUS + 1)
 #define MAX_ROUTES 32
+#define MAX_RPCS 16
+#define GRPC_CODES 17 /* gRPC status codes 0 (OK) .. 16 (UNAUTHENTICATED) */
 static const double buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10 };
 #define NBUCKETS (int)(sizeof buckets / sizeof buckets[0])
@@ -35,6 +43,13 @@ static struct {
     atomic_ullong bytes_in[MAX_ROUTES], bytes_out[MAX_ROUTES];
     atomic_ullong elements[4];
     atomic_ullong checkpoints[2], ckpt_tensors, ckpt_bytes; /* checkpoints: failed, answered */
+    /* gRPC calls, by RPC (grpc.h: SRV_GRPC_*) and status code. */
+    atomic_ullong grpc_calls[MAX_RPCS][GRPC_CODES];
+    histogram grpc_call[MAX_RPCS];
+    atomic_ullong grpc_bytes_in[MAX_RPCS], grpc_bytes_out[MAX_RPCS];
+    const char *const *rpc_names;
+    int nrpcs;                    /* 0: gRPC is off */
+    const atomic_int *grpc_inflight;
     double start_time;
     const char *const *route_names;
     int nroutes;
@@ -57,6 +72,25 @@ void srv_metrics_init(const char *const *route_names, int n)
     }
 }
 
+void srv_metrics_init_grpc(const char *const *rpc_names, int n, const atomic_int *inflight)
+{
+    M.rpc_names = rpc_names;
+    M.grpc_inflight = inflight;
+    M.nrpcs = n < MAX_RPCS ? n : MAX_RPCS;
+}
+
+/* A gRPC status code's name, as gRPC's own tools print it. */
+static const char *grpc_code_name(int code)
+{
+    static const char *const names[GRPC_CODES] = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+        "UNAUTHENTICATED",
+    };
+    return code >= 0 && code < GRPC_CODES ? names[code] : "UNKNOWN";
+}
+
 /* The status's index; nstatus for "other". */
 static int status_index(int status)
 {
@@ -76,25 +110,43 @@ static void observe(histogram *h, uint64_t ns)
     atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
 }
 
+/* A finished gRPC call: its RPC's counters. */
+static void record_grpc(const srv_record *r)
+{
+    if (M.nrpcs == 0)
+        return;
+    int rpc = r->route >= 0 && r->route < M.nrpcs ? r->route : M.nrpcs - 1; /* the last: other */
+    int code = r->status >= 0 && r->status < GRPC_CODES ? r->status : 2; /* UNKNOWN */
+    atomic_fetch_add_explicit(&M.grpc_calls[rpc][code], 1, memory_order_relaxed);
+    observe(&M.grpc_call[rpc], r->t_end - r->t_start);
+    atomic_fetch_add_explicit(&M.grpc_bytes_in[rpc], r->bytes_in, memory_order_relaxed);
+    atomic_fetch_add_explicit(&M.grpc_bytes_out[rpc], r->bytes_out, memory_order_relaxed);
+}
+
 void srv_metrics_record(const srv_record *r)
 {
+    bool grpc = r->protocol == SRV_PROTO_GRPC;
     int route = r->route >= 0 && r->route < M.nroutes ? r->route : 0;
     int f = (unsigned)r->format < PROTO_NFORMATS ? r->format : 0;
-    atomic_fetch_add_explicit(&M.requests[route][f][status_index(r->status)], 1,
-                              memory_order_relaxed);
-    observe(&M.request[route], r->t_end - r->t_start);
+    if (grpc)
+        record_grpc(r);
+    else {
+        atomic_fetch_add_explicit(&M.requests[route][f][status_index(r->status)], 1,
+                                  memory_order_relaxed);
+        observe(&M.request[route], r->t_end - r->t_start);
+        atomic_fetch_add_explicit(&M.bytes_in[route], r->bytes_in, memory_order_relaxed);
+        atomic_fetch_add_explicit(&M.bytes_out[route], r->bytes_out, memory_order_relaxed);
+    }
     if (r->t_queued && r->t_compute0 >= r->t_queued)
         observe(&M.queue, r->t_compute0 - r->t_queued);
     if (r->t_compute0 && r->t_compute1 >= r->t_compute0)
         observe(&M.compute, r->t_compute1 - r->t_compute0);
-    atomic_fetch_add_explicit(&M.bytes_in[route], r->bytes_in, memory_order_relaxed);
-    atomic_fetch_add_explicit(&M.bytes_out[route], r->bytes_out, memory_order_relaxed);
     if (r->checkpoint) {
         atomic_fetch_add_explicit(&M.checkpoints[r->status == 200], 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&M.ckpt_tensors, r->tensors, memory_order_relaxed);
         atomic_fetch_add_explicit(&M.ckpt_bytes, r->tensor_bytes, memory_order_relaxed);
     }
-    if (r->status == 200 && r->elements && (unsigned)r->dtype < 4)
+    if (r->status == (grpc ? 0 : 200) && r->elements && (unsigned)r->dtype < 4)
         atomic_fetch_add_explicit(&M.elements[r->dtype], r->elements, memory_order_relaxed);
 }
 
@@ -146,7 +198,8 @@ static double resident_bytes(void)
 
 int srv_metrics_write(const srv_gauges *g, proto_buf *b)
 {
-    put(b, "# HELP qdq_requests_total Requests answered, by route, body format and status.\n"
+    put(b, "# HELP qdq_requests_total Requests answered, by protocol, route (the RPC for gRPC), "
+           "body format and status (gRPC's status name for gRPC).\n"
            "# TYPE qdq_requests_total counter\n");
     for (int r = 0; r < M.nroutes; r++)
         for (int f = 0; f < PROTO_NFORMATS; f++)
@@ -159,17 +212,33 @@ int srv_metrics_write(const srv_gauges *g, proto_buf *b)
                     snprintf(st, sizeof st, "%d", status_codes[k]);
                 else
                     snprintf(st, sizeof st, "other");
-                put(b, "qdq_requests_total{route=\"%s\",format=\"%s\",status=\"%s\"} %llu\n",
-                    M.route_names[r], proto_format_name((proto_format)f), st, v);
+                put(b, "qdq_requests_total{protocol=\"http\",route=\"%s\",format=\"%s\","
+                    "status=\"%s\"} %llu\n", M.route_names[r],
+                    proto_format_name((proto_format)f), st, v);
             }
-    put(b, "# HELP qdq_request_duration_seconds Time from the request line to the answer.\n"
+    for (int r = 0; r < M.nrpcs; r++)
+        for (int k = 0; k < GRPC_CODES; k++) {
+            unsigned long long v = atomic_load(&M.grpc_calls[r][k]);
+            if (v)
+                put(b, "qdq_requests_total{protocol=\"grpc\",route=\"%s\",format=\"protobuf\","
+                    "status=\"%s\"} %llu\n", M.rpc_names[r], grpc_code_name(k), v);
+        }
+    put(b, "# HELP qdq_request_duration_seconds Time from the request line (gRPC: the whole "
+           "request message) to the answer sent.\n"
            "# TYPE qdq_request_duration_seconds histogram\n");
     for (int r = 0; r < M.nroutes; r++) {
         if (!atomic_load(&M.request[r].sum_ns) && !atomic_load(&M.request[r].count[0]))
             continue;
-        char labels[64];
-        snprintf(labels, sizeof labels, "route=\"%s\"", M.route_names[r]);
+        char labels[96];
+        snprintf(labels, sizeof labels, "protocol=\"http\",route=\"%s\"", M.route_names[r]);
         put_histogram(b, "qdq_request_duration_seconds", labels, &M.request[r]);
+    }
+    for (int r = 0; r < M.nrpcs; r++) {
+        if (!atomic_load(&M.grpc_call[r].sum_ns) && !atomic_load(&M.grpc_call[r].count[0]))
+            continue;
+        char labels[96];
+        snprintf(labels, sizeof labels, "protocol=\"grpc\",route=\"%s\"", M.rpc_names[r]);
+        put_histogram(b, "qdq_request_duration_seconds", labels, &M.grpc_call[r]);
     }
     put(b, "# HELP qdq_queue_duration_seconds Time a request waited for a worker.\n"
            "# TYPE qdq_queue_duration_seconds histogram\n");
@@ -177,25 +246,36 @@ int srv_metrics_write(const srv_gauges *g, proto_buf *b)
     put(b, "# HELP qdq_compute_duration_seconds Time computing the op (and encoding JSON).\n"
            "# TYPE qdq_compute_duration_seconds histogram\n");
     put_histogram(b, "qdq_compute_duration_seconds", "", &M.compute);
-    put(b, "# HELP qdq_request_bytes_total Request body bytes received, by route.\n"
+    put(b, "# HELP qdq_request_bytes_total Request body bytes received (gRPC: request message "
+           "bytes), by protocol and route.\n"
            "# TYPE qdq_request_bytes_total counter\n");
     for (int r = 0; r < M.nroutes; r++)
-        put(b, "qdq_request_bytes_total{route=\"%s\"} %llu\n", M.route_names[r],
-            (unsigned long long)atomic_load(&M.bytes_in[r]));
-    put(b, "# HELP qdq_response_bytes_total Response body bytes sent, by route.\n"
+        put(b, "qdq_request_bytes_total{protocol=\"http\",route=\"%s\"} %llu\n",
+            M.route_names[r], (unsigned long long)atomic_load(&M.bytes_in[r]));
+    for (int r = 0; r < M.nrpcs; r++)
+        put(b, "qdq_request_bytes_total{protocol=\"grpc\",route=\"%s\"} %llu\n",
+            M.rpc_names[r], (unsigned long long)atomic_load(&M.grpc_bytes_in[r]));
+    put(b, "# HELP qdq_response_bytes_total Response body bytes sent (gRPC: response message "
+           "bytes), by protocol and route.\n"
            "# TYPE qdq_response_bytes_total counter\n");
     for (int r = 0; r < M.nroutes; r++)
-        put(b, "qdq_response_bytes_total{route=\"%s\"} %llu\n", M.route_names[r],
-            (unsigned long long)atomic_load(&M.bytes_out[r]));
+        put(b, "qdq_response_bytes_total{protocol=\"http\",route=\"%s\"} %llu\n",
+            M.route_names[r], (unsigned long long)atomic_load(&M.bytes_out[r]));
+    for (int r = 0; r < M.nrpcs; r++)
+        put(b, "qdq_response_bytes_total{protocol=\"grpc\",route=\"%s\"} %llu\n",
+            M.rpc_names[r], (unsigned long long)atomic_load(&M.grpc_bytes_out[r]));
     put(b, "# HELP qdq_elements_total Tensor elements quantized, by dtype.\n"
            "# TYPE qdq_elements_total counter\n");
     for (int d = 0; d < 4; d++)
         put(b, "qdq_elements_total{dtype=\"%s\"} %llu\n", qdq_dtype_name((qdq_dtype)d),
             (unsigned long long)atomic_load(&M.elements[d]));
-    put(b, "# HELP qdq_inflight_requests Requests received and not yet answered.\n"
-           "# TYPE qdq_inflight_requests gauge\nqdq_inflight_requests %d\n",
+    put(b, "# HELP qdq_inflight_requests Requests received and not yet finished, by protocol.\n"
+           "# TYPE qdq_inflight_requests gauge\nqdq_inflight_requests{protocol=\"http\"} %d\n",
         g->inflight);
-    put(b, "# HELP qdq_queued_requests Requests waiting for or running on the worker pool.\n"
+    if (M.grpc_inflight)
+        put(b, "qdq_inflight_requests{protocol=\"grpc\"} %d\n", atomic_load(M.grpc_inflight));
+    put(b, "# HELP qdq_queued_requests Requests waiting for or running on the worker pool (both "
+           "protocols).\n"
            "# TYPE qdq_queued_requests gauge\nqdq_queued_requests %d\n", g->queued);
     put(b, "# HELP qdq_access_log_dropped_lines_total Access-log lines lost because the log's "
            "sink did not keep up.\n# TYPE qdq_access_log_dropped_lines_total counter\n"

@@ -21,12 +21,13 @@ typedef struct item {
 } item;
 
 struct srv_pool {
-    uv_loop_t loop;
+    uv_loop_t loop;            /* first: after_cb finds the pool from its request's loop */
     uv_async_t wake, quit;
     uv_thread_t thread;
     pthread_mutex_t mu;
     srv_task **list; /* submitted, not yet queued */
     size_t n, cap;
+    atomic_int pending; /* submitted, done not yet returned */
 };
 
 static void work_cb(uv_work_t *w)
@@ -41,12 +42,14 @@ static void after_cb(uv_work_t *w, int status)
 {
     item *it = w->data;
     srv_task *t = it->t;
+    srv_pool *p = (srv_pool *)w->loop;
     (void)status;
     if (--t->left > 0)
         return;
     free(t->work);
     t->work = NULL;
-    t->done(t);
+    t->done(t); /* may free t */
+    atomic_fetch_sub(&p->pending, 1);
 }
 
 static void wake_cb(uv_async_t *a)
@@ -129,10 +132,13 @@ int srv_pool_submit(srv_pool *p, srv_task *t)
         p->list = l, p->cap = cap;
     }
     p->list[p->n++] = t;
+    atomic_fetch_add(&p->pending, 1);
     pthread_mutex_unlock(&p->mu);
     uv_async_send(&p->wake);
     return 0;
 }
+
+int srv_pool_pending(srv_pool *p) { return atomic_load(&p->pending); }
 
 void srv_pool_stop(srv_pool *p)
 {

@@ -6,6 +6,7 @@
 #ifndef SRV_POOL_H
 #define SRV_POOL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 typedef struct srv_pool srv_pool;
@@ -24,6 +25,9 @@ typedef struct srv_task {
 srv_pool *srv_pool_start(int workers);
 /* Queues t (t->items >= 1). 0, or -1 when out of memory (t is not queued). */
 int srv_pool_submit(srv_pool *p, srv_task *t);
+/* Tasks submitted whose done has not returned yet, from every submitter (HTTP's and gRPC's
+ * work share the pool, its --max-queue and its gauge). */
+int srv_pool_pending(srv_pool *p);
 /* Stops the loop thread; every submitted task must be done. */
 void srv_pool_stop(srv_pool *p);
 

@@ -2,7 +2,8 @@
  * GET /metrics: valid Prometheus exposition (checked by promtool: Debian's prometheus package,
  * in scripts/install-deps.sh --dev; without it those checks are skipped, or fail with
  * QDQ_CI=1), and the numbers move as requests are served: counts by route/format/status,
- * histograms, bytes, elements by dtype. Also X-Request-Id in the access log.
+ * histograms, bytes, elements by dtype; every request series labelled protocol="http" (gRPC's
+ * are tested in tests/grpc). Also X-Request-Id in the access log.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #include "server_proc.h"
 
 static sp_server srv;
+
+#define HTTP "protocol=\"http\"," /* the request families' first label, for HTTP's series */
 
 static char *metrics(void)
 {
@@ -93,7 +96,9 @@ int main(void)
     CHECK(strstr(before, "qdq_build_info{") != NULL, "no build info");
     CHECK(sample(before, "process_start_time_seconds") > 1e9, "no process start time");
     CHECK(sample(before, "process_resident_memory_bytes") > 1e5, "no resident memory");
-    CHECK(sample(before, "qdq_inflight_requests") >= 0, "no in-flight gauge");
+    CHECK(sample(before, "qdq_inflight_requests{protocol=\"http\"}") >= 0, "no HTTP in-flight gauge");
+    CHECK(sample(before, "qdq_inflight_requests{protocol=\"grpc\"}") == 0,
+          "no idle gRPC in-flight gauge");
     CHECK(sample(before, "qdq_queued_requests") >= 0, "no queued gauge");
 
     const char *json = "{\"input\": [[-1.0, -0.5], [0.0, 0.3]]}";
@@ -111,25 +116,41 @@ int main(void)
     if (NEED(pt >= 0, "promtool is not installed (Debian package prometheus, in "
              "scripts/install-deps.sh --dev): the exposition format after traffic is unchecked"))
         CHECK(pt == 0, "promtool rejects the metrics after traffic");
-    CHECK(sample(after, "qdq_requests_total{route=\"qdq\",format=\"json\",status=\"200\"}") == 3,
-          "json 200 count");
-    CHECK(sample(after, "qdq_requests_total{route=\"qdq\",format=\"raw\",status=\"200\"}") == 1,
-          "raw 200 count");
-    CHECK(sample(after, "qdq_requests_total{route=\"qdq\",format=\"json\",status=\"400\"}") == 1,
-          "json 400 count");
-    CHECK(sample(after, "qdq_requests_total{route=\"qdq\",format=\"none\",status=\"415\"}") == 1,
-          "415 count");
-    CHECK(sample(after, "qdq_request_duration_seconds_count{route=\"qdq\"}") == 6,
+    CHECK(sample(after, "qdq_requests_total{" HTTP "route=\"qdq\",format=\"json\",status=\"200\"}")
+              == 3, "json 200 count");
+    CHECK(sample(after, "qdq_requests_total{" HTTP "route=\"qdq\",format=\"raw\",status=\"200\"}")
+              == 1, "raw 200 count");
+    CHECK(sample(after, "qdq_requests_total{" HTTP "route=\"qdq\",format=\"json\",status=\"400\"}")
+              == 1, "json 400 count");
+    CHECK(sample(after, "qdq_requests_total{" HTTP "route=\"qdq\",format=\"none\",status=\"415\"}")
+              == 1, "415 count");
+    CHECK(sample(after, "qdq_request_duration_seconds_count{" HTTP "route=\"qdq\"}") == 6,
           "request histogram count");
-    CHECK(sample(after, "qdq_request_duration_seconds_bucket{route=\"qdq\",le=\"+Inf\"}") == 6,
-          "request histogram +Inf bucket");
+    CHECK(sample(after, "qdq_request_duration_seconds_bucket{" HTTP "route=\"qdq\",le=\"+Inf\"}")
+              == 6, "request histogram +Inf bucket");
     CHECK(sample(after, "qdq_elements_total{dtype=\"float32\"}") == 3 * 4 + 100000,
           "elements counted: %g", sample(after, "qdq_elements_total{dtype=\"float32\"}"));
-    CHECK(sample(after, "qdq_request_bytes_total{route=\"qdq\"}") >=
-              sample(before, "qdq_request_bytes_total{route=\"qdq\"}") + (double)sizeof big,
+    CHECK(sample(after, "qdq_request_bytes_total{" HTTP "route=\"qdq\"}") >=
+              sample(before, "qdq_request_bytes_total{" HTTP "route=\"qdq\"}") + (double)sizeof big,
           "request bytes");
-    CHECK(sample(after, "qdq_response_bytes_total{route=\"qdq\"}") >= (double)sizeof big,
+    CHECK(sample(after, "qdq_response_bytes_total{" HTTP "route=\"qdq\"}") >= (double)sizeof big,
           "response bytes");
+    /* Every series of the request families and the in-flight gauge names its protocol. */
+    static const char *const fam[] = { "qdq_requests_total", "qdq_request_duration_seconds",
+                                       "qdq_request_bytes_total", "qdq_response_bytes_total",
+                                       "qdq_inflight_requests" };
+    int series = 0, unlabeled = 0;
+    for (const char *p = after; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        for (size_t i = 0; i < sizeof fam / sizeof *fam; i++)
+            if (strncmp(p, fam[i], strlen(fam[i])) == 0) {
+                series++;
+                if (strncmp(p + strcspn(p, "{ \n"), "{protocol=\"", 11) != 0) {
+                    unlabeled++;
+                    fprintf(stderr, "  no protocol label: %.*s\n", (int)strcspn(p, "\n"), p);
+                }
+            }
+    CHECK(series > 20 && unlabeled == 0, "%d of %d request series without a protocol label",
+          unlabeled, series);
     CHECK(sample(after, "qdq_compute_duration_seconds_count") >= 1, "compute histogram");
     free(before);
     free(after);

@@ -92,7 +92,7 @@ rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$PID/status" 2>/d
 idle() {
     local n
     for _ in $(seq 150); do
-        n=$(curl -s -m 2 "$BASE/metrics" | sed -n 's/^qdq_inflight_requests \([0-9]*\)$/\1/p')
+        n=$(curl -s -m 2 "$BASE/metrics" | sed -n 's/^qdq_inflight_requests{protocol="http"} \([0-9]*\)$/\1/p')
         [ "$n" = 1 ] && break  # the /metrics request itself
         sleep 0.1
     done
