@@ -273,13 +273,13 @@ podman rm -f "$C" >/dev/null 2>&1
 # substituted, each key checked to be there: the qdq image is the one built above (from the
 # same Dockerfile, instead of `build:`), nginx:stable is Debian's nginx on the same base
 # (container/nginx.Containerfile, built once and kept), and nginx is published on 127.0.0.1 and
-# a free port instead of every interface's 8080. Everything else is the file as shipped.
+# free ports instead of every interface's 8080 and 8081. Everything else is the file as shipped.
 mkdir "$T/compose"
 cp deploy/nginx.conf "$T/compose/nginx.conf"
 PN=$(free_port)
-python3 - deploy/docker-compose.yml "$COMPOSE_FILE" "$IMG" "$NGINX_IMG" "$PN" >"$T/subs" 2>&1 <<'PYEOF'
+python3 - deploy/docker-compose.yml "$COMPOSE_FILE" "$IMG" "$NGINX_IMG" "$PN" "$(free_port)" >"$T/subs" 2>&1 <<'PYEOF'
 import sys, yaml
-src, dst, img, nginx_img, port = sys.argv[1:6]
+src, dst, img, nginx_img, port, gport = sys.argv[1:7]
 c = yaml.safe_load(open(src))
 q, n = c["services"]["qdq"], c["services"]["nginx"]
 assert q.pop("build", None), "qdq has no build key"
@@ -288,9 +288,9 @@ print(f"qdq: build: and image {q['image']} -> {img} (built above from the Docker
 q["image"] = img
 print(f"nginx: image nginx:stable -> {nginx_img}")
 n["image"] = nginx_img
-assert n["ports"] == ["8080:8080"], f"nginx ports {n['ports']}"
-print(f"nginx: ports 8080:8080 -> 127.0.0.1:{port}:8080")
-n["ports"] = [f"127.0.0.1:{port}:8080"]
+assert n["ports"] == ["8080:8080", "8081:8081"], f"nginx ports {n['ports']}"
+print(f"nginx: ports 8080:8080, 8081:8081 -> 127.0.0.1:{port}:8080, 127.0.0.1:{gport}:8081")
+n["ports"] = [f"127.0.0.1:{port}:8080", f"127.0.0.1:{gport}:8081"]
 yaml.safe_dump(c, open(dst, "w"), sort_keys=False)
 PYEOF
 rc=$?

@@ -264,7 +264,7 @@ if [ -x "$SERVER" ] && [ -s "$T/env" ]; then
         done
         # The gRPC readiness probe: grpc.health.v1.Health/Check with an empty request; the
         # answer's bytes are field 1 (status) = 1 (SERVING).
-        G=$(sed -n 's/^grpc serving on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$T/err")
+        G=$(sed -n 's/.*grpc serving on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/err" | head -n 1)
         st=$("$PY" - "$G" 2>&1 <<'GRPCEOF'
 import sys, grpc
 ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
