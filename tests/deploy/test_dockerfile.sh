@@ -126,6 +126,7 @@ allowed = [
     (r'groupadd --gid \d+ \w+', "the image's group (run below in a scratch /etc)"),
     (r'useradd --uid \d+ --gid \d+ --no-create-home --shell /usr/sbin/nologin \w+',
      "the image's user (run below in a scratch /etc)"),
+    (r'install -d -o \d+ -g \d+ -m 0700 /var/spool/qdq', "the checkpoints' spool directory (a VOLUME)"),
 ]
 for si, stage in enumerate(stages):
     for op, arg in stage:

@@ -15,8 +15,17 @@
 #    (preStop sleep >= 5 s, < terminationGracePeriodSeconds, and grace >= preStop +
 #    QDQ_DRAIN_TIMEOUT + 5; QDQ_REQUEST_TIMEOUT <= QDQ_DRAIN_TIMEOUT), QDQ_WORKERS within the
 #    CPU limit, Service/HPA/PDB selectors and targets matching the Deployment;
+#  - memory follows the server's budget (its --help defaults and SIZE rules): the budget
+#    (QDQ_MAX_MEMORY, else 3/4 of the limit) plus what it does not count (connection memory,
+#    64 MiB of stacks and program) within the limit, and at least a largest body; the memory
+#    request at least the idle footprint (measured below) plus a largest body; the spool
+#    (QDQ_SPOOL_DIR, else the Dockerfile's) on a writable volume that is not tmpfs, its emptyDir
+#    sizeLimit at least QDQ_MAX_CHECKPOINT_INFLIGHT x QDQ_MAX_CHECKPOINT_BYTES + 1/16, the
+#    ephemeral-storage request covering it; the same budget and spool rules for
+#    deploy/docker-compose.yml;
 #  - the server started with the Deployment's QDQ_* variables answers its probes (the gRPC one
-#    with Debian's python3-grpcio: SERVING), and drains on SIGTERM with exit 0.
+#    with Debian's python3-grpcio: SERVING), its idle RSS is measured, and it drains on SIGTERM
+#    with exit 0.
 # Prints "N passed, N failed, N skipped" last.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -50,10 +59,11 @@ if [ -z "$PY" ]; then
 fi
 
 # The QDQ_* variables the server knows, for the env check.
-"$SERVER" --help 2>/dev/null | grep -o 'QDQ_[A-Z_]*' | sort -u >"$T/vars"
+"$SERVER" --help >"$T/help" 2>/dev/null
+grep -o 'QDQ_[A-Z_]*' "$T/help" | sort -u >"$T/vars"
 [ -s "$T/vars" ] || bad "no QDQ_* variables from $SERVER --help"
 
-"$PY" - "$T/vars" "$T/env" >"$T/py.out" 2>&1 <<'PYEOF'
+"$PY" - "$T/vars" "$T/env" "$T/help" "$T/mem" >"$T/py.out" 2>&1 <<'PYEOF'
 import re, sys, yaml
 from kubernetes.client import ApiClient
 
@@ -218,9 +228,119 @@ mu, ma = pdb["spec"].get("maxUnavailable"), pdb["spec"].get("minAvailable")
 check((mu is not None and 1 <= int(mu) < lo) or (ma is not None and int(ma) < lo),
       f"PDB lets drains proceed one at a time (maxUnavailable {mu}, minAvailable {ma})")
 
+# ---- Memory and the spool follow the server's budget (the server's own figures: the defaults
+# its --help prints, SIZE values read as it reads them).
+help_text = open(sys.argv[3]).read()
+def server_default(var):
+    """The default --help gives for the option whose variable is var (text)."""
+    m = re.search(re.escape(var) + r"\n(.*?)(?=\n  --|\n\n|\Z)", help_text, re.S)
+    d = re.search(r"Default: (\S+?)\.?(?:\s|$)", " ".join(m.group(1).split())) if m else None
+    return d.group(1) if d else None
+
+def size(text):
+    """A SIZE as the server reads it: bytes with an optional 1024-based K, M or G."""
+    m = re.fullmatch(r"(\d+)([KMG]?)", str(text).strip())
+    return int(m.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[m.group(2)] if m else None
+
+def setting(var, parse=size):
+    v = env.get(var, server_default(var))
+    return parse(v) if v is not None else None
+
+MiB = 2**20
+mem_limit = qty(lm.get("memory"))
+max_body = setting("QDQ_MAX_BODY_BYTES")
+conns = setting("QDQ_MAX_CONNECTIONS", int)
+hdr = setting("QDQ_MAX_HEADER_BYTES")
+check(mem_limit and max_body and conns and hdr,
+      f"the memory figures: limit {lm.get('memory')}, max body {max_body}, connections {conns} x "
+      f"{hdr} bytes (the server's --help defaults, or the Deployment's QDQ_* values)")
+mem_limit = int(mem_limit or 0)
+# The budget: QDQ_MAX_MEMORY, else three quarters of the container's limit, whole MiB (--help:
+# "three quarters of the container's memory limit").
+budget = size(env["QDQ_MAX_MEMORY"]) if "QDQ_MAX_MEMORY" in env else mem_limit // 4 * 3 // MiB * MiB
+why = "QDQ_MAX_MEMORY" if "QDQ_MAX_MEMORY" in env else "3/4 of the limit"
+outside = (conns or 0) * (hdr or 0) + 64 * MiB
+check(budget and budget + outside <= mem_limit,
+      f"the memory budget ({why}: {budget // MiB} MiB) + what it does not count (connections "
+      f"{conns} x {hdr} bytes + 64 MiB of stacks, program, fragmentation) <= the memory limit "
+      f"{lm.get('memory')} ({mem_limit // MiB} MiB)")
+check(budget and max_body and budget >= max_body,
+      f"the budget ({budget // MiB} MiB) admits a largest request (QDQ_MAX_BODY_BYTES "
+      f"{(max_body or 0) // MiB} MiB); a body larger than the budget is refused")
+req_mem = qty(rq.get("memory"))
+
+# The spool: QDQ_SPOOL_DIR (the Deployment's, else the image's ENV) on a writable volume of the
+# node's disk (not an emptyDir of medium Memory, which is tmpfs: memory, counted against the
+# limit), whose sizeLimit holds what the server may write there: QDQ_MAX_CHECKPOINT_INFLIGHT
+# answers of up to QDQ_MAX_CHECKPOINT_BYTES, plus 1/16 (headers, ranges tensors). The kubelet
+# evicts a pod whose emptyDir outgrows its sizeLimit, and the server sees only the disk's free
+# space.
+m = re.search(r"^ENV .*\bQDQ_SPOOL_DIR=(\S+)", dockerfile, re.M)
+spool = env.get("QDQ_SPOOL_DIR") or (m.group(1) if m else "/tmp")
+mounts = [vm for vm in c.get("volumeMounts", [])
+          if spool == vm.get("mountPath", "").rstrip("/") or
+          spool.startswith(vm.get("mountPath", "").rstrip("/") + "/")]
+vols = {v.get("name"): v for v in pod.get("volumes", [])}
+vol = vols.get(mounts[-1]["name"]) if mounts else None
+check(vol is not None and not mounts[-1].get("readOnly"),
+      f"the spool {spool} (QDQ_SPOOL_DIR) is on a writable volume: the root filesystem is "
+      f"read-only ({[vm.get('mountPath') for vm in mounts]})")
+ed = (vol or {}).get("emptyDir")
+check(vol is not None and (ed is None or ed.get("medium", "") != "Memory"),
+      f"the spool's volume is disk, not tmpfs (medium Memory counts against the memory limit): {vol}")
+ck_bytes = setting("QDQ_MAX_CHECKPOINT_BYTES")
+ck_inflight = setting("QDQ_MAX_CHECKPOINT_INFLIGHT", int)
+need = (ck_bytes or 0) * (ck_inflight or 0) * 17 // 16
+limit = qty(ed.get("sizeLimit")) if ed and ed.get("sizeLimit") is not None else None
+check(ed is None or (limit and need and limit >= need),
+      f"the spool's emptyDir sizeLimit {ed and ed.get('sizeLimit')} >= QDQ_MAX_CHECKPOINT_INFLIGHT "
+      f"{ck_inflight} x QDQ_MAX_CHECKPOINT_BYTES {(ck_bytes or 0) // MiB} MiB + 1/16 "
+      f"({need / 2**30:.2f} GiB)")
+eph = qty(rq.get("ephemeral-storage"))
+check(ed is None or (eph and limit and eph >= limit),
+      f"requests.ephemeral-storage {rq.get('ephemeral-storage')} covers the spool's sizeLimit, so "
+      f"the scheduler places the pod where its spool fits")
+
+# The same rules for deploy/docker-compose.yml's qdq service: its memory limit (Compose's
+# units, 1024-based) and budget, and the spool on a volume (not a tmpfs) when the root is
+# read-only.
+with open("deploy/docker-compose.yml") as f:
+    q = yaml.safe_load(f)["services"]["qdq"]
+cenv = q.get("environment") or {}
+if isinstance(cenv, list):
+    cenv = dict(e.split("=", 1) for e in cenv if "=" in e)
+cenv = {k: str(v) for k, v in cenv.items()}
+m = re.fullmatch(r"(\d+)([bkmg]?)", str(((q.get("deploy") or {}).get("resources") or {})
+                                       .get("limits", {}).get("memory", "")).lower())
+climit = int(m.group(1)) * {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}[m.group(2)] if m else 0
+cbudget = size(cenv["QDQ_MAX_MEMORY"]) if "QDQ_MAX_MEMORY" in cenv else climit // 4 * 3 // MiB * MiB
+cbody = size(cenv.get("QDQ_MAX_BODY_BYTES", server_default("QDQ_MAX_BODY_BYTES")))
+couts = (int(cenv.get("QDQ_MAX_CONNECTIONS", server_default("QDQ_MAX_CONNECTIONS"))) *
+         size(cenv.get("QDQ_MAX_HEADER_BYTES", server_default("QDQ_MAX_HEADER_BYTES"))) + 64 * MiB)
+check(climit and cbudget and cbody and cbody <= cbudget and cbudget + couts <= climit,
+      f"docker-compose.yml: a memory limit ({climit // MiB} MiB) that holds the budget "
+      f"({'QDQ_MAX_MEMORY' if 'QDQ_MAX_MEMORY' in cenv else '3/4 of it'}: {cbudget // MiB} MiB) "
+      f"+ {couts // MiB} MiB it does not count, the budget a largest request ({cbody // MiB} MiB)")
+cspool = cenv.get("QDQ_SPOOL_DIR") or spool
+def target(v):
+    if isinstance(v, dict):
+        return v.get("type", "volume"), v.get("target", "")
+    parts = str(v).split(":")
+    return ("volume" if len(parts) == 1 or not parts[0].startswith((".", "/", "~")) else "bind",
+            parts[1] if len(parts) > 1 else parts[0])
+under = lambda t: cspool == t.rstrip("/") or cspool.startswith(t.rstrip("/") + "/")
+cvols = [target(v) for v in q.get("volumes") or []]
+tmpfs = q.get("tmpfs") or []
+tmpfs = [tmpfs] if isinstance(tmpfs, str) else tmpfs
+on = [t for t in cvols if under(t[1])] + [("tmpfs", t.split(":")[0]) for t in tmpfs if under(t.split(":")[0])]
+check(not q.get("read_only") or (on and max(on, key=lambda t: len(t[1]))[0] in ("volume", "bind")),
+      f"docker-compose.yml: the read-only replicas' spool {cspool} is on a volume, not a tmpfs: {on}")
+
 with open(sys.argv[2], "w") as f:
     for k, v in env.items():
         f.write(f"{k}={v}\n")
+with open(sys.argv[4], "w") as f:
+    f.write(f"{int(req_mem or 0)} {max_body or 0}\n")
 for good, what in results:
     print(("ok: " if good else "FAIL: ") + what)
 PYEOF
@@ -274,6 +394,16 @@ print(ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=5).hex())
 GRPCEOF
 )
         if [ "$st" = 0801 ]; then ok "probe grpc.health.v1 Check: SERVING"; else bad "probe grpc.health.v1 Check: ${st:-no answer} (port ${G:-none})"; fi
+        # The memory request holds one largest request from idle: the idle footprint measured
+        # here (VmRSS, the gRPC threads started and both probes answered) plus
+        # QDQ_MAX_BODY_BYTES, the body a binary request is answered in place.
+        rss=$(awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$PID/status")
+        read -r req body <"$T/mem"
+        if [ -n "$rss" ] && [ "$req" -ge $((rss + body)) ]; then
+            ok "requests.memory $((req / 1048576)) MiB >= the idle footprint $((rss / 1048576)) MiB + a largest body $((body / 1048576)) MiB"
+        else
+            bad "requests.memory $((req / 1048576)) MiB < the idle footprint $((${rss:-0} / 1048576)) MiB (measured) + a largest body $((body / 1048576)) MiB"
+        fi
         kill -TERM $PID
         wait $PID
         rc=$?
