@@ -130,6 +130,15 @@ uint64_t srv_budget_held(void)
     return t + srv_buf_cached();
 }
 
+bool srv_budget_cache_fits(uint64_t n)
+{
+    pthread_mutex_lock(&B.mu);
+    uint64_t used = B.taken + srv_buf_cached();
+    bool ok = !B.limit || (used <= B.limit && n <= B.limit - used);
+    pthread_mutex_unlock(&B.mu);
+    return ok;
+}
+
 int srv_budget_waiting(void)
 {
     pthread_mutex_lock(&B.mu);

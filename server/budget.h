@@ -39,6 +39,10 @@ void srv_budget_release_all(void);
 
 /* Gauges: bytes held by requests and the cache, requests waiting for room. */
 uint64_t srv_budget_held(void);
+/* Whether n more bytes may go into the buffer cache with what requests hold now (no budget:
+ * always). A request gives its reservation back first, then its buffers to the cache, so that
+ * nothing is counted twice. */
+bool srv_budget_cache_fits(uint64_t n);
 int srv_budget_waiting(void);
 
 #endif

@@ -131,11 +131,12 @@ static void req_free(srv_req *r)
     srv_answer_clear(&r->ans);
     if (r->spool_fd >= 0)
         close(r->spool_fd);
-    /* Only answered requests keep their buffers warm: a refused one gives them back. */
-    proto_xchg_free(r->x, r->sent_status == 200);
-    srv_inflate_free(r->zin);
+    /* The reservation first, then the buffers (warm in the cache when the answer went out and
+     * the budget has room): never counted twice. */
     if (r->reserved)
         srv_budget_give(r->reserved);
+    proto_xchg_free(r->x, r->sent_status == 200);
+    srv_inflate_free(r->zin);
     if (r->stream_counted)
         atomic_fetch_sub(&r->s->streams, 1);
     free(r);
@@ -641,7 +642,7 @@ static void *host_buf_get(void *cls, size_t size, size_t *cap)
 static void host_buf_put(void *cls, void *p, size_t cap, bool keep)
 {
     (void)cls;
-    if (keep)
+    if (keep && srv_budget_cache_fits(cap))
         srv_buf_put(p, cap);
     else
         free(p);

@@ -5,11 +5,12 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "clock.h"
+#include "grpc.h"
 #include "healthcheck.h"
 #include "http.h"
 #include "log.h"
-#include "clock.h"
-#include "grpc.h"
+#include "unsent.h"
 
 extern char **environ;
 
@@ -102,6 +103,15 @@ int main(int argc, char **argv)
     srv_stop(&s);
     srv_grpc_stop(deadline);
     srv_pool_stop(s.pool); /* both transports' work is done */
+    /* The last answers out of the send queues before the process (and, in a container, its
+     * network) goes: until the drain's deadline, and a second at least. */
+    int ports[2] = { s.port, srv_grpc_port() };
+    uint64_t now = srv_now_ns();
+    uint64_t unsent = srv_wait_unsent(ports, 2, deadline > now + 1000000000u ? deadline
+                                                                          : now + 1000000000u);
+    if (unsent)
+        srv_log("warn", "%llu bytes of answers still unsent at exit (a client not reading)",
+                (unsigned long long)unsent);
     srv_log("info", "stopped after %llu requests", (unsigned long long)atomic_load(&s.served));
     srv_log_stop();
     return 0;
