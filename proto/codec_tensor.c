@@ -207,31 +207,36 @@ static int ranges_headers(proto_xchg *x, proto_answer *a, qdq_error *err)
     static const char *const names[6] = { "X-QDQ-Input-Min", "X-QDQ-Input-Max",
                                           "X-QDQ-Output-Min", "X-QDQ-Output-Max",
                                           "X-QDQ-Scale", "X-QDQ-Inverse-Scale" };
-    proto_buf b[6] = { { 0 } }, shape = { 0 };
+    /* The six ranges in one buffer, one after another (at[k] where range k starts): for the
+     * common tensor of a few channels, one allocation and no growth. */
+    uint64_t ch = x->res.plan.channels;
+    size_t guess = ch < 4096 ? (size_t)ch * 6 * (PROTO_NUM_MAX + 1) + 64 : 0;
+    proto_buf b = { 0 }, shape = { 0 };
+    size_t at[7] = { 0 };
     const char *dt = qdq_dtype_name(x->req.dtype);
     int rc = proto_answer_header(a, "X-QDQ-Dtype", dt, strlen(dt));
-    rc = rc || proto_shape_format(&x->req, &shape);
+    rc = rc || proto_shape_format(&x->req, &shape) || proto_buf_reserve(&b, guess);
     size_t total = 0;
     for (int k = 0; k < 6 && !rc; k++) {
-        rc = proto_ranges_format(&x->res.plan, x->res.params, k, &b[k]);
-        total += b[k].len + strlen(names[k]) + 4;
+        rc = proto_ranges_format(&x->res.plan, x->res.params, k, &b);
+        at[k + 1] = b.len;
+        total += at[k + 1] - at[k] + strlen(names[k]) + 4;
     }
     if (!rc)
         rc = proto_answer_header(a, "X-QDQ-Shape", shape.data ? shape.data : "", shape.len);
     size_t room = x->host->max_header_bytes ? x->host->max_header_bytes / 2 : SIZE_MAX;
     if (!rc && total <= room) {
+        rc = proto_buf_reserve(&a->headers, total + 1);
         for (int k = 0; k < 6 && !rc; k++)
-            rc = proto_answer_header(a, names[k], b[k].data ? b[k].data : "", b[k].len);
+            rc = proto_answer_header(a, names[k], b.data ? b.data + at[k] : "", at[k + 1] - at[k]);
     } else if (!rc) {
         char why[160];
         int n = snprintf(why, sizeof why, "%llu channels need %zu bytes of headers; ask with "
-                         "Accept: application/json", (unsigned long long)x->res.plan.channels,
-                         total);
+                         "Accept: application/json", (unsigned long long)ch, total);
         rc = proto_answer_header(a, "X-QDQ-Ranges-Omitted", why, (size_t)n);
     }
     proto_buf_free(&shape);
-    for (int k = 0; k < 6; k++)
-        proto_buf_free(&b[k]);
+    proto_buf_free(&b);
     if (rc)
         return qdq_fail(err, PROTO_ENOMEM, "out of memory formatting the response headers");
     return 0;
