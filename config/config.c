@@ -100,8 +100,8 @@ static const struct opt opts[] = {
       "three quarters of the container's memory limit, cgroup memory.max or "
       "memory.limit_in_bytes, else of physical memory" },
     { "cache-idle-ms", K_NUM, F(cache_idle_ms), 0, 3600000, "MILLISECONDS", NULL, NULL,
-      "How long the buffer cache keeps memory, and the spool its files, that no request is "
-      "using before giving them back to the system; 0: at once.", NULL },
+      "How long the buffer cache keeps memory that no request is using before giving it back "
+      "to the system; 0: at once.", NULL },
     { "max-checkpoint-bytes", K_SIZE, F(max_checkpoint_bytes), 1, 64 * TiB, "SIZE", NULL,
       "Checkpoints", "The largest safetensors checkpoint a request may send (it is streamed, "
       "never held whole, so it may be far larger than --max-body-bytes and than memory).",
@@ -111,8 +111,13 @@ static const struct opt opts[] = {
     { "spool-dir", K_PATH, F(spool_dir), 0, 0, "DIR", NULL, NULL,
       "Where a checkpoint's answer waits while its request streams in (an unnamed file, gone "
       "when the request ends however it ends; one whose answer was sent is kept for the next "
-      "checkpoint for --cache-idle-ms). Its free space bounds the checkpoints taken: a "
+      "checkpoint for --spool-keep-ms). Its free space bounds the checkpoints taken: a "
       "declared length over it gets 507.", "$TMPDIR or /tmp" },
+    { "spool-keep-ms", K_NUM, F(spool_keep_ms), 0, 3600000, "MILLISECONDS", NULL, NULL,
+      "How long the file of a checkpoint's answer, once sent, is kept for the next checkpoint "
+      "to write over (pages already cached cost a copy, fresh ones a page fault each); at most "
+      "--max-checkpoint-inflight files, given up first when the spool's file system is short "
+      "of room; 0: not kept.", NULL },
     { "idle-timeout", K_NUM, F(idle_timeout_s), 1, 86400, "SECONDS", NULL, "Timeouts",
       "Close a connection after this many seconds without traffic.", NULL },
     { "request-timeout", K_NUM, F(request_timeout_s), 1, 86400, "SECONDS", NULL, NULL,
@@ -756,6 +761,7 @@ void cfg_defaults_for(cfg *c, const cfg_limits *lim, long cores)
     c->http_threads = cores < 4 ? (int)cores : 4;
     c->max_memory = mem;
     c->cache_idle_ms = 2000;
+    c->spool_keep_ms = 30000;
     c->max_body_bytes = 256 * MiB;
     c->max_checkpoint_bytes = 64 * GiB;
     c->max_checkpoint_inflight = 2;

@@ -74,6 +74,8 @@ typedef struct cfg {
     uint64_t max_checkpoint_bytes; /* --max-checkpoint-bytes: a checkpoint's body; 64 GiB */
     int max_checkpoint_inflight;   /* --max-checkpoint-inflight: checkpoints at once; 2 */
     char spool_dir[1024];          /* --spool-dir: where answers wait; $TMPDIR or /tmp */
+    int spool_keep_ms;             /* --spool-keep-ms: a sent answer's file kept for the next
+                                    * checkpoint; 0 = not kept; 30000 */
 
     /* Timeouts, in seconds. Never 0 except drain_timeout_s (0 = exit without waiting). */
     int idle_timeout_s;        /* --idle-timeout: inactivity before a connection closes; 30 */

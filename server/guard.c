@@ -5,7 +5,8 @@
  * body dripped slowly, or a response never read) is shut down.
  * Time spent computing (the connection suspended) does not count.
  * The same sweep times out requests waiting for room in the memory budget (budget.c) and frees
- * cached buffers and warm spool files nobody wanted for --cache-idle-ms (bufcache.c, spool.c).
+ * cached buffers nobody wanted for --cache-idle-ms (bufcache.c) and warm spool files for
+ * --spool-keep-ms (spool.c).
  * Every TRIM_SWEEPS sweeps the same thread gives the heaps' free pages back to the system
  * (malloc_trim): request buffers of every size come and go, and the pages freed between the live
  * ones would otherwise stay resident, so RSS crept up under a steady mixed load. Big buffers keep
@@ -50,6 +51,7 @@ static struct {
     bool stop;
     uint64_t timeout_ns;
     uint64_t cache_idle_ns; /* the buffer cache frees what nobody wanted for this long */
+    uint64_t spool_keep_ns; /* and the spool closes the warm files nobody wanted */
     atomic_ullong cut;
 } G = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
@@ -140,7 +142,7 @@ static void *sweep(void *arg)
         pthread_mutex_unlock(&G.mu);
         srv_budget_sweep();
         srv_buf_idle(G.cache_idle_ns);
-        srv_spool_idle(G.cache_idle_ns);
+        srv_spool_idle(G.spool_keep_ns);
         pthread_mutex_lock(&G.mu);
         uint64_t now = srv_now_ns();
         for (srv_conn *c = G.head.next; c && c != &G.head; c = c->next)
@@ -159,6 +161,7 @@ int srv_guard_start(const cfg *c)
 {
     G.timeout_ns = (uint64_t)c->request_timeout_s * 1000000000u;
     G.cache_idle_ns = (uint64_t)c->cache_idle_ms * 1000000u;
+    G.spool_keep_ns = (uint64_t)c->spool_keep_ms * 1000000u;
     G.stop = false;
     if (pthread_create(&G.thread, NULL, sweep, NULL))
         return -1;

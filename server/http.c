@@ -705,7 +705,7 @@ int srv_start(srv *s, const cfg *c)
     s->host.cls = s;
     srv_metrics_init(srv_route_names(), SRV_ROUTES);
     srv_budget_init(c->max_memory, 1000 * room_wait_s(s));
-    srv_spool_init(c->spool_dir, c->max_checkpoint_inflight);
+    srv_spool_init(c->spool_dir, c->spool_keep_ms ? c->max_checkpoint_inflight : 0);
     s->pool = srv_pool_start(c->workers);
     if (!s->pool) {
         srv_log("error", "cannot start the worker pool");

@@ -1,7 +1,7 @@
 /*
  * Checkpoints' spool files (spool.c): where an answer too large to hold waits to be sent. Each
  * is an unnamed file of --spool-dir, gone when closed however the request ends. A file whose
- * answer was sent is kept warm for the next checkpoint for --cache-idle-ms: writing over pages
+ * answer was sent is kept warm for the next checkpoint for --spool-keep-ms: writing over pages
  * the page cache already has costs a copy, where fresh pages cost a page fault each (on the
  * machines measured, a new 1 GiB file took 0.2-2.8 s to write, the same file again 0.2 s).
  */
