@@ -104,9 +104,14 @@ timed() { t0=$(now); "$@" || return 1; t1=$(now); awk -v a="$t0" -v b="$t1" 'BEG
 : >"$T/t_echo"; : >"$T/t_qdq"; : >"$T/t_rep"
 CT='Content-Type: application/x-safetensors'
 post "$Q" "$T/out.safetensors" -H "$CT" || exit 1 # warm-up, and the answer to check
+# Each answer goes to a new file (the last one removed and written back first, outside the
+# time): the client's writes cost the same for both servers.
+clean() { rm -f "$1"; sync; }
 r=0
 while [ $r -lt "$RUNS" ]; do
+    clean "$T/echo.out"
     timed post "http://127.0.0.1:$EPORT/" "$T/echo.out" >>"$T/t_echo" || exit 1
+    clean "$T/out.safetensors"
     timed post "$Q" "$T/out.safetensors" -H "$CT" >>"$T/t_qdq" || exit 1
     timed post "$Q" "$T/report.json" -H "$CT" -H 'Accept: application/json' >>"$T/t_rep" || exit 1
     r=$((r + 1))
