@@ -263,6 +263,7 @@ static void test_every_option_every_source(void)
         { "max-checkpoint-bytes", "1024G", "max-checkpoint-bytes", "1099511627776", NULL, NULL },
         { "max-checkpoint-inflight", "4", "max-checkpoint-inflight", "4", NULL, NULL },
         { "spool-dir", "/", "spool-dir", "/", NULL, NULL },
+        { "spool-keep-ms", "0", "spool-keep-ms", "0", NULL, NULL },
         { "idle-timeout", "5", "idle-timeout", "5", NULL, NULL },
         { "request-timeout", "120", "request-timeout", "120", NULL, NULL },
         { "drain-timeout", "0", "drain-timeout", "0", NULL, NULL },
