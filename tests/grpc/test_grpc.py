@@ -792,7 +792,7 @@ def test_pool():
     make an attempt inconclusive (the big call done before the small ones were sent): up to 5."""
     srv = Server("--workers", "1", "--http-threads", "1")
     ch_big, ch_small = srv.channel(), srv.channel()
-    n = 16 << 20
+    n = 8 << 20
     big = pb.ModelInferRequest(model_name=MODEL)
     big.inputs.add(name="input", datatype="FP32", shape=[n])
     big.raw_input_contents.append(np.linspace(-3, 3, n, dtype=np.float32).tobytes())
@@ -1077,29 +1077,67 @@ def test_shutdown_under_load():
     check(rc == 0 or srv.stop() == 0, "the server exits 0 after draining under load (%s)" % rc)
 
 
+# The watcher for test_shutdown_pool: polls /metrics (argv[1]) and sends SIGTERM to argv[2] as
+# soon as a request is on the pool; prints "signalled <gRPC calls in flight then>".
+SIGNAL_ON_POOL = r"""
+import os, signal, sys, urllib.request
+print("watching", flush=True)
+while True:
+    m = {}
+    for line in urllib.request.urlopen(sys.argv[1], timeout=30).read().decode().splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            m[k] = float(v)
+    if m.get("qdq_queued_requests", 0) >= 1:
+        os.kill(int(sys.argv[2]), signal.SIGTERM)
+        print("signalled %d" % m.get('qdq_inflight_requests{protocol="grpc"}', 0), flush=True)
+        break
+"""
+
+
 def test_shutdown_pool():
-    """SIGTERM (no lame duck) while big calls are on the worker pool and waiting for it: every
-    one answered, exactly; the pool outlives the gRPC server."""
+    """SIGTERM (no lame duck) while big calls are on the worker pool or on their way to it: every
+    call the server had taken answered, exactly; the pool outlives the gRPC server."""
     srv = Server("--shutdown-grace", "0", "--drain-timeout", "60", "--workers", "1")
     n = 8 << 20
     big = pb.ModelInferRequest(model_name=MODEL)
     big.inputs.add(name="input", datatype="FP32", shape=[n])
     big.raw_input_contents.append(np.linspace(-3, 3, n, dtype=np.float32).tobytes())
-    ch = srv.channel()
-    f = ch.unary_unary("/%s/ModelInfer" % SVC, request_serializer=ser,
-                       response_deserializer=pb.ModelInferResponse.FromString)
-    want = answer_key(f(big, timeout=120))
-    seen, attempts = False, 0
-    while not seen and attempts < 5:  # until the signal can be sent with work on the pool
+    # One connection per call, so that the three uploads go side by side and the calls meet at
+    # the pool (on one connection each message follows the one before).
+    chs = [grpc.insecure_channel(srv.target, options=OPTS + [("grpc.use_local_subchannel_pool", 1)])
+           for _ in range(3)]
+    # The message is encoded once, here: encoding it in each call would start them 30 ms apart.
+    fs = [ch.unary_unary("/%s/ModelInfer" % SVC, request_serializer=None,
+                         response_deserializer=pb.ModelInferResponse.FromString) for ch in chs]
+    big = big.SerializeToString()
+    want = answer_key(fs[0](big, timeout=120))
+    for ch in chs:  # connected before the calls start
+        grpc.channel_ready_future(ch).result(timeout=30)
+    # The signal goes when a call is on the pool (computing, or waiting for it), sent by a
+    # watcher process polling /metrics (this one's threads hold its interpreter while they
+    # encode and decode the messages, and would poll a few times a second). A call may not
+    # have been taken yet: HTTP/2 refuses a call whose headers the server had not read when its
+    # GOAWAY went (UNAVAILABLE, for the client to retry elsewhere, or CANCELLED when it crossed
+    # the connection's closing). Every call the server had taken must be answered, exactly.
+    seen, attempts, taken = False, 0, 0
+    while not seen and attempts < 20:
         attempts += 1
-        futs = [f.future(big, timeout=120) for _ in range(3)]
-        q = wait_metric(srv, "qdq_queued_requests", lambda v: v >= 1, timeout=60,
-                        stop=lambda: all(fu.done() for fu in futs))
-        seen = q is not None and q >= 1 and not all(fu.done() for fu in futs)
-        if not seen:
-            print("note: attempt %d: the calls were done before they were seen on the pool"
+        w = subprocess.Popen([sys.executable, "-c", SIGNAL_ON_POOL,
+                              "http://127.0.0.1:%d/metrics" % srv.http_port, str(srv.p.pid)],
+                             stdout=subprocess.PIPE, text=True)
+        w.stdout.readline()  # "watching"
+        futs = [f.future(big, timeout=120) for f in fs]
+        while w.poll() is None and not all(fu.done() for fu in futs):
+            time.sleep(0.005)
+        if w.poll() is None:
+            w.terminate()
+        out = w.communicate()[0].split()
+        if out and out[0] == "signalled":
+            seen, taken = True, int(out[1])
+        else:
+            print("note: attempt %d: the calls were done before one was seen on the pool"
                   % attempts)
-    srv.p.send_signal(signal.SIGTERM)
     got = []
     for fu in futs:
         try:
@@ -1111,10 +1149,13 @@ def test_shutdown_pool():
         rc = srv.p.wait(60)
     except subprocess.TimeoutExpired:
         pass
-    check(seen and got == ["OK"] * 3, "3 big calls begun before SIGTERM, one at least on the pool "
-          "(%s after %d attempts): %s" % ("seen" if seen else "not seen", attempts, got))
+    check(seen and got.count("OK") >= taken and set(got) <= {"OK", "UNAVAILABLE", "CANCELLED"},
+          "3 big calls, %d taken before SIGTERM, one on the pool (%s after %d attempts): "
+          "every one taken answered exactly, any other refused: %s"
+          % (taken, "seen" if seen else "not seen", attempts, got))
     check(rc == 0 or srv.stop() == 0, "the server exits 0 after the pool's last call (%s)" % rc)
-    ch.close()
+    for ch in chs:
+        ch.close()
 
 
 class RawH2:
