@@ -21,11 +21,8 @@ RUNS=${CKPT_RUNS:-3}
 SERVER="$B/qdq-server"
 QDQ="$B/qdq"
 [ -x "$SERVER" ] && [ -x "$QDQ" ] || { echo "checkpoint_bench: SKIP: no $SERVER or $QDQ"; exit 0; }
-PY=""
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import numpy' 2>/dev/null; then PY=$p; break; fi
-done
-[ -n "$PY" ] || { echo "checkpoint_bench: SKIP: no python3 with numpy"; exit 0; }
+. tests/lib/python.sh
+PY=$(python_with numpy) || { echo "checkpoint_bench: SKIP: no python3 with numpy"; exit 0; }
 T=$(mktemp -d "${TMPDIR:-/tmp}/qdq-ckpt-bench.XXXXXX") || exit 1
 PIDS=
 trap 'for p in $PIDS; do kill $p 2>/dev/null; done; rm -rf "$T"' EXIT INT TERM

@@ -26,11 +26,8 @@ SERVER="$B/qdq-server"
 for tool in h2load wrk protoc; do
     command -v $tool >/dev/null 2>&1 || { echo "grpc_bench: SKIP: no $tool"; exit 0; }
 done
-PY=""
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import grpc, google.protobuf, numpy' 2>/dev/null; then PY=$p; break; fi
-done
-[ -n "$PY" ] || { echo "grpc_bench: SKIP: no python3 with grpcio, protobuf and numpy"; exit 0; }
+. tests/lib/python.sh
+PY=$(python_with grpc google.protobuf numpy) || { echo "grpc_bench: SKIP: no python3 with grpcio, protobuf and numpy"; exit 0; }
 T=$(mktemp -d)
 PID=
 trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$T"' EXIT

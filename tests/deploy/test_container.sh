@@ -58,10 +58,7 @@ git rev-parse --verify -q HEAD >/dev/null 2>&1 || skip "not a git checkout: the 
 HOST_SERVER=${QDQ_SERVER:-build/qdq-server}
 HOST_QDQ=$(dirname "$HOST_SERVER")/qdq
 [ -x "$HOST_SERVER" ] && [ -x "$HOST_QDQ" ] || skip "no host build at $HOST_SERVER and $HOST_QDQ (make)"
-NPY=""
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import numpy' 2>/dev/null; then NPY=$p; break; fi
-done
+NPY=$(python_with numpy)
 [ -n "$NPY" ] || skip "no python3 with numpy (Debian package python3-numpy)"
 
 T=$(mktemp -d /tmp/qdq-container-XXXXXX)

@@ -21,10 +21,7 @@ EXAMPLES="checkpoint.py checkpoint.sh grpc_client.py json.sh load.sh npy.sh raw.
 check '[ "$(ls examples | tr "\n" " ")" = "$EXAMPLES " ]' \
     "examples/ holds exactly the examples run here: $(ls examples | tr '\n' ' ')"
 
-PY=""
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import numpy, requests, grpc, grpc_tools' 2>/dev/null; then PY=$(command -v "$p"); break; fi
-done
+PY=$(python_with numpy requests grpc grpc_tools)
 if ! need '[ -n "$PY" ]' "python3 with numpy, requests, grpcio and grpc_tools (python3-numpy, python3-requests, python3-grpcio, python3-grpc-tools)"; then
     finish
 fi

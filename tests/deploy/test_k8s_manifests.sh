@@ -49,11 +49,7 @@ else
 fi
 
 # Debian's python3 carries python3-kubernetes; a python3 earlier on PATH (pyenv, venv) may not.
-PY=""
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import kubernetes, yaml' 2>/dev/null; then PY=$p; break; fi
-done
-if [ -z "$PY" ]; then
+if ! PY=$(python_with kubernetes yaml); then
     bad "python3 with the kubernetes module is missing (Debian package python3-kubernetes)"
     finish
 fi

@@ -39,10 +39,7 @@ fi
 # (qdq), three replicas, nginx with deploy/nginx.conf on 8080 after the replicas are healthy,
 # the replicas' QDQ_* variables (known to the server; used for the replicas here too), a stop
 # grace period above the drain timeout.
-PY=""
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import yaml' 2>/dev/null; then PY=$p; break; fi
-done
+PY=$(python_with yaml)
 "$SERVER" --help 2>/dev/null | grep -o 'QDQ_[A-Z_]*' | sort -u >"$T/vars"
 if [ -n "$PY" ]; then
     "$PY" - "$T/vars" "$T/env" >"$T/compose.out" 2>&1 <<'PYEOF'
@@ -180,9 +177,7 @@ check '[ "$code" = 413 ] && grep -qi "^Content-Type: application/json" "$T/h413"
 
 # gRPC through nginx: tests/deploy/grpc_calls.py (messages generated here from proto/*.proto).
 GPY=""
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import grpc, google.protobuf' 2>/dev/null && command -v protoc >/dev/null; then GPY=$p; break; fi
-done
+command -v protoc >/dev/null && GPY=$(python_with grpc google.protobuf)
 grpc_calls() { # WHAT N: N ModelInfer calls (or "health") through nginx; prints "OK n FAIL m ..."
     PYTHONPATH=$T/gen "$GPY" tests/deploy/grpc_calls.py "127.0.0.1:$GLP" "127.0.0.1:$G3" "$@" 2>&1
 }

@@ -25,10 +25,7 @@ SPID=
 trap '[ -n "$SPID" ] && kill -9 $SPID 2>/dev/null; rm -rf "$T"' EXIT
 trap 'exit 1' INT TERM
 
-PY=""
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import yaml, jsonschema, requests' 2>/dev/null; then PY=$p; break; fi
-done
+PY=$(python_with yaml jsonschema requests)
 
 # ---- the linter ----
 REDOCLY=node_modules/.bin/redocly

@@ -252,10 +252,7 @@ for l in re.findall(r"^\s*import (.+)$", t, re.M):
     m.update(x.split(" as ")[0].strip() for x in l.split(","))
 m.update(re.findall(r"^\s*from (\S+) import", t, re.M))
 print(" ".join(sorted(m)))' "$f")
-        PY=""
-        for p in /usr/bin/python3 python3; do
-            if (cd "$W" && "$p" -c "import $(echo $mods | tr ' ' ',')") 2>/dev/null; then PY=$p; break; fi
-        done
+        PY=$(cd "$W" && python_with $mods)
         if [ -z "$PY" ]; then
             debian="" other="" generated=""
             for m in $mods; do

@@ -7,15 +7,9 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 SERVER=${QDQ_SERVER:-build/qdq-server}
 case $SERVER in /*) ;; *) SERVER=$PWD/$SERVER ;; esac
-PY=""
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import grpc, google.protobuf, numpy' 2>/dev/null; then PY=$p; break; fi
-done
-if [ -z "$PY" ]; then
-    echo "FAIL: no python3 with grpc, protobuf and numpy (Debian packages python3-grpcio, python3-protobuf, python3-numpy)"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+. tests/lib/python.sh
+python_or_fail "grpc, protobuf and numpy (Debian packages python3-grpcio, python3-protobuf, python3-numpy)" \
+    grpc google.protobuf numpy
 if ! command -v protoc >/dev/null 2>&1; then
     echo "FAIL: protoc is not installed (Debian package protobuf-compiler)"
     echo "0 passed, 1 failed"

@@ -1,4 +1,5 @@
-# The counting the shell tests share (sourced after `cd` to the repository root):
+# The counting the shell tests share (sourced after `cd` to the repository root; it brings
+# tests/lib/python.sh too):
 #   ok TEXT, bad TEXT   one check passed or failed (printed as "ok: TEXT" or "FAIL: TEXT")
 #   skip TEXT           a check that cannot run here (printed "skip: TEXT" and counted): for what
 #                       no machine of ours has (a container engine, a cluster, a package Debian
@@ -23,3 +24,4 @@ need() {
 }
 check() { if eval "$1"; then ok "$2"; else bad "$2"; fi; }
 finish() { echo "$pass passed, $fail failed, $skipped skipped"; [ "$fail" -eq 0 ]; exit; }
+. tests/lib/python.sh
