@@ -394,6 +394,14 @@ static bool raw_send(int fd)
 }
 
 /* Reads what is there; sets c->status once a whole answer (head and Content-Length body) is. */
+/* Closes the connections of cs[0..n) still open. */
+static void raw_close(raw_conn *cs, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (cs[i].fd >= 0)
+            close(cs[i].fd);
+}
+
 static void raw_read(raw_conn *c)
 {
     ssize_t k = recv(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len, MSG_DONTWAIT);
@@ -586,12 +594,8 @@ static void test_sent_before_signal(void)
     if (log_wait(&s, "listener closed", 0)) {
         SKIP("B: the 10 s grace was over when A was done (%lld ms after the signal): the "
              "backlog at the listener's close is unchecked", sp_now_ms() - t_sig);
-        for (int i = 0; i < KEPT; i++)
-            if (kept[i].fd >= 0)
-                close(kept[i].fd);
-        for (int i = 0; i < FRESH; i++)
-            if (fresh[i].fd >= 0)
-                close(fresh[i].fd);
+        raw_close(kept, KEPT);
+        raw_close(fresh, FRESH);
         CHECK(sp_wait(&s, 70000) == 0, "exit status after SIGTERM, want 0");
         sp_release(&s);
         free(big);
@@ -635,15 +639,9 @@ static void test_sent_before_signal(void)
         SKIP("B: the big request did not hold the HTTP thread while the server was stopped: how "
              "many connections were taken from the backlog is unchecked");
     free(log);
-    for (int i = 0; i < KEPT; i++)
-        if (kept[i].fd >= 0)
-            close(kept[i].fd);
-    for (int i = 0; i < FRESH; i++)
-        if (fresh[i].fd >= 0)
-            close(fresh[i].fd);
-    for (int i = 0; i < LATE; i++)
-        if (late[i].fd >= 0)
-            close(late[i].fd);
+    raw_close(kept, KEPT);
+    raw_close(fresh, FRESH);
+    raw_close(late, LATE);
     sp_release(&s);
     free(big);
 }

@@ -126,16 +126,9 @@ void tc_bounds(tcase *t, int n, bool arrays)
     t->max = calloc((size_t)n + 1, sizeof(double));
 }
 
-int tc_compute(tcase *t)
+int tc_ref_run(const tcase *t, ref_result *res, char *why, size_t cap)
 {
     size_t es = qdq_dtype_size(t->dt);
-    int64_t axis = t->attrs.axis;
-    uint64_t channels = axis >= 0 && axis < t->rank ? (uint64_t)t->dims[axis] : 1;
-    if (t->attrs.range_given && ((uint64_t)t->n_min != channels || (uint64_t)t->n_max != channels)) {
-        fprintf(stderr, "%s: reference: %d and %d bounds for %" PRIu64 " channels\n", t->name,
-                t->n_min, t->n_max, channels);
-        return -1;
-    }
     void *mn = calloc((size_t)t->n_min + 1, es), *mx = calloc((size_t)t->n_max + 1, es);
     for (int i = 0; i < t->n_min; i++)
         tu_store(t->dt, mn, (size_t)i, t->min[i]);
@@ -143,11 +136,23 @@ int tc_compute(tcase *t)
         tu_store(t->dt, mx, (size_t)i, t->max[i]);
     ref_case c = { .dt = t->dt, .attrs = t->attrs, .rank = t->rank, .dims = t->dims,
                    .in = t->in, .min = mn, .max = mx };
+    int rc = ref_run(&c, res, NULL, why, cap);
+    free(mn), free(mx);
+    return rc;
+}
+
+int tc_compute(tcase *t)
+{
+    int64_t axis = t->attrs.axis;
+    uint64_t channels = axis >= 0 && axis < t->rank ? (uint64_t)t->dims[axis] : 1;
+    if (t->attrs.range_given && ((uint64_t)t->n_min != channels || (uint64_t)t->n_max != channels)) {
+        fprintf(stderr, "%s: reference: %d and %d bounds for %" PRIu64 " channels\n", t->name,
+                t->n_min, t->n_max, channels);
+        return -1;
+    }
     ref_result res;
     char why[160];
-    int rc = ref_run(&c, &res, NULL, why, sizeof why);
-    free(mn), free(mx);
-    if (rc) {
+    if (tc_ref_run(t, &res, why, sizeof why)) {
         fprintf(stderr, "%s: the reference refuses the case: %s\n", t->name, why);
         return -1;
     }

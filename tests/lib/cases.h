@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "qdq.h"
+#include "ref.h"
 
 #define TC_MAX_RANK 16
 
@@ -61,6 +62,9 @@ void tc_from_json(tcase *t, const cJSON *c);
 void tc_from_vector(tcase *t, const cJSON *c, const tc_file *f);
 /* n bounds of each side (min/max malloc'ed, values left to the caller), as arrays when arrays. */
 void tc_bounds(tcase *t, int n, bool arrays);
+/* The reference run on t (in, dims, attrs and bounds as given): ref_run's answer, with the reason
+ * in why when it refuses. */
+int tc_ref_run(const tcase *t, ref_result *res, char *why, size_t cap);
 /* The expected output and ranges from the reference (in, dims, attrs and bounds set; one bound
  * per channel when range_given). 0, or -1 with the reason printed. */
 int tc_compute(tcase *t);

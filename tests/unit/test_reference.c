@@ -20,17 +20,9 @@
 /* One vector: the reference's output and ranges against the file's. */
 static void vector_case(const tcase *t)
 {
-    size_t es = qdq_dtype_size(t->dt);
-    void *mn = calloc((size_t)t->n_min + 1, es), *mx = calloc((size_t)t->n_max + 1, es);
-    for (int i = 0; i < t->n_min; i++)
-        tu_store(t->dt, mn, (size_t)i, t->min[i]);
-    for (int i = 0; i < t->n_max; i++)
-        tu_store(t->dt, mx, (size_t)i, t->max[i]);
-    ref_case c = { .dt = t->dt, .attrs = t->attrs, .rank = t->rank, .dims = t->dims,
-                   .in = t->in, .min = mn, .max = mx };
     ref_result res;
     char why[160] = "";
-    int rc = ref_run(&c, &res, NULL, why, sizeof why);
+    int rc = tc_ref_run(t, &res, why, sizeof why);
     CHECK(rc == 0, "%s: the reference refuses it: %s", t->name, why);
     if (rc == 0) {
         CHECK(res.count == t->count, "%s: %llu elements, want %llu", t->name,
@@ -49,7 +41,6 @@ static void vector_case(const tcase *t)
             }
     }
     ref_result_free(&res);
-    free(mn), free(mx);
 }
 
 static void test_vectors(void)
