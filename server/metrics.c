@@ -196,6 +196,28 @@ static double resident_bytes(void)
     return (double)rss * (double)sysconf(_SC_PAGESIZE);
 }
 
+/* The request-duration histogram for each of n routes (HTTP routes or gRPC RPCs) that has seen a request. */
+static void put_durations(proto_buf *b, const char *protocol, const char *const *names,
+                          histogram *h, int n)
+{
+    for (int r = 0; r < n; r++) {
+        if (!atomic_load(&h[r].sum_ns) && !atomic_load(&h[r].count[0]))
+            continue;
+        char labels[96];
+        snprintf(labels, sizeof labels, "protocol=\"%s\",route=\"%s\"", protocol, names[r]);
+        put_histogram(b, "qdq_request_duration_seconds", labels, &h[r]);
+    }
+}
+
+/* A counter of family for each of n routes (HTTP routes or gRPC RPCs). */
+static void put_counters(proto_buf *b, const char *family, const char *protocol,
+                         const char *const *names, atomic_ullong *v, int n)
+{
+    for (int r = 0; r < n; r++)
+        put(b, "%s{protocol=\"%s\",route=\"%s\"} %llu\n", family, protocol, names[r],
+            (unsigned long long)atomic_load(&v[r]));
+}
+
 int srv_metrics_write(const srv_gauges *g, proto_buf *b)
 {
     put(b, "# HELP qdq_requests_total Requests answered, by protocol, route (the RPC for gRPC), "
@@ -226,20 +248,8 @@ int srv_metrics_write(const srv_gauges *g, proto_buf *b)
     put(b, "# HELP qdq_request_duration_seconds Time from the request line (gRPC: the whole "
            "request message) to the answer sent.\n"
            "# TYPE qdq_request_duration_seconds histogram\n");
-    for (int r = 0; r < M.nroutes; r++) {
-        if (!atomic_load(&M.request[r].sum_ns) && !atomic_load(&M.request[r].count[0]))
-            continue;
-        char labels[96];
-        snprintf(labels, sizeof labels, "protocol=\"http\",route=\"%s\"", M.route_names[r]);
-        put_histogram(b, "qdq_request_duration_seconds", labels, &M.request[r]);
-    }
-    for (int r = 0; r < M.nrpcs; r++) {
-        if (!atomic_load(&M.grpc_call[r].sum_ns) && !atomic_load(&M.grpc_call[r].count[0]))
-            continue;
-        char labels[96];
-        snprintf(labels, sizeof labels, "protocol=\"grpc\",route=\"%s\"", M.rpc_names[r]);
-        put_histogram(b, "qdq_request_duration_seconds", labels, &M.grpc_call[r]);
-    }
+    put_durations(b, "http", M.route_names, M.request, M.nroutes);
+    put_durations(b, "grpc", M.rpc_names, M.grpc_call, M.nrpcs);
     put(b, "# HELP qdq_queue_duration_seconds Time a request waited for a worker.\n"
            "# TYPE qdq_queue_duration_seconds histogram\n");
     put_histogram(b, "qdq_queue_duration_seconds", "", &M.queue);
@@ -249,21 +259,13 @@ int srv_metrics_write(const srv_gauges *g, proto_buf *b)
     put(b, "# HELP qdq_request_bytes_total Request body bytes received (gRPC: request message "
            "bytes), by protocol and route.\n"
            "# TYPE qdq_request_bytes_total counter\n");
-    for (int r = 0; r < M.nroutes; r++)
-        put(b, "qdq_request_bytes_total{protocol=\"http\",route=\"%s\"} %llu\n",
-            M.route_names[r], (unsigned long long)atomic_load(&M.bytes_in[r]));
-    for (int r = 0; r < M.nrpcs; r++)
-        put(b, "qdq_request_bytes_total{protocol=\"grpc\",route=\"%s\"} %llu\n",
-            M.rpc_names[r], (unsigned long long)atomic_load(&M.grpc_bytes_in[r]));
+    put_counters(b, "qdq_request_bytes_total", "http", M.route_names, M.bytes_in, M.nroutes);
+    put_counters(b, "qdq_request_bytes_total", "grpc", M.rpc_names, M.grpc_bytes_in, M.nrpcs);
     put(b, "# HELP qdq_response_bytes_total Response body bytes sent (gRPC: response message "
            "bytes), by protocol and route.\n"
            "# TYPE qdq_response_bytes_total counter\n");
-    for (int r = 0; r < M.nroutes; r++)
-        put(b, "qdq_response_bytes_total{protocol=\"http\",route=\"%s\"} %llu\n",
-            M.route_names[r], (unsigned long long)atomic_load(&M.bytes_out[r]));
-    for (int r = 0; r < M.nrpcs; r++)
-        put(b, "qdq_response_bytes_total{protocol=\"grpc\",route=\"%s\"} %llu\n",
-            M.rpc_names[r], (unsigned long long)atomic_load(&M.grpc_bytes_out[r]));
+    put_counters(b, "qdq_response_bytes_total", "http", M.route_names, M.bytes_out, M.nroutes);
+    put_counters(b, "qdq_response_bytes_total", "grpc", M.rpc_names, M.grpc_bytes_out, M.nrpcs);
     put(b, "# HELP qdq_elements_total Tensor elements quantized, by dtype.\n"
            "# TYPE qdq_elements_total counter\n");
     for (int d = 0; d < 4; d++)
