@@ -32,13 +32,8 @@ PATH=$T/bin:$PATH
 "$SERVER" --listen 127.0.0.1:0 --grpc-listen 127.0.0.1:0 --access-log off --shutdown-grace 0 \
     2>"$T/server.err" >/dev/null &
 SPID=$!
-n=0
-while [ $n -lt 100 ] && ! grep -q '^grpc serving on' "$T/server.err" && kill -0 $SPID 2>/dev/null; do
-    sleep 0.05
-    n=$((n + 1))
-done
-PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/server.err" | head -n 1)
-GPORT=$(sed -n 's/^grpc serving on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/server.err" | head -n 1)
+server_ports "$T/server.err" $SPID grpc
+PORT=$HPORT
 if [ -z "$PORT" ] || [ -z "$GPORT" ]; then
     bad "the server did not start: $(cat "$T/server.err")"
     finish

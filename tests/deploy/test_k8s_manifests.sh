@@ -368,10 +368,8 @@ if [ -x "$SERVER" ] && [ -s "$T/env" ]; then
     env $(cat "$T/env") QDQ_LISTEN=127.0.0.1:0 QDQ_GRPC_LISTEN=127.0.0.1:0 QDQ_ACCESS_LOG=off \
         "$SERVER" >"$T/out" 2>"$T/err" &
     PID=$!
-    n=0
-    # "listening on" starts a line in text logs, and is in the start line's msg in JSON logs.
-    while [ $n -lt 100 ] && ! grep -q 'listening on' "$T/err"; do sleep 0.05; n=$((n + 1)); done
-    P=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/err" | head -n 1)
+    server_ports "$T/err" $PID
+    P=$HPORT
     if [ -n "$P" ]; then
         ok "the server starts with the Deployment's variables: $(tr '\n' ' ' <"$T/env")"
         for path in /readyz /healthz; do
@@ -380,9 +378,8 @@ if [ -x "$SERVER" ] && [ -s "$T/env" ]; then
         done
         # The gRPC readiness probe: grpc.health.v1.Health/Check with an empty request; the
         # answer's bytes are field 1 (status) = 1 (SERVING).
-        n=0
-        while [ $n -lt 100 ] && ! grep -q 'grpc serving on' "$T/err"; do sleep 0.05; n=$((n + 1)); done
-        G=$(sed -n 's/.*grpc serving on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/err" | head -n 1)
+        server_ports "$T/err" $PID grpc
+        G=$GPORT
         st=$("$PY" - "$G" 2>&1 <<'GRPCEOF'
 import sys, grpc
 ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])

@@ -92,11 +92,8 @@ start_replica() {
     env $ENVS QDQ_LISTEN=127.0.0.1:0 QDQ_GRPC_LISTEN=127.0.0.1:0 "$SERVER" >"$T/r$1.out" 2>"$T/r$1.err" &
     eval "R$1=$!"
     PIDS="$PIDS $!"
-    n=0
-    # Both lines start the log as text, or stand in a JSON line's msg (QDQ_LOG_FORMAT=json).
-    while [ $n -lt 100 ] && ! grep -q 'grpc serving on' "$T/r$1.err"; do sleep 0.05; n=$((n + 1)); done
-    eval "P$1=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/r$1.err" | head -n 1)"
-    eval "G$1=$(sed -n 's/.*grpc serving on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/r$1.err" | head -n 1)"
+    server_ports "$T/r$1.err" $! grpc
+    eval "P$1=$HPORT G$1=$GPORT"
 }
 start_replica 1
 start_replica 2

@@ -54,16 +54,8 @@ start_server() {
         >/dev/null 2>"$log" &
     SPID=$!
     PIDS="$PIDS $SPID"
-    n=0
-    # (text logs: lines "listening on ADDRESS" and "grpc serving on ADDRESS"; JSON logs: in
-    # the lines' msg)
-    while [ $n -lt 100 ] && ! { grep -q 'listening on' "$log" && grep -q 'grpc serving on' "$log"; } &&
-        kill -0 $SPID 2>/dev/null; do
-        sleep 0.05
-        n=$((n + 1))
-    done
-    SPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
-    GPORT=$(sed -n 's/.*grpc serving on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
+    server_ports "$log" $SPID grpc
+    SPORT=$HPORT
 }
 SENV=QDQ_ACCESS_LOG=off
 start_server "$T/server.err"

@@ -25,3 +25,18 @@ need() {
 check() { if eval "$1"; then ok "$2"; else bad "$2"; fi; }
 finish() { echo "$pass passed, $fail failed, $skipped skipped"; [ "$fail" -eq 0 ]; exit; }
 . tests/lib/python.sh
+
+# server_ports LOG PID [grpc]: waits (5 s at most, and no longer than PID lives) until LOG, a
+# qdq-server's stderr, names the HTTP port it listens on, and the gRPC one too with "grpc";
+# sets HPORT and GPORT (empty when not named). Text logs start lines with "listening on ADDRESS"
+# and "grpc serving on ADDRESS"; JSON logs carry the same words in the line's msg.
+server_ports() {
+    _n=0
+    while [ $_n -lt 100 ] && kill -0 "$2" 2>/dev/null &&
+        ! { grep -q 'listening on' "$1" && { [ "${3:-}" != grpc ] || grep -q 'grpc serving on' "$1"; }; }; do
+        sleep 0.05
+        _n=$((_n + 1))
+    done
+    HPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$1" | head -n 1)
+    GPORT=$(sed -n 's/.*grpc serving on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$1" | head -n 1)
+}
