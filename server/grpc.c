@@ -55,6 +55,7 @@
 #include "grpc.h"
 #include "metrics.h"
 #include "record.h"
+#include "unsent.h"
 #include "v2_grpc.h"
 #include "codec.h"
 
@@ -88,6 +89,8 @@ struct gcall {
     atomic_int refs;
     atomic_bool closed;        /* close completed: the call is over for the client */
     bool watched;              /* close was started on arrival (else it goes with the reply) */
+    bool status_later;         /* stopping: the status goes once the message has left (reply) */
+    bool sending;              /* counted in G.sending: message and status in one batch */
     int cancelled;             /* close's result: cancelled, deadline passed, or network failure */
     uint64_t t_start, t_compute0, t_compute1; /* srv_now_ns; compute: ModelInfer's work */
     uint64_t bytes_in, bytes_out;
@@ -140,6 +143,8 @@ static struct {
     int nthreads;
     int port;
     atomic_bool draining, stopping;
+    atomic_int sending; /* replies whose message and status went in one batch, not yet sent */
+    uint64_t stop_deadline; /* srv_grpc_stop's, set before stopping */
     atomic_bool shutdown_done;
     gtag shutdown_tag;
     atomic_int inflight;      /* calls taken and not yet freed */
@@ -328,20 +333,12 @@ static void reply_buf(gcall *c, proto_buf *b)
     c->bytes_out = n;
 }
 
-/* Starts the reply batch: the message when the call succeeded, and the status. */
-static void reply(gcall *c)
+/* Adds the status (and, unless the call is watched, close) to a batch of ops; the new count. */
+static size_t status_ops(gcall *c, grpc_op *ops, size_t n)
 {
-    grpc_op ops[4];
-    memset(ops, 0, sizeof ops);
-    size_t n = 0;
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (!c->watched) {
         ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
         ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
-    }
-    if (c->code == 0 && c->reply) {
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n++].data.send_message.send_message = c->reply;
     }
     c->grpc_status = c->code ? proto_status_grpc(c->code) : GRPC_STATUS_OK;
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
@@ -351,7 +348,12 @@ static void reply(gcall *c)
         c->have_status_slice = true;
         ops[n].data.send_status_from_server.status_details = &c->status_slice;
     }
-    n++;
+    return n + 1;
+}
+
+/* Starts a batch of the call's ops whose completion is on_send. */
+static void start_send(gcall *c, const grpc_op *ops, size_t n)
+{
     atomic_fetch_add(&c->refs, 1);
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL);
     if (e != GRPC_CALL_OK) {
@@ -360,6 +362,34 @@ static void reply(gcall *c)
         grpc_call_cancel(c->call, NULL);
         atomic_fetch_sub(&c->refs, 1);
     }
+}
+
+/*
+ * Starts the reply: the message when the call succeeded, and the status. Once the server is
+ * stopping, the status waits for the message to leave (on_send): the core closes a connection as
+ * soon as its last call has ended after the GOAWAY, and a connection closed with the client's
+ * frames unread (its window updates, its pings) is reset, which drops the answer's bytes still
+ * in the send queue: the client would see UNAVAILABLE for an answered call.
+ */
+static void reply(gcall *c)
+{
+    grpc_op ops[4];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (c->code == 0 && c->reply) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = c->reply;
+        atomic_fetch_add(&G.sending, 1); /* before stopping is read: see srv_grpc_stop */
+        c->status_later = atomic_load(&G.stopping);
+        if (c->status_later)
+            atomic_fetch_sub(&G.sending, 1);
+        else
+            c->sending = true;
+    }
+    if (!c->status_later)
+        n = status_ops(c, ops, n);
+    start_send(c, ops, n);
 }
 
 /* Whether the client is gone: cancelled, or its deadline passed. */
@@ -751,6 +781,22 @@ static void on_close(gcall *c, bool ok)
 
 static void on_send(gcall *c, bool ok)
 {
+    if (ok && c->status_later) { /* the message is written: the status once it has left */
+        c->status_later = false;
+        int port = G.port;
+        uint64_t now = srv_now_ns();
+        srv_wait_unsent(&port, 1, G.stop_deadline < now + 2000000000u ? G.stop_deadline
+                                                                        : now + 2000000000u);
+        grpc_op ops[2];
+        memset(ops, 0, sizeof ops);
+        start_send(c, ops, status_ops(c, ops, 0));
+        gcall_unref(c);
+        return;
+    }
+    if (c->sending) {
+        c->sending = false;
+        atomic_fetch_sub(&G.sending, 1);
+    }
     if (!ok)
         c->cancelled = 1; /* not sent: the call ended first */
     if (!c->watched)
@@ -920,7 +966,17 @@ void srv_grpc_stop(uint64_t deadline_ns)
         for (int k = 0; k < SLOTS_STOP; k++)
             if (post(k % SRV_GRPC_RPCS))
                 break;
+    G.stop_deadline = deadline_ns;
     atomic_store(&G.stopping, true);
+    /* Replies begun before with their status are let out first (see reply): the GOAWAY would
+     * close their connections as soon as the status is written. */
+    while (atomic_load(&G.sending) > 0 && srv_now_ns() < deadline_ns && G.nthreads > 0)
+        sleep_ms(1);
+    int port = G.port;
+    uint64_t now = srv_now_ns();
+    if (G.nthreads > 0 && now < deadline_ns)
+        srv_wait_unsent(&port, 1, deadline_ns < now + 2000000000u ? deadline_ns
+                                                                  : now + 2000000000u);
     G.shutdown_tag = (gtag){ NULL, NULL };
     grpc_server_shutdown_and_notify(G.server, G.cq, &G.shutdown_tag);
     while (!atomic_load(&G.shutdown_done) && srv_now_ns() < deadline_ns && G.nthreads > 0)
