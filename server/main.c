@@ -75,14 +75,16 @@ int main(int argc, char **argv)
         srv_log_stop();
         return 1;
     }
+    /* Announced once gRPC is up too: whoever waits for the line (scripts, tests) then finds the
+     * whole server, /metrics' gRPC series included. */
+    if (srv_grpc_start(&c, s.pool))
+        return 1;
     srv_log("info", "qdq-server listening on %s:%d (%d workers, %d http threads, max-memory %llu)",
             c.listen_host, s.port, c.workers, c.http_threads, (unsigned long long)c.max_memory);
     /* For scripts (and tests) that wait for the port; JSON logs carry it in the line above. */
     bool text = strcmp(c.log_format, "json") != 0;
     if (text)
         fprintf(stderr, "listening on %s:%d\n", c.listen_host, s.port);
-    if (srv_grpc_start(&c, s.pool))
-        return 1;
     if (c.grpc_port >= 0) {
         const char *fmt = strchr(c.grpc_host, ':') ? "[%s]:%d" : "%s:%d";
         char addr[300];
