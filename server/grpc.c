@@ -364,6 +364,16 @@ static void start_send(gcall *c, const grpc_op *ops, size_t n)
     }
 }
 
+/* Waits until the gRPC port's sockets have sent what they hold (unsent.h): 2 s at most, and
+ * never past srv_grpc_stop's deadline. */
+static void wait_port_sent(void)
+{
+    int port = G.port;
+    uint64_t now = srv_now_ns(), most = now + 2000000000u;
+    if (now < G.stop_deadline)
+        srv_wait_unsent(&port, 1, G.stop_deadline < most ? G.stop_deadline : most);
+}
+
 /*
  * Starts the reply: the message when the call succeeded, and the status. Once the server is
  * stopping, the status waits for the message to leave (on_send): the core closes a connection as
@@ -783,10 +793,7 @@ static void on_send(gcall *c, bool ok)
 {
     if (ok && c->status_later) { /* the message is written: the status once it has left */
         c->status_later = false;
-        int port = G.port;
-        uint64_t now = srv_now_ns();
-        srv_wait_unsent(&port, 1, G.stop_deadline < now + 2000000000u ? G.stop_deadline
-                                                                        : now + 2000000000u);
+        wait_port_sent();
         grpc_op ops[2];
         memset(ops, 0, sizeof ops);
         start_send(c, ops, status_ops(c, ops, 0));
@@ -972,11 +979,8 @@ void srv_grpc_stop(uint64_t deadline_ns)
      * close their connections as soon as the status is written. */
     while (atomic_load(&G.sending) > 0 && srv_now_ns() < deadline_ns && G.nthreads > 0)
         sleep_ms(1);
-    int port = G.port;
-    uint64_t now = srv_now_ns();
-    if (G.nthreads > 0 && now < deadline_ns)
-        srv_wait_unsent(&port, 1, deadline_ns < now + 2000000000u ? deadline_ns
-                                                                  : now + 2000000000u);
+    if (G.nthreads > 0)
+        wait_port_sent();
     G.shutdown_tag = (gtag){ NULL, NULL };
     grpc_server_shutdown_and_notify(G.server, G.cq, &G.shutdown_tag);
     while (!atomic_load(&G.shutdown_done) && srv_now_ns() < deadline_ns && G.nthreads > 0)

@@ -393,7 +393,6 @@ static bool raw_send(int fd)
     return fd >= 0 && send(fd, req, (size_t)n, MSG_NOSIGNAL) == n;
 }
 
-/* Reads what is there; sets c->status once a whole answer (head and Content-Length body) is. */
 /* Closes the connections of cs[0..n) still open. */
 static void raw_close(raw_conn *cs, int n)
 {
@@ -402,6 +401,7 @@ static void raw_close(raw_conn *cs, int n)
             close(cs[i].fd);
 }
 
+/* Reads what is there; sets c->status once a whole answer (head and Content-Length body) is. */
 static void raw_read(raw_conn *c)
 {
     ssize_t k = recv(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len, MSG_DONTWAIT);
